@@ -1,0 +1,12 @@
+DROP TABLE audit_events;
+DROP TABLE revoked_tokens;
+DROP TABLE client_secrets;
+DROP TABLE client_audiences;
+DROP TABLE client_scopes;
+DROP TABLE client_roles;
+DROP TABLE clients;
+DROP TABLE role_scopes;
+DROP TABLE roles;
+DROP TABLE partner_scopes;
+DROP TABLE scopes;
+DROP TABLE partners;

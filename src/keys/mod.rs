@@ -1,0 +1,269 @@
+//! The key ring: the PKCS#8 keys in the keys directory, which one signs, and the JWKS they publish.
+//!
+//! Every `*.pem` file in the directory is loaded and published. The active (signing) key is the one whose `kid`
+//! is written in the directory's `active` file; without that file, the most recently modified key signs.
+//! Tokens are assembled and signed here with `ring` key pairs parsed once at load: every `jsonwebtoken`
+//! version re-parses the private key on each `encode()`, which costs more than the whole rest of a token.
+
+mod pem;
+mod signing_key;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+
+pub use signing_key::{thumbprint, Algorithm, PublicJwk, SigningKey};
+
+const ACTIVE_FILE: &str = "active";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("no signing keys in {0}; run `partnergate keys generate`")]
+    Empty(PathBuf),
+    #[error("the active file names {0}, which is not a key in the directory")]
+    UnknownActive(String),
+    #[error("{0}")]
+    Generation(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io { path: path.to_path_buf(), source }
+}
+
+/// A loaded key with where it came from.
+#[derive(Debug)]
+pub struct LoadedKey {
+    pub key: SigningKey,
+    pub path: PathBuf,
+    modified: std::time::SystemTime,
+}
+
+/// A key ring's listing entry, for `keys list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub file: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JwkSet<'a> {
+    pub keys: Vec<&'a PublicJwk>,
+}
+
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: Vec<LoadedKey>,
+    active: usize,
+    /// `base64url(header)` of the active key, computed once.
+    active_header: String,
+}
+
+impl KeyRing {
+    /// Loads every key in `dir`; refuses private key files that group or others can read.
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+            let path = entry.map_err(io_error(dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+                continue;
+            }
+            let metadata = fs::metadata(&path).map_err(io_error(&path))?;
+            check_permissions(&path, &metadata)?;
+            let text = fs::read_to_string(&path).map_err(io_error(&path))?;
+            let der = pem::decode_pkcs8(&text).map_err(|message| KeyError::Invalid { path: path.clone(), message })?;
+            let key = SigningKey::from_pkcs8(&der).map_err(|message| KeyError::Invalid { path: path.clone(), message })?;
+            let modified = metadata.modified().map_err(io_error(&path))?;
+            keys.push(LoadedKey { key, path, modified });
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Empty(dir.to_path_buf()));
+        }
+        keys.sort_by(|a, b| a.key.kid().cmp(b.key.kid()));
+        keys.dedup_by(|a, b| a.key.kid() == b.key.kid());
+        let active = match read_active_kid(dir)? {
+            Some(kid) => keys.iter().position(|k| k.key.kid() == kid).ok_or(KeyError::UnknownActive(kid))?,
+            None => (0..keys.len()).max_by_key(|&i| (keys[i].modified, keys[i].key.kid().to_string())).unwrap_or(0),
+        };
+        let active_key = &keys[active].key;
+        let header = serde_json::json!({ "alg": active_key.alg().as_str(), "typ": "at+jwt", "kid": active_key.kid() });
+        let active_header = URL_SAFE_NO_PAD.encode(header.to_string());
+        Ok(KeyRing { keys, active, active_header })
+    }
+
+    /// Loads the ring, first generating an active ES256 key if the directory has no key at all.
+    pub fn load_or_init(dir: &Path) -> Result<Self, KeyError> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        if !has_keys(dir)? {
+            let kid = generate(dir, Algorithm::ES256, true)?;
+            log::info!("generated signing key {kid} (ES256) in {}", dir.display());
+        }
+        Self::load(dir)
+    }
+
+    pub fn active(&self) -> &SigningKey {
+        &self.keys[self.active].key
+    }
+
+    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
+        self.keys.iter().map(|k| &k.key).find(|k| k.kid() == kid)
+    }
+
+    pub fn jwks(&self) -> JwkSet<'_> {
+        JwkSet { keys: self.keys.iter().map(|k| k.key.jwk()).collect() }
+    }
+
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algs: Vec<Algorithm> = self.keys.iter().map(|k| k.key.alg()).collect();
+        algs.sort_by_key(|a| a.as_str());
+        algs.dedup();
+        algs
+    }
+
+    pub fn list(&self) -> Vec<KeyInfo> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| KeyInfo {
+                kid: k.key.kid().to_string(),
+                alg: k.key.alg(),
+                file: k.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                active: i == self.active,
+            })
+            .collect()
+    }
+
+    /// A compact JWS over `claims` with the active key: header `{"alg", "typ": "at+jwt", "kid"}`.
+    pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> String {
+        let payload = serde_json::to_vec(claims).expect("claims serialize to JSON");
+        let mut token = String::with_capacity(self.active_header.len() + payload.len() * 4 / 3 + 100);
+        token.push_str(&self.active_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = self.active().sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        token
+    }
+}
+
+pub type SharedKeyRing = Arc<KeyRing>;
+
+fn has_keys(dir: &Path) -> Result<bool, KeyError> {
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        if entry.map_err(io_error(dir))?.path().extension().and_then(|e| e.to_str()) == Some("pem") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn read_active_kid(dir: &Path) -> Result<Option<String>, KeyError> {
+    let path = dir.join(ACTIVE_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(KeyError::Io { path, source: err }),
+    }
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _metadata: &fs::Metadata) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Generates a key into `dir` as `<kid>.pem` (mode 0600) and, if `activate`, makes it the signing key.
+pub fn generate(dir: &Path, alg: Algorithm, activate: bool) -> Result<String, KeyError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let der = SigningKey::generate_pkcs8(alg).map_err(KeyError::Generation)?;
+    let key = SigningKey::from_pkcs8(&der).map_err(KeyError::Generation)?;
+    let path = dir.join(format!("{}.pem", key.kid()));
+    write_private(&path, pem::encode_pkcs8(&der).as_bytes())?;
+    if activate {
+        set_active(dir, key.kid())?;
+    }
+    Ok(key.kid().to_string())
+}
+
+/// Writes the `active` file through a rename, so a concurrent reader never sees it half-written.
+pub fn set_active(dir: &Path, kid: &str) -> Result<(), KeyError> {
+    let tmp = dir.join(".active.tmp");
+    fs::write(&tmp, format!("{kid}\n")).map_err(io_error(&tmp))?;
+    let path = dir.join(ACTIVE_FILE);
+    fs::rename(&tmp, &path).map_err(io_error(&path))
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io_error(path))?;
+    file.write_all(contents).and_then(|_| file.sync_all()).map_err(io_error(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_generates_an_active_es256_key_and_reloads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::load_or_init(dir.path()).unwrap();
+        assert_eq!(ring.active().alg(), Algorithm::ES256);
+        let again = KeyRing::load_or_init(dir.path()).unwrap();
+        assert_eq!(again.active().kid(), ring.active().kid());
+        assert_eq!(again.list().len(), 1);
+    }
+
+    #[test]
+    fn active_file_selects_the_signing_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = generate(dir.path(), Algorithm::ES256, true).unwrap();
+        let second = generate(dir.path(), Algorithm::EdDSA, false).unwrap();
+        let ring = KeyRing::load(dir.path()).unwrap();
+        assert_eq!(ring.active().kid(), first);
+        assert_eq!(ring.jwks().keys.len(), 2);
+        set_active(dir.path(), &second).unwrap();
+        assert_eq!(KeyRing::load(dir.path()).unwrap().active().alg(), Algorithm::EdDSA);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn group_readable_key_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let kid = generate(dir.path(), Algorithm::ES256, true).unwrap();
+        let path = dir.path().join(format!("{kid}.pem"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = KeyRing::load(dir.path()).unwrap_err();
+        assert!(matches!(err, KeyError::Permissions { .. }), "{err}");
+        assert!(err.to_string().contains("chmod 600"));
+    }
+}

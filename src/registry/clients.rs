@@ -1,0 +1,357 @@
+//! Clients: one integration of one partner, with its roles, direct scopes, audiences and lifetime.
+
+use std::collections::BTreeSet;
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::credentials::new_client_id;
+use super::secrets::{self, IssuedSecret};
+use super::{not_found, partners, roles, scopes, validate, Caller, RegistryError, RegistryResult, Tenancy};
+use crate::store::models::ClientRow;
+use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, partner_scopes, role_scopes};
+use crate::store::{now, DbConnection};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    pub id: String,
+    pub partner_id: String,
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub token_lifetime_secs: Option<i32>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    /// Required for the operator; a partner admin's clients always belong to its own partner.
+    pub partner_id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub token_lifetime_secs: Option<i32>,
+    /// Name of the first secret; defaults to `secret-1`.
+    pub secret_name: Option<String>,
+}
+
+/// A partial update: absent fields stay as they are; lists replace the whole list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub token_lifetime_secs: Option<Option<i32>>,
+}
+
+/// A new client and its first secret, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedClient {
+    pub client: Client,
+    pub secret: IssuedSecret,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFilter {
+    pub partner_id: Option<String>,
+    pub enabled: Option<bool>,
+    /// Return clients whose id sorts after this one (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+pub const MAX_PAGE_SIZE: i64 = 500;
+
+/// Limits that come from server configuration rather than the database.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    pub max_token_lifetime_secs: i64,
+}
+
+/// The client row, if the caller's tenancy may see it; otherwise `NotFound`, exactly as if it did not exist.
+pub(crate) fn get_row(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<ClientRow> {
+    let row: ClientRow = clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| not_found("client", id))?;
+    if !tenancy.allows_partner(&row.partner_id) {
+        return Err(not_found("client", id));
+    }
+    Ok(row)
+}
+
+/// A partner admin may not change the client it is itself authenticated as... to its own advantage: it may not
+/// touch clients that hold reserved scopes beyond what it could grant. Tenancy is checked by `get_row`.
+pub(crate) fn require_writable(caller: &Caller, client: &ClientRow) -> RegistryResult<()> {
+    if !caller.tenancy.allows_partner(&client.partner_id) {
+        return Err(not_found("client", &client.id));
+    }
+    Ok(())
+}
+
+fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
+    let roles = client_roles::table
+        .filter(client_roles::client_id.eq(&row.id))
+        .order(client_roles::role)
+        .select(client_roles::role)
+        .load(conn)?;
+    let scopes = client_scopes::table
+        .filter(client_scopes::client_id.eq(&row.id))
+        .order(client_scopes::scope)
+        .select(client_scopes::scope)
+        .load(conn)?;
+    let audiences = audiences(conn, &row.id)?;
+    Ok(Client {
+        id: row.id,
+        partner_id: row.partner_id,
+        name: row.name,
+        description: row.description,
+        enabled: row.enabled,
+        roles,
+        scopes,
+        audiences,
+        token_lifetime_secs: row.token_lifetime_secs,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub fn audiences(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec<String>> {
+    Ok(client_audiences::table
+        .filter(client_audiences::client_id.eq(client_id))
+        .order(client_audiences::audience)
+        .select(client_audiences::audience)
+        .load(conn)?)
+}
+
+/// The scopes a client's tokens may carry: (its roles' scopes ∪ its direct scopes) ∩ its partner's ceiling.
+pub fn allowed_scopes(conn: &mut DbConnection, client_id: &str, partner_id: &str) -> RegistryResult<BTreeSet<String>> {
+    let direct = client_scopes::table.filter(client_scopes::client_id.eq(client_id)).select(client_scopes::scope);
+    let via_roles = role_scopes::table
+        .inner_join(client_roles::table.on(client_roles::role.eq(role_scopes::role)))
+        .filter(client_roles::client_id.eq(client_id))
+        .select(role_scopes::scope);
+    let scopes: Vec<String> = partner_scopes::table
+        .filter(partner_scopes::partner_id.eq(partner_id))
+        .filter(partner_scopes::scope.eq_any(direct).or(partner_scopes::scope.eq_any(via_roles)))
+        .select(partner_scopes::scope)
+        .load(conn)?;
+    Ok(scopes.into_iter().collect())
+}
+
+/// Direct grants must lie within the partner's ceiling, and only the operator grants `authz.admin`.
+fn check_grants(conn: &mut DbConnection, caller: &Caller, partner_id: &str, scope_names: &[String]) -> RegistryResult<()> {
+    if !matches!(caller.tenancy, Tenancy::Operator) && scope_names.iter().any(|s| s == scopes::ADMIN) {
+        return Err(RegistryError::Forbidden(format!("only the operator can grant {}", scopes::ADMIN)));
+    }
+    let ceiling = partners::ceiling(conn, partner_id)?;
+    let outside: Vec<String> = scope_names.iter().filter(|s| !ceiling.contains(s)).cloned().collect();
+    if outside.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::OutsideCeiling(outside))
+    }
+}
+
+fn replace_links(
+    conn: &mut DbConnection,
+    client_id: &str,
+    roles: Option<&[String]>,
+    scopes: Option<&[String]>,
+    audiences: Option<&[String]>,
+) -> RegistryResult<()> {
+    if let Some(roles) = roles {
+        diesel::delete(client_roles::table.filter(client_roles::client_id.eq(client_id))).execute(conn)?;
+        for role in roles {
+            diesel::insert_into(client_roles::table)
+                .values((client_roles::client_id.eq(client_id), client_roles::role.eq(role)))
+                .execute(conn)?;
+        }
+    }
+    if let Some(scopes) = scopes {
+        diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(conn)?;
+        for scope in scopes {
+            diesel::insert_into(client_scopes::table)
+                .values((client_scopes::client_id.eq(client_id), client_scopes::scope.eq(scope)))
+                .execute(conn)?;
+        }
+    }
+    if let Some(audiences) = audiences {
+        diesel::delete(client_audiences::table.filter(client_audiences::client_id.eq(client_id))).execute(conn)?;
+        for audience in audiences {
+            diesel::insert_into(client_audiences::table)
+                .values((client_audiences::client_id.eq(client_id), client_audiences::audience.eq(audience)))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates a client and its first secret in one transaction.
+pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewClient, limits: ClientLimits) -> RegistryResult<CreatedClient> {
+    validate::text("name", &input.name, 1, 200)?;
+    validate::text("description", &input.description, 0, 1000)?;
+    validate::token_lifetime(input.token_lifetime_secs, limits.max_token_lifetime_secs)?;
+    let audiences = validate::list(&input.audiences, validate::audience)?;
+    let secret_name = input.secret_name.clone().unwrap_or_else(|| "secret-1".to_string());
+    validate::text("secret_name", &secret_name, 1, 100)?;
+    let partner_id = match (&caller.tenancy, &input.partner_id) {
+        (Tenancy::Operator, Some(id)) => id.clone(),
+        (Tenancy::Operator, None) => {
+            return Err(RegistryError::Invalid { field: "partner_id", message: "is required".into() })
+        }
+        (Tenancy::Partner(own), None) => own.clone(),
+        (Tenancy::Partner(own), Some(id)) if id == own => own.clone(),
+        (Tenancy::Partner(_), Some(id)) => return Err(not_found("partner", id)),
+    };
+    conn.transaction(|conn| {
+        partners::get(conn, &caller.tenancy, &partner_id)?;
+        let role_names = roles::require_known(conn, &input.roles)?;
+        let scope_names = scopes::require_known(conn, &input.scopes)?;
+        check_grants(conn, caller, &partner_id, &scope_names)?;
+        let at = now();
+        let row = ClientRow {
+            id: new_client_id(),
+            partner_id: partner_id.clone(),
+            name: input.name.clone(),
+            description: input.description.clone(),
+            enabled: true,
+            token_lifetime_secs: input.token_lifetime_secs,
+            tokens_revoked_before: None,
+            created_at: at,
+            updated_at: at,
+        };
+        diesel::insert_into(clients::table).values(&row).execute(conn)?;
+        replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
+        let secret = secrets::insert(conn, &row.id, &secret_name, None)?;
+        let client = assemble(conn, row)?;
+        caller.audit(
+            conn,
+            "client.create",
+            Some(&partner_id),
+            Some(&client.id),
+            json!({"after": client, "secret_id": secret.id}),
+        )?;
+        Ok(CreatedClient { client, secret })
+    })
+}
+
+pub fn get(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<Client> {
+    let row = get_row(conn, tenancy, id)?;
+    assemble(conn, row)
+}
+
+pub fn list(conn: &mut DbConnection, tenancy: &Tenancy, filter: &ClientFilter) -> RegistryResult<Page<Client>> {
+    let limit = filter.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(RegistryError::Invalid { field: "limit", message: format!("must be between 1 and {MAX_PAGE_SIZE}") });
+    }
+    let mut query = clients::table.select(ClientRow::as_select()).order(clients::id).limit(limit + 1).into_boxed();
+    if let Tenancy::Partner(own) = tenancy {
+        query = query.filter(clients::partner_id.eq(own.clone()));
+    }
+    if let Some(partner_id) = &filter.partner_id {
+        query = query.filter(clients::partner_id.eq(partner_id.clone()));
+    }
+    if let Some(enabled) = filter.enabled {
+        query = query.filter(clients::enabled.eq(enabled));
+    }
+    if let Some(cursor) = &filter.cursor {
+        query = query.filter(clients::id.gt(cursor.clone()));
+    }
+    let mut rows = query.load(conn)?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let items = rows.into_iter().map(|row| assemble(conn, row)).collect::<RegistryResult<Vec<_>>>()?;
+    Ok(Page { items, next_cursor })
+}
+
+pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &ClientUpdate, limits: ClientLimits) -> RegistryResult<Client> {
+    if let Some(name) = &input.name {
+        validate::text("name", name, 1, 200)?;
+    }
+    if let Some(description) = &input.description {
+        validate::text("description", description, 0, 1000)?;
+    }
+    if let Some(lifetime) = input.token_lifetime_secs {
+        validate::token_lifetime(lifetime, limits.max_token_lifetime_secs)?;
+    }
+    let audiences = input.audiences.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
+    conn.transaction(|conn| {
+        let row = get_row(conn, &caller.tenancy, id)?;
+        require_writable(caller, &row)?;
+        let before = assemble(conn, row.clone())?;
+        let role_names = input.roles.as_deref().map(|r| roles::require_known(conn, r)).transpose()?;
+        let scope_names = input.scopes.as_deref().map(|s| scopes::require_known(conn, s)).transpose()?;
+        if let Some(scope_names) = &scope_names {
+            check_grants(conn, caller, &row.partner_id, scope_names)?;
+        }
+        let updated = ClientRow {
+            name: input.name.clone().unwrap_or(row.name),
+            description: input.description.clone().unwrap_or(row.description),
+            token_lifetime_secs: input.token_lifetime_secs.unwrap_or(row.token_lifetime_secs),
+            updated_at: now(),
+            ..row
+        };
+        diesel::update(clients::table.find(id)).set(&updated).execute(conn)?;
+        replace_links(conn, id, role_names.as_deref(), scope_names.as_deref(), audiences.as_deref())?;
+        let after = assemble(conn, updated)?;
+        caller.audit(conn, "client.update", Some(&after.partner_id), Some(id), json!({"before": before, "after": after}))?;
+        Ok(after)
+    })
+}
+
+/// Enables or disables a client; takes effect on its very next token request.
+pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: bool) -> RegistryResult<Client> {
+    conn.transaction(|conn| {
+        let row = get_row(conn, &caller.tenancy, id)?;
+        require_writable(caller, &row)?;
+        diesel::update(clients::table.find(id))
+            .set((clients::enabled.eq(enabled), clients::updated_at.eq(now())))
+            .execute(conn)?;
+        let event = if enabled { "client.enable" } else { "client.disable" };
+        caller.audit(conn, event, Some(&row.partner_id), Some(id), json!({"before": {"enabled": row.enabled}, "after": {"enabled": enabled}}))?;
+        get(conn, &caller.tenancy, id)
+    })
+}
+
+/// Deletes a client with its secrets and grants (the foreign keys cascade).
+pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<()> {
+    conn.transaction(|conn| {
+        let row = get_row(conn, &caller.tenancy, id)?;
+        require_writable(caller, &row)?;
+        let before = assemble(conn, row.clone())?;
+        diesel::delete(clients::table.find(id)).execute(conn)?;
+        caller.audit(conn, "client.delete", Some(&row.partner_id), Some(id), json!({"before": before}))?;
+        Ok(())
+    })
+}

@@ -1,0 +1,181 @@
+//! Partners: the tenant boundary. A suspended partner gets no tokens at all.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{not_found, scopes, validate, Caller, RegistryError, RegistryResult, Tenancy};
+use crate::store::models::PartnerRow;
+use crate::store::schema::{partner_scopes, partners};
+use crate::store::{now, DbConnection};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub suspended: bool,
+    /// The scopes this partner's clients may ever hold.
+    pub scope_ceiling: Vec<String>,
+    pub rate_limit_per_minute: Option<i32>,
+    pub token_quota_per_day: Option<i32>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPartner {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub scope_ceiling: Vec<String>,
+    pub rate_limit_per_minute: Option<i32>,
+    pub token_quota_per_day: Option<i32>,
+}
+
+/// A partial update: absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerUpdate {
+    pub name: Option<String>,
+    pub scope_ceiling: Option<Vec<String>>,
+    pub rate_limit_per_minute: Option<Option<i32>>,
+    pub token_quota_per_day: Option<Option<i32>>,
+}
+
+fn validate_limits(rate: Option<i32>, quota: Option<i32>) -> RegistryResult<()> {
+    if rate.is_some_and(|r| r < 1) {
+        return Err(RegistryError::Invalid { field: "rate_limit_per_minute", message: "must be at least 1".into() });
+    }
+    if quota.is_some_and(|q| q < 1) {
+        return Err(RegistryError::Invalid { field: "token_quota_per_day", message: "must be at least 1".into() });
+    }
+    Ok(())
+}
+
+fn replace_ceiling(conn: &mut DbConnection, partner_id: &str, ceiling: &[String]) -> RegistryResult<()> {
+    diesel::delete(partner_scopes::table.filter(partner_scopes::partner_id.eq(partner_id))).execute(conn)?;
+    for scope in ceiling {
+        diesel::insert_into(partner_scopes::table)
+            .values((partner_scopes::partner_id.eq(partner_id), partner_scopes::scope.eq(scope)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn ceiling(conn: &mut DbConnection, partner_id: &str) -> RegistryResult<Vec<String>> {
+    Ok(partner_scopes::table
+        .filter(partner_scopes::partner_id.eq(partner_id))
+        .order(partner_scopes::scope)
+        .select(partner_scopes::scope)
+        .load(conn)?)
+}
+
+fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner> {
+    let scope_ceiling = ceiling(conn, &row.id)?;
+    Ok(Partner {
+        id: row.id,
+        name: row.name,
+        suspended: row.suspended,
+        scope_ceiling,
+        rate_limit_per_minute: row.rate_limit_per_minute,
+        token_quota_per_day: row.token_quota_per_day,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> RegistryResult<Partner> {
+    caller.require_operator("partners")?;
+    validate::partner_id(&input.id)?;
+    validate::text("name", &input.name, 1, 200)?;
+    validate_limits(input.rate_limit_per_minute, input.token_quota_per_day)?;
+    conn.transaction(|conn| {
+        let ceiling = scopes::require_known(conn, &input.scope_ceiling)?;
+        if partners::table.find(&input.id).count().get_result::<i64>(conn)? > 0 {
+            return Err(RegistryError::AlreadyExists { kind: "partner", id: input.id.clone() });
+        }
+        let at = now();
+        let row = PartnerRow {
+            id: input.id.clone(),
+            name: input.name.clone(),
+            suspended: false,
+            rate_limit_per_minute: input.rate_limit_per_minute,
+            token_quota_per_day: input.token_quota_per_day,
+            tokens_revoked_before: None,
+            created_at: at,
+            updated_at: at,
+        };
+        diesel::insert_into(partners::table).values(&row).execute(conn)?;
+        replace_ceiling(conn, &row.id, &ceiling)?;
+        let partner = from_row(conn, row)?;
+        caller.audit(conn, "partner.create", Some(&partner.id), None, json!({"after": partner}))?;
+        Ok(partner)
+    })
+}
+
+/// A partner as its caller may see it: a partner admin naming another partner gets `NotFound`.
+pub fn get(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<Partner> {
+    if !tenancy.allows_partner(id) {
+        return Err(not_found("partner", id));
+    }
+    let row = partners::table
+        .find(id)
+        .select(PartnerRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| not_found("partner", id))?;
+    from_row(conn, row)
+}
+
+pub fn list(conn: &mut DbConnection, tenancy: &Tenancy) -> RegistryResult<Vec<Partner>> {
+    let mut query = partners::table.select(PartnerRow::as_select()).order(partners::id).into_boxed();
+    if let Tenancy::Partner(own) = tenancy {
+        query = query.filter(partners::id.eq(own.clone()));
+    }
+    let rows = query.load(conn)?;
+    rows.into_iter().map(|row| from_row(conn, row)).collect()
+}
+
+pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &PartnerUpdate) -> RegistryResult<Partner> {
+    caller.require_operator("partners")?;
+    if let Some(name) = &input.name {
+        validate::text("name", name, 1, 200)?;
+    }
+    validate_limits(input.rate_limit_per_minute.flatten(), input.token_quota_per_day.flatten())?;
+    conn.transaction(|conn| {
+        let before = get(conn, &caller.tenancy, id)?;
+        if let Some(ceiling) = &input.scope_ceiling {
+            let ceiling = scopes::require_known(conn, ceiling)?;
+            replace_ceiling(conn, id, &ceiling)?;
+        }
+        let target = partners::table.find(id);
+        if let Some(name) = &input.name {
+            diesel::update(target).set(partners::name.eq(name)).execute(conn)?;
+        }
+        if let Some(rate) = input.rate_limit_per_minute {
+            diesel::update(target).set(partners::rate_limit_per_minute.eq(rate)).execute(conn)?;
+        }
+        if let Some(quota) = input.token_quota_per_day {
+            diesel::update(target).set(partners::token_quota_per_day.eq(quota)).execute(conn)?;
+        }
+        diesel::update(target).set(partners::updated_at.eq(now())).execute(conn)?;
+        let after = get(conn, &caller.tenancy, id)?;
+        caller.audit(conn, "partner.update", Some(id), None, json!({"before": before, "after": after}))?;
+        Ok(after)
+    })
+}
+
+/// Suspends or resumes a partner; takes effect on the very next token request of any of its clients.
+pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
+    caller.require_operator("partners")?;
+    conn.transaction(|conn| {
+        get(conn, &caller.tenancy, id)?;
+        diesel::update(partners::table.find(id))
+            .set((partners::suspended.eq(suspended), partners::updated_at.eq(now())))
+            .execute(conn)?;
+        let event = if suspended { "partner.suspend" } else { "partner.resume" };
+        caller.audit(conn, event, Some(id), None, json!({"after": {"suspended": suspended}}))?;
+        get(conn, &caller.tenancy, id)
+    })
+}

@@ -1,0 +1,244 @@
+//! Storage: the Diesel connection over SQLite or PostgreSQL, the pool, and the embedded migrations.
+//!
+//! The backend is picked from the URL scheme (`sqlite://` or `postgres://`), never guessed: SQLite accepts any
+//! string as a file name, and `MultiConnection::establish` hides the real connection error.
+
+pub mod models;
+pub mod schema;
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection type for both backends; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = Pool<BackendManager>;
+pub type PooledDb = PooledConnection<BackendManager>;
+
+/// Opens connections of one backend only. Diesel's `ConnectionManager<MultiConnection>` tries every backend
+/// in turn, so while Postgres is down it would "succeed" by creating a SQLite file named after the URL.
+#[derive(Debug)]
+pub struct BackendManager {
+    backend: Backend,
+    driver_url: String,
+}
+
+impl ManageConnection for BackendManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        let conn = match self.backend {
+            Backend::Sqlite => SqliteConnection::establish(&self.driver_url).map(DbConnection::Sqlite),
+            Backend::Postgres => PgConnection::establish(&self.driver_url).map(DbConnection::Postgresql),
+        };
+        conn.map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+impl StoreError {
+    /// A unique or foreign key violation: the caller's input conflicts with stored data.
+    pub fn is_constraint_violation(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        matches!(
+            self,
+            StoreError::Query(Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(err: diesel::r2d2::PoolError) -> Self {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Which backend a URL names, and the string to hand to that backend's driver.
+pub fn parse_database_url(url: &str) -> Result<(Backend, String), StoreError> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        if rest.is_empty() {
+            return Err(StoreError::InvalidUrl("sqlite:// needs a file path, e.g. sqlite://./data/partnergate.db".into()));
+        }
+        Ok((Backend::Sqlite, rest.to_string()))
+    } else if url == "sqlite::memory:" {
+        Ok((Backend::Sqlite, ":memory:".to_string()))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_string()))
+    } else {
+        Err(StoreError::InvalidUrl(format!(
+            "unsupported scheme in {:?}: use sqlite://PATH or postgres://USER@HOST/DB",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Per-connection settings for SQLite: WAL so readers do not block the writer, a busy timeout so that
+/// concurrent writers wait instead of failing, and foreign keys (off by default in SQLite).
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(sqlite) = conn {
+            sqlite
+                .batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions { max_size: 16, connect_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Connects once directly (to surface the driver's real error), then builds the pool.
+pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
+    let (backend, driver_url) = parse_database_url(url)?;
+    match backend {
+        Backend::Sqlite => {
+            if driver_url != ":memory:" {
+                if let Some(parent) = std::path::Path::new(&driver_url).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|err| {
+                            StoreError::Unavailable(format!("cannot create directory {}: {err}", parent.display()))
+                        })?;
+                    }
+                }
+            }
+            SqliteConnection::establish(&driver_url)
+                .map_err(|err| StoreError::Unavailable(format!("sqlite {driver_url}: {err}")))?;
+        }
+        Backend::Postgres => {
+            // libpq honours connect_timeout; without it an unreachable host can hang for minutes.
+            let probe_url = with_connect_timeout(&driver_url, options.connect_timeout);
+            PgConnection::establish(&probe_url)
+                .map_err(|err| StoreError::Unavailable(format!("postgres {}: {err}", redact_url(url))))?;
+        }
+    }
+    let manager_url = match backend {
+        Backend::Sqlite => driver_url.clone(),
+        Backend::Postgres => with_connect_timeout(&driver_url, options.connect_timeout),
+    };
+    // SQLite allows one writer at a time; a small pool avoids lock convoys without limiting readers much.
+    let max_size = match backend {
+        Backend::Sqlite if driver_url == ":memory:" => 1,
+        Backend::Sqlite => options.max_size.min(8),
+        Backend::Postgres => options.max_size,
+    };
+    Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(options.connect_timeout)
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(BackendManager { backend, driver_url: manager_url })
+        .map_err(StoreError::from)
+}
+
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={}", timeout.as_secs().max(1))
+}
+
+/// Applies every pending migration of the connection's backend; returns how many ran.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    let applied = match conn {
+        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgresql(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+    };
+    applied.map_err(|err| StoreError::Migration(err.to_string()))
+}
+
+/// The current UTC time, truncated to microseconds so that what Postgres stores equals what we computed.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_scheme() {
+        assert_eq!(parse_database_url("sqlite://./data/x.db").unwrap(), (Backend::Sqlite, "./data/x.db".into()));
+        assert_eq!(parse_database_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert!(matches!(parse_database_url("mysql://h/db"), Err(StoreError::InvalidUrl(_))));
+        assert!(matches!(parse_database_url("./data/x.db"), Err(StoreError::InvalidUrl(_))));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
+        assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
+    }
+}

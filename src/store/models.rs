@@ -1,0 +1,130 @@
+//! Row types: one struct per table, used for both reads and inserts.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = partners)]
+pub struct PartnerRow {
+    pub id: String,
+    pub name: String,
+    pub suspended: bool,
+    pub rate_limit_per_minute: Option<i32>,
+    pub token_quota_per_day: Option<i32>,
+    pub tokens_revoked_before: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = scopes)]
+pub struct ScopeRow {
+    pub name: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = roles)]
+pub struct RoleRow {
+    pub name: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = clients)]
+#[diesel(treat_none_as_null = true)]
+pub struct ClientRow {
+    pub id: String,
+    pub partner_id: String,
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+    pub token_lifetime_secs: Option<i32>,
+    pub tokens_revoked_before: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A stored secret. `secret_hash` is the hex SHA-256 of the secret; the secret itself is never stored.
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = client_secrets)]
+pub struct ClientSecretRow {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    pub secret_hash: String,
+    pub prefix: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
+impl std::fmt::Debug for ClientSecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecretRow")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = revoked_tokens)]
+pub struct RevokedTokenRow {
+    pub jti: String,
+    pub client_id: String,
+    pub expires_at: NaiveDateTime,
+    pub revoked_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEventRow {
+    pub id: i64,
+    pub occurred_at: NaiveDateTime,
+    pub event_type: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub actor: Option<String>,
+    pub partner_id: Option<String>,
+    pub client_id: Option<String>,
+    pub secret_id: Option<String>,
+    pub scopes: Option<String>,
+    pub audience: Option<String>,
+    pub jti: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: Option<String>,
+}
+
+/// An audit event before insertion; the database assigns `id`.
+#[derive(Debug, Clone, Default, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditEventRow {
+    pub occurred_at: NaiveDateTime,
+    pub event_type: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub actor: Option<String>,
+    pub partner_id: Option<String>,
+    pub client_id: Option<String>,
+    pub secret_id: Option<String>,
+    pub scopes: Option<String>,
+    pub audience: Option<String>,
+    pub jti: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: Option<String>,
+}

@@ -1,0 +1,147 @@
+//! Diesel table definitions, written by hand to match both `migrations/sqlite` and `migrations/postgres`.
+//! Only column types that `MultiConnection` supports on both backends appear here.
+
+diesel::table! {
+    partners (id) {
+        id -> Text,
+        name -> Text,
+        suspended -> Bool,
+        rate_limit_per_minute -> Nullable<Integer>,
+        token_quota_per_day -> Nullable<Integer>,
+        tokens_revoked_before -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scopes (name) {
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    partner_scopes (partner_id, scope) {
+        partner_id -> Text,
+        scope -> Text,
+    }
+}
+
+diesel::table! {
+    roles (name) {
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    role_scopes (role, scope) {
+        role -> Text,
+        scope -> Text,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        partner_id -> Text,
+        name -> Text,
+        description -> Text,
+        enabled -> Bool,
+        token_lifetime_secs -> Nullable<Integer>,
+        tokens_revoked_before -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_roles (client_id, role) {
+        client_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
+    client_scopes (client_id, scope) {
+        client_id -> Text,
+        scope -> Text,
+    }
+}
+
+diesel::table! {
+    client_audiences (client_id, audience) {
+        client_id -> Text,
+        audience -> Text,
+    }
+}
+
+diesel::table! {
+    client_secrets (id) {
+        id -> Text,
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Text,
+        prefix -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        event_type -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        partner_id -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        secret_id -> Nullable<Text>,
+        scopes -> Nullable<Text>,
+        audience -> Nullable<Text>,
+        jti -> Nullable<Text>,
+        source_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        details -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(partner_scopes -> partners (partner_id));
+diesel::joinable!(clients -> partners (partner_id));
+diesel::joinable!(client_roles -> clients (client_id));
+diesel::joinable!(client_scopes -> clients (client_id));
+diesel::joinable!(client_audiences -> clients (client_id));
+diesel::joinable!(client_secrets -> clients (client_id));
+diesel::joinable!(role_scopes -> roles (role));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    partners,
+    scopes,
+    partner_scopes,
+    roles,
+    role_scopes,
+    clients,
+    client_roles,
+    client_scopes,
+    client_audiences,
+    client_secrets,
+    revoked_tokens,
+    audit_events,
+);
