@@ -1,8 +1,107 @@
 //! partnergate: an OAuth2 client-credentials authorization server for partner integrations.
 //!
 //! Layers, with data flowing one way: `http` and `cli` → `oauth`, `registry`, `audit`, `keys` → `store`.
+//! [`start`] builds and starts the server, for `main` and for the integration tests alike.
 
 pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod http;
 pub mod keys;
+pub mod oauth;
 pub mod registry;
 pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+use audit::{AuditWriter, WriterOptions};
+use config::ServerConfig;
+use http::AppState;
+use keys::KeyRing;
+use oauth::TokenService;
+use registry::clients::ClientLimits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A started server: its address, and the means to stop it with the audit queue flushed.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    audit_thread: std::thread::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Waits until the server stops (Ctrl-C or SIGTERM stop it gracefully), then flushes the audit queue.
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        finish_audit(self.audit_thread).await;
+        result
+    }
+
+    /// Stops accepting requests, lets the ones in flight finish, and flushes the audit queue.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+        finish_audit(self.audit_thread).await;
+    }
+}
+
+/// The writer thread ends once every handle is dropped with the server's workers; its last batch is the flush.
+async fn finish_audit(thread: std::thread::JoinHandle<()>) {
+    let joined = tokio::task::spawn_blocking(move || thread.join());
+    if tokio::time::timeout(Duration::from_secs(30), joined).await.is_err() {
+        log::error!("the audit writer did not finish within 30 s");
+    }
+}
+
+/// Connects to the database, runs migrations, loads (or creates) the signing keys and starts listening.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let setup = config.clone();
+    let (pool, key_ring) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        let pool = store::connect(&setup.database_url, &setup.pool)?;
+        store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
+        let key_ring = KeyRing::load_or_init(&setup.keys_dir)?;
+        Ok((pool, key_ring))
+    })
+    .await
+    .expect("server setup panicked")?;
+
+    let (audit_writer, audit_thread) = AuditWriter::start(pool.clone(), WriterOptions::default());
+    let state = AppState {
+        pool: pool.clone(),
+        tokens: TokenService::new(pool, Arc::new(key_ring), Arc::new(config.token.clone()), audit_writer),
+        jwks_max_age_secs: config.jwks_max_age_secs,
+        max_body_bytes: config.max_body_bytes,
+        client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
+    };
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .wrap_fn(http::request_id::assign)
+            .configure(http::routes)
+    })
+    .shutdown_timeout(10);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server.bind(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    let server = tokio::spawn(server);
+    log::info!("partnergate listening on http://{addr} (issuer {})", config.token.issuer);
+    Ok(RunningServer { addr, handle, server, audit_thread })
+}

@@ -4,8 +4,10 @@
 //! never lands without its record. Token-endpoint events go through the group-commit writer.
 
 pub mod event;
+pub mod writer;
 
 pub use event::{AuditEvent, Outcome, RequestMeta};
+pub use writer::{AuditError, AuditWriter, WriterOptions};
 
 use diesel::prelude::*;
 

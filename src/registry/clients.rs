@@ -355,3 +355,24 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryRes
         Ok(())
     })
 }
+
+/// Everything client authentication needs, in two queries: the client with its partner, and its secrets.
+pub fn load_for_authentication(
+    conn: &mut DbConnection,
+    client_id: &str,
+) -> RegistryResult<Option<(ClientRow, crate::store::models::PartnerRow, Vec<crate::store::models::ClientSecretRow>)>> {
+    use crate::store::models::{ClientSecretRow, PartnerRow};
+    use crate::store::schema::{client_secrets, partners};
+    let found: Option<(ClientRow, PartnerRow)> = clients::table
+        .inner_join(partners::table)
+        .filter(clients::id.eq(client_id))
+        .select((ClientRow::as_select(), PartnerRow::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((client, partner)) = found else { return Ok(None) };
+    let secrets = client_secrets::table
+        .filter(client_secrets::client_id.eq(client_id))
+        .select(ClientSecretRow::as_select())
+        .load(conn)?;
+    Ok(Some((client, partner, secrets)))
+}

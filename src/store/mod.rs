@@ -129,8 +129,9 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Per-connection settings for SQLite: WAL so readers do not block the writer, a busy timeout so that
-/// concurrent writers wait instead of failing, and foreign keys (off by default in SQLite).
+/// Per-connection settings for SQLite: a busy timeout (first, so the others wait too) so that concurrent
+/// writers wait instead of failing, and foreign keys (off by default in SQLite). WAL mode, which lets readers
+/// proceed beside the writer, is a property of the file and is set once in `connect`.
 #[derive(Debug)]
 struct SqlitePragmas;
 
@@ -139,8 +140,7 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
         if let DbConnection::Sqlite(sqlite) = conn {
             sqlite
                 .batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -174,8 +174,9 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
                     }
                 }
             }
-            SqliteConnection::establish(&driver_url)
+            let mut probe = SqliteConnection::establish(&driver_url)
                 .map_err(|err| StoreError::Unavailable(format!("sqlite {driver_url}: {err}")))?;
+            probe.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
         }
         Backend::Postgres => {
             // libpq honours connect_timeout; without it an unreachable host can hang for minutes.
@@ -217,6 +218,12 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
         DbConnection::Postgresql(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|err| StoreError::Migration(err.to_string()))
+}
+
+/// A round trip to the database.
+pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
+    conn.batch_execute("SELECT 1")?;
+    Ok(())
 }
 
 /// The current UTC time, truncated to microseconds so that what Postgres stores equals what we computed.

@@ -1,0 +1,137 @@
+//! The group-commit audit writer. Requests hand their event to one writer thread and wait; the thread takes
+//! every event queued so far (up to a batch limit), inserts them with one multi-row insert in one transaction,
+//! then answers each waiter. A token is never issued without its committed record, and under load many
+//! requests share one commit. The queue is bounded: when it is full, or the database refuses the batch, the
+//! caller gets an error (the token endpoint answers 503). Dropping every `AuditWriter` handle flushes the queue
+//! and stops the thread.
+
+use std::collections::HashMap;
+use std::thread::JoinHandle;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+use super::AuditEvent;
+use crate::store::models::NewAuditEventRow;
+use crate::store::schema::{audit_events, client_secrets};
+use crate::store::{DbConnection, DbPool, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit queue is full")]
+    QueueFull,
+    #[error("the audit writer has stopped")]
+    Stopped,
+    #[error("the audit batch could not be written: {0}")]
+    WriteFailed(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    pub queue_capacity: usize,
+    pub max_batch: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { queue_capacity: 8192, max_batch: 512 }
+    }
+}
+
+struct Pending {
+    row: NewAuditEventRow,
+    /// The token grant's secret, whose `last_used_at` is set in the same commit.
+    used_secret: Option<String>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl AuditWriter {
+    /// Starts the writer thread. Join the handle after dropping every `AuditWriter` to flush on shutdown.
+    pub fn start(pool: DbPool, options: WriterOptions) -> (AuditWriter, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(options.queue_capacity.max(1));
+        let handle = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || run(pool, receiver, options.max_batch.max(1)))
+            .expect("cannot start the audit writer thread");
+        (AuditWriter { queue }, handle)
+    }
+
+    /// Queues `event` and waits until it is committed.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        self.record_with_secret_use(event, None).await
+    }
+
+    /// Like `record`, and marks `secret_id` as used at the event's time in the same commit.
+    pub async fn record_with_secret_use(&self, event: AuditEvent, used_secret: Option<String>) -> Result<(), AuditError> {
+        let (done, committed) = oneshot::channel();
+        let pending = Pending { row: event.into_row(), used_secret, done };
+        self.queue.try_send(pending).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
+        })?;
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(AuditError::WriteFailed(message)),
+            Err(_) => Err(AuditError::Stopped),
+        }
+    }
+}
+
+fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let result = pool
+            .get()
+            .map_err(StoreError::from)
+            .and_then(|mut conn| write_batch(&mut conn, &batch))
+            .map_err(|err| err.to_string());
+        if let Err(message) = &result {
+            log::error!("audit batch of {} events failed: {message}", batch.len());
+        }
+        for pending in batch.drain(..) {
+            // A waiter that gave up (client disconnected) is no reason to stop.
+            let _ = pending.done.send(result.clone());
+        }
+    }
+}
+
+fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreError> {
+    let rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
+    let mut last_use: HashMap<&str, NaiveDateTime> = HashMap::new();
+    for pending in batch {
+        if let Some(secret) = &pending.used_secret {
+            let at = last_use.entry(secret).or_insert(pending.row.occurred_at);
+            *at = (*at).max(pending.row.occurred_at);
+        }
+    }
+    conn.transaction(|conn| {
+        // MultiConnection cannot do multi-row inserts; each backend's connection can.
+        match conn {
+            DbConnection::Postgresql(pg) => {
+                diesel::insert_into(audit_events::table).values(&rows).execute(pg)?;
+            }
+            DbConnection::Sqlite(sqlite) => {
+                diesel::insert_into(audit_events::table).values(&rows).execute(sqlite)?;
+            }
+        }
+        for (secret, at) in &last_use {
+            diesel::update(client_secrets::table.find(*secret))
+                .set(client_secrets::last_used_at.eq(Some(*at)))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}

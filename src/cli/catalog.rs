@@ -1,0 +1,85 @@
+//! `partnergate scope ...` and `partnergate role ...`: the catalog shared by every partner.
+
+use clap::Subcommand;
+
+use super::{joined, CliResult, Context};
+use crate::registry::{roles, scopes, Caller};
+
+#[derive(Debug, Subcommand)]
+pub enum ScopeCommand {
+    /// Register a scope (`resource.action`).
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the catalog.
+    List,
+    /// Delete a scope; refused while in use unless --cascade.
+    Delete {
+        name: String,
+        #[arg(long)]
+        cascade: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create a role bundling scopes.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A scope of the role (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List roles with their scopes.
+    List,
+    /// Delete a role; refused while assigned unless --cascade.
+    Delete {
+        name: String,
+        #[arg(long)]
+        cascade: bool,
+    },
+}
+
+pub fn run_scope(ctx: &Context, command: ScopeCommand) -> CliResult {
+    let mut conn = ctx.conn()?;
+    let caller = Caller::cli();
+    match command {
+        ScopeCommand::Create { name, description } => {
+            let scope = scopes::create(&mut conn, &caller, &name, &description)?;
+            ctx.print(&scope, |s| format!("created scope {}", s.name));
+        }
+        ScopeCommand::List => {
+            let list = scopes::list(&mut conn)?;
+            ctx.print(&list, |list| list.iter().map(|s| format!("{:<32} {}", s.name, s.description)).collect::<Vec<_>>().join("\n"));
+        }
+        ScopeCommand::Delete { name, cascade } => {
+            scopes::delete(&mut conn, &caller, &name, cascade)?;
+            ctx.print(&serde_json::json!({"deleted": name}), |_| format!("deleted scope {name}"));
+        }
+    }
+    Ok(())
+}
+
+pub fn run_role(ctx: &Context, command: RoleCommand) -> CliResult {
+    let mut conn = ctx.conn()?;
+    let caller = Caller::cli();
+    match command {
+        RoleCommand::Create { name, description, scopes } => {
+            let role = roles::create(&mut conn, &caller, &name, &description, &scopes)?;
+            ctx.print(&role, |r| format!("created role {} with scopes {}", r.name, joined(&r.scopes)));
+        }
+        RoleCommand::List => {
+            let list = roles::list(&mut conn)?;
+            ctx.print(&list, |list| list.iter().map(|r| format!("{:<24} {}", r.name, joined(&r.scopes))).collect::<Vec<_>>().join("\n"));
+        }
+        RoleCommand::Delete { name, cascade } => {
+            roles::delete(&mut conn, &caller, &name, cascade)?;
+            ctx.print(&serde_json::json!({"deleted": name}), |_| format!("deleted role {name}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! `partnergate client ...`: clients and their secrets.
+
+use clap::Subcommand;
+
+use super::{joined, CliResult, Context};
+use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, NewClient};
+use crate::registry::secrets::{self, NewSecret};
+use crate::registry::{Caller, Tenancy};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and first secret once.
+    Create {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A role of the client (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A direct scope of the client (repeatable); must lie within the partner's ceiling.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An audience the client may request (repeatable).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Token lifetime in seconds (default: the server's).
+        #[arg(long)]
+        token_lifetime_secs: Option<i32>,
+        /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
+        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+        max_token_lifetime_secs: i64,
+    },
+    /// List clients.
+    List {
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long, default_value_t = clients::DEFAULT_PAGE_SIZE)]
+        limit: i64,
+        /// Continue after this client id (the previous page's next_cursor).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show a client with its secrets (never the secrets themselves).
+    Show { id: String },
+    /// Create a new secret; with --grace-period-secs the client's other secrets expire after that long.
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        grace_period_secs: Option<i64>,
+        #[arg(long)]
+        expires_in_secs: Option<i64>,
+    },
+    /// Revoke one secret now; the client's other secrets keep working.
+    RevokeSecret { id: String, secret_id: String },
+    /// Disable a client: its next token request fails.
+    Disable { id: String },
+    /// Enable a disabled client.
+    Enable { id: String },
+}
+
+fn describe(c: &Client) -> String {
+    format!(
+        "{}  partner={} name={:?} {}\n  roles: {}\n  scopes: {}\n  audiences: {}",
+        c.id,
+        c.partner_id,
+        c.name,
+        if c.enabled { "enabled" } else { "disabled" },
+        joined(&c.roles),
+        joined(&c.scopes),
+        joined(&c.audiences)
+    )
+}
+
+pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
+    let mut conn = ctx.conn()?;
+    let caller = Caller::cli();
+    match command {
+        ClientCommand::Create { partner, name, description, roles, scopes, audiences, token_lifetime_secs, max_token_lifetime_secs } => {
+            let input = NewClient {
+                partner_id: Some(partner),
+                name,
+                description,
+                roles,
+                scopes,
+                audiences,
+                token_lifetime_secs,
+                secret_name: None,
+            };
+            let limits = ClientLimits { max_token_lifetime_secs };
+            let created = clients::create(&mut conn, &caller, &input, limits)?;
+            ctx.print(&created, |c| {
+                format!(
+                    "client_id:     {}\nclient_secret: {}\n(the secret is shown only now; store it safely)\n{}",
+                    c.client.id,
+                    c.secret.secret.expose(),
+                    describe(&c.client)
+                )
+            });
+        }
+        ClientCommand::List { partner, limit, cursor } => {
+            let filter = ClientFilter { partner_id: partner, enabled: None, cursor, limit: Some(limit) };
+            let page = clients::list(&mut conn, &Tenancy::Operator, &filter)?;
+            ctx.print(&page, |page| {
+                let mut lines: Vec<String> = page.items.iter().map(describe).collect();
+                if let Some(next) = &page.next_cursor {
+                    lines.push(format!("(more: --cursor {next})"));
+                }
+                lines.join("\n")
+            });
+        }
+        ClientCommand::Show { id } => {
+            let client = clients::get(&mut conn, &Tenancy::Operator, &id)?;
+            let secrets = secrets::list(&mut conn, &Tenancy::Operator, &id)?;
+            let value = serde_json::json!({"client": client, "secrets": secrets});
+            ctx.print(&value, |_| {
+                let mut out = describe(&client);
+                for s in &secrets {
+                    out.push_str(&format!(
+                        "\n  secret {} {:?} {}… created {} {}",
+                        s.id,
+                        s.name,
+                        s.prefix,
+                        s.created_at,
+                        if s.active { "active" } else { "inactive" }
+                    ));
+                }
+                out
+            });
+        }
+        ClientCommand::RotateSecret { id, name, grace_period_secs, expires_in_secs } => {
+            let input = NewSecret { name, expires_in_secs, grace_period_secs };
+            let issued = secrets::create(&mut conn, &caller, &id, &input)?;
+            ctx.print(&issued, |s| {
+                format!("secret_id:     {}\nclient_secret: {}\n(the secret is shown only now; store it safely)", s.id, s.secret.expose())
+            });
+        }
+        ClientCommand::RevokeSecret { id, secret_id } => {
+            let info = secrets::revoke(&mut conn, &caller, &id, &secret_id)?;
+            ctx.print(&info, |s| format!("revoked secret {} of {id}", s.id));
+        }
+        ClientCommand::Disable { id } => {
+            let client = clients::set_enabled(&mut conn, &caller, &id, false)?;
+            ctx.print(&client, |c| format!("disabled {}", c.id));
+        }
+        ClientCommand::Enable { id } => {
+            let client = clients::set_enabled(&mut conn, &caller, &id, true)?;
+            ctx.print(&client, |c| format!("enabled {}", c.id));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! `partnergate partner ...`.
+
+use clap::Subcommand;
+
+use super::{joined, CliResult, Context};
+use crate::registry::partners::{self, NewPartner};
+use crate::registry::{Caller, Tenancy};
+
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Register a partner with its scope ceiling.
+    Create {
+        /// Partner id: a lowercase slug such as `acme`.
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// A scope the partner's clients may hold (repeatable): the ceiling.
+        #[arg(long = "ceiling")]
+        ceiling: Vec<String>,
+        #[arg(long)]
+        rate_limit_per_minute: Option<i32>,
+        #[arg(long)]
+        token_quota_per_day: Option<i32>,
+    },
+    /// List partners.
+    List,
+    /// Suspend a partner: none of its clients gets a token until it is resumed.
+    Suspend { id: String },
+    /// Resume a suspended partner.
+    Resume { id: String },
+}
+
+fn describe(p: &partners::Partner) -> String {
+    format!("{:<20} {:<30} {:<9} ceiling: {}", p.id, p.name, if p.suspended { "suspended" } else { "active" }, joined(&p.scope_ceiling))
+}
+
+pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
+    let mut conn = ctx.conn()?;
+    let caller = Caller::cli();
+    match command {
+        PartnerCommand::Create { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {
+            let input = NewPartner { id, name, scope_ceiling: ceiling, rate_limit_per_minute, token_quota_per_day };
+            let partner = partners::create(&mut conn, &caller, &input)?;
+            ctx.print(&partner, |p| format!("created partner {}", describe(p)));
+        }
+        PartnerCommand::List => {
+            let list = partners::list(&mut conn, &Tenancy::Operator)?;
+            ctx.print(&list, |list| list.iter().map(describe).collect::<Vec<_>>().join("\n"));
+        }
+        PartnerCommand::Suspend { id } => {
+            let partner = partners::set_suspended(&mut conn, &caller, &id, true)?;
+            ctx.print(&partner, |p| format!("suspended {}", p.id));
+        }
+        PartnerCommand::Resume { id } => {
+            let partner = partners::set_suspended(&mut conn, &caller, &id, false)?;
+            ctx.print(&partner, |p| format!("resumed {}", p.id));
+        }
+    }
+    Ok(())
+}

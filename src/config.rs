@@ -1,0 +1,137 @@
+//! All settings, from flags and `PARTNERGATE_*` environment variables, with defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/partnergate.db";
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
+    #[arg(long, env = "PARTNERGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+    /// Maximum number of pooled database connections (SQLite uses at most 8).
+    #[arg(long, env = "PARTNERGATE_DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
+    pub database_pool_size: u32,
+    /// Seconds to wait for a database connection before failing.
+    #[arg(long, env = "PARTNERGATE_DATABASE_TIMEOUT_SECS", default_value_t = 5, global = true)]
+    pub database_timeout_secs: u64,
+}
+
+impl DatabaseArgs {
+    pub fn pool_options(&self) -> crate::store::PoolOptions {
+        crate::store::PoolOptions {
+            max_size: self.database_pool_size.max(1),
+            connect_timeout: Duration::from_secs(self.database_timeout_secs.max(1)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    /// Directory of PKCS#8 PEM signing keys (see keys/README.md).
+    #[arg(long, env = "PARTNERGATE_KEYS_DIR", default_value = "./keys", global = true)]
+    pub keys_dir: PathBuf,
+}
+
+/// Token settings shared by `serve` and by commands that create clients (lifetime bounds).
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Issuer URL (`iss`); defaults to http://<bind>.
+    #[arg(long, env = "PARTNERGATE_ISSUER")]
+    pub issuer: Option<String>,
+    /// Audience of tokens whose client has no single audience of its own; defaults to <issuer>/api.
+    #[arg(long, env = "PARTNERGATE_DEFAULT_AUDIENCE")]
+    pub default_audience: Option<String>,
+    /// Audience that admin API tokens must carry; defaults to <issuer>/admin.
+    #[arg(long, env = "PARTNERGATE_ADMIN_AUDIENCE")]
+    pub admin_audience: Option<String>,
+    /// Token lifetime in seconds for clients without their own.
+    #[arg(long, env = "PARTNERGATE_DEFAULT_TOKEN_LIFETIME_SECS", default_value_t = 600)]
+    pub default_token_lifetime_secs: i64,
+    /// Upper bound on any token lifetime, in seconds.
+    #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+    pub max_token_lifetime_secs: i64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PARTNERGATE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// `Cache-Control: max-age` of the JWKS response, in seconds.
+    #[arg(long, env = "PARTNERGATE_JWKS_MAX_AGE_SECS", default_value_t = 300)]
+    pub jwks_max_age_secs: u32,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "PARTNERGATE_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; defaults to the number of cores.
+    #[arg(long, env = "PARTNERGATE_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+/// Token settings after defaults are resolved.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub default_audience: String,
+    pub admin_audience: String,
+    pub default_lifetime_secs: i64,
+    pub max_lifetime_secs: i64,
+}
+
+impl TokenArgs {
+    pub fn resolve(&self, bind: SocketAddr) -> Result<TokenSettings, String> {
+        let issuer = self.issuer.clone().unwrap_or_else(|| format!("http://{bind}"));
+        let issuer = issuer.trim_end_matches('/').to_string();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(format!("issuer {issuer:?} must be an http(s) URL"));
+        }
+        if self.max_token_lifetime_secs < 30 {
+            return Err("max token lifetime must be at least 30 seconds".into());
+        }
+        if !(30..=self.max_token_lifetime_secs).contains(&self.default_token_lifetime_secs) {
+            return Err("default token lifetime must be between 30 seconds and the maximum lifetime".into());
+        }
+        Ok(TokenSettings {
+            default_audience: self.default_audience.clone().unwrap_or_else(|| format!("{issuer}/api")),
+            admin_audience: self.admin_audience.clone().unwrap_or_else(|| format!("{issuer}/admin")),
+            issuer,
+            default_lifetime_secs: self.default_token_lifetime_secs,
+            max_lifetime_secs: self.max_token_lifetime_secs,
+        })
+    }
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub database_url: String,
+    pub pool: crate::store::PoolOptions,
+    pub keys_dir: PathBuf,
+    pub bind: SocketAddr,
+    pub token: TokenSettings,
+    pub jwks_max_age_secs: u32,
+    pub max_body_bytes: usize,
+    pub workers: Option<usize>,
+}
+
+impl ServerConfig {
+    pub fn from_args(database: &DatabaseArgs, keys: &KeysArgs, serve: &ServeArgs) -> Result<Self, String> {
+        Ok(ServerConfig {
+            database_url: database.database_url.clone(),
+            pool: database.pool_options(),
+            keys_dir: keys.keys_dir.clone(),
+            bind: serve.bind,
+            token: serve.token.resolve(serve.bind)?,
+            jwks_max_age_secs: serve.jwks_max_age_secs,
+            max_body_bytes: serve.max_body_bytes,
+            workers: serve.workers,
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! The HTTP surface (actix-web): routes, extractors, one file per endpoint group, and the mapping from
+//! domain errors to RFC 6749 bodies and admin problems. Handlers parse, call one domain function, map.
+
+mod discovery;
+mod form;
+mod health;
+mod oauth_response;
+pub mod problem;
+pub mod request_id;
+mod token;
+
+use actix_web::{web, HttpResponse};
+
+use crate::oauth::TokenService;
+use crate::registry::clients::ClientLimits;
+use crate::registry::{RegistryError, RegistryResult};
+use crate::store::{DbConnection, DbPool};
+use problem::Problem;
+
+/// Shared by every worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: DbPool,
+    pub tokens: TokenService,
+    pub jwks_max_age_secs: u32,
+    pub max_body_bytes: usize,
+    pub client_limits: ClientLimits,
+}
+
+impl AppState {
+    /// Runs a registry function on the blocking pool with a pooled connection.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> RegistryResult<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let result = web::block(move || {
+            let mut conn = pool.get().map_err(RegistryError::from)?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|_| Problem::internal())?;
+        result.map_err(Problem::from)
+    }
+}
+
+/// Every route of the server.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/oauth2/token", web::post().to(token::token))
+        .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
+        .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
+        .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
+}

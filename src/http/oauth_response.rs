@@ -1,0 +1,60 @@
+//! OAuth endpoint responses: RFC 6749 section 5.1 successes and section 5.2 error bodies, with their status
+//! codes and headers, decided here and nowhere else.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+use crate::oauth::OAuthError;
+
+/// Seconds a client should wait before retrying when the server is temporarily unavailable.
+const RETRY_AFTER_SECS: &str = "5";
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+}
+
+/// Token responses must not be cached (RFC 6749 section 5.1).
+fn no_store(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+    builder.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"))
+}
+
+pub fn json_no_store<T: Serialize>(body: &T) -> HttpResponse {
+    no_store(&mut HttpResponse::Ok()).json(body)
+}
+
+pub fn status_of(err: &OAuthError) -> StatusCode {
+    match err {
+        OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+        OAuthError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::InvalidRequest(_)
+        | OAuthError::UnsupportedGrantType(_)
+        | OAuthError::InvalidScope(_)
+        | OAuthError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+pub fn error_response(err: &OAuthError) -> HttpResponse {
+    let mut builder = HttpResponse::build(status_of(err));
+    no_store(&mut builder);
+    match err {
+        OAuthError::InvalidClient { basic_challenge: true, .. } => {
+            builder.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"partnergate\"")));
+        }
+        OAuthError::TemporarilyUnavailable(message) => {
+            log::warn!("token endpoint unavailable: {message}");
+            builder.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        _ => {}
+    }
+    let description = match err {
+        // The internal cause is logged above; the caller gets a stable sentence.
+        OAuthError::TemporarilyUnavailable(_) => "the service is temporarily unavailable; retry later".to_string(),
+        other => other.description(),
+    };
+    builder.json(ErrorBody { error: err.code(), error_description: description })
+}

@@ -1,0 +1,67 @@
+//! Admin API errors: a JSON problem body `{"error": "<stable code>", "message": "..."}`, mapped from the
+//! registry's errors in one place.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+        Problem { status, error, message: message.into() }
+    }
+
+    pub fn internal() -> Self {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.message)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(json!({"error": self.error, "message": self.message}))
+    }
+}
+
+impl From<RegistryError> for Problem {
+    fn from(err: RegistryError) -> Self {
+        let message = err.to_string();
+        match err {
+            RegistryError::Invalid { .. } => Problem::new(StatusCode::BAD_REQUEST, "invalid_input", message),
+            RegistryError::NotFound { .. } => Problem::new(StatusCode::NOT_FOUND, "not_found", message),
+            RegistryError::AlreadyExists { .. } => Problem::new(StatusCode::CONFLICT, "already_exists", message),
+            RegistryError::InUse { .. } => Problem::new(StatusCode::CONFLICT, "in_use", message),
+            RegistryError::OutsideCeiling(_) => Problem::new(StatusCode::FORBIDDEN, "scope_outside_ceiling", message),
+            RegistryError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", message),
+            RegistryError::Store(store) if store.is_constraint_violation() => {
+                Problem::new(StatusCode::CONFLICT, "conflict", "the change conflicts with stored data; reload and retry")
+            }
+            RegistryError::Store(StoreError::Unavailable(cause)) => {
+                log::warn!("database unavailable: {cause}");
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry later")
+            }
+            RegistryError::Store(cause) => {
+                log::error!("storage error: {cause}");
+                Problem::internal()
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The client-credentials grant (RFC 6749 section 4.4) as plain domain code: authenticate, resolve scopes and
+//! audience, assemble the RFC 9068 claims, sign.
+
+use std::collections::BTreeSet;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+
+use super::claims::{AccessTokenClaims, Audience};
+use super::client_auth::{authenticate, AuthAttempt};
+use super::error::OAuthError;
+use super::request::{self, FormParams};
+use crate::audit::AuditEvent;
+use crate::config::TokenSettings;
+use crate::keys::KeyRing;
+use crate::registry::clients::{allowed_scopes, audiences};
+use crate::registry::credentials::random_bytes;
+use crate::store::DbConnection;
+
+/// The successful token response body (RFC 6749 section 5.1).
+#[derive(Clone, Serialize)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("expires_in", &self.expires_in).field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+/// No `scope`: every allowed scope. With `scope`: every requested scope must be allowed; no silent narrowing.
+pub fn resolve_scopes(allowed: &BTreeSet<String>, requested: Option<Vec<String>>) -> Result<Vec<String>, OAuthError> {
+    match requested {
+        None => Ok(allowed.iter().cloned().collect()),
+        Some(requested) => {
+            if requested.iter().all(|s| allowed.contains(s)) {
+                Ok(requested)
+            } else {
+                Err(OAuthError::InvalidScope("the client may not request one or more of these scopes".into()))
+            }
+        }
+    }
+}
+
+/// The audiences a client may ask for: its own list, plus the server default unless it has exactly one
+/// audience (a client with exactly one always gets that one when it asks for none).
+pub fn resolve_audience(client_audiences: &[String], requested: Vec<String>, default: &str) -> Result<Vec<String>, OAuthError> {
+    let default_allowed = client_audiences.len() != 1;
+    if requested.is_empty() {
+        return Ok(vec![if default_allowed { default.to_string() } else { client_audiences[0].clone() }]);
+    }
+    let allowed = |aud: &String| client_audiences.contains(aud) || (default_allowed && aud == default);
+    if requested.iter().all(allowed) {
+        Ok(requested)
+    } else {
+        Err(OAuthError::InvalidTarget("the client may not request a token for this audience".into()))
+    }
+}
+
+/// Runs the grant. `event` is filled in as facts become known, whether the grant succeeds or not.
+pub fn client_credentials(
+    conn: &mut DbConnection,
+    settings: &TokenSettings,
+    keys: &KeyRing,
+    params: &FormParams,
+    authorization: Option<&str>,
+    event: &mut AuditEvent,
+) -> Result<IssuedToken, OAuthError> {
+    let presented = request::credentials(params, authorization)?;
+    event.client_id = Some(presented.client_id.clone());
+    let grant_type = params.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::UnsupportedGrantType("only client_credentials is supported".into()));
+    }
+    let requested_scopes = request::requested_scopes(params)?;
+    let requested_audiences = request::requested_audiences(params)?;
+
+    let now = crate::store::now();
+    let mut attempt = AuthAttempt::default();
+    let authenticated = authenticate(conn, &presented, now, &mut attempt);
+    event.client_id = attempt.client_id;
+    event.partner_id = attempt.partner_id;
+    event.secret_id = attempt.secret_id;
+    let authenticated = authenticated?;
+
+    let unavailable = |err: crate::registry::RegistryError| OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"));
+    let allowed = allowed_scopes(conn, &authenticated.client.id, &authenticated.partner.id).map_err(unavailable)?;
+    let scopes = resolve_scopes(&allowed, requested_scopes)?;
+    let client_audiences = audiences(conn, &authenticated.client.id).map_err(unavailable)?;
+    let audience = Audience::from_list(resolve_audience(&client_audiences, requested_audiences, &settings.default_audience)?);
+
+    let lifetime = authenticated
+        .client
+        .token_lifetime_secs
+        .map(i64::from)
+        .unwrap_or(settings.default_lifetime_secs)
+        .min(settings.max_lifetime_secs);
+    let issued_at = now.and_utc().timestamp();
+    let claims = AccessTokenClaims {
+        iss: settings.issuer.clone(),
+        sub: authenticated.client.id.clone(),
+        client_id: authenticated.client.id.clone(),
+        aud: audience,
+        iat: issued_at,
+        nbf: issued_at,
+        exp: issued_at + lifetime,
+        jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
+        scope: scopes.join(" "),
+        partner_id: authenticated.partner.id.clone(),
+    };
+    let access_token = keys.sign_jwt(&claims);
+    event.scopes = Some(claims.scope.clone());
+    event.audience = Some(claims.aud.joined());
+    event.jti = Some(claims.jti.clone());
+    Ok(IssuedToken { access_token, token_type: "Bearer", expires_in: lifetime, scope: claims.scope })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scopes_are_all_allowed_or_exactly_the_requested() {
+        let allowed = set(&["a.read", "a.write"]);
+        assert_eq!(resolve_scopes(&allowed, None).unwrap(), ["a.read", "a.write"]);
+        assert_eq!(resolve_scopes(&allowed, Some(vec!["a.read".into()])).unwrap(), ["a.read"]);
+        let err = resolve_scopes(&allowed, Some(vec!["a.read".into(), "b.read".into()])).unwrap_err();
+        assert_eq!(err.code(), "invalid_scope");
+    }
+
+    #[test]
+    fn audience_rules() {
+        let one = vec!["https://one".to_string()];
+        let two = vec!["https://one".to_string(), "https://two".to_string()];
+        assert_eq!(resolve_audience(&one, vec![], "https://default").unwrap(), ["https://one"]);
+        assert_eq!(resolve_audience(&two, vec![], "https://default").unwrap(), ["https://default"]);
+        assert_eq!(resolve_audience(&[], vec![], "https://default").unwrap(), ["https://default"]);
+        assert!(resolve_audience(&one, vec!["https://default".into()], "https://default").is_err());
+        assert_eq!(resolve_audience(&two, vec!["https://two".into()], "https://default").unwrap(), ["https://two"]);
+        assert_eq!(resolve_audience(&two, vec!["https://evil".into()], "d").unwrap_err().code(), "invalid_target");
+    }
+}
