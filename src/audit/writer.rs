@@ -35,7 +35,10 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { queue_capacity: 8192, max_batch: 512 }
+        WriterOptions {
+            queue_capacity: 8192,
+            max_batch: 512,
+        }
     }
 }
 
@@ -68,9 +71,17 @@ impl AuditWriter {
     }
 
     /// Like `record`, and marks `secret_id` as used at the event's time in the same commit.
-    pub async fn record_with_secret_use(&self, event: AuditEvent, used_secret: Option<String>) -> Result<(), AuditError> {
+    pub async fn record_with_secret_use(
+        &self,
+        event: AuditEvent,
+        used_secret: Option<String>,
+    ) -> Result<(), AuditError> {
         let (done, committed) = oneshot::channel();
-        let pending = Pending { row: event.into_row(), used_secret, done };
+        let pending = Pending {
+            row: event.into_row(),
+            used_secret,
+            done,
+        };
         self.queue.try_send(pending).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
@@ -121,10 +132,14 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
         // MultiConnection cannot do multi-row inserts; each backend's connection can.
         match conn {
             DbConnection::Postgresql(pg) => {
-                diesel::insert_into(audit_events::table).values(&rows).execute(pg)?;
+                diesel::insert_into(audit_events::table)
+                    .values(&rows)
+                    .execute(pg)?;
             }
             DbConnection::Sqlite(sqlite) => {
-                diesel::insert_into(audit_events::table).values(&rows).execute(sqlite)?;
+                diesel::insert_into(audit_events::table)
+                    .values(&rows)
+                    .execute(sqlite)?;
             }
         }
         for (secret, at) in &last_use {

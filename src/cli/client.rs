@@ -15,6 +15,9 @@ pub enum ClientCommand {
         partner: String,
         #[arg(long)]
         name: String,
+        /// Keep an existing client id instead of generating a `pgc_` one.
+        #[arg(long)]
+        client_id: Option<String>,
         #[arg(long, default_value = "")]
         description: String,
         /// A role of the client (repeatable).
@@ -30,7 +33,11 @@ pub enum ClientCommand {
         #[arg(long)]
         token_lifetime_secs: Option<i32>,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
-        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+        #[arg(
+            long,
+            env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS",
+            default_value_t = 3600
+        )]
         max_token_lifetime_secs: i64,
     },
     /// List clients.
@@ -80,8 +87,19 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
     let mut conn = ctx.conn()?;
     let caller = Caller::cli();
     match command {
-        ClientCommand::Create { partner, name, description, roles, scopes, audiences, token_lifetime_secs, max_token_lifetime_secs } => {
+        ClientCommand::Create {
+            partner,
+            name,
+            client_id,
+            description,
+            roles,
+            scopes,
+            audiences,
+            token_lifetime_secs,
+            max_token_lifetime_secs,
+        } => {
             let input = NewClient {
+                client_id,
                 partner_id: Some(partner),
                 name,
                 description,
@@ -91,7 +109,9 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 token_lifetime_secs,
                 secret_name: None,
             };
-            let limits = ClientLimits { max_token_lifetime_secs };
+            let limits = ClientLimits {
+                max_token_lifetime_secs,
+            };
             let created = clients::create(&mut conn, &caller, &input, limits)?;
             ctx.print(&created, |c| {
                 format!(
@@ -102,8 +122,17 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 )
             });
         }
-        ClientCommand::List { partner, limit, cursor } => {
-            let filter = ClientFilter { partner_id: partner, enabled: None, cursor, limit: Some(limit) };
+        ClientCommand::List {
+            partner,
+            limit,
+            cursor,
+        } => {
+            let filter = ClientFilter {
+                partner_id: partner,
+                enabled: None,
+                cursor,
+                limit: Some(limit),
+            };
             let page = clients::list(&mut conn, &Tenancy::Operator, &filter)?;
             ctx.print(&page, |page| {
                 let mut lines: Vec<String> = page.items.iter().map(describe).collect();
@@ -132,8 +161,17 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 out
             });
         }
-        ClientCommand::RotateSecret { id, name, grace_period_secs, expires_in_secs } => {
-            let input = NewSecret { name, expires_in_secs, grace_period_secs };
+        ClientCommand::RotateSecret {
+            id,
+            name,
+            grace_period_secs,
+            expires_in_secs,
+        } => {
+            let input = NewSecret {
+                name,
+                expires_in_secs,
+                grace_period_secs,
+            };
             let issued = secrets::create(&mut conn, &caller, &id, &input)?;
             ctx.print(&issued, |s| {
                 format!("secret_id:     {}\nclient_secret: {}\n(the secret is shown only now; store it safely)", s.id, s.secret.expose())

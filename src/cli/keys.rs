@@ -26,15 +26,33 @@ pub fn run(ctx: &Context, command: KeysCommand) -> CliResult {
             // The first key of a directory signs; later ones are published first so verifiers can fetch them.
             let activate = activate || !has_keys;
             let kid = keys::generate(&ctx.keys.keys_dir, alg, activate)?;
-            ctx.print(&serde_json::json!({"kid": kid, "alg": alg, "active": activate}), |_| {
-                format!("generated {alg} key {kid}{}", if activate { " (active)" } else { " (published)" })
-            });
+            ctx.print(
+                &serde_json::json!({"kid": kid, "alg": alg, "active": activate}),
+                |_| {
+                    format!(
+                        "generated {alg} key {kid}{}",
+                        if activate {
+                            " (active)"
+                        } else {
+                            " (published)"
+                        }
+                    )
+                },
+            );
         }
         KeysCommand::List => {
             let ring = KeyRing::load(&ctx.keys.keys_dir)?;
             ctx.print(&ring.list(), |keys| {
                 keys.iter()
-                    .map(|k| format!("{}  {:<5}  {}  {}", k.kid, k.alg, if k.active { "active   " } else { "published" }, k.file))
+                    .map(|k| {
+                        format!(
+                            "{}  {:<5}  {}  {}",
+                            k.kid,
+                            k.alg,
+                            if k.active { "active   " } else { "published" },
+                            k.file
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });

@@ -15,7 +15,11 @@ use crate::config::{DatabaseArgs, KeysArgs};
 use crate::store::{self, DbPool};
 
 #[derive(Debug, Parser)]
-#[command(name = "partnergate", version, about = "OAuth2 client-credentials authorization server for partner integrations")]
+#[command(
+    name = "partnergate",
+    version,
+    about = "OAuth2 client-credentials authorization server for partner integrations"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -66,7 +70,13 @@ macro_rules! cli_error_from {
         }
     )*};
 }
-cli_error_from!(crate::registry::RegistryError, crate::store::StoreError, crate::keys::KeyError, crate::StartError, std::io::Error);
+cli_error_from!(
+    crate::registry::RegistryError,
+    crate::store::StoreError,
+    crate::keys::KeyError,
+    crate::StartError,
+    std::io::Error
+);
 
 pub type CliResult = Result<(), CliError>;
 
@@ -92,7 +102,10 @@ impl Context {
     /// JSON when `--json` was given, otherwise the human rendering.
     pub fn print<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).expect("output serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("output serializes")
+            );
         } else {
             println!("{}", human(value));
         }
@@ -100,13 +113,20 @@ impl Context {
 }
 
 pub async fn run(cli: Cli) -> CliResult {
-    let ctx = Context { database: cli.database, keys: cli.keys, json: cli.json };
+    let ctx = Context {
+        database: cli.database,
+        keys: cli.keys,
+        json: cli.json,
+    };
     match cli.command {
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Migrate => {
             let pool = store::connect(&ctx.database.database_url, &ctx.database.pool_options())?;
-            let applied = store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
-            ctx.print(&serde_json::json!({"applied": applied}), |_| format!("applied {applied} migration(s)"));
+            let applied =
+                store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
+            ctx.print(&serde_json::json!({"applied": applied}), |_| {
+                format!("applied {applied} migration(s)")
+            });
             Ok(())
         }
         Command::Keys(command) => keys::run(&ctx, command),

@@ -49,13 +49,20 @@ impl AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth2/token", web::post().to(token::token))
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
-        .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
-        .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(discovery::metadata),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .default_service(web::to(not_found));
 }
 
 async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
+    HttpResponse::NotFound()
+        .json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
 }

@@ -17,11 +17,19 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Problem { status, error, message: message.into() }
+        Problem {
+            status,
+            error,
+            message: message.into(),
+        }
     }
 
     pub fn internal() -> Self {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 }
 
@@ -45,18 +53,34 @@ impl From<RegistryError> for Problem {
     fn from(err: RegistryError) -> Self {
         let message = err.to_string();
         match err {
-            RegistryError::Invalid { .. } => Problem::new(StatusCode::BAD_REQUEST, "invalid_input", message),
-            RegistryError::NotFound { .. } => Problem::new(StatusCode::NOT_FOUND, "not_found", message),
-            RegistryError::AlreadyExists { .. } => Problem::new(StatusCode::CONFLICT, "already_exists", message),
-            RegistryError::InUse { .. } => Problem::new(StatusCode::CONFLICT, "in_use", message),
-            RegistryError::OutsideCeiling(_) => Problem::new(StatusCode::FORBIDDEN, "scope_outside_ceiling", message),
-            RegistryError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", message),
-            RegistryError::Store(store) if store.is_constraint_violation() => {
-                Problem::new(StatusCode::CONFLICT, "conflict", "the change conflicts with stored data; reload and retry")
+            RegistryError::Invalid { .. } => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid_input", message)
             }
+            RegistryError::NotFound { .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            RegistryError::AlreadyExists { .. } => {
+                Problem::new(StatusCode::CONFLICT, "already_exists", message)
+            }
+            RegistryError::InUse { .. } => Problem::new(StatusCode::CONFLICT, "in_use", message),
+            RegistryError::OutsideCeiling(_) => {
+                Problem::new(StatusCode::FORBIDDEN, "scope_outside_ceiling", message)
+            }
+            RegistryError::Forbidden(_) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
+            RegistryError::Store(store) if store.is_constraint_violation() => Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the change conflicts with stored data; reload and retry",
+            ),
             RegistryError::Store(StoreError::Unavailable(cause)) => {
                 log::warn!("database unavailable: {cause}");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry later")
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; retry later",
+                )
             }
             RegistryError::Store(cause) => {
                 log::error!("storage error: {cause}");

@@ -29,8 +29,18 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    pub fn new(pool: DbPool, keys: Arc<KeyRing>, settings: Arc<TokenSettings>, audit: AuditWriter) -> Self {
-        TokenService { pool, keys, settings, audit }
+    pub fn new(
+        pool: DbPool,
+        keys: Arc<KeyRing>,
+        settings: Arc<TokenSettings>,
+        audit: AuditWriter,
+    ) -> Self {
+        TokenService {
+            pool,
+            keys,
+            settings,
+            audit,
+        }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -53,16 +63,28 @@ impl TokenService {
         let (result, mut event) = match params {
             Err(err) => (Err(err), event),
             Ok(params) => {
-                let (pool, keys, settings) = (self.pool.clone(), self.keys.clone(), self.settings.clone());
+                let (pool, keys, settings) =
+                    (self.pool.clone(), self.keys.clone(), self.settings.clone());
                 let joined = tokio::task::spawn_blocking(move || {
                     let result = match pool.get() {
-                        Ok(mut conn) => grant::client_credentials(&mut conn, &settings, &keys, &params, authorization.as_deref(), &mut event),
-                        Err(err) => Err(OAuthError::TemporarilyUnavailable(format!("database unavailable: {err}"))),
+                        Ok(mut conn) => grant::client_credentials(
+                            &mut conn,
+                            &settings,
+                            &keys,
+                            &params,
+                            authorization.as_deref(),
+                            &mut event,
+                        ),
+                        Err(err) => Err(OAuthError::TemporarilyUnavailable(format!(
+                            "database unavailable: {err}"
+                        ))),
                     };
                     (result, event)
                 })
                 .await;
-                joined.map_err(|_| OAuthError::TemporarilyUnavailable("the grant was interrupted".into()))?
+                joined.map_err(|_| {
+                    OAuthError::TemporarilyUnavailable("the grant was interrupted".into())
+                })?
             }
         };
         let used_secret = match &result {
@@ -78,7 +100,9 @@ impl TokenService {
         self.audit
             .record_with_secret_use(event, used_secret)
             .await
-            .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
+            .map_err(|err| {
+                OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}"))
+            })?;
         result
     }
 }

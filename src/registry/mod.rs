@@ -44,14 +44,20 @@ pub struct Caller {
 impl Caller {
     /// The operator at the command line: works directly on the database.
     pub fn cli() -> Self {
-        Caller { tenancy: Tenancy::Operator, actor: "cli".to_string(), meta: RequestMeta::default() }
+        Caller {
+            tenancy: Tenancy::Operator,
+            actor: "cli".to_string(),
+            meta: RequestMeta::default(),
+        }
     }
 
     /// Catalog-wide objects (scopes, roles, partners) are the operator's alone.
     pub(crate) fn require_operator(&self, what: &str) -> RegistryResult<()> {
         match self.tenancy {
             Tenancy::Operator => Ok(()),
-            Tenancy::Partner(_) => Err(RegistryError::Forbidden(format!("only the operator manages {what}"))),
+            Tenancy::Partner(_) => Err(RegistryError::Forbidden(format!(
+                "only the operator manages {what}"
+            ))),
         }
     }
 
@@ -76,13 +82,20 @@ impl Caller {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: &'static str, id: String },
     #[error("{kind} {id} is in use: {message}")]
-    InUse { kind: &'static str, id: String, message: String },
+    InUse {
+        kind: &'static str,
+        id: String,
+        message: String,
+    },
     #[error("scopes outside the partner's ceiling: {}", .0.join(" "))]
     OutsideCeiling(Vec<String>),
     #[error("{0}")]
@@ -106,5 +119,8 @@ impl From<diesel::r2d2::PoolError> for RegistryError {
 pub type RegistryResult<T> = Result<T, RegistryError>;
 
 pub(crate) fn not_found(kind: &'static str, id: &str) -> RegistryError {
-    RegistryError::NotFound { kind, id: id.to_string() }
+    RegistryError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
 }

@@ -53,7 +53,10 @@ pub struct IssuedSecret {
     pub expires_at: Option<NaiveDateTime>,
 }
 
-fn expose_secret<S: serde::Serializer>(secret: &ClientSecret, serializer: S) -> Result<S::Ok, S::Error> {
+fn expose_secret<S: serde::Serializer>(
+    secret: &ClientSecret,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(secret.expose())
 }
 
@@ -77,12 +80,20 @@ fn duration_field(field: &'static str, secs: Option<i64>) -> RegistryResult<Opti
     match secs {
         None => Ok(None),
         Some(s) if (0..=10 * 365 * 86_400).contains(&s) => Ok(Some(Duration::seconds(s))),
-        Some(_) => Err(RegistryError::Invalid { field, message: "must be between 0 and 315360000 seconds".into() }),
+        Some(_) => Err(RegistryError::Invalid {
+            field,
+            message: "must be between 0 and 315360000 seconds".into(),
+        }),
     }
 }
 
 /// Inserts a new secret for `client_id` (which the caller has already checked) inside the caller's transaction.
-pub(crate) fn insert(conn: &mut DbConnection, client_id: &str, name: &str, expires_at: Option<NaiveDateTime>) -> RegistryResult<IssuedSecret> {
+pub(crate) fn insert(
+    conn: &mut DbConnection,
+    client_id: &str,
+    name: &str,
+    expires_at: Option<NaiveDateTime>,
+) -> RegistryResult<IssuedSecret> {
     let secret = ClientSecret::generate();
     let row = ClientSecretRow {
         id: new_secret_id(),
@@ -95,12 +106,26 @@ pub(crate) fn insert(conn: &mut DbConnection, client_id: &str, name: &str, expir
         revoked_at: None,
         last_used_at: None,
     };
-    diesel::insert_into(client_secrets::table).values(&row).execute(conn)?;
-    Ok(IssuedSecret { id: row.id, name: row.name, secret, prefix: row.prefix, created_at: row.created_at, expires_at })
+    diesel::insert_into(client_secrets::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(IssuedSecret {
+        id: row.id,
+        name: row.name,
+        secret,
+        prefix: row.prefix,
+        created_at: row.created_at,
+        expires_at,
+    })
 }
 
 /// Creates a secret (rotation). With a grace period, every other active secret of the client expires then.
-pub fn create(conn: &mut DbConnection, caller: &Caller, client_id: &str, input: &NewSecret) -> RegistryResult<IssuedSecret> {
+pub fn create(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    client_id: &str,
+    input: &NewSecret,
+) -> RegistryResult<IssuedSecret> {
     if let Some(name) = &input.name {
         validate::text("name", name, 1, 100)?;
     }
@@ -142,7 +167,11 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, client_id: &str, input: 
     })
 }
 
-pub fn list(conn: &mut DbConnection, tenancy: &Tenancy, client_id: &str) -> RegistryResult<Vec<SecretInfo>> {
+pub fn list(
+    conn: &mut DbConnection,
+    tenancy: &Tenancy,
+    client_id: &str,
+) -> RegistryResult<Vec<SecretInfo>> {
     clients::get_row(conn, tenancy, client_id)?;
     let at = now();
     let rows: Vec<ClientSecretRow> = client_secrets::table
@@ -150,11 +179,19 @@ pub fn list(conn: &mut DbConnection, tenancy: &Tenancy, client_id: &str) -> Regi
         .order((client_secrets::created_at, client_secrets::id))
         .select(ClientSecretRow::as_select())
         .load(conn)?;
-    Ok(rows.into_iter().map(|row| SecretInfo::from_row(row, at)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| SecretInfo::from_row(row, at))
+        .collect())
 }
 
 /// Revokes one secret now; the client's other secrets keep working.
-pub fn revoke(conn: &mut DbConnection, caller: &Caller, client_id: &str, secret_id: &str) -> RegistryResult<SecretInfo> {
+pub fn revoke(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    client_id: &str,
+    secret_id: &str,
+) -> RegistryResult<SecretInfo> {
     conn.transaction(|conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
@@ -167,10 +204,21 @@ pub fn revoke(conn: &mut DbConnection, caller: &Caller, client_id: &str, secret_
             .ok_or_else(|| not_found("secret", secret_id))?;
         let at = now();
         if row.revoked_at.is_none() {
-            diesel::update(client_secrets::table.find(secret_id)).set(client_secrets::revoked_at.eq(Some(at))).execute(conn)?;
-            caller.audit(conn, "secret.revoke", Some(&client.partner_id), Some(client_id), json!({"secret_id": secret_id}))?;
+            diesel::update(client_secrets::table.find(secret_id))
+                .set(client_secrets::revoked_at.eq(Some(at)))
+                .execute(conn)?;
+            caller.audit(
+                conn,
+                "secret.revoke",
+                Some(&client.partner_id),
+                Some(client_id),
+                json!({"secret_id": secret_id}),
+            )?;
         }
-        let row = ClientSecretRow { revoked_at: row.revoked_at.or(Some(at)), ..row };
+        let row = ClientSecretRow {
+            revoked_at: row.revoked_at.or(Some(at)),
+            ..row
+        };
         Ok(SecretInfo::from_row(row, at))
     })
 }

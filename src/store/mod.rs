@@ -43,8 +43,12 @@ impl ManageConnection for BackendManager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         let conn = match self.backend {
-            Backend::Sqlite => SqliteConnection::establish(&self.driver_url).map(DbConnection::Sqlite),
-            Backend::Postgres => PgConnection::establish(&self.driver_url).map(DbConnection::Postgresql),
+            Backend::Sqlite => {
+                SqliteConnection::establish(&self.driver_url).map(DbConnection::Sqlite)
+            }
+            Backend::Postgres => {
+                PgConnection::establish(&self.driver_url).map(DbConnection::Postgresql)
+            }
         };
         conn.map_err(diesel::r2d2::Error::ConnectionError)
     }
@@ -100,7 +104,9 @@ pub enum Backend {
 pub fn parse_database_url(url: &str) -> Result<(Backend, String), StoreError> {
     if let Some(rest) = url.strip_prefix("sqlite://") {
         if rest.is_empty() {
-            return Err(StoreError::InvalidUrl("sqlite:// needs a file path, e.g. sqlite://./data/partnergate.db".into()));
+            return Err(StoreError::InvalidUrl(
+                "sqlite:// needs a file path, e.g. sqlite://./data/partnergate.db".into(),
+            ));
         }
         Ok((Backend::Sqlite, rest.to_string()))
     } else if url == "sqlite::memory:" {
@@ -121,7 +127,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -156,7 +167,10 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_size: 16, connect_timeout: Duration::from_secs(5) }
+        PoolOptions {
+            max_size: 16,
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -169,7 +183,10 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
                 if let Some(parent) = std::path::Path::new(&driver_url).parent() {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent).map_err(|err| {
-                            StoreError::Unavailable(format!("cannot create directory {}: {err}", parent.display()))
+                            StoreError::Unavailable(format!(
+                                "cannot create directory {}: {err}",
+                                parent.display()
+                            ))
                         })?;
                     }
                 }
@@ -181,8 +198,9 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         Backend::Postgres => {
             // libpq honours connect_timeout; without it an unreachable host can hang for minutes.
             let probe_url = with_connect_timeout(&driver_url, options.connect_timeout);
-            PgConnection::establish(&probe_url)
-                .map_err(|err| StoreError::Unavailable(format!("postgres {}: {err}", redact_url(url))))?;
+            PgConnection::establish(&probe_url).map_err(|err| {
+                StoreError::Unavailable(format!("postgres {}: {err}", redact_url(url)))
+            })?;
         }
     }
     let manager_url = match backend {
@@ -199,7 +217,10 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         .max_size(max_size)
         .connection_timeout(options.connect_timeout)
         .connection_customizer(Box::new(SqlitePragmas))
-        .build(BackendManager { backend, driver_url: manager_url })
+        .build(BackendManager {
+            backend,
+            driver_url: manager_url,
+        })
         .map_err(StoreError::from)
 }
 
@@ -208,14 +229,21 @@ fn with_connect_timeout(url: &str, timeout: Duration) -> String {
         return url.to_string();
     }
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout={}", timeout.as_secs().max(1))
+    format!(
+        "{url}{separator}connect_timeout={}",
+        timeout.as_secs().max(1)
+    )
 }
 
 /// Applies every pending migration of the connection's backend; returns how many ran.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let applied = match conn {
-        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Postgresql(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len()),
+        DbConnection::Postgresql(pg) => pg
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
     };
     applied.map_err(|err| StoreError::Migration(err.to_string()))
 }
@@ -237,15 +265,30 @@ mod tests {
 
     #[test]
     fn backend_follows_the_scheme() {
-        assert_eq!(parse_database_url("sqlite://./data/x.db").unwrap(), (Backend::Sqlite, "./data/x.db".into()));
-        assert_eq!(parse_database_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
-        assert!(matches!(parse_database_url("mysql://h/db"), Err(StoreError::InvalidUrl(_))));
-        assert!(matches!(parse_database_url("./data/x.db"), Err(StoreError::InvalidUrl(_))));
+        assert_eq!(
+            parse_database_url("sqlite://./data/x.db").unwrap(),
+            (Backend::Sqlite, "./data/x.db".into())
+        );
+        assert_eq!(
+            parse_database_url("postgres://u@h/db").unwrap().0,
+            Backend::Postgres
+        );
+        assert!(matches!(
+            parse_database_url("mysql://h/db"),
+            Err(StoreError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            parse_database_url("./data/x.db"),
+            Err(StoreError::InvalidUrl(_))
+        ));
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
+        assert_eq!(
+            redact_url("postgres://bob:hunter2@db/x"),
+            "postgres://bob:***@db/x"
+        );
         assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
     }
 }

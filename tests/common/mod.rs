@@ -1,0 +1,335 @@
+//! Shared test harness: a fresh database per test (a temporary SQLite file, or a fresh PostgreSQL database
+//! when `PARTNERGATE_TEST_BACKEND=postgres`), the real server on a loopback port, the `oauth2` crate as the
+//! client, and `jsonwebtoken` with the JWKS fetched over HTTP as the verifier.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use oauth2::basic::BasicClient;
+use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use partnergate::config::{ServerConfig, TokenSettings};
+use partnergate::registry::clients::{self, ClientLimits, CreatedClient, NewClient};
+use partnergate::registry::partners::{self, NewPartner};
+use partnergate::registry::{roles, scopes, Caller};
+use partnergate::store::{self, DbPool, PoolOptions};
+use partnergate::RunningServer;
+
+pub const LIMITS: ClientLimits = ClientLimits {
+    max_token_lifetime_secs: 3600,
+};
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDatabase {
+    pub fn new() -> Self {
+        match std::env::var("PARTNERGATE_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Self::postgres(),
+            Ok("sqlite") | Err(_) => Self::sqlite(),
+            Ok(other) => panic!("PARTNERGATE_TEST_BACKEND={other}: use sqlite or postgres"),
+        }
+    }
+
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        TestDatabase {
+            url,
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    fn postgres() -> Self {
+        let server = std::env::var("PARTNERGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
+        let server = server.trim_end_matches('/').to_string();
+        let name = format!(
+            "partnergate_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            partnergate::registry::credentials::random_base62(6).to_lowercase()
+        );
+        let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres"))
+            .unwrap_or_else(|err| panic!("PostgreSQL at {server} is required for PARTNERGATE_TEST_BACKEND=postgres: {err}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        TestDatabase {
+            url: format!("{server}/{name}"),
+            _dir: None,
+            postgres: Some((server, name)),
+        }
+    }
+
+    pub fn pool(&self) -> DbPool {
+        let pool = store::connect(&self.url, &PoolOptions::default())
+            .expect("connect to the test database");
+        store::run_migrations(&mut pool.get().unwrap()).expect("migrate");
+        pool
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.postgres {
+            if let Ok(mut admin) = diesel::PgConnection::establish(&format!("{server}/postgres")) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// The real server on a loopback port, over a fresh database and a fresh keys directory.
+pub struct TestServer {
+    pub base_url: String,
+    pub pool: DbPool,
+    pub settings: TokenSettings,
+    pub keys_dir: PathBuf,
+    server: Option<RunningServer>,
+    _keys: tempfile::TempDir,
+    pub db: TestDatabase,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(customize: impl FnOnce(&mut ServerConfig)) -> Self {
+        let db = TestDatabase::new();
+        let keys = tempfile::tempdir().expect("keys directory");
+        // The issuer is fixed before the port is known; tokens only need it to be consistent.
+        let issuer = "https://auth.partnergate.test".to_string();
+        let settings = TokenSettings {
+            default_audience: format!("{issuer}/api"),
+            admin_audience: format!("{issuer}/admin"),
+            issuer,
+            default_lifetime_secs: 600,
+            max_lifetime_secs: 3600,
+        };
+        let mut config = ServerConfig {
+            database_url: db.url.clone(),
+            pool: PoolOptions::default(),
+            keys_dir: keys.path().to_path_buf(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            token: settings.clone(),
+            jwks_max_age_secs: 300,
+            max_body_bytes: 16 * 1024,
+            workers: Some(2),
+        };
+        customize(&mut config);
+        let server = partnergate::start(config.clone())
+            .await
+            .expect("server starts");
+        let base_url = format!("http://{}", server.addr);
+        let pool = store::connect(&db.url, &PoolOptions::default()).expect("test pool");
+        TestServer {
+            base_url,
+            pool,
+            settings: config.token,
+            keys_dir: config.keys_dir,
+            server: Some(server),
+            _keys: keys,
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub fn conn(&self) -> store::PooledDb {
+        self.pool.get().expect("test connection")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Scopes, a role holding them, a partner with a ceiling, and a client with that role.
+    pub fn seed(
+        &self,
+        partner_id: &str,
+        ceiling: &[&str],
+        role_scopes: &[&str],
+        direct: &[&str],
+        audiences: &[&str],
+    ) -> CreatedClient {
+        let mut conn = self.conn();
+        let caller = Caller::cli();
+        let mut all: Vec<&str> = ceiling
+            .iter()
+            .chain(role_scopes)
+            .chain(direct)
+            .copied()
+            .collect();
+        all.sort();
+        all.dedup();
+        for scope in all {
+            if scopes::get(&mut conn, scope).is_err() {
+                scopes::create(&mut conn, &caller, scope, "test scope").unwrap();
+            }
+        }
+        let role = format!("role-{partner_id}");
+        roles::create(&mut conn, &caller, &role, "", &strings(role_scopes)).unwrap();
+        partners::create(
+            &mut conn,
+            &caller,
+            &NewPartner {
+                id: partner_id.into(),
+                name: format!("Partner {partner_id}"),
+                scope_ceiling: strings(ceiling),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        self.client(partner_id, &[&role], direct, audiences)
+    }
+
+    pub fn client(
+        &self,
+        partner_id: &str,
+        roles: &[&str],
+        direct: &[&str],
+        audiences: &[&str],
+    ) -> CreatedClient {
+        let input = NewClient {
+            partner_id: Some(partner_id.into()),
+            name: "test client".into(),
+            roles: strings(roles),
+            scopes: strings(direct),
+            audiences: strings(audiences),
+            ..Default::default()
+        };
+        clients::create(&mut self.conn(), &Caller::cli(), &input, LIMITS).unwrap()
+    }
+
+    /// Fetches and verifies a token in one go, for tests whose subject is not the token endpoint.
+    pub async fn token_for(
+        &self,
+        client: &CreatedClient,
+        scopes: &[&str],
+        audience: Option<&str>,
+    ) -> String {
+        fetch_token(
+            self,
+            AuthType::BasicAuth,
+            &client.client.id,
+            client.secret.secret.expose(),
+            scopes,
+            audience,
+        )
+        .await
+        .unwrap_or_else(|err| panic!("token request failed: {err}"))
+    }
+
+    pub async fn jwks(&self) -> JwkSet {
+        reqwest::get(self.url("/.well-known/jwks.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Verifies `token` as an independent resource server would: JWKS over HTTP, `kid` lookup, `iss`, `aud`.
+    pub async fn verify(&self, token: &str, audience: &str) -> HashMap<String, serde_json::Value> {
+        let header = jsonwebtoken::decode_header(token).expect("token header");
+        let kid = header.kid.clone().expect("kid in header");
+        let jwks = self.jwks().await;
+        let jwk = jwks.find(&kid).expect("kid in JWKS");
+        let key = DecodingKey::from_jwk(jwk).expect("decoding key from JWK");
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "nbf"]);
+        jsonwebtoken::decode::<HashMap<String, serde_json::Value>>(token, &key, &validation)
+            .unwrap_or_else(|err| panic!("token does not verify: {err}"))
+            .claims
+    }
+}
+
+pub fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+pub type TokenError = oauth2::RequestTokenError<
+    oauth2::HttpClientError<reqwest::Error>,
+    oauth2::basic::BasicErrorResponse,
+>;
+
+/// A token from the server through the `oauth2` crate, as a partner's Rust integration would fetch it.
+pub async fn fetch_token(
+    server: &TestServer,
+    auth: AuthType,
+    client_id: &str,
+    secret: &str,
+    scopes: &[&str],
+    audience: Option<&str>,
+) -> Result<String, TokenError> {
+    let client = BasicClient::new(ClientId::new(client_id.to_string()))
+        .set_client_secret(ClientSecret::new(secret.to_string()))
+        .set_token_uri(TokenUrl::new(server.url("/oauth2/token")).unwrap())
+        .set_auth_type(auth);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = client.exchange_client_credentials();
+    for scope in scopes {
+        request = request.add_scope(Scope::new(scope.to_string()));
+    }
+    if let Some(audience) = audience {
+        request = request.add_extra_param("resource", audience.to_string());
+    }
+    let response = request.request_async(&http).await?;
+    Ok(response.access_token().secret().clone())
+}
+
+/// A raw POST to an OAuth endpoint, for error cases that a well-behaved client library cannot produce.
+pub async fn post_form(
+    server: &TestServer,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(server.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// Status, body and a header of an OAuth error response, after checking the RFC 6749 section 5.2 shape.
+pub async fn oauth_error(response: reqwest::Response) -> (u16, String, reqwest::header::HeaderMap) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    assert_eq!(headers.get("content-type").unwrap(), "application/json");
+    assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    let error = body["error"].as_str().expect("error code").to_string();
+    assert!(
+        body["error_description"].is_string(),
+        "error_description present: {body}"
+    );
+    (status, error, headers)
+}
