@@ -14,20 +14,10 @@ pub struct DatabaseArgs {
     #[arg(long, env = "PARTNERGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
     /// Maximum number of pooled database connections (SQLite uses at most 8).
-    #[arg(
-        long,
-        env = "PARTNERGATE_DATABASE_POOL_SIZE",
-        default_value_t = 16,
-        global = true
-    )]
+    #[arg(long, env = "PARTNERGATE_DATABASE_POOL_SIZE", default_value_t = 16, global = true)]
     pub database_pool_size: u32,
     /// Seconds to wait for a database connection before failing.
-    #[arg(
-        long,
-        env = "PARTNERGATE_DATABASE_TIMEOUT_SECS",
-        default_value_t = 5,
-        global = true
-    )]
+    #[arg(long, env = "PARTNERGATE_DATABASE_TIMEOUT_SECS", default_value_t = 5, global = true)]
     pub database_timeout_secs: u64,
 }
 
@@ -43,12 +33,7 @@ impl DatabaseArgs {
 #[derive(Debug, Clone, Args)]
 pub struct KeysArgs {
     /// Directory of PKCS#8 PEM signing keys (see keys/README.md).
-    #[arg(
-        long,
-        env = "PARTNERGATE_KEYS_DIR",
-        default_value = "./keys",
-        global = true
-    )]
+    #[arg(long, env = "PARTNERGATE_KEYS_DIR", default_value = "./keys", global = true)]
     pub keys_dir: PathBuf,
 }
 
@@ -65,18 +50,10 @@ pub struct TokenArgs {
     #[arg(long, env = "PARTNERGATE_ADMIN_AUDIENCE")]
     pub admin_audience: Option<String>,
     /// Token lifetime in seconds for clients without their own.
-    #[arg(
-        long,
-        env = "PARTNERGATE_DEFAULT_TOKEN_LIFETIME_SECS",
-        default_value_t = 600
-    )]
+    #[arg(long, env = "PARTNERGATE_DEFAULT_TOKEN_LIFETIME_SECS", default_value_t = 600)]
     pub default_token_lifetime_secs: i64,
     /// Upper bound on any token lifetime, in seconds.
-    #[arg(
-        long,
-        env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS",
-        default_value_t = 3600
-    )]
+    #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
     pub max_token_lifetime_secs: i64,
 }
 
@@ -110,10 +87,7 @@ pub struct TokenSettings {
 
 impl TokenArgs {
     pub fn resolve(&self, bind: SocketAddr) -> Result<TokenSettings, String> {
-        let issuer = self
-            .issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{bind}"));
+        let issuer = self.issuer.clone().unwrap_or_else(|| format!("http://{bind}"));
         let issuer = issuer.trim_end_matches('/').to_string();
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             return Err(format!("issuer {issuer:?} must be an http(s) URL"));
@@ -122,19 +96,11 @@ impl TokenArgs {
             return Err("max token lifetime must be at least 30 seconds".into());
         }
         if !(30..=self.max_token_lifetime_secs).contains(&self.default_token_lifetime_secs) {
-            return Err(
-                "default token lifetime must be between 30 seconds and the maximum lifetime".into(),
-            );
+            return Err("default token lifetime must be between 30 seconds and the maximum lifetime".into());
         }
         Ok(TokenSettings {
-            default_audience: self
-                .default_audience
-                .clone()
-                .unwrap_or_else(|| format!("{issuer}/api")),
-            admin_audience: self
-                .admin_audience
-                .clone()
-                .unwrap_or_else(|| format!("{issuer}/admin")),
+            default_audience: self.default_audience.clone().unwrap_or_else(|| format!("{issuer}/api")),
+            admin_audience: self.admin_audience.clone().unwrap_or_else(|| format!("{issuer}/admin")),
             issuer,
             default_lifetime_secs: self.default_token_lifetime_secs,
             max_lifetime_secs: self.max_token_lifetime_secs,
@@ -156,11 +122,7 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    pub fn from_args(
-        database: &DatabaseArgs,
-        keys: &KeysArgs,
-        serve: &ServeArgs,
-    ) -> Result<Self, String> {
+    pub fn from_args(database: &DatabaseArgs, keys: &KeysArgs, serve: &ServeArgs) -> Result<Self, String> {
         Ok(ServerConfig {
             database_url: database.database_url.clone(),
             pool: database.pool_options(),

@@ -32,10 +32,7 @@ pub enum StartError {
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A started server: its address, and the means to stop it with the audit queue flushed.
@@ -49,10 +46,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Waits until the server stops (Ctrl-C or SIGTERM stop it gracefully), then flushes the audit queue.
     pub async fn wait(self) -> std::io::Result<()> {
-        let result = self
-            .server
-            .await
-            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
         finish_audit(self.audit_thread).await;
         result
     }
@@ -68,10 +62,7 @@ impl RunningServer {
 /// The writer thread ends once every handle is dropped with the server's workers; its last batch is the flush.
 async fn finish_audit(thread: std::thread::JoinHandle<()>) {
     let joined = tokio::task::spawn_blocking(move || thread.join());
-    if tokio::time::timeout(Duration::from_secs(30), joined)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(30), joined).await.is_err() {
         log::error!("the audit writer did not finish within 30 s");
     }
 }
@@ -91,46 +82,23 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (audit_writer, audit_thread) = AuditWriter::start(pool.clone(), WriterOptions::default());
     let state = AppState {
         pool: pool.clone(),
-        tokens: TokenService::new(
-            pool,
-            Arc::new(key_ring),
-            Arc::new(config.token.clone()),
-            audit_writer,
-        ),
+        tokens: TokenService::new(pool, Arc::new(key_ring), Arc::new(config.token.clone()), audit_writer),
         jwks_max_age_secs: config.jwks_max_age_secs,
         max_body_bytes: config.max_body_bytes,
-        client_limits: ClientLimits {
-            max_token_lifetime_secs: config.token.max_lifetime_secs,
-        },
+        client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
     };
     let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(state.clone()))
-            .wrap_fn(http::request_id::assign)
-            .configure(http::routes)
+        App::new().app_data(web::Data::new(state.clone())).wrap_fn(http::request_id::assign).configure(http::routes)
     })
     .shutdown_timeout(10);
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));
     }
-    let server = server
-        .bind(config.bind)
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    let server = server.bind(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let addr = server.addrs()[0];
     let server = server.run();
     let handle = server.handle();
     let server = tokio::spawn(server);
-    log::info!(
-        "partnergate listening on http://{addr} (issuer {})",
-        config.token.issuer
-    );
-    Ok(RunningServer {
-        addr,
-        handle,
-        server,
-        audit_thread,
-    })
+    log::info!("partnergate listening on http://{addr} (issuer {})", config.token.issuer);
+    Ok(RunningServer { addr, handle, server, audit_thread })
 }

@@ -16,8 +16,6 @@ use crate::store::{DbConnection, StoreError};
 
 /// Inserts one event on `conn`, typically inside the transaction of the change it records.
 pub fn record_in(conn: &mut DbConnection, event: AuditEvent) -> Result<(), StoreError> {
-    diesel::insert_into(audit_events::table)
-        .values(event.into_row())
-        .execute(conn)?;
+    diesel::insert_into(audit_events::table).values(event.into_row()).execute(conn)?;
     Ok(())
 }

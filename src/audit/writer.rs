@@ -35,10 +35,7 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions {
-            queue_capacity: 8192,
-            max_batch: 512,
-        }
+        WriterOptions { queue_capacity: 8192, max_batch: 512 }
     }
 }
 
@@ -77,11 +74,7 @@ impl AuditWriter {
         used_secret: Option<String>,
     ) -> Result<(), AuditError> {
         let (done, committed) = oneshot::channel();
-        let pending = Pending {
-            row: event.into_row(),
-            used_secret,
-            done,
-        };
+        let pending = Pending { row: event.into_row(), used_secret, done };
         self.queue.try_send(pending).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
@@ -132,14 +125,10 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
         // MultiConnection cannot do multi-row inserts; each backend's connection can.
         match conn {
             DbConnection::Postgresql(pg) => {
-                diesel::insert_into(audit_events::table)
-                    .values(&rows)
-                    .execute(pg)?;
+                diesel::insert_into(audit_events::table).values(&rows).execute(pg)?;
             }
             DbConnection::Sqlite(sqlite) => {
-                diesel::insert_into(audit_events::table)
-                    .values(&rows)
-                    .execute(sqlite)?;
+                diesel::insert_into(audit_events::table).values(&rows).execute(sqlite)?;
             }
         }
         for (secret, at) in &last_use {

@@ -55,17 +55,12 @@ pub fn run_scope(ctx: &Context, command: ScopeCommand) -> CliResult {
         ScopeCommand::List => {
             let list = scopes::list(&mut conn)?;
             ctx.print(&list, |list| {
-                list.iter()
-                    .map(|s| format!("{:<32} {}", s.name, s.description))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                list.iter().map(|s| format!("{:<32} {}", s.name, s.description)).collect::<Vec<_>>().join("\n")
             });
         }
         ScopeCommand::Delete { name, cascade } => {
             scopes::delete(&mut conn, &caller, &name, cascade)?;
-            ctx.print(&serde_json::json!({"deleted": name}), |_| {
-                format!("deleted scope {name}")
-            });
+            ctx.print(&serde_json::json!({"deleted": name}), |_| format!("deleted scope {name}"));
         }
     }
     Ok(())
@@ -75,30 +70,19 @@ pub fn run_role(ctx: &Context, command: RoleCommand) -> CliResult {
     let mut conn = ctx.conn()?;
     let caller = Caller::cli();
     match command {
-        RoleCommand::Create {
-            name,
-            description,
-            scopes,
-        } => {
+        RoleCommand::Create { name, description, scopes } => {
             let role = roles::create(&mut conn, &caller, &name, &description, &scopes)?;
-            ctx.print(&role, |r| {
-                format!("created role {} with scopes {}", r.name, joined(&r.scopes))
-            });
+            ctx.print(&role, |r| format!("created role {} with scopes {}", r.name, joined(&r.scopes)));
         }
         RoleCommand::List => {
             let list = roles::list(&mut conn)?;
             ctx.print(&list, |list| {
-                list.iter()
-                    .map(|r| format!("{:<24} {}", r.name, joined(&r.scopes)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                list.iter().map(|r| format!("{:<24} {}", r.name, joined(&r.scopes))).collect::<Vec<_>>().join("\n")
             });
         }
         RoleCommand::Delete { name, cascade } => {
             roles::delete(&mut conn, &caller, &name, cascade)?;
-            ctx.print(&serde_json::json!({"deleted": name}), |_| {
-                format!("deleted role {name}")
-            });
+            ctx.print(&serde_json::json!({"deleted": name}), |_| format!("deleted role {name}"));
         }
     }
     Ok(())

@@ -33,11 +33,7 @@ pub enum ClientCommand {
         #[arg(long)]
         token_lifetime_secs: Option<i32>,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
-        #[arg(
-            long,
-            env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS",
-            default_value_t = 3600
-        )]
+        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
         max_token_lifetime_secs: i64,
     },
     /// List clients.
@@ -109,9 +105,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 token_lifetime_secs,
                 secret_name: None,
             };
-            let limits = ClientLimits {
-                max_token_lifetime_secs,
-            };
+            let limits = ClientLimits { max_token_lifetime_secs };
             let created = clients::create(&mut conn, &caller, &input, limits)?;
             ctx.print(&created, |c| {
                 format!(
@@ -122,17 +116,8 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 )
             });
         }
-        ClientCommand::List {
-            partner,
-            limit,
-            cursor,
-        } => {
-            let filter = ClientFilter {
-                partner_id: partner,
-                enabled: None,
-                cursor,
-                limit: Some(limit),
-            };
+        ClientCommand::List { partner, limit, cursor } => {
+            let filter = ClientFilter { partner_id: partner, enabled: None, cursor, limit: Some(limit) };
             let page = clients::list(&mut conn, &Tenancy::Operator, &filter)?;
             ctx.print(&page, |page| {
                 let mut lines: Vec<String> = page.items.iter().map(describe).collect();
@@ -161,20 +146,15 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 out
             });
         }
-        ClientCommand::RotateSecret {
-            id,
-            name,
-            grace_period_secs,
-            expires_in_secs,
-        } => {
-            let input = NewSecret {
-                name,
-                expires_in_secs,
-                grace_period_secs,
-            };
+        ClientCommand::RotateSecret { id, name, grace_period_secs, expires_in_secs } => {
+            let input = NewSecret { name, expires_in_secs, grace_period_secs };
             let issued = secrets::create(&mut conn, &caller, &id, &input)?;
             ctx.print(&issued, |s| {
-                format!("secret_id:     {}\nclient_secret: {}\n(the secret is shown only now; store it safely)", s.id, s.secret.expose())
+                format!(
+                    "secret_id:     {}\nclient_secret: {}\n(the secret is shown only now; store it safely)",
+                    s.id,
+                    s.secret.expose()
+                )
             });
         }
         ClientCommand::RevokeSecret { id, secret_id } => {

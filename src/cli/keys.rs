@@ -26,19 +26,9 @@ pub fn run(ctx: &Context, command: KeysCommand) -> CliResult {
             // The first key of a directory signs; later ones are published first so verifiers can fetch them.
             let activate = activate || !has_keys;
             let kid = keys::generate(&ctx.keys.keys_dir, alg, activate)?;
-            ctx.print(
-                &serde_json::json!({"kid": kid, "alg": alg, "active": activate}),
-                |_| {
-                    format!(
-                        "generated {alg} key {kid}{}",
-                        if activate {
-                            " (active)"
-                        } else {
-                            " (published)"
-                        }
-                    )
-                },
-            );
+            ctx.print(&serde_json::json!({"kid": kid, "alg": alg, "active": activate}), |_| {
+                format!("generated {alg} key {kid}{}", if activate { " (active)" } else { " (published)" })
+            });
         }
         KeysCommand::List => {
             let ring = KeyRing::load(&ctx.keys.keys_dir)?;

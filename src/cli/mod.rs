@@ -1,6 +1,7 @@
 //! The command line: one file per command group. Operator commands work directly on the database through
 //! the same registry functions as the admin API.
 
+mod admin;
 mod catalog;
 mod client;
 mod keys;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Manage clients and their secrets.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Operator administration.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Fetch a token with the client-credentials grant (with the `oauth2` crate) and print its claims.
     Token(token::TokenArgs),
 }
@@ -102,10 +106,7 @@ impl Context {
     /// JSON when `--json` was given, otherwise the human rendering.
     pub fn print<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("output serializes")
-            );
+            println!("{}", serde_json::to_string_pretty(value).expect("output serializes"));
         } else {
             println!("{}", human(value));
         }
@@ -113,20 +114,13 @@ impl Context {
 }
 
 pub async fn run(cli: Cli) -> CliResult {
-    let ctx = Context {
-        database: cli.database,
-        keys: cli.keys,
-        json: cli.json,
-    };
+    let ctx = Context { database: cli.database, keys: cli.keys, json: cli.json };
     match cli.command {
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Migrate => {
             let pool = store::connect(&ctx.database.database_url, &ctx.database.pool_options())?;
-            let applied =
-                store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
-            ctx.print(&serde_json::json!({"applied": applied}), |_| {
-                format!("applied {applied} migration(s)")
-            });
+            let applied = store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
+            ctx.print(&serde_json::json!({"applied": applied}), |_| format!("applied {applied} migration(s)"));
             Ok(())
         }
         Command::Keys(command) => keys::run(&ctx, command),
@@ -135,6 +129,8 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Partner(command) => partner::run(&ctx, command),
         Command::Client(command) => client::run(&ctx, command),
         Command::Token(args) => token::run(&ctx, args).await,
+        Command::Admin(command) => admin::run(&ctx, command),
+
     }
 }
 

@@ -44,28 +44,14 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
     let mut conn = ctx.conn()?;
     let caller = Caller::cli();
     match command {
-        PartnerCommand::Create {
-            id,
-            name,
-            ceiling,
-            rate_limit_per_minute,
-            token_quota_per_day,
-        } => {
-            let input = NewPartner {
-                id,
-                name,
-                scope_ceiling: ceiling,
-                rate_limit_per_minute,
-                token_quota_per_day,
-            };
+        PartnerCommand::Create { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {
+            let input = NewPartner { id, name, scope_ceiling: ceiling, rate_limit_per_minute, token_quota_per_day };
             let partner = partners::create(&mut conn, &caller, &input)?;
             ctx.print(&partner, |p| format!("created partner {}", describe(p)));
         }
         PartnerCommand::List => {
             let list = partners::list(&mut conn, &Tenancy::Operator)?;
-            ctx.print(&list, |list| {
-                list.iter().map(describe).collect::<Vec<_>>().join("\n")
-            });
+            ctx.print(&list, |list| list.iter().map(describe).collect::<Vec<_>>().join("\n"));
         }
         PartnerCommand::Suspend { id } => {
             let partner = partners::set_suspended(&mut conn, &caller, &id, true)?;

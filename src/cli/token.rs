@@ -65,17 +65,10 @@ pub async fn run(ctx: &Context, args: TokenArgs) -> CliResult {
         request = request.add_scope(Scope::new(scope));
     }
     if let Some(audience) = &args.audience {
-        let name = if audience.contains("://") {
-            "resource"
-        } else {
-            "audience"
-        };
+        let name = if audience.contains("://") { "resource" } else { "audience" };
         request = request.add_extra_param(name, audience.clone());
     }
-    let response = request
-        .request_async(&http)
-        .await
-        .map_err(|err| CliError(describe_error(&err)))?;
+    let response = request.request_async(&http).await.map_err(|err| CliError(describe_error(&err)))?;
     let access_token = response.access_token().secret().clone();
     let mut parts = access_token.split('.');
     let header = decode_part(parts.next().unwrap_or_default());
@@ -104,10 +97,7 @@ fn describe_error<RE: std::error::Error + 'static>(
         oauth2::RequestTokenError::ServerResponse(response) => format!(
             "the server refused: {}{}",
             response.error(),
-            response
-                .error_description()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
+            response.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
         ),
         other => format!("token request failed: {other}"),
     }

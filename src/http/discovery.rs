@@ -10,10 +10,7 @@ use crate::registry;
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((
-            header::CACHE_CONTROL,
-            format!("public, max-age={}", state.jwks_max_age_secs),
-        ))
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", state.jwks_max_age_secs)))
         .json(state.tokens.keys().jwks())
 }
 
@@ -21,30 +18,22 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, Proble
     let scopes = state.run(registry::scopes::list).await?;
     let settings = state.tokens.settings();
     let issuer = &settings.issuer;
-    let algorithms: Vec<&str> = state
-        .tokens
-        .keys()
-        .algorithms()
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
+    let algorithms: Vec<&str> = state.tokens.keys().algorithms().iter().map(|a| a.as_str()).collect();
     let auth_methods = ["client_secret_basic", "client_secret_post"];
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(json!({
-            "issuer": issuer,
-            "token_endpoint": format!("{issuer}/oauth2/token"),
-            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
-            "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-            "grant_types_supported": ["client_credentials"],
-            "response_types_supported": [],
-            "token_endpoint_auth_methods_supported": auth_methods,
-            "introspection_endpoint_auth_methods_supported": auth_methods,
-            "revocation_endpoint_auth_methods_supported": auth_methods,
-            "scopes_supported": scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            "access_token_signing_alg_values_supported": algorithms,
-            "partnergate_default_audience": settings.default_audience,
-            "partnergate_admin_audience": settings.admin_audience,
-        })))
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=300")).json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "scopes_supported": scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        "access_token_signing_alg_values_supported": algorithms,
+        "partnergate_default_audience": settings.default_audience,
+        "partnergate_admin_audience": settings.admin_audience,
+    })))
 }

@@ -6,34 +6,20 @@ use futures_util::StreamExt;
 
 use crate::oauth::{FormParams, OAuthError};
 
-pub async fn read_form(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<FormParams, OAuthError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+pub async fn read_form(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<FormParams, OAuthError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(OAuthError::InvalidRequest(
-            "Content-Type must be application/x-www-form-urlencoded".into(),
-        ));
+        return Err(OAuthError::InvalidRequest("Content-Type must be application/x-www-form-urlencoded".into()));
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(OAuthError::BodyTooLarge);
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|_| OAuthError::InvalidRequest("the request body could not be read".into()))?;
+        let chunk = chunk.map_err(|_| OAuthError::InvalidRequest("the request body could not be read".into()))?;
         if body.len() + chunk.len() > limit {
             return Err(OAuthError::BodyTooLarge);
         }

@@ -1,6 +1,7 @@
 //! The HTTP surface (actix-web): routes, extractors, one file per endpoint group, and the mapping from
 //! domain errors to RFC 6749 bodies and admin problems. Handlers parse, call one domain function, map.
 
+pub mod admin;
 mod discovery;
 mod form;
 mod health;
@@ -49,20 +50,14 @@ impl AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth2/token", web::post().to(token::token))
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(discovery::metadata),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(discovery::metadata),
-        )
+        .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
+        .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .configure(admin::routes)
         .default_service(web::to(not_found));
 }
 
 async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound()
-        .json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
+    HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
 }

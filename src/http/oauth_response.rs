@@ -19,9 +19,7 @@ struct ErrorBody<'a> {
 
 /// Token responses must not be cached (RFC 6749 section 5.1).
 fn no_store(builder: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
-    builder
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
+    builder.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"))
 }
 
 pub fn json_no_store<T: Serialize>(body: &T) -> HttpResponse {
@@ -44,14 +42,8 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
     let mut builder = HttpResponse::build(status_of(err));
     no_store(&mut builder);
     match err {
-        OAuthError::InvalidClient {
-            basic_challenge: true,
-            ..
-        } => {
-            builder.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"partnergate\""),
-            ));
+        OAuthError::InvalidClient { basic_challenge: true, .. } => {
+            builder.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"partnergate\"")));
         }
         OAuthError::TemporarilyUnavailable(message) => {
             log::warn!("token endpoint unavailable: {message}");
@@ -61,13 +53,8 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
     }
     let description = match err {
         // The internal cause is logged above; the caller gets a stable sentence.
-        OAuthError::TemporarilyUnavailable(_) => {
-            "the service is temporarily unavailable; retry later".to_string()
-        }
+        OAuthError::TemporarilyUnavailable(_) => "the service is temporarily unavailable; retry later".to_string(),
         other => other.description(),
     };
-    builder.json(ErrorBody {
-        error: err.code(),
-        error_description: description,
-    })
+    builder.json(ErrorBody { error: err.code(), error_description: description })
 }

@@ -17,19 +17,20 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Problem {
-            status,
-            error,
-            message: message.into(),
-        }
+        Problem { status, error, message: message.into() }
+    }
+
+    /// A missing, invalid or no longer valid bearer token (RFC 6750 section 3.1).
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_input", message)
     }
 
     pub fn internal() -> Self {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 }
 
@@ -45,7 +46,14 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({"error": self.error, "message": self.message}))
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((
+                actix_web::http::header::WWW_AUTHENTICATE,
+                format!("Bearer realm=\"partnergate\", error=\"{}\"", self.error),
+            ));
+        }
+        response.json(json!({"error": self.error, "message": self.message}))
     }
 }
 
@@ -53,22 +61,12 @@ impl From<RegistryError> for Problem {
     fn from(err: RegistryError) -> Self {
         let message = err.to_string();
         match err {
-            RegistryError::Invalid { .. } => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid_input", message)
-            }
-            RegistryError::NotFound { .. } => {
-                Problem::new(StatusCode::NOT_FOUND, "not_found", message)
-            }
-            RegistryError::AlreadyExists { .. } => {
-                Problem::new(StatusCode::CONFLICT, "already_exists", message)
-            }
+            RegistryError::Invalid { .. } => Problem::new(StatusCode::BAD_REQUEST, "invalid_input", message),
+            RegistryError::NotFound { .. } => Problem::new(StatusCode::NOT_FOUND, "not_found", message),
+            RegistryError::AlreadyExists { .. } => Problem::new(StatusCode::CONFLICT, "already_exists", message),
             RegistryError::InUse { .. } => Problem::new(StatusCode::CONFLICT, "in_use", message),
-            RegistryError::OutsideCeiling(_) => {
-                Problem::new(StatusCode::FORBIDDEN, "scope_outside_ceiling", message)
-            }
-            RegistryError::Forbidden(_) => {
-                Problem::new(StatusCode::FORBIDDEN, "forbidden", message)
-            }
+            RegistryError::OutsideCeiling(_) => Problem::new(StatusCode::FORBIDDEN, "scope_outside_ceiling", message),
+            RegistryError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", message),
             RegistryError::Store(store) if store.is_constraint_violation() => Problem::new(
                 StatusCode::CONFLICT,
                 "conflict",
@@ -76,11 +74,7 @@ impl From<RegistryError> for Problem {
             ),
             RegistryError::Store(StoreError::Unavailable(cause)) => {
                 log::warn!("database unavailable: {cause}");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is unavailable; retry later",
-                )
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry later")
             }
             RegistryError::Store(cause) => {
                 log::error!("storage error: {cause}");

@@ -17,37 +17,23 @@ pub struct RequestId(pub String);
 
 /// Bounded length and a safe alphabet, so ids can be logged and stored as they are.
 pub fn is_valid(id: &str) -> bool {
-    (1..=MAX_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=MAX_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// The middleware body, for `App::wrap_fn`.
-pub fn assign<S>(
-    req: ServiceRequest,
-    service: &S,
-) -> LocalBoxFuture<'static, Result<ServiceResponse, Error>>
+pub fn assign<S>(req: ServiceRequest, service: &S) -> LocalBoxFuture<'static, Result<ServiceResponse, Error>>
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = Error>,
     S::Future: 'static,
 {
-    let incoming = req
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| is_valid(id));
-    let id = incoming
-        .map(str::to_string)
-        .unwrap_or_else(|| random_base62(22));
+    let incoming = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).filter(|id| is_valid(id));
+    let id = incoming.map(str::to_string).unwrap_or_else(|| random_base62(22));
     req.extensions_mut().insert(RequestId(id.clone()));
     let response = service.call(req);
     Box::pin(async move {
         let mut response = response.await?;
         if let Ok(value) = HeaderValue::from_str(&id) {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(HEADER), value);
+            response.headers_mut().insert(HeaderName::from_static(HEADER), value);
         }
         Ok(response)
     })

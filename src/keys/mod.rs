@@ -24,10 +24,7 @@ const ACTIVE_FILE: &str = "active";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
     Permissions { path: PathBuf, mode: u32 },
     #[error("{path}: {message}")]
@@ -41,10 +38,7 @@ pub enum KeyError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| KeyError::Io { path: path.to_path_buf(), source }
 }
 
 /// A loaded key with where it came from.
@@ -89,20 +83,11 @@ impl KeyRing {
             let metadata = fs::metadata(&path).map_err(io_error(&path))?;
             check_permissions(&path, &metadata)?;
             let text = fs::read_to_string(&path).map_err(io_error(&path))?;
-            let der = pem::decode_pkcs8(&text).map_err(|message| KeyError::Invalid {
-                path: path.clone(),
-                message,
-            })?;
-            let key = SigningKey::from_pkcs8(&der).map_err(|message| KeyError::Invalid {
-                path: path.clone(),
-                message,
-            })?;
+            let der = pem::decode_pkcs8(&text).map_err(|message| KeyError::Invalid { path: path.clone(), message })?;
+            let key =
+                SigningKey::from_pkcs8(&der).map_err(|message| KeyError::Invalid { path: path.clone(), message })?;
             let modified = metadata.modified().map_err(io_error(&path))?;
-            keys.push(LoadedKey {
-                key,
-                path,
-                modified,
-            });
+            keys.push(LoadedKey { key, path, modified });
         }
         if keys.is_empty() {
             return Err(KeyError::Empty(dir.to_path_buf()));
@@ -110,22 +95,13 @@ impl KeyRing {
         keys.sort_by(|a, b| a.key.kid().cmp(b.key.kid()));
         keys.dedup_by(|a, b| a.key.kid() == b.key.kid());
         let active = match read_active_kid(dir)? {
-            Some(kid) => keys
-                .iter()
-                .position(|k| k.key.kid() == kid)
-                .ok_or(KeyError::UnknownActive(kid))?,
-            None => (0..keys.len())
-                .max_by_key(|&i| (keys[i].modified, keys[i].key.kid().to_string()))
-                .unwrap_or(0),
+            Some(kid) => keys.iter().position(|k| k.key.kid() == kid).ok_or(KeyError::UnknownActive(kid))?,
+            None => (0..keys.len()).max_by_key(|&i| (keys[i].modified, keys[i].key.kid().to_string())).unwrap_or(0),
         };
         let active_key = &keys[active].key;
         let header = serde_json::json!({ "alg": active_key.alg().as_str(), "typ": "at+jwt", "kid": active_key.kid() });
         let active_header = URL_SAFE_NO_PAD.encode(header.to_string());
-        Ok(KeyRing {
-            keys,
-            active,
-            active_header,
-        })
+        Ok(KeyRing { keys, active, active_header })
     }
 
     /// Loads the ring, first generating an active ES256 key if the directory has no key at all.
@@ -147,9 +123,7 @@ impl KeyRing {
     }
 
     pub fn jwks(&self) -> JwkSet<'_> {
-        JwkSet {
-            keys: self.keys.iter().map(|k| k.key.jwk()).collect(),
-        }
+        JwkSet { keys: self.keys.iter().map(|k| k.key.jwk()).collect() }
     }
 
     pub fn algorithms(&self) -> Vec<Algorithm> {
@@ -166,11 +140,7 @@ impl KeyRing {
             .map(|(i, k)| KeyInfo {
                 kid: k.key.kid().to_string(),
                 alg: k.key.alg(),
-                file: k
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                file: k.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 active: i == self.active,
             })
             .collect()
@@ -179,8 +149,7 @@ impl KeyRing {
     /// A compact JWS over `claims` with the active key: header `{"alg", "typ": "at+jwt", "kid"}`.
     pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> String {
         let payload = serde_json::to_vec(claims).expect("claims serialize to JSON");
-        let mut token =
-            String::with_capacity(self.active_header.len() + payload.len() * 4 / 3 + 100);
+        let mut token = String::with_capacity(self.active_header.len() + payload.len() * 4 / 3 + 100);
         token.push_str(&self.active_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
@@ -195,13 +164,7 @@ pub type SharedKeyRing = Arc<KeyRing>;
 
 fn has_keys(dir: &Path) -> Result<bool, KeyError> {
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
-        if entry
-            .map_err(io_error(dir))?
-            .path()
-            .extension()
-            .and_then(|e| e.to_str())
-            == Some("pem")
-        {
+        if entry.map_err(io_error(dir))?.path().extension().and_then(|e| e.to_str()) == Some("pem") {
             return Ok(true);
         }
     }
@@ -223,10 +186,7 @@ fn check_permissions(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyErro
     use std::os::unix::fs::PermissionsExt;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::Permissions {
-            path: path.to_path_buf(),
-            mode,
-        });
+        return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
     }
     Ok(())
 }
@@ -266,9 +226,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(io_error(path))?;
-    file.write_all(contents)
-        .and_then(|_| file.sync_all())
-        .map_err(io_error(path))
+    file.write_all(contents).and_then(|_| file.sync_all()).map_err(io_error(path))
 }
 
 #[cfg(test)]
@@ -294,10 +252,7 @@ mod tests {
         assert_eq!(ring.active().kid(), first);
         assert_eq!(ring.jwks().keys.len(), 2);
         set_active(dir.path(), &second).unwrap();
-        assert_eq!(
-            KeyRing::load(dir.path()).unwrap().active().alg(),
-            Algorithm::EdDSA
-        );
+        assert_eq!(KeyRing::load(dir.path()).unwrap().active().alg(), Algorithm::EdDSA);
     }
 
     #[cfg(unix)]

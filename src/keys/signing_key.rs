@@ -30,9 +30,7 @@ impl std::str::FromStr for Algorithm {
             "ES256" => Ok(Algorithm::ES256),
             "EdDSA" | "Ed25519" => Ok(Algorithm::EdDSA),
             "RS256" => Ok(Algorithm::RS256),
-            other => Err(format!(
-                "unknown algorithm {other:?}: use ES256, EdDSA or RS256"
-            )),
+            other => Err(format!("unknown algorithm {other:?}: use ES256, EdDSA or RS256")),
         }
     }
 }
@@ -74,16 +72,15 @@ pub struct SigningKey {
     alg: Algorithm,
     kid: String,
     jwk: PublicJwk,
+    /// The public key for `jsonwebtoken`, built once, to verify this server's own tokens.
+    decoding_key: jsonwebtoken::DecodingKey,
     key_pair: KeyPairKind,
     rng: SystemRandom,
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("alg", &self.alg)
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("alg", &self.alg).field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -105,9 +102,7 @@ impl SigningKey {
                     .into())
             }
         };
-        document
-            .map(|doc| doc.as_ref().to_vec())
-            .map_err(|_| "key generation failed".to_string())
+        document.map(|doc| doc.as_ref().to_vec()).map_err(|_| "key generation failed".to_string())
     }
 
     /// Parses a PKCS#8 private key of any supported kind; the algorithm follows from the key type.
@@ -115,9 +110,7 @@ impl SigningKey {
         let rng = SystemRandom::new();
         let (alg, key_pair) = if let Ok(kp) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
             (Algorithm::EdDSA, KeyPairKind::Ed25519(kp))
-        } else if let Ok(kp) =
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-        {
+        } else if let Ok(kp) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {
             (Algorithm::ES256, KeyPairKind::Ecdsa(kp))
         } else if let Ok(kp) = RsaKeyPair::from_pkcs8(der) {
             if kp.public().modulus_len() < 256 {
@@ -131,54 +124,24 @@ impl SigningKey {
             KeyPairKind::Ecdsa(kp) => {
                 // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
                 let point = kp.public_key().as_ref();
-                (
-                    "EC",
-                    Some("P-256"),
-                    Some(b64(&point[1..33])),
-                    Some(b64(&point[33..65])),
-                    None,
-                    None,
-                )
+                ("EC", Some("P-256"), Some(b64(&point[1..33])), Some(b64(&point[33..65])), None, None)
             }
-            KeyPairKind::Ed25519(kp) => (
-                "OKP",
-                Some("Ed25519"),
-                Some(b64(kp.public_key().as_ref())),
-                None,
-                None,
-                None,
-            ),
+            KeyPairKind::Ed25519(kp) => ("OKP", Some("Ed25519"), Some(b64(kp.public_key().as_ref())), None, None, None),
             KeyPairKind::Rsa(kp) => {
                 let public: ring::rsa::PublicKeyComponents<Vec<u8>> = kp.public().into();
-                (
-                    "RSA",
-                    None,
-                    None,
-                    None,
-                    Some(b64(&public.n)),
-                    Some(b64(&public.e)),
-                )
+                ("RSA", None, None, None, Some(b64(&public.n)), Some(b64(&public.e)))
             }
         };
-        let mut jwk = PublicJwk {
-            kty,
-            key_use: "sig",
-            alg: alg.as_str(),
-            kid: String::new(),
-            crv,
-            x,
-            y,
-            n,
-            e,
-        };
+        let mut jwk = PublicJwk { kty, key_use: "sig", alg: alg.as_str(), kid: String::new(), crv, x, y, n, e };
         jwk.kid = thumbprint(&jwk);
-        Ok(SigningKey {
-            alg,
-            kid: jwk.kid.clone(),
-            jwk,
-            key_pair,
-            rng,
-        })
+        let component = |value: &Option<String>| value.clone().unwrap_or_default();
+        let decoding_key = match alg {
+            Algorithm::ES256 => jsonwebtoken::DecodingKey::from_ec_components(&component(&jwk.x), &component(&jwk.y)),
+            Algorithm::EdDSA => jsonwebtoken::DecodingKey::from_ed_components(&component(&jwk.x)),
+            Algorithm::RS256 => jsonwebtoken::DecodingKey::from_rsa_components(&component(&jwk.n), &component(&jwk.e)),
+        }
+        .map_err(|err| format!("cannot build the verification key: {err}"))?;
+        Ok(SigningKey { alg, kid: jwk.kid.clone(), jwk, decoding_key, key_pair, rng })
     }
 
     pub fn alg(&self) -> Algorithm {
@@ -193,23 +156,25 @@ impl SigningKey {
         &self.jwk
     }
 
+    pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
+        &self.decoding_key
+    }
+
+    pub fn jsonwebtoken_algorithm(&self) -> jsonwebtoken::Algorithm {
+        match self.alg {
+            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &self.key_pair {
-            KeyPairKind::Ecdsa(kp) => kp
-                .sign(&self.rng, message)
-                .expect("ECDSA signing failed")
-                .as_ref()
-                .to_vec(),
+            KeyPairKind::Ecdsa(kp) => kp.sign(&self.rng, message).expect("ECDSA signing failed").as_ref().to_vec(),
             KeyPairKind::Ed25519(kp) => kp.sign(message).as_ref().to_vec(),
             KeyPairKind::Rsa(kp) => {
                 let mut signature = vec![0u8; kp.public().modulus_len()];
-                kp.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &self.rng,
-                    message,
-                    &mut signature,
-                )
-                .expect("RSA signing failed");
+                kp.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut signature).expect("RSA signing failed");
                 signature
             }
         }
@@ -257,10 +222,7 @@ mod tests {
             n: Some("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw".into()),
             e: Some("AQAB".into()),
         };
-        assert_eq!(
-            thumbprint(&jwk),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 
     #[test]
@@ -279,16 +241,9 @@ mod tests {
                     point.extend(URL_SAFE_NO_PAD.decode(jwk.y.as_ref().unwrap()).unwrap());
                     (&signature::ECDSA_P256_SHA256_FIXED, point)
                 }
-                _ => (
-                    &signature::ED25519,
-                    URL_SAFE_NO_PAD
-                        .decode(key.jwk().x.as_ref().unwrap())
-                        .unwrap(),
-                ),
+                _ => (&signature::ED25519, URL_SAFE_NO_PAD.decode(key.jwk().x.as_ref().unwrap()).unwrap()),
             };
-            signature::UnparsedPublicKey::new(verify_alg, public)
-                .verify(b"message", &signature)
-                .unwrap();
+            signature::UnparsedPublicKey::new(verify_alg, public).verify(b"message", &signature).unwrap();
         }
         assert!(SigningKey::generate_pkcs8(Algorithm::RS256).is_err());
     }

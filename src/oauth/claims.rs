@@ -60,10 +60,7 @@ mod tests {
 
     #[test]
     fn audience_serializes_as_string_or_array() {
-        assert_eq!(
-            serde_json::to_value(Audience::from_list(vec!["a".into()])).unwrap(),
-            serde_json::json!("a")
-        );
+        assert_eq!(serde_json::to_value(Audience::from_list(vec!["a".into()])).unwrap(), serde_json::json!("a"));
         assert_eq!(
             serde_json::to_value(Audience::from_list(vec!["a".into(), "b".into()])).unwrap(),
             serde_json::json!(["a", "b"])
@@ -85,18 +82,7 @@ mod tests {
             partner_id: "acme".into(),
         };
         let value = serde_json::to_value(&claims).unwrap();
-        for name in [
-            "iss",
-            "sub",
-            "client_id",
-            "aud",
-            "iat",
-            "nbf",
-            "exp",
-            "jti",
-            "scope",
-            "partner_id",
-        ] {
+        for name in ["iss", "sub", "client_id", "aud", "iat", "nbf", "exp", "jti", "scope", "partner_id"] {
             assert!(value.get(name).is_some(), "missing {name}");
         }
         assert_eq!(claims.scopes().collect::<Vec<_>>(), ["a.read", "b.write"]);

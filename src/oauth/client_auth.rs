@@ -38,20 +38,15 @@ pub fn authenticate(
     attempt: &mut AuthAttempt,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic_challenge = presented.method == AuthMethod::ClientSecretBasic;
-    let fail = |reason| OAuthError::InvalidClient {
-        reason,
-        basic_challenge,
-    };
+    let fail = |reason| OAuthError::InvalidClient { reason, basic_challenge };
     if !plausible_client_id(&presented.client_id) {
         return Err(fail(AuthFailure::UnknownClient));
     }
     attempt.client_id = Some(presented.client_id.clone());
     // The checksum rejects typos and truncation before any database work.
-    let secret =
-        ClientSecret::parse(&presented.secret).map_err(|_| fail(AuthFailure::MalformedSecret))?;
-    let loaded = load_for_authentication(conn, &presented.client_id).map_err(|err| {
-        OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
-    })?;
+    let secret = ClientSecret::parse(&presented.secret).map_err(|_| fail(AuthFailure::MalformedSecret))?;
+    let loaded = load_for_authentication(conn, &presented.client_id)
+        .map_err(|err| OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}")))?;
     let Some((client, partner, secrets)) = loaded else {
         return Err(fail(AuthFailure::UnknownClient));
     };
@@ -66,11 +61,7 @@ pub fn authenticate(
     let stored = matched.ok_or_else(|| fail(AuthFailure::WrongSecret))?;
     attempt.secret_id = Some(stored.id.clone());
     if !is_active(stored, at) {
-        let reason = if stored.revoked_at.is_some() {
-            AuthFailure::SecretRevoked
-        } else {
-            AuthFailure::SecretExpired
-        };
+        let reason = if stored.revoked_at.is_some() { AuthFailure::SecretRevoked } else { AuthFailure::SecretExpired };
         return Err(fail(reason));
     }
     if !client.enabled {
@@ -79,9 +70,5 @@ pub fn authenticate(
     if partner.suspended {
         return Err(fail(AuthFailure::PartnerSuspended));
     }
-    Ok(AuthenticatedClient {
-        secret_id: stored.id.clone(),
-        client,
-        partner,
-    })
+    Ok(AuthenticatedClient { secret_id: stored.id.clone(), client, partner })
 }

@@ -38,10 +38,7 @@ pub enum OAuthError {
     InvalidRequest(String),
     /// `basic_challenge`: answer with `WWW-Authenticate: Basic` (the client used, or could use, Basic).
     #[error("invalid_client: {}", .reason.as_str())]
-    InvalidClient {
-        reason: AuthFailure,
-        basic_challenge: bool,
-    },
+    InvalidClient { reason: AuthFailure, basic_challenge: bool },
     #[error("unsupported_grant_type: {0}")]
     UnsupportedGrantType(String),
     #[error("invalid_scope: {0}")]

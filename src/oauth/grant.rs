@@ -37,19 +37,14 @@ impl std::fmt::Debug for IssuedToken {
 }
 
 /// No `scope`: every allowed scope. With `scope`: every requested scope must be allowed; no silent narrowing.
-pub fn resolve_scopes(
-    allowed: &BTreeSet<String>,
-    requested: Option<Vec<String>>,
-) -> Result<Vec<String>, OAuthError> {
+pub fn resolve_scopes(allowed: &BTreeSet<String>, requested: Option<Vec<String>>) -> Result<Vec<String>, OAuthError> {
     match requested {
         None => Ok(allowed.iter().cloned().collect()),
         Some(requested) => {
             if requested.iter().all(|s| allowed.contains(s)) {
                 Ok(requested)
             } else {
-                Err(OAuthError::InvalidScope(
-                    "the client may not request one or more of these scopes".into(),
-                ))
+                Err(OAuthError::InvalidScope("the client may not request one or more of these scopes".into()))
             }
         }
     }
@@ -64,20 +59,13 @@ pub fn resolve_audience(
 ) -> Result<Vec<String>, OAuthError> {
     let default_allowed = client_audiences.len() != 1;
     if requested.is_empty() {
-        return Ok(vec![if default_allowed {
-            default.to_string()
-        } else {
-            client_audiences[0].clone()
-        }]);
+        return Ok(vec![if default_allowed { default.to_string() } else { client_audiences[0].clone() }]);
     }
-    let allowed =
-        |aud: &String| client_audiences.contains(aud) || (default_allowed && aud == default);
+    let allowed = |aud: &String| client_audiences.contains(aud) || (default_allowed && aud == default);
     if requested.iter().all(allowed) {
         Ok(requested)
     } else {
-        Err(OAuthError::InvalidTarget(
-            "the client may not request a token for this audience".into(),
-        ))
+        Err(OAuthError::InvalidTarget("the client may not request a token for this audience".into()))
     }
 }
 
@@ -92,13 +80,10 @@ pub fn client_credentials(
 ) -> Result<IssuedToken, OAuthError> {
     let presented = request::credentials(params, authorization)?;
     event.client_id = Some(presented.client_id.clone());
-    let grant_type = params
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
+    let grant_type =
+        params.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
     if grant_type != "client_credentials" {
-        return Err(OAuthError::UnsupportedGrantType(
-            "only client_credentials is supported".into(),
-        ));
+        return Err(OAuthError::UnsupportedGrantType("only client_credentials is supported".into()));
     }
     let requested_scopes = request::requested_scopes(params)?;
     let requested_audiences = request::requested_audiences(params)?;
@@ -114,15 +99,11 @@ pub fn client_credentials(
     let unavailable = |err: crate::registry::RegistryError| {
         OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
     };
-    let allowed = allowed_scopes(conn, &authenticated.client.id, &authenticated.partner.id)
-        .map_err(unavailable)?;
+    let allowed = allowed_scopes(conn, &authenticated.client.id, &authenticated.partner.id).map_err(unavailable)?;
     let scopes = resolve_scopes(&allowed, requested_scopes)?;
     let client_audiences = audiences(conn, &authenticated.client.id).map_err(unavailable)?;
-    let audience = Audience::from_list(resolve_audience(
-        &client_audiences,
-        requested_audiences,
-        &settings.default_audience,
-    )?);
+    let audience =
+        Audience::from_list(resolve_audience(&client_audiences, requested_audiences, &settings.default_audience)?);
 
     let lifetime = authenticated
         .client
@@ -147,12 +128,7 @@ pub fn client_credentials(
     event.scopes = Some(claims.scope.clone());
     event.audience = Some(claims.aud.joined());
     event.jti = Some(claims.jti.clone());
-    Ok(IssuedToken {
-        access_token,
-        token_type: "Bearer",
-        expires_in: lifetime,
-        scope: claims.scope,
-    })
+    Ok(IssuedToken { access_token, token_type: "Bearer", expires_in: lifetime, scope: claims.scope })
 }
 
 #[cfg(test)]
@@ -166,16 +142,9 @@ mod tests {
     #[test]
     fn scopes_are_all_allowed_or_exactly_the_requested() {
         let allowed = set(&["a.read", "a.write"]);
-        assert_eq!(
-            resolve_scopes(&allowed, None).unwrap(),
-            ["a.read", "a.write"]
-        );
-        assert_eq!(
-            resolve_scopes(&allowed, Some(vec!["a.read".into()])).unwrap(),
-            ["a.read"]
-        );
-        let err =
-            resolve_scopes(&allowed, Some(vec!["a.read".into(), "b.read".into()])).unwrap_err();
+        assert_eq!(resolve_scopes(&allowed, None).unwrap(), ["a.read", "a.write"]);
+        assert_eq!(resolve_scopes(&allowed, Some(vec!["a.read".into()])).unwrap(), ["a.read"]);
+        let err = resolve_scopes(&allowed, Some(vec!["a.read".into(), "b.read".into()])).unwrap_err();
         assert_eq!(err.code(), "invalid_scope");
     }
 
@@ -183,28 +152,11 @@ mod tests {
     fn audience_rules() {
         let one = vec!["https://one".to_string()];
         let two = vec!["https://one".to_string(), "https://two".to_string()];
-        assert_eq!(
-            resolve_audience(&one, vec![], "https://default").unwrap(),
-            ["https://one"]
-        );
-        assert_eq!(
-            resolve_audience(&two, vec![], "https://default").unwrap(),
-            ["https://default"]
-        );
-        assert_eq!(
-            resolve_audience(&[], vec![], "https://default").unwrap(),
-            ["https://default"]
-        );
+        assert_eq!(resolve_audience(&one, vec![], "https://default").unwrap(), ["https://one"]);
+        assert_eq!(resolve_audience(&two, vec![], "https://default").unwrap(), ["https://default"]);
+        assert_eq!(resolve_audience(&[], vec![], "https://default").unwrap(), ["https://default"]);
         assert!(resolve_audience(&one, vec!["https://default".into()], "https://default").is_err());
-        assert_eq!(
-            resolve_audience(&two, vec!["https://two".into()], "https://default").unwrap(),
-            ["https://two"]
-        );
-        assert_eq!(
-            resolve_audience(&two, vec!["https://evil".into()], "d")
-                .unwrap_err()
-                .code(),
-            "invalid_target"
-        );
+        assert_eq!(resolve_audience(&two, vec!["https://two".into()], "https://default").unwrap(), ["https://two"]);
+        assert_eq!(resolve_audience(&two, vec!["https://evil".into()], "d").unwrap_err().code(), "invalid_target");
     }
 }

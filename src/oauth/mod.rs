@@ -6,6 +6,7 @@ pub mod client_auth;
 pub mod error;
 pub mod grant;
 pub mod request;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -29,18 +30,8 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    pub fn new(
-        pool: DbPool,
-        keys: Arc<KeyRing>,
-        settings: Arc<TokenSettings>,
-        audit: AuditWriter,
-    ) -> Self {
-        TokenService {
-            pool,
-            keys,
-            settings,
-            audit,
-        }
+    pub fn new(pool: DbPool, keys: Arc<KeyRing>, settings: Arc<TokenSettings>, audit: AuditWriter) -> Self {
+        TokenService { pool, keys, settings, audit }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -49,6 +40,25 @@ impl TokenService {
 
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Verifies one of this server's tokens and its current standing. `audience`: required audience, if any.
+    pub async fn check_token(
+        &self,
+        token: String,
+        audience: Option<String>,
+    ) -> Result<Result<(AccessTokenClaims, verify::Standing), verify::Rejection>, crate::store::StoreError> {
+        let claims = match verify::verify_signature(&self.keys, &self.settings, &token, audience.as_deref()) {
+            Ok(claims) => claims,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            Ok(verify::check_standing(&mut conn, &claims)?.map(|standing| (claims, standing)))
+        })
+        .await
+        .map_err(|_| crate::store::StoreError::Unavailable("token check interrupted".into()))?
     }
 
     /// The client-credentials grant for a parsed form body (or the error its parsing produced) and the
@@ -63,8 +73,7 @@ impl TokenService {
         let (result, mut event) = match params {
             Err(err) => (Err(err), event),
             Ok(params) => {
-                let (pool, keys, settings) =
-                    (self.pool.clone(), self.keys.clone(), self.settings.clone());
+                let (pool, keys, settings) = (self.pool.clone(), self.keys.clone(), self.settings.clone());
                 let joined = tokio::task::spawn_blocking(move || {
                     let result = match pool.get() {
                         Ok(mut conn) => grant::client_credentials(
@@ -75,16 +84,12 @@ impl TokenService {
                             authorization.as_deref(),
                             &mut event,
                         ),
-                        Err(err) => Err(OAuthError::TemporarilyUnavailable(format!(
-                            "database unavailable: {err}"
-                        ))),
+                        Err(err) => Err(OAuthError::TemporarilyUnavailable(format!("database unavailable: {err}"))),
                     };
                     (result, event)
                 })
                 .await;
-                joined.map_err(|_| {
-                    OAuthError::TemporarilyUnavailable("the grant was interrupted".into())
-                })?
+                joined.map_err(|_| OAuthError::TemporarilyUnavailable("the grant was interrupted".into()))?
             }
         };
         let used_secret = match &result {
@@ -100,9 +105,7 @@ impl TokenService {
         self.audit
             .record_with_secret_use(event, used_secret)
             .await
-            .map_err(|err| {
-                OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}"))
-            })?;
+            .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
         result
     }
 }

@@ -38,16 +38,11 @@ const REPEATABLE: &[&str] = &["resource"];
 
 impl FormParams {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
-            OAuthError::InvalidRequest("body is not application/x-www-form-urlencoded".into())
-        })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| OAuthError::InvalidRequest("body is not application/x-www-form-urlencoded".into()))?;
         for (i, (name, _)) in pairs.iter().enumerate() {
-            if !REPEATABLE.contains(&name.as_str())
-                && pairs[..i].iter().any(|(earlier, _)| earlier == name)
-            {
-                return Err(OAuthError::InvalidRequest(format!(
-                    "parameter {name} is repeated"
-                )));
+            if !REPEATABLE.contains(&name.as_str()) && pairs[..i].iter().any(|(earlier, _)| earlier == name) {
+                return Err(OAuthError::InvalidRequest(format!("parameter {name} is repeated")));
             }
         }
         Ok(FormParams(pairs))
@@ -55,26 +50,16 @@ impl FormParams {
 
     /// A parameter's value; an empty value counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, v)| n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(n, v)| n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str()).collect()
     }
 }
 
 fn malformed() -> OAuthError {
-    OAuthError::InvalidClient {
-        reason: AuthFailure::MalformedCredentials,
-        basic_challenge: true,
-    }
+    OAuthError::InvalidClient { reason: AuthFailure::MalformedCredentials, basic_challenge: true }
 }
 
 /// Decodes `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 section 2.3.1).
@@ -101,10 +86,7 @@ fn form_decode(value: &str) -> Option<String> {
 }
 
 /// Client credentials from the `Authorization` header or the body; using both at once is refused.
-pub fn credentials(
-    params: &FormParams,
-    authorization: Option<&str>,
-) -> Result<PresentedCredentials, OAuthError> {
+pub fn credentials(params: &FormParams, authorization: Option<&str>) -> Result<PresentedCredentials, OAuthError> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
     match authorization {
@@ -120,11 +102,7 @@ pub fn credentials(
                     "client_id in the body differs from the Basic credentials".into(),
                 ));
             }
-            Ok(PresentedCredentials {
-                client_id,
-                secret,
-                method: AuthMethod::ClientSecretBasic,
-            })
+            Ok(PresentedCredentials { client_id, secret, method: AuthMethod::ClientSecretBasic })
         }
         None => match (body_id, body_secret) {
             (Some(id), Some(secret)) => Ok(PresentedCredentials {
@@ -137,10 +115,7 @@ pub fn credentials(
                 secret: String::new(),
                 method: AuthMethod::ClientSecretPost,
             }),
-            _ => Err(OAuthError::InvalidClient {
-                reason: AuthFailure::NoCredentials,
-                basic_challenge: true,
-            }),
+            _ => Err(OAuthError::InvalidClient { reason: AuthFailure::NoCredentials, basic_challenge: true }),
         },
     }
 }
@@ -154,9 +129,7 @@ pub fn requested_scopes(params: &FormParams) -> Result<Option<Vec<String>>, OAut
     let mut scopes = Vec::new();
     for token in raw.split(' ').filter(|t| !t.is_empty()) {
         if token.len() > 128
-            || !token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+            || !token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
         {
             return Err(OAuthError::InvalidScope("scope is malformed".into()));
         }
@@ -164,11 +137,7 @@ pub fn requested_scopes(params: &FormParams) -> Result<Option<Vec<String>>, OAut
     }
     scopes.sort();
     scopes.dedup();
-    Ok(if scopes.is_empty() {
-        None
-    } else {
-        Some(scopes)
-    })
+    Ok(if scopes.is_empty() { None } else { Some(scopes) })
 }
 
 /// Requested audiences from `resource` (RFC 8707: absolute URIs without fragment, repeatable) and `audience`.
@@ -177,23 +146,16 @@ pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthErro
     for resource in params.all("resource") {
         let absolute = resource.split_once("://").is_some_and(|(scheme, rest)| {
             !scheme.is_empty()
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
                 && !rest.is_empty()
         });
         if !absolute || resource.contains('#') {
-            return Err(OAuthError::InvalidTarget(
-                "resource must be an absolute URI without a fragment".into(),
-            ));
+            return Err(OAuthError::InvalidTarget("resource must be an absolute URI without a fragment".into()));
         }
         audiences.push(resource.to_string());
     }
     audiences.extend(params.get("audience").map(str::to_string));
-    if audiences
-        .iter()
-        .any(|a| a.len() > 512 || !a.bytes().all(|b| b.is_ascii_graphic()))
-    {
+    if audiences.iter().any(|a| a.len() > 512 || !a.bytes().all(|b| b.is_ascii_graphic())) {
         return Err(OAuthError::InvalidTarget("audience is malformed".into()));
     }
     audiences.sort();
@@ -213,10 +175,7 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         // id "a b:c", secret "x%y+" form-encoded, then base64.
         let header = format!("Basic {}", STANDARD.encode("a+b%3Ac:x%25y%2B"));
-        assert_eq!(
-            parse_basic(&header).unwrap(),
-            ("a b:c".to_string(), "x%y+".to_string())
-        );
+        assert_eq!(parse_basic(&header).unwrap(), ("a b:c".to_string(), "x%y+".to_string()));
         assert!(parse_basic("Bearer abc").is_err());
         assert!(parse_basic("Basic !!!").is_err());
         assert!(parse_basic(&format!("Basic {}", STANDARD.encode("no-colon"))).is_err());
@@ -227,28 +186,15 @@ mod tests {
         let header = format!("Basic {}", STANDARD.encode("id:secret"));
         let err = credentials(&params("client_id=id&client_secret=s"), Some(&header)).unwrap_err();
         assert_eq!(err.code(), "invalid_request");
-        assert_eq!(
-            credentials(&params("client_id=id"), Some(&header))
-                .unwrap()
-                .method,
-            AuthMethod::ClientSecretBasic
-        );
+        assert_eq!(credentials(&params("client_id=id"), Some(&header)).unwrap().method, AuthMethod::ClientSecretBasic);
     }
 
     #[test]
     fn repeated_parameters_are_refused_except_resource() {
         assert!(FormParams::parse(b"scope=a.b&scope=c.d").is_err());
-        assert_eq!(
-            requested_audiences(&params("resource=https://a&resource=https://b"))
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(requested_audiences(&params("resource=https://a&resource=https://b")).unwrap().len(), 2);
         assert_eq!(requested_scopes(&params("scope=")).unwrap(), None);
-        assert_eq!(
-            requested_scopes(&params("scope=b.x+a.x+b.x")).unwrap(),
-            Some(vec!["a.x".into(), "b.x".into()])
-        );
+        assert_eq!(requested_scopes(&params("scope=b.x+a.x+b.x")).unwrap(), Some(vec!["a.x".into(), "b.x".into()]));
         assert!(requested_scopes(&params("scope=a%22b")).is_err());
         assert!(requested_audiences(&params("resource=not-a-uri")).is_err());
     }

@@ -8,13 +8,10 @@ use serde_json::json;
 
 use super::credentials::new_client_id;
 use super::secrets::{self, IssuedSecret};
-use super::{
-    not_found, partners, roles, scopes, validate, Caller, RegistryError, RegistryResult, Tenancy,
-};
+use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
+
 use crate::store::models::ClientRow;
-use crate::store::schema::{
-    client_audiences, client_roles, client_scopes, clients, partner_scopes, role_scopes,
-};
+use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, partner_scopes, role_scopes};
 use crate::store::{now, DbConnection};
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,11 +96,7 @@ pub struct ClientLimits {
 }
 
 /// The client row, if the caller's tenancy may see it; otherwise `NotFound`, exactly as if it did not exist.
-pub(crate) fn get_row(
-    conn: &mut DbConnection,
-    tenancy: &Tenancy,
-    id: &str,
-) -> RegistryResult<ClientRow> {
+pub(crate) fn get_row(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<ClientRow> {
     let row: ClientRow = clients::table
         .find(id)
         .select(ClientRow::as_select())
@@ -116,9 +109,9 @@ pub(crate) fn get_row(
     Ok(row)
 }
 
-/// A partner admin may not change the client it is itself authenticated as... to its own advantage: it may not
-/// touch clients that hold reserved scopes beyond what it could grant. Tenancy is checked by `get_row`.
+/// Changing a client needs `authz.clients.write` (or the operator); tenancy is checked by `get_row`.
 pub(crate) fn require_writable(caller: &Caller, client: &ClientRow) -> RegistryResult<()> {
+    caller.require(Permission::ClientsWrite)?;
     if !caller.tenancy.allows_partner(&client.partner_id) {
         return Err(not_found("client", &client.id));
     }
@@ -161,25 +154,15 @@ pub fn audiences(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec
 }
 
 /// The scopes a client's tokens may carry: (its roles' scopes ∪ its direct scopes) ∩ its partner's ceiling.
-pub fn allowed_scopes(
-    conn: &mut DbConnection,
-    client_id: &str,
-    partner_id: &str,
-) -> RegistryResult<BTreeSet<String>> {
-    let direct = client_scopes::table
-        .filter(client_scopes::client_id.eq(client_id))
-        .select(client_scopes::scope);
+pub fn allowed_scopes(conn: &mut DbConnection, client_id: &str, partner_id: &str) -> RegistryResult<BTreeSet<String>> {
+    let direct = client_scopes::table.filter(client_scopes::client_id.eq(client_id)).select(client_scopes::scope);
     let via_roles = role_scopes::table
         .inner_join(client_roles::table.on(client_roles::role.eq(role_scopes::role)))
         .filter(client_roles::client_id.eq(client_id))
         .select(role_scopes::scope);
     let scopes: Vec<String> = partner_scopes::table
         .filter(partner_scopes::partner_id.eq(partner_id))
-        .filter(
-            partner_scopes::scope
-                .eq_any(direct)
-                .or(partner_scopes::scope.eq_any(via_roles)),
-        )
+        .filter(partner_scopes::scope.eq_any(direct).or(partner_scopes::scope.eq_any(via_roles)))
         .select(partner_scopes::scope)
         .load(conn)?;
     Ok(scopes.into_iter().collect())
@@ -192,20 +175,11 @@ fn check_grants(
     partner_id: &str,
     scope_names: &[String],
 ) -> RegistryResult<()> {
-    if !matches!(caller.tenancy, Tenancy::Operator)
-        && scope_names.iter().any(|s| s == scopes::ADMIN)
-    {
-        return Err(RegistryError::Forbidden(format!(
-            "only the operator can grant {}",
-            scopes::ADMIN
-        )));
+    if !matches!(caller.tenancy, Tenancy::Operator) && scope_names.iter().any(|s| s == scopes::ADMIN) {
+        return Err(RegistryError::Forbidden(format!("only the operator can grant {}", scopes::ADMIN)));
     }
     let ceiling = partners::ceiling(conn, partner_id)?;
-    let outside: Vec<String> = scope_names
-        .iter()
-        .filter(|s| !ceiling.contains(s))
-        .cloned()
-        .collect();
+    let outside: Vec<String> = scope_names.iter().filter(|s| !ceiling.contains(s)).cloned().collect();
     if outside.is_empty() {
         Ok(())
     } else {
@@ -221,38 +195,26 @@ fn replace_links(
     audiences: Option<&[String]>,
 ) -> RegistryResult<()> {
     if let Some(roles) = roles {
-        diesel::delete(client_roles::table.filter(client_roles::client_id.eq(client_id)))
-            .execute(conn)?;
+        diesel::delete(client_roles::table.filter(client_roles::client_id.eq(client_id))).execute(conn)?;
         for role in roles {
             diesel::insert_into(client_roles::table)
-                .values((
-                    client_roles::client_id.eq(client_id),
-                    client_roles::role.eq(role),
-                ))
+                .values((client_roles::client_id.eq(client_id), client_roles::role.eq(role)))
                 .execute(conn)?;
         }
     }
     if let Some(scopes) = scopes {
-        diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id)))
-            .execute(conn)?;
+        diesel::delete(client_scopes::table.filter(client_scopes::client_id.eq(client_id))).execute(conn)?;
         for scope in scopes {
             diesel::insert_into(client_scopes::table)
-                .values((
-                    client_scopes::client_id.eq(client_id),
-                    client_scopes::scope.eq(scope),
-                ))
+                .values((client_scopes::client_id.eq(client_id), client_scopes::scope.eq(scope)))
                 .execute(conn)?;
         }
     }
     if let Some(audiences) = audiences {
-        diesel::delete(client_audiences::table.filter(client_audiences::client_id.eq(client_id)))
-            .execute(conn)?;
+        diesel::delete(client_audiences::table.filter(client_audiences::client_id.eq(client_id))).execute(conn)?;
         for audience in audiences {
             diesel::insert_into(client_audiences::table)
-                .values((
-                    client_audiences::client_id.eq(client_id),
-                    client_audiences::audience.eq(audience),
-                ))
+                .values((client_audiences::client_id.eq(client_id), client_audiences::audience.eq(audience)))
                 .execute(conn)?;
         }
     }
@@ -266,22 +228,18 @@ pub fn create(
     input: &NewClient,
     limits: ClientLimits,
 ) -> RegistryResult<CreatedClient> {
+    caller.require(Permission::ClientsWrite)?;
     validate::text("name", &input.name, 1, 200)?;
+
     validate::text("description", &input.description, 0, 1000)?;
     validate::token_lifetime(input.token_lifetime_secs, limits.max_token_lifetime_secs)?;
     let audiences = validate::list(&input.audiences, validate::audience)?;
-    let secret_name = input
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| "secret-1".to_string());
+    let secret_name = input.secret_name.clone().unwrap_or_else(|| "secret-1".to_string());
     validate::text("secret_name", &secret_name, 1, 100)?;
     let partner_id = match (&caller.tenancy, &input.partner_id) {
         (Tenancy::Operator, Some(id)) => id.clone(),
         (Tenancy::Operator, None) => {
-            return Err(RegistryError::Invalid {
-                field: "partner_id",
-                message: "is required".into(),
-            })
+            return Err(RegistryError::Invalid { field: "partner_id", message: "is required".into() })
         }
         (Tenancy::Partner(own), None) => own.clone(),
         (Tenancy::Partner(own), Some(id)) if id == own => own.clone(),
@@ -290,9 +248,7 @@ pub fn create(
     let client_id = match &input.client_id {
         None => new_client_id(),
         Some(_) if caller.tenancy != Tenancy::Operator => {
-            return Err(RegistryError::Forbidden(
-                "only the operator chooses client ids".into(),
-            ))
+            return Err(RegistryError::Forbidden("only the operator chooses client ids".into()))
         }
         Some(id) => {
             validate::client_id(id)?;
@@ -301,16 +257,8 @@ pub fn create(
     };
     conn.transaction(|conn| {
         partners::get(conn, &caller.tenancy, &partner_id)?;
-        if clients::table
-            .find(&client_id)
-            .count()
-            .get_result::<i64>(conn)?
-            > 0
-        {
-            return Err(RegistryError::AlreadyExists {
-                kind: "client",
-                id: client_id.clone(),
-            });
+        if clients::table.find(&client_id).count().get_result::<i64>(conn)? > 0 {
+            return Err(RegistryError::AlreadyExists { kind: "client", id: client_id.clone() });
         }
         let role_names = roles::require_known(conn, &input.roles)?;
         let scope_names = scopes::require_known(conn, &input.scopes)?;
@@ -327,16 +275,8 @@ pub fn create(
             created_at: at,
             updated_at: at,
         };
-        diesel::insert_into(clients::table)
-            .values(&row)
-            .execute(conn)?;
-        replace_links(
-            conn,
-            &row.id,
-            Some(&role_names),
-            Some(&scope_names),
-            Some(&audiences),
-        )?;
+        diesel::insert_into(clients::table).values(&row).execute(conn)?;
+        replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
         let secret = secrets::insert(conn, &row.id, &secret_name, None)?;
         let client = assemble(conn, row)?;
         caller.audit(
@@ -355,11 +295,7 @@ pub fn get(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResu
     assemble(conn, row)
 }
 
-pub fn list(
-    conn: &mut DbConnection,
-    tenancy: &Tenancy,
-    filter: &ClientFilter,
-) -> RegistryResult<Page<Client>> {
+pub fn list(conn: &mut DbConnection, tenancy: &Tenancy, filter: &ClientFilter) -> RegistryResult<Page<Client>> {
     let limit = filter.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
         return Err(RegistryError::Invalid {
@@ -367,11 +303,7 @@ pub fn list(
             message: format!("must be between 1 and {MAX_PAGE_SIZE}"),
         });
     }
-    let mut query = clients::table
-        .select(ClientRow::as_select())
-        .order(clients::id)
-        .limit(limit + 1)
-        .into_boxed();
+    let mut query = clients::table.select(ClientRow::as_select()).order(clients::id).limit(limit + 1).into_boxed();
     if let Tenancy::Partner(own) = tenancy {
         query = query.filter(clients::partner_id.eq(own.clone()));
     }
@@ -391,10 +323,7 @@ pub fn list(
     } else {
         None
     };
-    let items = rows
-        .into_iter()
-        .map(|row| assemble(conn, row))
-        .collect::<RegistryResult<Vec<_>>>()?;
+    let items = rows.into_iter().map(|row| assemble(conn, row)).collect::<RegistryResult<Vec<_>>>()?;
     Ok(Page { items, next_cursor })
 }
 
@@ -414,25 +343,13 @@ pub fn update(
     if let Some(lifetime) = input.token_lifetime_secs {
         validate::token_lifetime(lifetime, limits.max_token_lifetime_secs)?;
     }
-    let audiences = input
-        .audiences
-        .as_deref()
-        .map(|a| validate::list(a, validate::audience))
-        .transpose()?;
+    let audiences = input.audiences.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
     conn.transaction(|conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;
-        let role_names = input
-            .roles
-            .as_deref()
-            .map(|r| roles::require_known(conn, r))
-            .transpose()?;
-        let scope_names = input
-            .scopes
-            .as_deref()
-            .map(|s| scopes::require_known(conn, s))
-            .transpose()?;
+        let role_names = input.roles.as_deref().map(|r| roles::require_known(conn, r)).transpose()?;
+        let scope_names = input.scopes.as_deref().map(|s| scopes::require_known(conn, s)).transpose()?;
         if let Some(scope_names) = &scope_names {
             check_grants(conn, caller, &row.partner_id, scope_names)?;
         }
@@ -443,16 +360,8 @@ pub fn update(
             updated_at: now(),
             ..row
         };
-        diesel::update(clients::table.find(id))
-            .set(&updated)
-            .execute(conn)?;
-        replace_links(
-            conn,
-            id,
-            role_names.as_deref(),
-            scope_names.as_deref(),
-            audiences.as_deref(),
-        )?;
+        diesel::update(clients::table.find(id)).set(&updated).execute(conn)?;
+        replace_links(conn, id, role_names.as_deref(), scope_names.as_deref(), audiences.as_deref())?;
         let after = assemble(conn, updated)?;
         caller.audit(
             conn,
@@ -466,23 +375,14 @@ pub fn update(
 }
 
 /// Enables or disables a client; takes effect on its very next token request.
-pub fn set_enabled(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    id: &str,
-    enabled: bool,
-) -> RegistryResult<Client> {
+pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: bool) -> RegistryResult<Client> {
     conn.transaction(|conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         diesel::update(clients::table.find(id))
             .set((clients::enabled.eq(enabled), clients::updated_at.eq(now())))
             .execute(conn)?;
-        let event = if enabled {
-            "client.enable"
-        } else {
-            "client.disable"
-        };
+        let event = if enabled { "client.enable" } else { "client.disable" };
         caller.audit(
             conn,
             event,
@@ -501,13 +401,7 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryRes
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;
         diesel::delete(clients::table.find(id)).execute(conn)?;
-        caller.audit(
-            conn,
-            "client.delete",
-            Some(&row.partner_id),
-            Some(id),
-            json!({"before": before}),
-        )?;
+        caller.audit(conn, "client.delete", Some(&row.partner_id), Some(id), json!({"before": before}))?;
         Ok(())
     })
 }
@@ -516,13 +410,7 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryRes
 pub fn load_for_authentication(
     conn: &mut DbConnection,
     client_id: &str,
-) -> RegistryResult<
-    Option<(
-        ClientRow,
-        crate::store::models::PartnerRow,
-        Vec<crate::store::models::ClientSecretRow>,
-    )>,
-> {
+) -> RegistryResult<Option<(ClientRow, crate::store::models::PartnerRow, Vec<crate::store::models::ClientSecretRow>)>> {
     use crate::store::models::{ClientSecretRow, PartnerRow};
     use crate::store::schema::{client_secrets, partners};
     let found: Option<(ClientRow, PartnerRow)> = clients::table

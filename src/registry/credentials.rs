@@ -27,8 +27,7 @@ pub fn random_base62(len: usize) -> String {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
-        rng.fill(&mut buf)
-            .expect("the OS random number generator failed");
+        rng.fill(&mut buf).expect("the OS random number generator failed");
         for &byte in &buf {
             // 248 = 4 * 62: bytes at or above it would bias the first characters.
             if byte < 248 && out.len() < len {
@@ -42,9 +41,7 @@ pub fn random_base62(len: usize) -> String {
 /// 16 random bytes, for token ids (`jti`).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the OS random number generator failed");
+    SystemRandom::new().fill(&mut bytes).expect("the OS random number generator failed");
     bytes
 }
 
@@ -94,10 +91,7 @@ impl ClientSecret {
         if candidate.len() != SECRET_LEN {
             return Err(SecretFormatError::Length);
         }
-        if !candidate[SECRET_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric())
-        {
+        if !candidate[SECRET_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(SecretFormatError::Alphabet);
         }
         let (body, given) = candidate.split_at(SECRET_LEN - CHECKSUM_LEN);
@@ -175,40 +169,23 @@ mod tests {
         // The CRC-32 (IEEE) check value: CRC-32("123456789") = 0xCBF43926.
         let digits = checksum("123456789");
         assert_eq!(digits.len(), 6);
-        let decoded = digits.bytes().fold(0u64, |acc, b| {
-            acc * 62 + BASE62.iter().position(|&c| c == b).unwrap() as u64
-        });
+        let decoded =
+            digits.bytes().fold(0u64, |acc, b| acc * 62 + BASE62.iter().position(|&c| c == b).unwrap() as u64);
         assert_eq!(decoded, 0xCBF43926);
-        assert_eq!(
-            checksum(""),
-            "000000",
-            "CRC-32 of nothing is 0, zero-padded"
-        );
+        assert_eq!(checksum(""), "000000", "CRC-32 of nothing is 0, zero-padded");
     }
 
     #[test]
     fn mistyped_or_truncated_secrets_are_rejected() {
         let text = ClientSecret::generate().expose().to_string();
-        assert_eq!(
-            ClientSecret::parse(&text[..52]),
-            Err(SecretFormatError::Length)
-        );
-        assert_eq!(
-            ClientSecret::parse(&text.replacen("pgs_", "pgx_", 1)),
-            Err(SecretFormatError::Prefix)
-        );
+        assert_eq!(ClientSecret::parse(&text[..52]), Err(SecretFormatError::Length));
+        assert_eq!(ClientSecret::parse(&text.replacen("pgs_", "pgx_", 1)), Err(SecretFormatError::Prefix));
         let mut flipped = text.clone().into_bytes();
         flipped[10] = if flipped[10] == b'a' { b'b' } else { b'a' };
-        assert_eq!(
-            ClientSecret::parse(&String::from_utf8(flipped).unwrap()),
-            Err(SecretFormatError::Checksum)
-        );
+        assert_eq!(ClientSecret::parse(&String::from_utf8(flipped).unwrap()), Err(SecretFormatError::Checksum));
         let mut bad_char = text.into_bytes();
         bad_char[10] = b'-';
-        assert_eq!(
-            ClientSecret::parse(&String::from_utf8(bad_char).unwrap()),
-            Err(SecretFormatError::Alphabet)
-        );
+        assert_eq!(ClientSecret::parse(&String::from_utf8(bad_char).unwrap()), Err(SecretFormatError::Alphabet));
     }
 
     #[test]

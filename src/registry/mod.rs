@@ -3,6 +3,7 @@
 //! Functions here are synchronous and take a database connection; the HTTP layer runs them on the blocking
 //! pool and the CLI calls them directly. Every multi-step change runs in one transaction.
 
+pub mod bootstrap;
 pub mod clients;
 pub mod credentials;
 pub mod partners;
@@ -32,6 +33,14 @@ impl Tenancy {
     }
 }
 
+/// What an admin caller may do, from the reserved scopes of its token (DESIGN.md 4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    ClientsRead,
+    ClientsWrite,
+    AuditRead,
+}
+
 /// Who performs an admin action: what they may touch, and how the audit trail names them.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -39,6 +48,7 @@ pub struct Caller {
     /// `cli` for operator commands, `client:<id>` for admin API callers.
     pub actor: String,
     pub meta: RequestMeta,
+    permissions: Vec<Permission>,
 }
 
 impl Caller {
@@ -48,6 +58,42 @@ impl Caller {
             tenancy: Tenancy::Operator,
             actor: "cli".to_string(),
             meta: RequestMeta::default(),
+            permissions: vec![Permission::ClientsRead, Permission::ClientsWrite, Permission::AuditRead],
+        }
+    }
+
+    /// An admin API caller authenticated by a token of `client_id` (of `partner_id`) carrying `token_scopes`.
+    /// `authz.admin` makes it the operator; otherwise it acts within its own partner only.
+    pub fn from_token<'a>(
+        client_id: &str,
+        partner_id: &str,
+        token_scopes: impl IntoIterator<Item = &'a str>,
+        meta: RequestMeta,
+    ) -> Self {
+        let token_scopes: Vec<&str> = token_scopes.into_iter().collect();
+        let actor = format!("client:{client_id}");
+        if token_scopes.contains(&scopes::ADMIN) {
+            return Caller { actor, meta, ..Caller::cli() };
+        }
+        let mut permissions = Vec::new();
+        if token_scopes.contains(&scopes::CLIENTS_READ) || token_scopes.contains(&scopes::CLIENTS_WRITE) {
+            permissions.push(Permission::ClientsRead);
+        }
+        if token_scopes.contains(&scopes::CLIENTS_WRITE) {
+            permissions.push(Permission::ClientsWrite);
+        }
+        if token_scopes.contains(&scopes::AUDIT_READ) {
+            permissions.push(Permission::AuditRead);
+        }
+        Caller { tenancy: Tenancy::Partner(partner_id.to_string()), actor, meta, permissions }
+    }
+
+    /// Refuses a caller whose token lacks the scope for an operation.
+    pub fn require(&self, permission: Permission) -> RegistryResult<()> {
+        if self.permissions.contains(&permission) {
+            Ok(())
+        } else {
+            Err(RegistryError::Forbidden(format!("the token lacks the scope for this operation ({permission:?})")))
         }
     }
 
@@ -55,9 +101,7 @@ impl Caller {
     pub(crate) fn require_operator(&self, what: &str) -> RegistryResult<()> {
         match self.tenancy {
             Tenancy::Operator => Ok(()),
-            Tenancy::Partner(_) => Err(RegistryError::Forbidden(format!(
-                "only the operator manages {what}"
-            ))),
+            Tenancy::Partner(_) => Err(RegistryError::Forbidden(format!("only the operator manages {what}"))),
         }
     }
 
@@ -82,20 +126,13 @@ impl Caller {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: &'static str, id: String },
     #[error("{kind} {id} is in use: {message}")]
-    InUse {
-        kind: &'static str,
-        id: String,
-        message: String,
-    },
+    InUse { kind: &'static str, id: String, message: String },
     #[error("scopes outside the partner's ceiling: {}", .0.join(" "))]
     OutsideCeiling(Vec<String>),
     #[error("{0}")]
@@ -119,8 +156,5 @@ impl From<diesel::r2d2::PoolError> for RegistryError {
 pub type RegistryResult<T> = Result<T, RegistryError>;
 
 pub(crate) fn not_found(kind: &'static str, id: &str) -> RegistryError {
-    RegistryError::NotFound {
-        kind,
-        id: id.to_string(),
-    }
+    RegistryError::NotFound { kind, id: id.to_string() }
 }

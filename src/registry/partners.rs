@@ -45,33 +45,19 @@ pub struct PartnerUpdate {
 
 fn validate_limits(rate: Option<i32>, quota: Option<i32>) -> RegistryResult<()> {
     if rate.is_some_and(|r| r < 1) {
-        return Err(RegistryError::Invalid {
-            field: "rate_limit_per_minute",
-            message: "must be at least 1".into(),
-        });
+        return Err(RegistryError::Invalid { field: "rate_limit_per_minute", message: "must be at least 1".into() });
     }
     if quota.is_some_and(|q| q < 1) {
-        return Err(RegistryError::Invalid {
-            field: "token_quota_per_day",
-            message: "must be at least 1".into(),
-        });
+        return Err(RegistryError::Invalid { field: "token_quota_per_day", message: "must be at least 1".into() });
     }
     Ok(())
 }
 
-fn replace_ceiling(
-    conn: &mut DbConnection,
-    partner_id: &str,
-    ceiling: &[String],
-) -> RegistryResult<()> {
-    diesel::delete(partner_scopes::table.filter(partner_scopes::partner_id.eq(partner_id)))
-        .execute(conn)?;
+fn replace_ceiling(conn: &mut DbConnection, partner_id: &str, ceiling: &[String]) -> RegistryResult<()> {
+    diesel::delete(partner_scopes::table.filter(partner_scopes::partner_id.eq(partner_id))).execute(conn)?;
     for scope in ceiling {
         diesel::insert_into(partner_scopes::table)
-            .values((
-                partner_scopes::partner_id.eq(partner_id),
-                partner_scopes::scope.eq(scope),
-            ))
+            .values((partner_scopes::partner_id.eq(partner_id), partner_scopes::scope.eq(scope)))
             .execute(conn)?;
     }
     Ok(())
@@ -99,27 +85,15 @@ fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner>
     })
 }
 
-pub fn create(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    input: &NewPartner,
-) -> RegistryResult<Partner> {
+pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     validate::partner_id(&input.id)?;
     validate::text("name", &input.name, 1, 200)?;
     validate_limits(input.rate_limit_per_minute, input.token_quota_per_day)?;
     conn.transaction(|conn| {
         let ceiling = scopes::require_known(conn, &input.scope_ceiling)?;
-        if partners::table
-            .find(&input.id)
-            .count()
-            .get_result::<i64>(conn)?
-            > 0
-        {
-            return Err(RegistryError::AlreadyExists {
-                kind: "partner",
-                id: input.id.clone(),
-            });
+        if partners::table.find(&input.id).count().get_result::<i64>(conn)? > 0 {
+            return Err(RegistryError::AlreadyExists { kind: "partner", id: input.id.clone() });
         }
         let at = now();
         let row = PartnerRow {
@@ -132,18 +106,10 @@ pub fn create(
             created_at: at,
             updated_at: at,
         };
-        diesel::insert_into(partners::table)
-            .values(&row)
-            .execute(conn)?;
+        diesel::insert_into(partners::table).values(&row).execute(conn)?;
         replace_ceiling(conn, &row.id, &ceiling)?;
         let partner = from_row(conn, row)?;
-        caller.audit(
-            conn,
-            "partner.create",
-            Some(&partner.id),
-            None,
-            json!({"after": partner}),
-        )?;
+        caller.audit(conn, "partner.create", Some(&partner.id), None, json!({"after": partner}))?;
         Ok(partner)
     })
 }
@@ -163,10 +129,7 @@ pub fn get(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResu
 }
 
 pub fn list(conn: &mut DbConnection, tenancy: &Tenancy) -> RegistryResult<Vec<Partner>> {
-    let mut query = partners::table
-        .select(PartnerRow::as_select())
-        .order(partners::id)
-        .into_boxed();
+    let mut query = partners::table.select(PartnerRow::as_select()).order(partners::id).into_boxed();
     if let Tenancy::Partner(own) = tenancy {
         query = query.filter(partners::id.eq(own.clone()));
     }
@@ -174,20 +137,12 @@ pub fn list(conn: &mut DbConnection, tenancy: &Tenancy) -> RegistryResult<Vec<Pa
     rows.into_iter().map(|row| from_row(conn, row)).collect()
 }
 
-pub fn update(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    id: &str,
-    input: &PartnerUpdate,
-) -> RegistryResult<Partner> {
+pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &PartnerUpdate) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     if let Some(name) = &input.name {
         validate::text("name", name, 1, 200)?;
     }
-    validate_limits(
-        input.rate_limit_per_minute.flatten(),
-        input.token_quota_per_day.flatten(),
-    )?;
+    validate_limits(input.rate_limit_per_minute.flatten(), input.token_quota_per_day.flatten())?;
     conn.transaction(|conn| {
         let before = get(conn, &caller.tenancy, id)?;
         if let Some(ceiling) = &input.scope_ceiling {
@@ -196,63 +151,31 @@ pub fn update(
         }
         let target = partners::table.find(id);
         if let Some(name) = &input.name {
-            diesel::update(target)
-                .set(partners::name.eq(name))
-                .execute(conn)?;
+            diesel::update(target).set(partners::name.eq(name)).execute(conn)?;
         }
         if let Some(rate) = input.rate_limit_per_minute {
-            diesel::update(target)
-                .set(partners::rate_limit_per_minute.eq(rate))
-                .execute(conn)?;
+            diesel::update(target).set(partners::rate_limit_per_minute.eq(rate)).execute(conn)?;
         }
         if let Some(quota) = input.token_quota_per_day {
-            diesel::update(target)
-                .set(partners::token_quota_per_day.eq(quota))
-                .execute(conn)?;
+            diesel::update(target).set(partners::token_quota_per_day.eq(quota)).execute(conn)?;
         }
-        diesel::update(target)
-            .set(partners::updated_at.eq(now()))
-            .execute(conn)?;
+        diesel::update(target).set(partners::updated_at.eq(now())).execute(conn)?;
         let after = get(conn, &caller.tenancy, id)?;
-        caller.audit(
-            conn,
-            "partner.update",
-            Some(id),
-            None,
-            json!({"before": before, "after": after}),
-        )?;
+        caller.audit(conn, "partner.update", Some(id), None, json!({"before": before, "after": after}))?;
         Ok(after)
     })
 }
 
 /// Suspends or resumes a partner; takes effect on the very next token request of any of its clients.
-pub fn set_suspended(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    id: &str,
-    suspended: bool,
-) -> RegistryResult<Partner> {
+pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     conn.transaction(|conn| {
         get(conn, &caller.tenancy, id)?;
         diesel::update(partners::table.find(id))
-            .set((
-                partners::suspended.eq(suspended),
-                partners::updated_at.eq(now()),
-            ))
+            .set((partners::suspended.eq(suspended), partners::updated_at.eq(now())))
             .execute(conn)?;
-        let event = if suspended {
-            "partner.suspend"
-        } else {
-            "partner.resume"
-        };
-        caller.audit(
-            conn,
-            event,
-            Some(id),
-            None,
-            json!({"after": {"suspended": suspended}}),
-        )?;
+        let event = if suspended { "partner.suspend" } else { "partner.resume" };
+        caller.audit(conn, event, Some(id), None, json!({"after": {"suspended": suspended}}))?;
         get(conn, &caller.tenancy, id)
     })
 }

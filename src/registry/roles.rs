@@ -18,11 +18,7 @@ pub struct Role {
     pub created_at: chrono::NaiveDateTime,
 }
 
-fn replace_scopes(
-    conn: &mut DbConnection,
-    role: &str,
-    scope_names: &[String],
-) -> RegistryResult<()> {
+fn replace_scopes(conn: &mut DbConnection, role: &str, scope_names: &[String]) -> RegistryResult<()> {
     diesel::delete(role_scopes::table.filter(role_scopes::role.eq(role))).execute(conn)?;
     for scope in scope_names {
         diesel::insert_into(role_scopes::table)
@@ -45,19 +41,10 @@ pub fn create(
     conn.transaction(|conn| {
         let scope_names = scopes::require_known(conn, scope_names)?;
         if roles::table.find(name).count().get_result::<i64>(conn)? > 0 {
-            return Err(RegistryError::AlreadyExists {
-                kind: "role",
-                id: name.to_string(),
-            });
+            return Err(RegistryError::AlreadyExists { kind: "role", id: name.to_string() });
         }
-        let row = RoleRow {
-            name: name.to_string(),
-            description: description.to_string(),
-            created_at: now(),
-        };
-        diesel::insert_into(roles::table)
-            .values(&row)
-            .execute(conn)?;
+        let row = RoleRow { name: name.to_string(), description: description.to_string(), created_at: now() };
+        diesel::insert_into(roles::table).values(&row).execute(conn)?;
         replace_scopes(conn, name, &scope_names)?;
         let role = get(conn, name)?;
         caller.audit(conn, "role.create", None, None, json!({"after": role}))?;
@@ -77,19 +64,11 @@ pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Role> {
         .order(role_scopes::scope)
         .select(role_scopes::scope)
         .load(conn)?;
-    Ok(Role {
-        name: row.name,
-        description: row.description,
-        scopes,
-        created_at: row.created_at,
-    })
+    Ok(Role { name: row.name, description: row.description, scopes, created_at: row.created_at })
 }
 
 pub fn list(conn: &mut DbConnection) -> RegistryResult<Vec<Role>> {
-    let rows: Vec<RoleRow> = roles::table
-        .order(roles::name)
-        .select(RoleRow::as_select())
-        .load(conn)?;
+    let rows: Vec<RoleRow> = roles::table.order(roles::name).select(RoleRow::as_select()).load(conn)?;
     let pairs: Vec<(String, String)> = role_scopes::table
         .order((role_scopes::role, role_scopes::scope))
         .select((role_scopes::role, role_scopes::scope))
@@ -97,17 +76,8 @@ pub fn list(conn: &mut DbConnection) -> RegistryResult<Vec<Role>> {
     Ok(rows
         .into_iter()
         .map(|row| {
-            let scopes = pairs
-                .iter()
-                .filter(|(r, _)| *r == row.name)
-                .map(|(_, s)| s.clone())
-                .collect();
-            Role {
-                name: row.name,
-                description: row.description,
-                scopes,
-                created_at: row.created_at,
-            }
+            let scopes = pairs.iter().filter(|(r, _)| *r == row.name).map(|(_, s)| s.clone()).collect();
+            Role { name: row.name, description: row.description, scopes, created_at: row.created_at }
         })
         .collect())
 }
@@ -126,59 +96,35 @@ pub fn update(
     conn.transaction(|conn| {
         let before = get(conn, name)?;
         if let Some(description) = description {
-            diesel::update(roles::table.find(name))
-                .set(roles::description.eq(description))
-                .execute(conn)?;
+            diesel::update(roles::table.find(name)).set(roles::description.eq(description)).execute(conn)?;
         }
         if let Some(scope_names) = scope_names {
             let scope_names = scopes::require_known(conn, scope_names)?;
             replace_scopes(conn, name, &scope_names)?;
         }
         let after = get(conn, name)?;
-        caller.audit(
-            conn,
-            "role.update",
-            None,
-            None,
-            json!({"before": before, "after": after}),
-        )?;
+        caller.audit(conn, "role.update", None, None, json!({"before": before, "after": after}))?;
         Ok(after)
     })
 }
 
 /// Deletes a role. One still assigned to clients is refused unless `cascade`, which unassigns it.
-pub fn delete(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    cascade: bool,
-) -> RegistryResult<()> {
+pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: bool) -> RegistryResult<()> {
     caller.require_operator("roles")?;
     conn.transaction(|conn| {
         let before = get(conn, name)?;
-        let holders: i64 = client_roles::table
-            .filter(client_roles::role.eq(name))
-            .count()
-            .get_result(conn)?;
+        let holders: i64 = client_roles::table.filter(client_roles::role.eq(name)).count().get_result(conn)?;
         if holders > 0 && !cascade {
             return Err(RegistryError::InUse {
                 kind: "role",
                 id: name.to_string(),
-                message: format!(
-                    "assigned to {holders} client(s); unassign it first or delete with cascade"
-                ),
+                message: format!("assigned to {holders} client(s); unassign it first or delete with cascade"),
             });
         }
         diesel::delete(client_roles::table.filter(client_roles::role.eq(name))).execute(conn)?;
         diesel::delete(role_scopes::table.filter(role_scopes::role.eq(name))).execute(conn)?;
         diesel::delete(roles::table.find(name)).execute(conn)?;
-        caller.audit(
-            conn,
-            "role.delete",
-            None,
-            None,
-            json!({"before": before, "cascade": cascade}),
-        )?;
+        caller.audit(conn, "role.delete", None, None, json!({"before": before, "cascade": cascade}))?;
         Ok(())
     })
 }
@@ -189,15 +135,8 @@ pub fn require_known(conn: &mut DbConnection, names: &[String]) -> RegistryResul
     if names.is_empty() {
         return Ok(names);
     }
-    let known: Vec<String> = roles::table
-        .filter(roles::name.eq_any(&names))
-        .select(roles::name)
-        .load(conn)?;
-    let unknown: Vec<&str> = names
-        .iter()
-        .filter(|n| !known.contains(n))
-        .map(String::as_str)
-        .collect();
+    let known: Vec<String> = roles::table.filter(roles::name.eq_any(&names)).select(roles::name).load(conn)?;
+    let unknown: Vec<&str> = names.iter().filter(|n| !known.contains(n)).map(String::as_str).collect();
     if !unknown.is_empty() {
         return Err(RegistryError::Invalid {
             field: "roles",

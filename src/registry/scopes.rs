@@ -26,55 +26,28 @@ pub struct Scope {
 
 impl From<ScopeRow> for Scope {
     fn from(row: ScopeRow) -> Self {
-        Scope {
-            name: row.name,
-            description: row.description,
-            created_at: row.created_at,
-        }
+        Scope { name: row.name, description: row.description, created_at: row.created_at }
     }
 }
 
-pub fn create(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    description: &str,
-) -> RegistryResult<Scope> {
+pub fn create(conn: &mut DbConnection, caller: &Caller, name: &str, description: &str) -> RegistryResult<Scope> {
     caller.require_operator("the scope catalog")?;
     validate::scope_name(name)?;
     validate::text("description", description, 0, 500)?;
     conn.transaction(|conn| {
         let exists = scopes::table.find(name).count().get_result::<i64>(conn)? > 0;
         if exists {
-            return Err(RegistryError::AlreadyExists {
-                kind: "scope",
-                id: name.to_string(),
-            });
+            return Err(RegistryError::AlreadyExists { kind: "scope", id: name.to_string() });
         }
-        let row = ScopeRow {
-            name: name.to_string(),
-            description: description.to_string(),
-            created_at: now(),
-        };
-        diesel::insert_into(scopes::table)
-            .values(&row)
-            .execute(conn)?;
-        caller.audit(
-            conn,
-            "scope.create",
-            None,
-            None,
-            json!({"after": {"name": name, "description": description}}),
-        )?;
+        let row = ScopeRow { name: name.to_string(), description: description.to_string(), created_at: now() };
+        diesel::insert_into(scopes::table).values(&row).execute(conn)?;
+        caller.audit(conn, "scope.create", None, None, json!({"after": {"name": name, "description": description}}))?;
         Ok(row.into())
     })
 }
 
 pub fn list(conn: &mut DbConnection) -> RegistryResult<Vec<Scope>> {
-    let rows: Vec<ScopeRow> = scopes::table
-        .order(scopes::name)
-        .select(ScopeRow::as_select())
-        .load(conn)?;
+    let rows: Vec<ScopeRow> = scopes::table.order(scopes::name).select(ScopeRow::as_select()).load(conn)?;
     Ok(rows.into_iter().map(Scope::from).collect())
 }
 
@@ -88,12 +61,7 @@ pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Scope> {
         .ok_or_else(|| not_found("scope", name))
 }
 
-pub fn update(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    description: &str,
-) -> RegistryResult<Scope> {
+pub fn update(conn: &mut DbConnection, caller: &Caller, name: &str, description: &str) -> RegistryResult<Scope> {
     caller.require_operator("the scope catalog")?;
     validate::text("description", description, 0, 500)?;
     conn.transaction(|conn| {
@@ -112,17 +80,10 @@ pub fn update(
 
 /// Deletes a scope. One still held by a role, a client or a partner ceiling is refused unless `cascade`,
 /// which removes those references in the same transaction.
-pub fn delete(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    name: &str,
-    cascade: bool,
-) -> RegistryResult<()> {
+pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: bool) -> RegistryResult<()> {
     caller.require_operator("the scope catalog")?;
     if name.starts_with(RESERVED_PREFIX) {
-        return Err(RegistryError::Forbidden(format!(
-            "{name} is reserved and cannot be deleted"
-        )));
+        return Err(RegistryError::Forbidden(format!("{name} is reserved and cannot be deleted")));
     }
     conn.transaction(|conn| {
         get(conn, name)?;
@@ -154,15 +115,8 @@ pub fn require_known(conn: &mut DbConnection, names: &[String]) -> RegistryResul
     if names.is_empty() {
         return Ok(names);
     }
-    let known: Vec<String> = scopes::table
-        .filter(scopes::name.eq_any(&names))
-        .select(scopes::name)
-        .load(conn)?;
-    let unknown: Vec<&str> = names
-        .iter()
-        .filter(|n| !known.contains(n))
-        .map(String::as_str)
-        .collect();
+    let known: Vec<String> = scopes::table.filter(scopes::name.eq_any(&names)).select(scopes::name).load(conn)?;
+    let unknown: Vec<&str> = names.iter().filter(|n| !known.contains(n)).map(String::as_str).collect();
     if !unknown.is_empty() {
         return Err(RegistryError::Invalid {
             field: "scopes",

@@ -53,10 +53,7 @@ pub struct IssuedSecret {
     pub expires_at: Option<NaiveDateTime>,
 }
 
-fn expose_secret<S: serde::Serializer>(
-    secret: &ClientSecret,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn expose_secret<S: serde::Serializer>(secret: &ClientSecret, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(secret.expose())
 }
 
@@ -80,10 +77,7 @@ fn duration_field(field: &'static str, secs: Option<i64>) -> RegistryResult<Opti
     match secs {
         None => Ok(None),
         Some(s) if (0..=10 * 365 * 86_400).contains(&s) => Ok(Some(Duration::seconds(s))),
-        Some(_) => Err(RegistryError::Invalid {
-            field,
-            message: "must be between 0 and 315360000 seconds".into(),
-        }),
+        Some(_) => Err(RegistryError::Invalid { field, message: "must be between 0 and 315360000 seconds".into() }),
     }
 }
 
@@ -106,17 +100,8 @@ pub(crate) fn insert(
         revoked_at: None,
         last_used_at: None,
     };
-    diesel::insert_into(client_secrets::table)
-        .values(&row)
-        .execute(conn)?;
-    Ok(IssuedSecret {
-        id: row.id,
-        name: row.name,
-        secret,
-        prefix: row.prefix,
-        created_at: row.created_at,
-        expires_at,
-    })
+    diesel::insert_into(client_secrets::table).values(&row).execute(conn)?;
+    Ok(IssuedSecret { id: row.id, name: row.name, secret, prefix: row.prefix, created_at: row.created_at, expires_at })
 }
 
 /// Creates a secret (rotation). With a grace period, every other active secret of the client expires then.
@@ -135,7 +120,8 @@ pub fn create(
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
         let at = now();
-        let count: i64 = client_secrets::table.filter(client_secrets::client_id.eq(client_id)).count().get_result(conn)?;
+        let count: i64 =
+            client_secrets::table.filter(client_secrets::client_id.eq(client_id)).count().get_result(conn)?;
         let name = input.name.clone().unwrap_or_else(|| format!("secret-{}", count + 1));
         let issued = insert(conn, client_id, &name, lifetime.map(|d| at + d))?;
         let mut expired_others = Vec::new();
@@ -167,11 +153,7 @@ pub fn create(
     })
 }
 
-pub fn list(
-    conn: &mut DbConnection,
-    tenancy: &Tenancy,
-    client_id: &str,
-) -> RegistryResult<Vec<SecretInfo>> {
+pub fn list(conn: &mut DbConnection, tenancy: &Tenancy, client_id: &str) -> RegistryResult<Vec<SecretInfo>> {
     clients::get_row(conn, tenancy, client_id)?;
     let at = now();
     let rows: Vec<ClientSecretRow> = client_secrets::table
@@ -179,10 +161,7 @@ pub fn list(
         .order((client_secrets::created_at, client_secrets::id))
         .select(ClientSecretRow::as_select())
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| SecretInfo::from_row(row, at))
-        .collect())
+    Ok(rows.into_iter().map(|row| SecretInfo::from_row(row, at)).collect())
 }
 
 /// Revokes one secret now; the client's other secrets keep working.
@@ -215,10 +194,7 @@ pub fn revoke(
                 json!({"secret_id": secret_id}),
             )?;
         }
-        let row = ClientSecretRow {
-            revoked_at: row.revoked_at.or(Some(at)),
-            ..row
-        };
+        let row = ClientSecretRow { revoked_at: row.revoked_at.or(Some(at)), ..row };
         Ok(SecretInfo::from_row(row, at))
     })
 }

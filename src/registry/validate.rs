@@ -3,29 +3,18 @@
 use super::RegistryError;
 
 fn invalid(field: &'static str, message: impl Into<String>) -> RegistryError {
-    RegistryError::Invalid {
-        field,
-        message: message.into(),
-    }
+    RegistryError::Invalid { field, message: message.into() }
 }
 
 /// Partner ids: lowercase slug, 2 to 63 characters, starting with a letter or digit (`acme`, `acme-eu`).
 pub fn partner_id(id: &str) -> Result<(), RegistryError> {
     let ok = (2..=63).contains(&id.len())
-        && id
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && id.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(invalid(
-            "id",
-            "partner ids are 2-63 characters of a-z, 0-9 and '-', starting with a letter or digit",
-        ))
+        Err(invalid("id", "partner ids are 2-63 characters of a-z, 0-9 and '-', starting with a letter or digit"))
     }
 }
 
@@ -35,10 +24,7 @@ pub fn client_id(id: &str) -> Result<(), RegistryError> {
     if (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
     } else {
-        Err(invalid(
-            "client_id",
-            "client ids are 3-64 visible ASCII characters, no spaces",
-        ))
+        Err(invalid("client_id", "client ids are 3-64 visible ASCII characters, no spaces"))
     }
 }
 
@@ -46,14 +32,16 @@ pub fn client_id(id: &str) -> Result<(), RegistryError> {
 pub fn scope_name(name: &str) -> Result<(), RegistryError> {
     let segment_ok = |s: &str| {
         s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     };
     let segments: Vec<&str> = name.split('.').collect();
     if name.len() <= 128 && segments.len() >= 2 && segments.iter().all(|s| segment_ok(s)) {
         Ok(())
     } else {
-        Err(invalid("scope", format!("{name:?} is not a scope name of the form resource.action (lowercase, at most 128 characters)")))
+        Err(invalid(
+            "scope",
+            format!("{name:?} is not a scope name of the form resource.action (lowercase, at most 128 characters)"),
+        ))
     }
 }
 
@@ -61,17 +49,13 @@ pub fn scope_name(name: &str) -> Result<(), RegistryError> {
 pub fn role_name(name: &str) -> Result<(), RegistryError> {
     let ok = (1..=64).contains(&name.len())
         && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
         Err(invalid(
             "role",
-            format!(
-                "{name:?} is not a role name (1-64 of a-z, 0-9, '-', '_', starting with a letter)"
-            ),
+            format!("{name:?} is not a role name (1-64 of a-z, 0-9, '-', '_', starting with a letter)"),
         ))
     }
 }
@@ -81,10 +65,7 @@ pub fn audience(value: &str) -> Result<(), RegistryError> {
     if (1..=512).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
     } else {
-        Err(invalid(
-            "audiences",
-            format!("{value:?} is not an audience (1-512 visible ASCII characters)"),
-        ))
+        Err(invalid("audiences", format!("{value:?} is not an audience (1-512 visible ASCII characters)")))
     }
 }
 
@@ -102,19 +83,15 @@ pub fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<
 
 pub fn token_lifetime(secs: Option<i32>, max: i64) -> Result<(), RegistryError> {
     match secs {
-        Some(s) if s < 30 || i64::from(s) > max => Err(invalid(
-            "token_lifetime_secs",
-            format!("must be between 30 and {max} seconds"),
-        )),
+        Some(s) if s < 30 || i64::from(s) > max => {
+            Err(invalid("token_lifetime_secs", format!("must be between 30 and {max} seconds")))
+        }
         _ => Ok(()),
     }
 }
 
 /// Sorts and removes duplicates after checking each entry.
-pub fn list(
-    values: &[String],
-    check: fn(&str) -> Result<(), RegistryError>,
-) -> Result<Vec<String>, RegistryError> {
+pub fn list(values: &[String], check: fn(&str) -> Result<(), RegistryError>) -> Result<Vec<String>, RegistryError> {
     let mut out = Vec::with_capacity(values.len());
     for value in values {
         check(value)?;
@@ -132,21 +109,11 @@ mod tests {
     #[test]
     fn names() {
         assert!(partner_id("acme-eu").is_ok());
-        assert!(
-            partner_id("Acme").is_err() && partner_id("a").is_err() && partner_id("-acme").is_err()
-        );
+        assert!(partner_id("Acme").is_err() && partner_id("a").is_err() && partner_id("-acme").is_err());
         assert!(scope_name("orders.read").is_ok() && scope_name("authz.clients.write").is_ok());
-        assert!(
-            scope_name("orders").is_err()
-                && scope_name("orders.").is_err()
-                && scope_name("Orders.read").is_err()
-        );
+        assert!(scope_name("orders").is_err() && scope_name("orders.").is_err() && scope_name("Orders.read").is_err());
         assert!(role_name("inventory-feed").is_ok() && role_name("9x").is_err());
-        assert!(
-            audience("https://api.example.com").is_ok()
-                && audience("a b").is_err()
-                && audience("").is_err()
-        );
+        assert!(audience("https://api.example.com").is_ok() && audience("a b").is_err() && audience("").is_err());
         assert!(
             text("name", "ok", 1, 10).is_ok()
                 && text("name", "", 1, 10).is_err()

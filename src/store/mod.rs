@@ -43,12 +43,8 @@ impl ManageConnection for BackendManager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         let conn = match self.backend {
-            Backend::Sqlite => {
-                SqliteConnection::establish(&self.driver_url).map(DbConnection::Sqlite)
-            }
-            Backend::Postgres => {
-                PgConnection::establish(&self.driver_url).map(DbConnection::Postgresql)
-            }
+            Backend::Sqlite => SqliteConnection::establish(&self.driver_url).map(DbConnection::Sqlite),
+            Backend::Postgres => PgConnection::establish(&self.driver_url).map(DbConnection::Postgresql),
         };
         conn.map_err(diesel::r2d2::Error::ConnectionError)
     }
@@ -127,12 +123,7 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -150,9 +141,7 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(sqlite) = conn {
             sqlite
-                .batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                )
+                .batch_execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
                 .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
@@ -167,10 +156,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions {
-            max_size: 16,
-            connect_timeout: Duration::from_secs(5),
-        }
+        PoolOptions { max_size: 16, connect_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -183,10 +169,7 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
                 if let Some(parent) = std::path::Path::new(&driver_url).parent() {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent).map_err(|err| {
-                            StoreError::Unavailable(format!(
-                                "cannot create directory {}: {err}",
-                                parent.display()
-                            ))
+                            StoreError::Unavailable(format!("cannot create directory {}: {err}", parent.display()))
                         })?;
                     }
                 }
@@ -198,9 +181,8 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         Backend::Postgres => {
             // libpq honours connect_timeout; without it an unreachable host can hang for minutes.
             let probe_url = with_connect_timeout(&driver_url, options.connect_timeout);
-            PgConnection::establish(&probe_url).map_err(|err| {
-                StoreError::Unavailable(format!("postgres {}: {err}", redact_url(url)))
-            })?;
+            PgConnection::establish(&probe_url)
+                .map_err(|err| StoreError::Unavailable(format!("postgres {}: {err}", redact_url(url))))?;
         }
     }
     let manager_url = match backend {
@@ -217,10 +199,7 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         .max_size(max_size)
         .connection_timeout(options.connect_timeout)
         .connection_customizer(Box::new(SqlitePragmas))
-        .build(BackendManager {
-            backend,
-            driver_url: manager_url,
-        })
+        .build(BackendManager { backend, driver_url: manager_url })
         .map_err(StoreError::from)
 }
 
@@ -229,21 +208,14 @@ fn with_connect_timeout(url: &str, timeout: Duration) -> String {
         return url.to_string();
     }
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!(
-        "{url}{separator}connect_timeout={}",
-        timeout.as_secs().max(1)
-    )
+    format!("{url}{separator}connect_timeout={}", timeout.as_secs().max(1))
 }
 
 /// Applies every pending migration of the connection's backend; returns how many ran.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let applied = match conn {
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|v| v.len()),
-        DbConnection::Postgresql(pg) => pg
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
+        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgresql(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|err| StoreError::Migration(err.to_string()))
 }
@@ -265,30 +237,15 @@ mod tests {
 
     #[test]
     fn backend_follows_the_scheme() {
-        assert_eq!(
-            parse_database_url("sqlite://./data/x.db").unwrap(),
-            (Backend::Sqlite, "./data/x.db".into())
-        );
-        assert_eq!(
-            parse_database_url("postgres://u@h/db").unwrap().0,
-            Backend::Postgres
-        );
-        assert!(matches!(
-            parse_database_url("mysql://h/db"),
-            Err(StoreError::InvalidUrl(_))
-        ));
-        assert!(matches!(
-            parse_database_url("./data/x.db"),
-            Err(StoreError::InvalidUrl(_))
-        ));
+        assert_eq!(parse_database_url("sqlite://./data/x.db").unwrap(), (Backend::Sqlite, "./data/x.db".into()));
+        assert_eq!(parse_database_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert!(matches!(parse_database_url("mysql://h/db"), Err(StoreError::InvalidUrl(_))));
+        assert!(matches!(parse_database_url("./data/x.db"), Err(StoreError::InvalidUrl(_))));
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://bob:hunter2@db/x"),
-            "postgres://bob:***@db/x"
-        );
+        assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
         assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
     }
 }

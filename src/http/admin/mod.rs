@@ -1,0 +1,101 @@
+//! The admin API under `/admin/v1`, authenticated by bearer tokens that this server issued for the admin
+//! audience. Handlers parse, call one registry function with the caller, and map the result.
+
+mod catalog;
+mod clients;
+mod partners;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use serde::Serialize;
+
+use super::problem::Problem;
+use super::request_id::request_meta;
+use super::AppState;
+use crate::registry::{Caller, RegistryError};
+
+/// The authenticated admin caller of a request.
+pub struct AdminCaller(pub Caller);
+
+fn bearer_token(req: &HttpRequest) -> Result<String, Problem> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| Problem::invalid_token("an admin bearer token is required"))?;
+    let value = value.to_str().map_err(|_| Problem::invalid_token("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(token.trim().to_string())
+        }
+        _ => Err(Problem::invalid_token("use Authorization: Bearer <token>")),
+    }
+}
+
+impl FromRequest for AdminCaller {
+    type Error = Problem;
+    type Future = LocalBoxFuture<'static, Result<Self, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        let meta = request_meta(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(Problem::internal)?;
+            let token = token?;
+            let audience = state.tokens.settings().admin_audience.clone();
+            let checked = state
+                .tokens
+                .check_token(token, Some(audience))
+                .await
+                .map_err(|err| Problem::from(RegistryError::Store(err)))?;
+            let (claims, standing) = checked.map_err(|rejection| {
+                log::info!("admin token rejected: {}", rejection.as_str());
+                Problem::invalid_token("the token is invalid, expired, revoked or not for the admin API")
+            })?;
+            Ok(AdminCaller(Caller::from_token(&claims.client_id, &standing.partner.id, claims.scopes(), meta)))
+        })
+    }
+}
+
+/// A list response: `{"items": [...], "next_cursor": ...}`.
+#[derive(Serialize)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Listing<T> {
+    /// A complete list (small catalogs are returned whole).
+    pub fn complete(items: Vec<T>) -> Self {
+        Listing { items, next_cursor: None }
+    }
+}
+
+/// Query string flag `?cascade=true` for deletions.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeQuery {
+    #[serde(default)]
+    pub cascade: bool,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let json_config = web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _| Problem::bad_input(format!("invalid JSON body: {err}")).into());
+    let query_config =
+        web::QueryConfig::default().error_handler(|err, _| Problem::bad_input(format!("invalid query: {err}")).into());
+    let path_config =
+        web::PathConfig::default().error_handler(|err, _| Problem::bad_input(format!("invalid path: {err}")).into());
+    cfg.service(
+        web::scope("/admin/v1")
+            .app_data(json_config)
+            .app_data(query_config)
+            .app_data(path_config)
+            .configure(partners::routes)
+            .configure(catalog::routes)
+            .configure(clients::routes),
+    );
+}

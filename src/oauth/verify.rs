@@ -1,0 +1,125 @@
+//! Verification of this server's own access tokens, for the admin API and for introspection: signature with
+//! the key named by `kid`, `iss`, `aud`, `exp` and `nbf` (5 s leeway), then the token's current standing
+//! (revoked `jti`, bulk revocation of its client or partner, disabled client, suspended partner).
+//!
+//! `jsonwebtoken` 9.3 is used for verification because it is the last line built on `ring`, the crypto stack
+//! the rest of the server uses; signing does not go through it (see `keys`).
+
+use diesel::prelude::*;
+use jsonwebtoken::Validation;
+
+use super::claims::AccessTokenClaims;
+use crate::config::TokenSettings;
+use crate::keys::KeyRing;
+use crate::store::models::{ClientRow, PartnerRow};
+use crate::store::schema::{clients, partners, revoked_tokens};
+use crate::store::{DbConnection, StoreError};
+
+pub const LEEWAY_SECS: u64 = 5;
+
+/// Why a token is not (or no longer) good. Callers outside see only "invalid" or `active: false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Malformed,
+    UnknownKey,
+    BadSignatureOrClaims,
+    Expired,
+    WrongAudience,
+    Revoked,
+    RevokedInBulk,
+    UnknownClient,
+    ClientDisabled,
+    PartnerSuspended,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::UnknownKey => "unknown_key",
+            Rejection::BadSignatureOrClaims => "bad_signature_or_claims",
+            Rejection::Expired => "expired",
+            Rejection::WrongAudience => "wrong_audience",
+            Rejection::Revoked => "revoked",
+            Rejection::RevokedInBulk => "revoked_in_bulk",
+            Rejection::UnknownClient => "unknown_client",
+            Rejection::ClientDisabled => "client_disabled",
+            Rejection::PartnerSuspended => "partner_suspended",
+        }
+    }
+}
+
+/// Signature and claims. `audience`: the audience the token must carry, or `None` to accept any.
+pub fn verify_signature(
+    keys: &KeyRing,
+    settings: &TokenSettings,
+    token: &str,
+    audience: Option<&str>,
+) -> Result<AccessTokenClaims, Rejection> {
+    if token.len() > 8192 {
+        return Err(Rejection::Malformed);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;
+    if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("at+jwt")) {
+        return Err(Rejection::Malformed);
+    }
+    let key = header.kid.as_deref().and_then(|kid| keys.find(kid)).ok_or(Rejection::UnknownKey)?;
+    let mut validation = Validation::new(key.jsonwebtoken_algorithm());
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    match audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
+    jsonwebtoken::decode::<AccessTokenClaims>(token, key.decoding_key(), &validation).map(|data| data.claims).map_err(
+        |err| {
+            use jsonwebtoken::errors::ErrorKind;
+            match err.kind() {
+                ErrorKind::ExpiredSignature => Rejection::Expired,
+                ErrorKind::InvalidAudience => Rejection::WrongAudience,
+                _ => Rejection::BadSignatureOrClaims,
+            }
+        },
+    )
+}
+
+/// A verified token's client and partner, if the token still stands.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub client: ClientRow,
+    pub partner: PartnerRow,
+}
+
+/// Whether a verified token still stands: not revoked, its client enabled, its partner not suspended.
+pub fn check_standing(
+    conn: &mut DbConnection,
+    claims: &AccessTokenClaims,
+) -> Result<Result<Standing, Rejection>, StoreError> {
+    let revoked: i64 = revoked_tokens::table.find(&claims.jti).count().get_result(conn)?;
+    if revoked > 0 {
+        return Ok(Err(Rejection::Revoked));
+    }
+    let found: Option<(ClientRow, PartnerRow)> = clients::table
+        .inner_join(partners::table)
+        .filter(clients::id.eq(&claims.client_id))
+        .select((ClientRow::as_select(), PartnerRow::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((client, partner)) = found else { return Ok(Err(Rejection::UnknownClient)) };
+    if client.partner_id != claims.partner_id {
+        return Ok(Err(Rejection::UnknownClient));
+    }
+    let cutoff = client.tokens_revoked_before.max(partner.tokens_revoked_before);
+    if cutoff.is_some_and(|cutoff| claims.iat <= cutoff.and_utc().timestamp()) {
+        return Ok(Err(Rejection::RevokedInBulk));
+    }
+    if !client.enabled {
+        return Ok(Err(Rejection::ClientDisabled));
+    }
+    if partner.suspended {
+        return Ok(Err(Rejection::PartnerSuspended));
+    }
+    Ok(Ok(Standing { client, partner }))
+}
