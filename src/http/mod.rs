@@ -49,6 +49,8 @@ impl AppState {
 /// Every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth2/token", web::post().to(token::token))
+        .route("/oauth2/introspect", web::post().to(token::introspect))
+        .route("/oauth2/revoke", web::post().to(token::revoke))
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
         .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))

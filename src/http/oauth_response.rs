@@ -30,6 +30,8 @@ pub fn status_of(err: &OAuthError) -> StatusCode {
     match err {
         OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
         OAuthError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        OAuthError::UnauthorizedClient(_) => StatusCode::FORBIDDEN,
+
         OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::InvalidRequest(_)
         | OAuthError::UnsupportedGrantType(_)

@@ -1,4 +1,5 @@
-//! `POST /oauth2/token`: the client-credentials grant.
+//! The OAuth endpoints: `POST /oauth2/token`, `/oauth2/introspect` and `/oauth2/revoke`. Each reads the
+//! form body and the `Authorization` header, calls the token service, and maps the result.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,15 +9,33 @@ use super::oauth_response::{error_response, json_no_store};
 use super::request_id::request_meta;
 use super::AppState;
 
+/// A header that is not valid text is passed on as garbage, so that it fails as malformed credentials.
+fn authorization(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().map(str::to_string).unwrap_or_else(|_| "invalid".to_string()))
+}
+
 pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let params = read_form(&req, payload, state.max_body_bytes).await;
-    // A header that is not valid text is passed on as garbage, so that it fails as malformed credentials.
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().map(str::to_string).unwrap_or_else(|_| "invalid".to_string()));
-    match state.tokens.issue(params, authorization, request_meta(&req)).await {
+    match state.tokens.issue(params, authorization(&req), request_meta(&req)).await {
         Ok(token) => json_no_store(&token),
+        Err(err) => error_response(&err),
+    }
+}
+
+pub async fn introspect(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let params = read_form(&req, payload, state.max_body_bytes).await;
+    match state.tokens.introspect(params, authorization(&req), request_meta(&req)).await {
+        Ok(answer) => json_no_store(&answer),
+        Err(err) => error_response(&err),
+    }
+}
+
+pub async fn revoke(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let params = read_form(&req, payload, state.max_body_bytes).await;
+    match state.tokens.revoke(params, authorization(&req), request_meta(&req)).await {
+        Ok(()) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish(),
         Err(err) => error_response(&err),
     }
 }

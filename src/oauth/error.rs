@@ -39,6 +39,8 @@ pub enum OAuthError {
     /// `basic_challenge`: answer with `WWW-Authenticate: Basic` (the client used, or could use, Basic).
     #[error("invalid_client: {}", .reason.as_str())]
     InvalidClient { reason: AuthFailure, basic_challenge: bool },
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
     #[error("unsupported_grant_type: {0}")]
     UnsupportedGrantType(String),
     #[error("invalid_scope: {0}")]
@@ -57,6 +59,7 @@ impl OAuthError {
             OAuthError::InvalidRequest(_) | OAuthError::BodyTooLarge => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
@@ -68,6 +71,7 @@ impl OAuthError {
         match self {
             OAuthError::InvalidRequest(message)
             | OAuthError::UnsupportedGrantType(message)
+            | OAuthError::UnauthorizedClient(message)
             | OAuthError::InvalidScope(message)
             | OAuthError::InvalidTarget(message)
             | OAuthError::TemporarilyUnavailable(message) => message.clone(),

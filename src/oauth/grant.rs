@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chrono::NaiveDateTime;
+
 use serde::Serialize;
 
 use super::claims::{AccessTokenClaims, Audience};
@@ -16,6 +18,7 @@ use crate::config::TokenSettings;
 use crate::keys::KeyRing;
 use crate::registry::clients::{allowed_scopes, audiences};
 use crate::registry::credentials::random_bytes;
+use crate::registry::revocation;
 use crate::store::DbConnection;
 
 /// The successful token response body (RFC 6749 section 5.1).
@@ -69,12 +72,28 @@ pub fn resolve_audience(
     }
 }
 
+/// Tokens whose `iat` (whole seconds) is at or before a bulk-revocation cut-off are dead, so a token issued in
+/// the same second as a cut-off would be born revoked. Only in that case, wait for the next second (< 1 s).
+fn wait_past_cutoff(now: NaiveDateTime, cutoff: Option<NaiveDateTime>) -> NaiveDateTime {
+    let Some(cutoff) = cutoff else { return now };
+    let cutoff_secs = cutoff.and_utc().timestamp();
+    if now.and_utc().timestamp() > cutoff_secs {
+        return now;
+    }
+    let next_second = chrono::DateTime::from_timestamp(cutoff_secs + 1, 0).expect("valid timestamp").naive_utc();
+    if let Ok(wait) = (next_second - now).to_std() {
+        std::thread::sleep(wait);
+    }
+    crate::store::now().max(next_second)
+}
+
 /// Runs the grant. `event` is filled in as facts become known, whether the grant succeeds or not.
 pub fn client_credentials(
     conn: &mut DbConnection,
-    settings: &TokenSettings,
     keys: &KeyRing,
+    settings: &TokenSettings,
     params: &FormParams,
+
     authorization: Option<&str>,
     event: &mut AuditEvent,
 ) -> Result<IssuedToken, OAuthError> {
@@ -95,6 +114,10 @@ pub fn client_credentials(
     event.partner_id = attempt.partner_id;
     event.secret_id = attempt.secret_id;
     let authenticated = authenticated?;
+    let now = wait_past_cutoff(
+        now,
+        revocation::cutoff(authenticated.client.tokens_revoked_before, authenticated.partner.tokens_revoked_before),
+    );
 
     let unavailable = |err: crate::registry::RegistryError| {
         OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))

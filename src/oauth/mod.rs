@@ -5,6 +5,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod error;
 pub mod grant;
+pub mod introspection;
 pub mod request;
 pub mod verify;
 
@@ -69,32 +70,65 @@ impl TokenService {
         authorization: Option<String>,
         meta: RequestMeta,
     ) -> Result<IssuedToken, OAuthError> {
-        let mut event = AuditEvent::new("token.request", Outcome::Failure, meta);
+        self.run_audited("token.request", params, authorization, meta, grant::client_credentials).await
+    }
+
+    /// Token introspection (RFC 7662).
+    pub async fn introspect(
+        &self,
+        params: Result<FormParams, OAuthError>,
+        authorization: Option<String>,
+        meta: RequestMeta,
+    ) -> Result<introspection::Introspection, OAuthError> {
+        self.run_audited("token.introspect", params, authorization, meta, introspection::introspect).await
+    }
+
+    /// Token revocation (RFC 7009).
+    pub async fn revoke(
+        &self,
+        params: Result<FormParams, OAuthError>,
+        authorization: Option<String>,
+        meta: RequestMeta,
+    ) -> Result<(), OAuthError> {
+        self.run_audited("token.revoke", params, authorization, meta, introspection::revoke).await
+    }
+
+    /// Runs an OAuth endpoint on the blocking pool and answers only after its audit event is committed; when
+    /// the event cannot be recorded the caller gets `temporarily_unavailable`, never an unrecorded result.
+    /// The endpoint fills the event in; an `Ok` that set a `reason` (a request served but not carried out,
+    /// such as revoking another client's token) is recorded as a failure.
+    async fn run_audited<T: Send + 'static>(
+        &self,
+        event_type: &'static str,
+        params: Result<FormParams, OAuthError>,
+        authorization: Option<String>,
+        meta: RequestMeta,
+        endpoint: Endpoint<T>,
+    ) -> Result<T, OAuthError> {
+        let event = AuditEvent::new(event_type, Outcome::Failure, meta);
         let (result, mut event) = match params {
             Err(err) => (Err(err), event),
             Ok(params) => {
                 let (pool, keys, settings) = (self.pool.clone(), self.keys.clone(), self.settings.clone());
-                let joined = tokio::task::spawn_blocking(move || {
+                let mut event = event;
+                tokio::task::spawn_blocking(move || {
                     let result = match pool.get() {
-                        Ok(mut conn) => grant::client_credentials(
-                            &mut conn,
-                            &settings,
-                            &keys,
-                            &params,
-                            authorization.as_deref(),
-                            &mut event,
-                        ),
+                        Ok(mut conn) => {
+                            endpoint(&mut conn, &keys, &settings, &params, authorization.as_deref(), &mut event)
+                        }
                         Err(err) => Err(OAuthError::TemporarilyUnavailable(format!("database unavailable: {err}"))),
                     };
                     (result, event)
                 })
-                .await;
-                joined.map_err(|_| OAuthError::TemporarilyUnavailable("the grant was interrupted".into()))?
+                .await
+                .map_err(|_| OAuthError::TemporarilyUnavailable("the request was interrupted".into()))?
             }
         };
         let used_secret = match &result {
             Ok(_) => {
-                event.outcome = Outcome::Success;
+                if event.reason.is_none() {
+                    event.outcome = Outcome::Success;
+                }
                 event.secret_id.clone()
             }
             Err(err) => {
@@ -109,3 +143,13 @@ impl TokenService {
         result
     }
 }
+
+/// An OAuth endpoint's domain function.
+type Endpoint<T> = fn(
+    &mut crate::store::DbConnection,
+    &KeyRing,
+    &TokenSettings,
+    &FormParams,
+    Option<&str>,
+    &mut AuditEvent,
+) -> Result<T, OAuthError>;

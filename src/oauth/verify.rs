@@ -111,7 +111,8 @@ pub fn check_standing(
     if client.partner_id != claims.partner_id {
         return Ok(Err(Rejection::UnknownClient));
     }
-    let cutoff = client.tokens_revoked_before.max(partner.tokens_revoked_before);
+    let cutoff = crate::registry::revocation::cutoff(client.tokens_revoked_before, partner.tokens_revoked_before);
+
     if cutoff.is_some_and(|cutoff| claims.iat <= cutoff.and_utc().timestamp()) {
         return Ok(Err(Rejection::RevokedInBulk));
     }

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod clients;
 pub mod credentials;
 pub mod partners;
+pub mod revocation;
 pub mod roles;
 pub mod scopes;
 pub mod secrets;

@@ -1,0 +1,142 @@
+//! Token introspection (RFC 7662) for resource servers holding `authz.introspect`, and token revocation
+//! (RFC 7009) by the client a token was issued to.
+
+use serde::Serialize;
+
+use super::claims::Audience;
+use super::client_auth::{authenticate, AuthAttempt, AuthenticatedClient};
+use super::error::OAuthError;
+use super::request::{self, FormParams};
+use super::verify::{check_standing, verify_signature};
+use crate::audit::AuditEvent;
+use crate::config::TokenSettings;
+use crate::keys::KeyRing;
+use crate::registry::clients::allowed_scopes;
+use crate::registry::{revocation, scopes};
+use crate::store::DbConnection;
+
+/// The introspection answer: `{"active": false}` alone, or the token's claims.
+#[derive(Debug, Clone, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ActiveToken>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveToken {
+    pub scope: String,
+    pub client_id: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub iss: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub token_type: &'static str,
+    pub partner_id: String,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> OAuthError {
+    OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
+}
+
+/// Authenticates the calling client; the audit event names it.
+fn authenticate_caller(
+    conn: &mut DbConnection,
+    params: &FormParams,
+    authorization: Option<&str>,
+    event: &mut AuditEvent,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let presented = request::credentials(params, authorization)?;
+    let mut attempt = AuthAttempt::default();
+    let result = authenticate(conn, &presented, crate::store::now(), &mut attempt);
+    event.client_id = attempt.client_id.or(Some(presented.client_id));
+    event.partner_id = attempt.partner_id;
+    event.secret_id = attempt.secret_id;
+    result
+}
+
+fn required_token(params: &FormParams) -> Result<&str, OAuthError> {
+    params.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))
+}
+
+pub fn introspect(
+    conn: &mut DbConnection,
+    keys: &KeyRing,
+    settings: &TokenSettings,
+    params: &FormParams,
+    authorization: Option<&str>,
+    event: &mut AuditEvent,
+) -> Result<Introspection, OAuthError> {
+    let caller = authenticate_caller(conn, params, authorization, event)?;
+    let allowed = allowed_scopes(conn, &caller.client.id, &caller.partner.id).map_err(unavailable)?;
+    if !allowed.contains(scopes::INTROSPECT) {
+        return Err(OAuthError::UnauthorizedClient(format!("the client needs scope {}", scopes::INTROSPECT)));
+    }
+    let token = required_token(params)?;
+    let inactive = |event: &mut AuditEvent, reason: &str| {
+        event.reason = Some(reason.to_string());
+        Ok(Introspection { active: false, token: None })
+    };
+    let claims = match verify_signature(keys, settings, token, None) {
+        Ok(claims) => claims,
+        Err(rejection) => return inactive(event, rejection.as_str()),
+    };
+    event.jti = Some(claims.jti.clone());
+    event.details =
+        Some(serde_json::json!({"token_client_id": claims.client_id, "token_partner_id": claims.partner_id}));
+    if let Err(rejection) = check_standing(conn, &claims).map_err(unavailable)? {
+        return inactive(event, rejection.as_str());
+    }
+    event.scopes = Some(claims.scope.clone());
+    event.audience = Some(claims.aud.joined());
+    Ok(Introspection {
+        active: true,
+        token: Some(ActiveToken {
+            scope: claims.scope,
+            client_id: claims.client_id,
+            sub: claims.sub,
+            aud: claims.aud,
+            iss: claims.iss,
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: claims.nbf,
+            jti: claims.jti,
+            token_type: "Bearer",
+            partner_id: claims.partner_id,
+        }),
+    })
+}
+
+/// Revokes a token of the calling client. Unknown, invalid, expired and other clients' tokens answer success
+/// as RFC 7009 requires, but only the caller's own tokens are revoked; the audit event says which case it was.
+pub fn revoke(
+    conn: &mut DbConnection,
+    keys: &KeyRing,
+    settings: &TokenSettings,
+    params: &FormParams,
+    authorization: Option<&str>,
+    event: &mut AuditEvent,
+) -> Result<(), OAuthError> {
+    let caller = authenticate_caller(conn, params, authorization, event)?;
+    let token = required_token(params)?;
+    let claims = match verify_signature(keys, settings, token, None) {
+        Ok(claims) => claims,
+        Err(rejection) => {
+            event.reason = Some(format!("not revoked: {}", rejection.as_str()));
+            return Ok(());
+        }
+    };
+    event.jti = Some(claims.jti.clone());
+    if claims.client_id != caller.client.id {
+        event.reason = Some("not revoked: the token belongs to another client".into());
+        event.details = Some(serde_json::json!({"token_client_id": claims.client_id}));
+        return Ok(());
+    }
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()).unwrap_or_default();
+    let newly = revocation::revoke_jti(conn, &claims.jti, &caller.client.id, expires_at).map_err(unavailable)?;
+    event.details = Some(serde_json::json!({"already_revoked": !newly}));
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Token revocation: single tokens by `jti` (kept until the token's own expiry, then pruned), and every token
+//! issued so far to a client or a whole partner (a cut-off time; tokens with `iat` at or before it are dead).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::{clients, partners, secrets, Caller, RegistryResult};
+use crate::store::models::RevokedTokenRow;
+use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
+use crate::store::{now, DbConnection};
+
+/// Revokes every token issued to the client until now. New tokens work again from the next second on.
+pub fn revoke_client_tokens(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    client_id: &str,
+) -> RegistryResult<NaiveDateTime> {
+    conn.transaction(|conn| {
+        let client = clients::get_row(conn, &caller.tenancy, client_id)?;
+        clients::require_writable(caller, &client)?;
+        let cutoff = now();
+        diesel::update(clients_table::table.find(client_id))
+            .set(clients_table::tokens_revoked_before.eq(Some(cutoff)))
+            .execute(conn)?;
+        caller.audit(
+            conn,
+            "client.revoke_tokens",
+            Some(&client.partner_id),
+            Some(client_id),
+            json!({"cutoff": cutoff}),
+        )?;
+        Ok(cutoff)
+    })
+}
+
+/// Revokes every token issued to any client of the partner until now. Operator only.
+pub fn revoke_partner_tokens(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    partner_id: &str,
+) -> RegistryResult<NaiveDateTime> {
+    caller.require_operator("partner-wide revocation")?;
+    conn.transaction(|conn| {
+        partners::get(conn, &caller.tenancy, partner_id)?;
+        let cutoff = now();
+        diesel::update(partners_table::table.find(partner_id))
+            .set(partners_table::tokens_revoked_before.eq(Some(cutoff)))
+            .execute(conn)?;
+        caller.audit(conn, "partner.revoke_tokens", Some(partner_id), None, json!({"cutoff": cutoff}))?;
+        Ok(cutoff)
+    })
+}
+
+/// Revokes one secret and, if asked, every token issued to its client so far (a leaked secret), atomically.
+pub fn revoke_secret(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    client_id: &str,
+    secret_id: &str,
+    revoke_tokens: bool,
+) -> RegistryResult<secrets::SecretInfo> {
+    conn.transaction(|conn| {
+        let info = secrets::revoke(conn, caller, client_id, secret_id)?;
+        if revoke_tokens {
+            revoke_client_tokens(conn, caller, client_id)?;
+        }
+        Ok(info)
+    })
+}
+
+/// Records a revoked `jti` until `expires_at`. Revoking twice is not an error.
+pub fn revoke_jti(
+    conn: &mut DbConnection,
+    jti: &str,
+    client_id: &str,
+    expires_at: NaiveDateTime,
+) -> RegistryResult<bool> {
+    conn.transaction(|conn| {
+        if revoked_tokens::table.find(jti).count().get_result::<i64>(conn)? > 0 {
+            return Ok(false);
+        }
+        let row =
+            RevokedTokenRow { jti: jti.to_string(), client_id: client_id.to_string(), expires_at, revoked_at: now() };
+        diesel::insert_into(revoked_tokens::table).values(&row).execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// Forgets revoked `jti`s whose tokens have expired anyway; returns how many.
+pub fn prune_expired(conn: &mut DbConnection) -> RegistryResult<usize> {
+    Ok(diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now()))).execute(conn)?)
+}
+
+/// The latest bulk-revocation cut-off that applies to a client's tokens.
+pub fn cutoff(client_cutoff: Option<NaiveDateTime>, partner_cutoff: Option<NaiveDateTime>) -> Option<NaiveDateTime> {
+    client_cutoff.max(partner_cutoff)
+}
