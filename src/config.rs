@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PARTNERGATE_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// Delete audit events older than this many days (0 keeps them forever).
+    #[arg(long, env = "PARTNERGATE_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u32,
     /// HTTP worker threads; defaults to the number of cores.
     #[arg(long, env = "PARTNERGATE_WORKERS")]
     pub workers: Option<usize>,
@@ -119,6 +122,7 @@ pub struct ServerConfig {
     pub jwks_max_age_secs: u32,
     pub max_body_bytes: usize,
     pub workers: Option<usize>,
+    pub audit_retention_days: u32,
 }
 
 impl ServerConfig {
@@ -132,6 +136,8 @@ impl ServerConfig {
             jwks_max_age_secs: serve.jwks_max_age_secs,
             max_body_bytes: serve.max_body_bytes,
             workers: serve.workers,
+            audit_retention_days: serve.audit_retention_days,
+
         })
     }
 }

@@ -41,12 +41,14 @@ pub struct RunningServer {
     handle: actix_web::dev::ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     audit_thread: std::thread::JoinHandle<()>,
+    maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
     /// Waits until the server stops (Ctrl-C or SIGTERM stop it gracefully), then flushes the audit queue.
     pub async fn wait(self) -> std::io::Result<()> {
         let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        self.maintenance.abort();
         finish_audit(self.audit_thread).await;
         result
     }
@@ -55,6 +57,7 @@ impl RunningServer {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.server.await;
+        self.maintenance.abort();
         finish_audit(self.audit_thread).await;
     }
 }
@@ -80,6 +83,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     .expect("server setup panicked")?;
 
     let (audit_writer, audit_thread) = AuditWriter::start(pool.clone(), WriterOptions::default());
+    let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days));
     let state = AppState {
         pool: pool.clone(),
         tokens: TokenService::new(pool, Arc::new(key_ring), Arc::new(config.token.clone()), audit_writer),
@@ -100,5 +104,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let handle = server.handle();
     let server = tokio::spawn(server);
     log::info!("partnergate listening on http://{addr} (issuer {})", config.token.issuer);
-    Ok(RunningServer { addr, handle, server, audit_thread })
+    Ok(RunningServer { addr, handle, server, audit_thread, maintenance })
 }
+
+/// Hourly housekeeping: forget revoked `jti`s of expired tokens and apply the audit retention.
+async fn maintenance(pool: store::DbPool, audit_retention_days: u32) {
+    let mut interval = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        let pool = pool.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<(usize, usize), registry::RegistryError> {
+            let mut conn = pool.get()?;
+            let tokens = registry::revocation::prune_expired(&mut conn)?;
+            let events =
+                if audit_retention_days > 0 { audit::query::prune_older_than(&mut conn, audit_retention_days)? } else { 0 };
+            Ok((tokens, events))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((tokens, events))) => log::info!("maintenance: pruned {tokens} revoked token id(s), {events} audit event(s)"),
+            Ok(Err(err)) => log::warn!("maintenance failed: {err}"),
+            Err(err) => log::warn!("maintenance task failed: {err}"),
+        }
+    }
+}
+

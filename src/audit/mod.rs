@@ -4,6 +4,8 @@
 //! never lands without its record. Token-endpoint events go through the group-commit writer.
 
 pub mod event;
+pub mod query;
+
 pub mod writer;
 
 pub use event::{AuditEvent, Outcome, RequestMeta};

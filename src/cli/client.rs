@@ -5,7 +5,8 @@ use clap::Subcommand;
 use super::{joined, CliResult, Context};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, NewClient};
 use crate::registry::secrets::{self, NewSecret};
-use crate::registry::{Caller, Tenancy};
+use crate::registry::{revocation, Caller, Tenancy};
+
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -59,7 +60,15 @@ pub enum ClientCommand {
         expires_in_secs: Option<i64>,
     },
     /// Revoke one secret now; the client's other secrets keep working.
-    RevokeSecret { id: String, secret_id: String },
+    RevokeSecret {
+        id: String,
+        secret_id: String,
+        /// Also revoke every token issued to the client so far (the secret leaked).
+        #[arg(long)]
+        revoke_tokens: bool,
+    },
+    /// Revoke every token issued to the client so far.
+    RevokeTokens { id: String },
     /// Disable a client: its next token request fails.
     Disable { id: String },
     /// Enable a disabled client.
@@ -157,9 +166,18 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 )
             });
         }
-        ClientCommand::RevokeSecret { id, secret_id } => {
-            let info = secrets::revoke(&mut conn, &caller, &id, &secret_id)?;
-            ctx.print(&info, |s| format!("revoked secret {} of {id}", s.id));
+        ClientCommand::RevokeSecret { id, secret_id, revoke_tokens } => {
+            let info = revocation::revoke_secret(&mut conn, &caller, &id, &secret_id, revoke_tokens)?;
+            ctx.print(&info, |s| {
+                let tokens = if revoke_tokens { " and every token issued so far" } else { "" };
+                format!("revoked secret {} of {id}{tokens}", s.id)
+            });
+        }
+        ClientCommand::RevokeTokens { id } => {
+            let cutoff = revocation::revoke_client_tokens(&mut conn, &caller, &id)?;
+            ctx.print(&serde_json::json!({"client_id": id, "tokens_revoked_before": cutoff}), |_| {
+                format!("revoked every token of {id} issued until {cutoff}")
+            });
         }
         ClientCommand::Disable { id } => {
             let client = clients::set_enabled(&mut conn, &caller, &id, false)?;

@@ -2,6 +2,7 @@
 //! the same registry functions as the admin API.
 
 mod admin;
+mod audit;
 mod catalog;
 mod client;
 mod keys;
@@ -54,6 +55,8 @@ pub enum Command {
     /// Manage clients and their secrets.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Read or prune the audit trail.
+    Audit(audit::AuditArgs),
     /// Operator administration.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -130,6 +133,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Client(command) => client::run(&ctx, command),
         Command::Token(args) => token::run(&ctx, args).await,
         Command::Admin(command) => admin::run(&ctx, command),
+        Command::Audit(args) => audit::run(&ctx, args),
 
     }
 }

@@ -4,7 +4,8 @@ use clap::Subcommand;
 
 use super::{joined, CliResult, Context};
 use crate::registry::partners::{self, NewPartner};
-use crate::registry::{Caller, Tenancy};
+use crate::registry::{revocation, Caller, Tenancy};
+
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
@@ -28,6 +29,8 @@ pub enum PartnerCommand {
     Suspend { id: String },
     /// Resume a suspended partner.
     Resume { id: String },
+    /// Revoke every token issued so far to any client of the partner.
+    RevokeTokens { id: String },
 }
 
 fn describe(p: &partners::Partner) -> String {
@@ -60,6 +63,12 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
         PartnerCommand::Resume { id } => {
             let partner = partners::set_suspended(&mut conn, &caller, &id, false)?;
             ctx.print(&partner, |p| format!("resumed {}", p.id));
+        }
+        PartnerCommand::RevokeTokens { id } => {
+            let cutoff = revocation::revoke_partner_tokens(&mut conn, &caller, &id)?;
+            ctx.print(&serde_json::json!({"partner_id": id, "tokens_revoked_before": cutoff}), |_| {
+                format!("revoked every token of partner {id} issued until {cutoff}")
+            });
         }
     }
     Ok(())

@@ -81,6 +81,11 @@ pub fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 
 /// `application/x-www-form-urlencoded` decoding of one value (`+` is a space, `%XX` a byte).
 fn form_decode(value: &str) -> Option<String> {
+    // An encoded value has no raw `&`; parsed as a form it would end there and the rest would be dropped,
+    // so that `id&junk` authenticated as `id`.
+    if value.contains('&') {
+        return None;
+    }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={value}")).ok()?;
     Some(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
 }
@@ -179,6 +184,8 @@ mod tests {
         assert!(parse_basic("Bearer abc").is_err());
         assert!(parse_basic("Basic !!!").is_err());
         assert!(parse_basic(&format!("Basic {}", STANDARD.encode("no-colon"))).is_err());
+        assert!(parse_basic(&format!("Basic {}", STANDARD.encode("id&x=y:secret"))).is_err());
+        assert!(parse_basic(&format!("Basic {}", STANDARD.encode("id:secret&x=y"))).is_err());
     }
 
     #[test]

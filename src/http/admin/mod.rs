@@ -1,9 +1,11 @@
 //! The admin API under `/admin/v1`, authenticated by bearer tokens that this server issued for the admin
 //! audience. Handlers parse, call one registry function with the caller, and map the result.
 
+mod audit;
 mod catalog;
 mod clients;
 mod partners;
+mod revocation;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -96,6 +98,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(path_config)
             .configure(partners::routes)
             .configure(catalog::routes)
-            .configure(clients::routes),
+            .configure(clients::routes)
+            .configure(revocation::routes)
+            .configure(audit::routes),
+
     );
 }
