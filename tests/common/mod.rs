@@ -20,9 +20,7 @@ use partnergate::registry::{roles, scopes, Caller};
 use partnergate::store::{self, DbPool, PoolOptions};
 use partnergate::RunningServer;
 
-pub const LIMITS: ClientLimits = ClientLimits {
-    max_token_lifetime_secs: 3600,
-};
+pub const LIMITS: ClientLimits = ClientLimits { max_token_lifetime_secs: 3600 };
 
 /// A database that exists for one test and is removed afterwards.
 pub struct TestDatabase {
@@ -45,11 +43,7 @@ impl TestDatabase {
     fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        TestDatabase {
-            url,
-            _dir: Some(dir),
-            postgres: None,
-        }
+        TestDatabase { url, _dir: Some(dir), postgres: None }
     }
 
     fn postgres() -> Self {
@@ -62,21 +56,15 @@ impl TestDatabase {
             COUNTER.fetch_add(1, Ordering::SeqCst),
             partnergate::registry::credentials::random_base62(6).to_lowercase()
         );
-        let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres"))
-            .unwrap_or_else(|err| panic!("PostgreSQL at {server} is required for PARTNERGATE_TEST_BACKEND=postgres: {err}"));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create test database");
-        TestDatabase {
-            url: format!("{server}/{name}"),
-            _dir: None,
-            postgres: Some((server, name)),
-        }
+        let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres")).unwrap_or_else(|err| {
+            panic!("PostgreSQL at {server} is required for PARTNERGATE_TEST_BACKEND=postgres: {err}")
+        });
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+        TestDatabase { url: format!("{server}/{name}"), _dir: None, postgres: Some((server, name)) }
     }
 
     pub fn pool(&self) -> DbPool {
-        let pool = store::connect(&self.url, &PoolOptions::default())
-            .expect("connect to the test database");
+        let pool = store::connect(&self.url, &PoolOptions::default()).expect("connect to the test database");
         store::run_migrations(&mut pool.get().unwrap()).expect("migrate");
         pool
     }
@@ -86,8 +74,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some((server, name)) = &self.postgres {
             if let Ok(mut admin) = diesel::PgConnection::establish(&format!("{server}/postgres")) {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
         }
     }
@@ -130,11 +117,10 @@ impl TestServer {
             jwks_max_age_secs: 300,
             max_body_bytes: 16 * 1024,
             workers: Some(2),
+            audit_retention_days: 90,
         };
         customize(&mut config);
-        let server = partnergate::start(config.clone())
-            .await
-            .expect("server starts");
+        let server = partnergate::start(config.clone()).await.expect("server starts");
         let base_url = format!("http://{}", server.addr);
         let pool = store::connect(&db.url, &PoolOptions::default()).expect("test pool");
         TestServer {
@@ -173,12 +159,7 @@ impl TestServer {
     ) -> CreatedClient {
         let mut conn = self.conn();
         let caller = Caller::cli();
-        let mut all: Vec<&str> = ceiling
-            .iter()
-            .chain(role_scopes)
-            .chain(direct)
-            .copied()
-            .collect();
+        let mut all: Vec<&str> = ceiling.iter().chain(role_scopes).chain(direct).copied().collect();
         all.sort();
         all.dedup();
         for scope in all {
@@ -202,13 +183,7 @@ impl TestServer {
         self.client(partner_id, &[&role], direct, audiences)
     }
 
-    pub fn client(
-        &self,
-        partner_id: &str,
-        roles: &[&str],
-        direct: &[&str],
-        audiences: &[&str],
-    ) -> CreatedClient {
+    pub fn client(&self, partner_id: &str, roles: &[&str], direct: &[&str], audiences: &[&str]) -> CreatedClient {
         let input = NewClient {
             partner_id: Some(partner_id.into()),
             name: "test client".into(),
@@ -221,31 +196,14 @@ impl TestServer {
     }
 
     /// Fetches and verifies a token in one go, for tests whose subject is not the token endpoint.
-    pub async fn token_for(
-        &self,
-        client: &CreatedClient,
-        scopes: &[&str],
-        audience: Option<&str>,
-    ) -> String {
-        fetch_token(
-            self,
-            AuthType::BasicAuth,
-            &client.client.id,
-            client.secret.secret.expose(),
-            scopes,
-            audience,
-        )
-        .await
-        .unwrap_or_else(|err| panic!("token request failed: {err}"))
+    pub async fn token_for(&self, client: &CreatedClient, scopes: &[&str], audience: Option<&str>) -> String {
+        fetch_token(self, AuthType::BasicAuth, &client.client.id, client.secret.secret.expose(), scopes, audience)
+            .await
+            .unwrap_or_else(|err| panic!("token request failed: {err}"))
     }
 
     pub async fn jwks(&self) -> JwkSet {
-        reqwest::get(self.url("/.well-known/jwks.json"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(self.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap()
     }
 
     /// Verifies `token` as an independent resource server would: JWKS over HTTP, `kid` lookup, `iss`, `aud`.
@@ -269,10 +227,8 @@ pub fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-pub type TokenError = oauth2::RequestTokenError<
-    oauth2::HttpClientError<reqwest::Error>,
-    oauth2::basic::BasicErrorResponse,
->;
+pub type TokenError =
+    oauth2::RequestTokenError<oauth2::HttpClientError<reqwest::Error>, oauth2::basic::BasicErrorResponse>;
 
 /// A token from the server through the `oauth2` crate, as a partner's Rust integration would fetch it.
 pub async fn fetch_token(
@@ -287,10 +243,7 @@ pub async fn fetch_token(
         .set_client_secret(ClientSecret::new(secret.to_string()))
         .set_token_uri(TokenUrl::new(server.url("/oauth2/token")).unwrap())
         .set_auth_type(auth);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let mut request = client.exchange_client_credentials();
     for scope in scopes {
         request = request.add_scope(Scope::new(scope.to_string()));
@@ -303,12 +256,7 @@ pub async fn fetch_token(
 }
 
 /// A raw POST to an OAuth endpoint, for error cases that a well-behaved client library cannot produce.
-pub async fn post_form(
-    server: &TestServer,
-    path: &str,
-    body: &str,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
+pub async fn post_form(server: &TestServer, path: &str, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(server.url(path))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -326,10 +274,65 @@ pub async fn oauth_error(response: reqwest::Response) -> (u16, String, reqwest::
     assert_eq!(headers.get("content-type").unwrap(), "application/json");
     assert_eq!(headers.get("cache-control").unwrap(), "no-store");
     let body: serde_json::Value = response.json().await.expect("JSON error body");
-    let error = body["error"].as_str().expect("error code").to_string();
-    assert!(
-        body["error_description"].is_string(),
-        "error_description present: {body}"
-    );
+    let error = body["error"].as_str().unwrap_or_else(|| panic!("status {status}, no error code: {body}")).to_string();
+    assert!(body["error_description"].is_string(), "error_description present: {body}");
     (status, error, headers)
+}
+
+/// One value `application/x-www-form-urlencoded`, as RFC 6749 section 2.3.1 asks of Basic credentials.
+pub fn form_encode(value: &str) -> String {
+    let pair = serde_urlencoded::to_string([("v", value)]).expect("form encoding");
+    pair["v=".len()..].to_string()
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`, the way a conforming client sends it.
+pub fn basic_auth(client_id: &str, secret: &str) -> String {
+    basic_auth_raw(&format!("{}:{}", form_encode(client_id), form_encode(secret)))
+}
+
+/// `Basic base64(credentials)` with `credentials` used exactly as given (no form encoding).
+pub fn basic_auth_raw(credentials: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
+}
+
+/// A form body from name/value pairs, each form-encoded.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).expect("form encoding")
+}
+
+/// A raw POST with any content type, for bodies that are not forms.
+pub async fn post_raw(
+    server: &TestServer,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new().post(server.url(path)).header("content-type", content_type).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// The JSON body of a successful token response, after checking the RFC 6749 section 5.1 status and headers.
+pub async fn token_success(response: reqwest::Response) -> serde_json::Value {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("response body");
+    assert_eq!(status, 200, "token request failed: {text}");
+    assert_eq!(headers.get("content-type").unwrap(), "application/json");
+    assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+    assert_eq!(headers.get("pragma").unwrap(), "no-cache");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("JSON token response");
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
+    body
+}
+
+/// A client from a full `NewClient`, created by the operator.
+pub fn create_client(server: &TestServer, input: &NewClient) -> CreatedClient {
+    clients::create(&mut server.conn(), &Caller::cli(), input, LIMITS)
+        .unwrap_or_else(|err| panic!("create client: {err}"))
 }
