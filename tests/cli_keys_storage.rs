@@ -1,0 +1,142 @@
+//! The CLI as an operator and a partner use it (the real binary against the real server and database),
+//! signing keys of every algorithm through the server, and the storage layer's failure modes.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use partnergate::keys::{self, Algorithm, KeyRing};
+use partnergate::store::{self, PoolOptions, StoreError};
+
+fn partnergate(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_partnergate"))
+        .args(["--json", "--database-url", &server.db.url, "--keys-dir"])
+        .arg(&server.keys_dir)
+        .args(args)
+        .env_remove("PARTNERGATE_CLIENT_SECRET")
+        .output()
+        .expect("run partnergate");
+    assert!(output.status.success(), "partnergate {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err})"))
+}
+
+#[actix_web::test]
+async fn operator_registers_with_the_cli_and_the_token_command_fetches_a_verified_token() {
+    let server = TestServer::start().await;
+    partnergate(&server, &["scope", "create", "orders.read", "--description", "Read orders"]);
+    partnergate(&server, &["scope", "create", "orders.write"]);
+    let role = partnergate(&server, &["role", "create", "order-reader", "--scope", "orders.read"]);
+    assert_eq!(role["scopes"], serde_json::json!(["orders.read"]));
+    partnergate(&server, &["partner", "create", "acme", "--name", "Acme", "--ceiling", "orders.read"]);
+    let created = partnergate(
+        &server,
+        &["client", "create", "--partner", "acme", "--name", "sync", "--role", "order-reader", "--audience", "https://api.acme.test"],
+    );
+    let client_id = created["client"]["id"].as_str().unwrap().to_string();
+    let secret = created["secret"]["secret"].as_str().unwrap().to_string();
+    assert!(client_id.starts_with("pgc_") && secret.starts_with("pgs_"));
+
+    let listed = partnergate(&server, &["client", "list", "--partner", "acme"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let shown = partnergate(&server, &["client", "show", &client_id]);
+    assert!(!shown.to_string().contains(&secret), "show never prints the secret");
+    assert_eq!(shown["secrets"].as_array().unwrap().len(), 1);
+
+    // `token` runs the oauth2 crate inside the CLI; the secret comes from the environment, as documented.
+    let url = server.base_url.clone();
+    let cli_client_id = client_id.clone();
+    let output = actix_web::web::block(move || {
+        Command::new(env!("CARGO_BIN_EXE_partnergate"))
+            .args(["--json", "token", "--url", &url, "--client-id", &cli_client_id])
+            .env("PARTNERGATE_CLIENT_SECRET", &secret)
+            .output()
+            .expect("run partnergate token")
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "token failed: {}", String::from_utf8_lossy(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["claims"]["partner_id"], "acme");
+    assert_eq!(printed["header"]["typ"], "at+jwt");
+    let claims = server.verify(printed["access_token"].as_str().unwrap(), "https://api.acme.test").await;
+    assert_eq!(claims["scope"], "orders.read", "orders.write is outside the ceiling and not in the role");
+    assert_eq!(claims["client_id"], client_id.as_str());
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn cli_errors_are_clear_and_exit_non_zero() {
+    let server = TestServer::start().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_partnergate"))
+        .args(["--database-url", &server.db.url, "partner", "create", "Bad Id", "--name", "x"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("partner ids are"), "{stderr}");
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn eddsa_and_rs256_keys_sign_tokens_that_verify_against_the_jwks() {
+    for alg in ["EdDSA", "RS256"] {
+        let server = TestServer::start_with(|config| {
+            let dir = &config.keys_dir;
+            let kid = match alg {
+                "EdDSA" => keys::generate(dir, Algorithm::EdDSA, true).unwrap(),
+                _ => {
+                    // ring cannot generate RSA keys; operators create them with openssl, as the README says.
+                    let path = dir.join("rsa.pem");
+                    let status = Command::new("openssl")
+                        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+                        .arg(&path)
+                        .status()
+                        .expect("openssl is installed");
+                    assert!(status.success());
+                    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+                    let ring = KeyRing::load(dir).unwrap();
+                    let kid = ring.list()[0].kid.clone();
+                    keys::set_active(dir, &kid).unwrap();
+                    kid
+                }
+            };
+            assert!(!kid.is_empty());
+        })
+        .await;
+        let created = server.seed(&format!("p-{}", alg.to_lowercase()), &["a.read"], &["a.read"], &[], &[]);
+        let token = server.token_for(&created, &[], None).await;
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(format!("{:?}", header.alg), alg);
+        let claims = server.verify(&token, &server.settings.default_audience).await;
+        assert_eq!(claims["scope"], "a.read");
+        let jwks = server.jwks().await;
+        assert_eq!(jwks.keys.len(), 1);
+        assert_eq!(jwks.keys[0].common.key_id.as_deref(), header.kid.as_deref());
+        server.stop().await;
+    }
+}
+
+#[test]
+fn malformed_database_urls_are_refused_by_name() {
+    let err = store::connect("mysql://db/partnergate", &PoolOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidUrl(_)));
+    assert!(err.to_string().contains("sqlite://") && err.to_string().contains("postgres://"), "{err}");
+    let err = store::connect("./data/partnergate.db", &PoolOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidUrl(_)), "a bare path is not silently taken as SQLite: {err}");
+}
+
+#[test]
+fn an_unreachable_postgres_fails_fast_with_the_real_cause() {
+    let options = PoolOptions { max_size: 2, connect_timeout: Duration::from_secs(2) };
+    let started = Instant::now();
+    // Nothing listens on port 1; the password must not appear in the message.
+    let err = store::connect("postgres://app:hunter2@127.0.0.1:1/partnergate", &options).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{message}");
+    assert!(message.contains("127.0.0.1") && !message.contains("hunter2"), "{message}");
+    assert!(message.to_lowercase().contains("connect"), "names the cause: {message}");
+    // Not a timing assertion on performance: a hung connect would block for minutes, not seconds.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
