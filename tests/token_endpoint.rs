@@ -869,3 +869,17 @@ async fn a_client_lifetime_sets_exp_and_expires_in() {
     assert_eq!(body["expires_in"], json!(600));
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn other_methods_on_the_oauth_endpoints_are_405() {
+    let server = TestServer::start().await;
+    for path in ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"] {
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{path}");
+        assert_eq!(response.headers().get("allow").unwrap(), "POST");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+    }
+    assert_eq!(reqwest::get(server.url("/nope")).await.unwrap().status().as_u16(), 404);
+    server.stop().await;
+}

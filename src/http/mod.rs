@@ -48,9 +48,9 @@ impl AppState {
 
 /// Every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/oauth2/token", web::post().to(token::token))
-        .route("/oauth2/introspect", web::post().to(token::introspect))
-        .route("/oauth2/revoke", web::post().to(token::revoke))
+    cfg.service(post_only("/oauth2/token").route(web::post().to(token::token)))
+        .service(post_only("/oauth2/introspect").route(web::post().to(token::introspect)))
+        .service(post_only("/oauth2/revoke").route(web::post().to(token::revoke)))
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
         .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))
@@ -60,6 +60,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// An OAuth endpoint answers other methods with 405 and `Allow: POST`.
+fn post_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        HttpResponse::MethodNotAllowed().insert_header(("allow", "POST")).json(serde_json::json!({
+            "error": "invalid_request",
+            "error_description": "use POST"
+        }))
+    }))
+}
+
 async fn not_found() -> HttpResponse {
+
     HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
 }
