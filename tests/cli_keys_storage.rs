@@ -140,3 +140,67 @@ fn an_unreachable_postgres_fails_fast_with_the_real_cause() {
     // Not a timing assertion on performance: a hung connect would block for minutes, not seconds.
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+fn partnergate_fails(server: &TestServer, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_partnergate"))
+        .args(["--database-url", &server.db.url])
+        .args(args)
+        .output()
+        .expect("run partnergate");
+    assert!(!output.status.success(), "partnergate {args:?} should fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[actix_web::test]
+async fn cli_covers_the_admin_operations_and_records_them() {
+    let server = TestServer::start().await;
+    partnergate(&server, &["scope", "create", "stock.read"]);
+    partnergate(&server, &["scope", "create", "stock.write"]);
+    partnergate(&server, &["partner", "create", "shop", "--name", "Shop", "--ceiling", "stock.read"]);
+    let created = partnergate(&server, &["client", "create", "--partner", "shop", "--name", "feed", "--scope", "stock.read"]);
+    let id = created["client"]["id"].as_str().unwrap().to_string();
+    let first_secret = created["secret"]["secret"].as_str().unwrap().to_string();
+
+    let stderr = partnergate_fails(&server, &["client", "update", &id, "--scope", "stock.write"]);
+    assert!(stderr.contains("outside the partner's ceiling"), "{stderr}");
+    partnergate(&server, &["partner", "update", "shop", "--ceiling", "stock.read", "--ceiling", "stock.write"]);
+    let updated = partnergate(&server, &["client", "update", &id, "--scope", "stock.write", "--name", "feed v2"]);
+    assert_eq!(updated["scopes"], serde_json::json!(["stock.write"]));
+    assert_eq!(updated["name"], "feed v2");
+
+    let rotated = partnergate(&server, &["client", "rotate-secret", &id, "--name", "next", "--grace-period-secs", "0"]);
+    let second_secret = rotated["secret"].as_str().unwrap().to_string();
+    let secret_id = rotated["id"].as_str().unwrap().to_string();
+    let auth = oauth2::AuthType::BasicAuth;
+    assert!(fetch_token(&server, auth.clone(), &id, &first_secret, &[], None).await.is_err(), "grace 0: old expired");
+    fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.expect("new secret works");
+
+    partnergate(&server, &["client", "disable", &id]);
+    assert!(fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.is_err());
+    partnergate(&server, &["client", "enable", &id]);
+    fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.expect("enabled again");
+    partnergate(&server, &["partner", "suspend", "shop"]);
+    assert!(fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.is_err());
+    partnergate(&server, &["partner", "resume", "shop"]);
+    partnergate(&server, &["client", "revoke-secret", &id, &secret_id, "--revoke-tokens"]);
+    assert!(fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.is_err());
+
+    let events = partnergate(&server, &["audit", "--client", &id, "--limit", "100"]);
+    let types: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    for expected in ["client.create", "client.update", "secret.create", "client.disable", "client.enable", "secret.revoke"] {
+        assert!(types.contains(&expected), "{expected} missing from {types:?}");
+    }
+    assert!(types.contains(&"client.revoke_tokens"));
+    assert!(!events.to_string().contains(&second_secret) && !events.to_string().contains(&first_secret));
+    assert!(events["items"].as_array().unwrap().iter().all(|e| e["actor"] == "cli" || e["event_type"] == "token.request"));
+
+    partnergate(&server, &["client", "delete", &id]);
+    let stderr = partnergate_fails(&server, &["client", "show", &id]);
+    assert!(stderr.contains("not found"), "{stderr}");
+
+    let admin = partnergate(&server, &["admin", "bootstrap", "--admin-audience", &server.settings.admin_audience]);
+    assert_eq!(admin["client"]["scopes"], serde_json::json!(["authz.admin"]));
+    let stderr = partnergate_fails(&server, &["admin", "bootstrap"]);
+    assert!(stderr.contains("already exists") && stderr.contains("--force"), "{stderr}");
+    server.stop().await;
+}

@@ -15,6 +15,12 @@ pub enum ScopeCommand {
     },
     /// List the catalog.
     List,
+    /// Change a scope's description.
+    Update {
+        name: String,
+        #[arg(long)]
+        description: String,
+    },
     /// Delete a scope; refused while in use unless --cascade.
     Delete {
         name: String,
@@ -36,6 +42,14 @@ pub enum RoleCommand {
     },
     /// List roles with their scopes.
     List,
+    /// Change a role's description or scopes (the scopes replace the old list).
+    Update {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "scope")]
+        scopes: Option<Vec<String>>,
+    },
     /// Delete a role; refused while assigned unless --cascade.
     Delete {
         name: String,
@@ -57,6 +71,10 @@ pub fn run_scope(ctx: &Context, command: ScopeCommand) -> CliResult {
             ctx.print(&list, |list| {
                 list.iter().map(|s| format!("{:<32} {}", s.name, s.description)).collect::<Vec<_>>().join("\n")
             });
+        }
+        ScopeCommand::Update { name, description } => {
+            let scope = scopes::update(&mut conn, &caller, &name, &description)?;
+            ctx.print(&scope, |s| format!("updated scope {}", s.name));
         }
         ScopeCommand::Delete { name, cascade } => {
             scopes::delete(&mut conn, &caller, &name, cascade)?;
@@ -80,7 +98,12 @@ pub fn run_role(ctx: &Context, command: RoleCommand) -> CliResult {
                 list.iter().map(|r| format!("{:<24} {}", r.name, joined(&r.scopes))).collect::<Vec<_>>().join("\n")
             });
         }
+        RoleCommand::Update { name, description, scopes } => {
+            let role = roles::update(&mut conn, &caller, &name, description.as_deref(), scopes.as_deref())?;
+            ctx.print(&role, |r| format!("updated role {} with scopes {}", r.name, joined(&r.scopes)));
+        }
         RoleCommand::Delete { name, cascade } => {
+
             roles::delete(&mut conn, &caller, &name, cascade)?;
             ctx.print(&serde_json::json!({"deleted": name}), |_| format!("deleted role {name}"));
         }

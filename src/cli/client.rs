@@ -3,10 +3,10 @@
 use clap::Subcommand;
 
 use super::{joined, CliResult, Context};
-use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, NewClient};
+use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
+
 use crate::registry::secrets::{self, NewSecret};
 use crate::registry::{revocation, Caller, Tenancy};
-
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -47,6 +47,32 @@ pub enum ClientCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// Change a client; list options replace the whole list. `--clear-*` empties a list.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "role")]
+        roles: Option<Vec<String>>,
+        #[arg(long = "scope")]
+        scopes: Option<Vec<String>>,
+        #[arg(long = "audience")]
+        audiences: Option<Vec<String>>,
+        #[arg(long)]
+        clear_roles: bool,
+        #[arg(long)]
+        clear_scopes: bool,
+        #[arg(long)]
+        clear_audiences: bool,
+        #[arg(long)]
+        token_lifetime_secs: Option<i32>,
+        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+        max_token_lifetime_secs: i64,
+    },
+    /// Delete a client with its secrets.
+    Delete { id: String },
     /// Show a client with its secrets (never the secrets themselves).
     Show { id: String },
     /// Create a new secret; with --grace-period-secs the client's other secrets expire after that long.
@@ -135,6 +161,36 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 }
                 lines.join("\n")
             });
+        }
+        ClientCommand::Update {
+            id,
+            name,
+            description,
+            roles,
+            scopes,
+            audiences,
+            clear_roles,
+            clear_scopes,
+            clear_audiences,
+            token_lifetime_secs,
+            max_token_lifetime_secs,
+        } => {
+            let list = |values: Option<Vec<String>>, clear: bool| if clear { Some(Vec::new()) } else { values };
+            let input = ClientUpdate {
+                name,
+                description,
+                roles: list(roles, clear_roles),
+                scopes: list(scopes, clear_scopes),
+                audiences: list(audiences, clear_audiences),
+                token_lifetime_secs: token_lifetime_secs.map(Some),
+            };
+            let limits = ClientLimits { max_token_lifetime_secs };
+            let client = clients::update(&mut conn, &caller, &id, &input, limits)?;
+            ctx.print(&client, |c| format!("updated {}", describe(c)));
+        }
+        ClientCommand::Delete { id } => {
+            clients::delete(&mut conn, &caller, &id)?;
+            ctx.print(&serde_json::json!({"deleted": id}), |_| format!("deleted client {id}"));
         }
         ClientCommand::Show { id } => {
             let client = clients::get(&mut conn, &Tenancy::Operator, &id)?;

@@ -3,9 +3,9 @@
 use clap::Subcommand;
 
 use super::{joined, CliResult, Context};
-use crate::registry::partners::{self, NewPartner};
-use crate::registry::{revocation, Caller, Tenancy};
+use crate::registry::partners::{self, NewPartner, PartnerUpdate};
 
+use crate::registry::{revocation, Caller, Tenancy};
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
@@ -25,6 +25,19 @@ pub enum PartnerCommand {
     },
     /// List partners.
     List,
+    /// Change a partner's name, ceiling (replaces the whole list) or limits.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The new ceiling, repeatable; replaces the old one.
+        #[arg(long = "ceiling")]
+        ceiling: Option<Vec<String>>,
+        #[arg(long)]
+        rate_limit_per_minute: Option<i32>,
+        #[arg(long)]
+        token_quota_per_day: Option<i32>,
+    },
     /// Suspend a partner: none of its clients gets a token until it is resumed.
     Suspend { id: String },
     /// Resume a suspended partner.
@@ -55,6 +68,16 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
         PartnerCommand::List => {
             let list = partners::list(&mut conn, &Tenancy::Operator)?;
             ctx.print(&list, |list| list.iter().map(describe).collect::<Vec<_>>().join("\n"));
+        }
+        PartnerCommand::Update { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {
+            let input = PartnerUpdate {
+                name,
+                scope_ceiling: ceiling,
+                rate_limit_per_minute: rate_limit_per_minute.map(Some),
+                token_quota_per_day: token_quota_per_day.map(Some),
+            };
+            let partner = partners::update(&mut conn, &caller, &id, &input)?;
+            ctx.print(&partner, |p| format!("updated {}", describe(p)));
         }
         PartnerCommand::Suspend { id } => {
             let partner = partners::set_suspended(&mut conn, &caller, &id, true)?;
