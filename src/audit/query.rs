@@ -28,49 +28,8 @@ pub struct AuditFilter {
     pub limit: Option<i64>,
 }
 
-/// An event as the API and CLI show it; `details` is parsed back into JSON.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditRecord {
-    pub id: i64,
-    pub occurred_at: NaiveDateTime,
-    pub event_type: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub request_id: Option<String>,
-    pub actor: Option<String>,
-    pub partner_id: Option<String>,
-    pub client_id: Option<String>,
-    pub secret_id: Option<String>,
-    pub scopes: Option<String>,
-    pub audience: Option<String>,
-    pub jti: Option<String>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub details: Option<serde_json::Value>,
-}
-
-impl From<AuditEventRow> for AuditRecord {
-    fn from(row: AuditEventRow) -> Self {
-        AuditRecord {
-            id: row.id,
-            occurred_at: row.occurred_at,
-            event_type: row.event_type,
-            outcome: row.outcome,
-            reason: row.reason,
-            request_id: row.request_id,
-            actor: row.actor,
-            partner_id: row.partner_id,
-            client_id: row.client_id,
-            secret_id: row.secret_id,
-            scopes: row.scopes,
-            audience: row.audience,
-            jti: row.jti,
-            source_ip: row.source_ip,
-            user_agent: row.user_agent,
-            details: row.details.and_then(|d| serde_json::from_str(&d).ok()),
-        }
-    }
-}
+/// An event as the API and CLI show it.
+pub type AuditRecord = AuditEventRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditPage {
@@ -84,7 +43,10 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &AuditFilter) -> R
     caller.require(Permission::AuditRead)?;
     let limit = filter.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(RegistryError::Invalid { field: "limit", message: format!("must be between 1 and {MAX_PAGE_SIZE}") });
+        return Err(RegistryError::Invalid {
+            field: "limit",
+            message: format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        });
     }
     if let Some(outcome) = &filter.outcome {
         if outcome != "success" && outcome != "failure" {
@@ -127,7 +89,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &AuditFilter) -> R
     } else {
         None
     };
-    Ok(AuditPage { items: rows.into_iter().map(AuditRecord::from).collect(), next_cursor })
+    Ok(AuditPage { items: rows, next_cursor })
 }
 
 /// Deletes events older than `days` days; returns how many.

@@ -1,7 +1,10 @@
 //! Client authentication: the presented secret against the client's stored hashes, then the client's and
-//! its partner's state. Every failure is `invalid_client` to the caller; the reason goes to the audit trail.
+//! its partner's state. Every failure is `invalid_client` to the caller; the reason goes to the audit trail,
+//! and the audit event names the client, partner and secret as far as they are known.
 
 use chrono::NaiveDateTime;
+
+use crate::audit::AuditEvent;
 
 use super::error::{AuthFailure, OAuthError};
 use super::request::{AuthMethod, PresentedCredentials};
@@ -19,14 +22,6 @@ pub struct AuthenticatedClient {
     pub secret_id: String,
 }
 
-/// What is known about the caller even when authentication fails, for the audit event.
-#[derive(Debug, Clone, Default)]
-pub struct AuthAttempt {
-    pub client_id: Option<String>,
-    pub partner_id: Option<String>,
-    pub secret_id: Option<String>,
-}
-
 fn plausible_client_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -35,14 +30,14 @@ pub fn authenticate(
     conn: &mut DbConnection,
     presented: &PresentedCredentials,
     at: NaiveDateTime,
-    attempt: &mut AuthAttempt,
+    event: &mut AuditEvent,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic_challenge = presented.method == AuthMethod::ClientSecretBasic;
     let fail = |reason| OAuthError::InvalidClient { reason, basic_challenge };
     if !plausible_client_id(&presented.client_id) {
         return Err(fail(AuthFailure::UnknownClient));
     }
-    attempt.client_id = Some(presented.client_id.clone());
+    event.client_id = Some(presented.client_id.clone());
     // The checksum rejects typos and truncation before any database work.
     let secret = ClientSecret::parse(&presented.secret).map_err(|_| fail(AuthFailure::MalformedSecret))?;
     let loaded = load_for_authentication(conn, &presented.client_id)
@@ -50,7 +45,7 @@ pub fn authenticate(
     let Some((client, partner, secrets)) = loaded else {
         return Err(fail(AuthFailure::UnknownClient));
     };
-    attempt.partner_id = Some(partner.id.clone());
+    event.partner_id = Some(partner.id.clone());
     // Compare against every secret (constant time each) so that timing does not reveal which one matched.
     let mut matched = None;
     for stored in &secrets {
@@ -59,7 +54,7 @@ pub fn authenticate(
         }
     }
     let stored = matched.ok_or_else(|| fail(AuthFailure::WrongSecret))?;
-    attempt.secret_id = Some(stored.id.clone());
+    event.secret_id = Some(stored.id.clone());
     if !is_active(stored, at) {
         let reason = if stored.revoked_at.is_some() { AuthFailure::SecretRevoked } else { AuthFailure::SecretExpired };
         return Err(fail(reason));

@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use super::claims::{AccessTokenClaims, Audience};
-use super::client_auth::{authenticate, AuthAttempt};
+use super::client_auth::authenticate;
 use super::error::OAuthError;
 use super::request::{self, FormParams};
 use crate::audit::AuditEvent;
@@ -93,12 +93,11 @@ pub fn client_credentials(
     keys: &KeyRing,
     settings: &TokenSettings,
     params: &FormParams,
-
     authorization: Option<&str>,
     event: &mut AuditEvent,
 ) -> Result<IssuedToken, OAuthError> {
     let presented = request::credentials(params, authorization)?;
-    event.client_id = Some(presented.client_id.clone());
+    event.client_id = Some(presented.client_id.chars().take(64).collect());
     let grant_type =
         params.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
     if grant_type != "client_credentials" {
@@ -108,12 +107,7 @@ pub fn client_credentials(
     let requested_audiences = request::requested_audiences(params)?;
 
     let now = crate::store::now();
-    let mut attempt = AuthAttempt::default();
-    let authenticated = authenticate(conn, &presented, now, &mut attempt);
-    event.client_id = attempt.client_id;
-    event.partner_id = attempt.partner_id;
-    event.secret_id = attempt.secret_id;
-    let authenticated = authenticated?;
+    let authenticated = authenticate(conn, &presented, now, event)?;
     let now = wait_past_cutoff(
         now,
         revocation::cutoff(authenticated.client.tokens_revoked_before, authenticated.partner.tokens_revoked_before),

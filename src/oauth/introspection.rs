@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::claims::Audience;
-use super::client_auth::{authenticate, AuthAttempt, AuthenticatedClient};
+use super::client_auth::{authenticate, AuthenticatedClient};
 use super::error::OAuthError;
 use super::request::{self, FormParams};
 use super::verify::{check_standing, verify_signature};
@@ -50,12 +50,7 @@ fn authenticate_caller(
     event: &mut AuditEvent,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let presented = request::credentials(params, authorization)?;
-    let mut attempt = AuthAttempt::default();
-    let result = authenticate(conn, &presented, crate::store::now(), &mut attempt);
-    event.client_id = attempt.client_id.or(Some(presented.client_id));
-    event.partner_id = attempt.partner_id;
-    event.secret_id = attempt.secret_id;
-    result
+    authenticate(conn, &presented, crate::store::now(), event)
 }
 
 fn required_token(params: &FormParams) -> Result<&str, OAuthError> {

@@ -87,7 +87,8 @@ pub struct RevokedTokenRow {
     pub revoked_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A stored audit event; it serializes as the API and CLI show it, with `details` as JSON.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEventRow {
     pub id: i64,
@@ -105,7 +106,16 @@ pub struct AuditEventRow {
     pub jti: Option<String>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
+    #[serde(serialize_with = "json_text")]
     pub details: Option<String>,
+}
+
+/// Writes JSON stored as text as the JSON value itself.
+fn json_text<S: serde::Serializer>(text: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let value =
+        text.as_deref().map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap_or(serde_json::Value::Null));
+    value.serialize(serializer)
 }
 
 /// An audit event before insertion; the database assigns `id`.
