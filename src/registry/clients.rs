@@ -60,6 +60,8 @@ pub struct ClientUpdate {
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub audiences: Option<Vec<String>>,
+    /// `null` clears it (the server default applies).
+    #[serde(default, deserialize_with = "validate::nullable")]
     pub token_lifetime_secs: Option<Option<i32>>,
 }
 
@@ -168,15 +170,33 @@ pub fn allowed_scopes(conn: &mut DbConnection, client_id: &str, partner_id: &str
     Ok(scopes.into_iter().collect())
 }
 
-/// Direct grants must lie within the partner's ceiling, and only the operator grants `authz.admin`.
+/// Direct grants must lie within the partner's ceiling, and only the operator grants `authz.admin`, whether
+/// directly or through a role that holds it (which would otherwise reach tokens when the ceiling allows it).
 fn check_grants(
     conn: &mut DbConnection,
     caller: &Caller,
     partner_id: &str,
+    role_names: &[String],
     scope_names: &[String],
 ) -> RegistryResult<()> {
-    if !matches!(caller.tenancy, Tenancy::Operator) && scope_names.iter().any(|s| s == scopes::ADMIN) {
-        return Err(RegistryError::Forbidden(format!("only the operator can grant {}", scopes::ADMIN)));
+    if !matches!(caller.tenancy, Tenancy::Operator) {
+        if scope_names.iter().any(|s| s == scopes::ADMIN) {
+            return Err(RegistryError::Forbidden(format!("only the operator can grant {}", scopes::ADMIN)));
+        }
+        if !role_names.is_empty() {
+            let admin_roles: Vec<String> = role_scopes::table
+                .filter(role_scopes::role.eq_any(role_names))
+                .filter(role_scopes::scope.eq(scopes::ADMIN))
+                .select(role_scopes::role)
+                .load(conn)?;
+            if !admin_roles.is_empty() {
+                return Err(RegistryError::Forbidden(format!(
+                    "only the operator can grant {} (held by role {})",
+                    scopes::ADMIN,
+                    admin_roles.join(" ")
+                )));
+            }
+        }
     }
     let ceiling = partners::ceiling(conn, partner_id)?;
     let outside: Vec<String> = scope_names.iter().filter(|s| !ceiling.contains(s)).cloned().collect();
@@ -262,7 +282,7 @@ pub fn create(
         }
         let role_names = roles::require_known(conn, &input.roles)?;
         let scope_names = scopes::require_known(conn, &input.scopes)?;
-        check_grants(conn, caller, &partner_id, &scope_names)?;
+        check_grants(conn, caller, &partner_id, &role_names, &scope_names)?;
         let at = now();
         let row = ClientRow {
             id: client_id.clone(),
@@ -350,8 +370,9 @@ pub fn update(
         let before = assemble(conn, row.clone())?;
         let role_names = input.roles.as_deref().map(|r| roles::require_known(conn, r)).transpose()?;
         let scope_names = input.scopes.as_deref().map(|s| scopes::require_known(conn, s)).transpose()?;
-        if let Some(scope_names) = &scope_names {
-            check_grants(conn, caller, &row.partner_id, scope_names)?;
+        if role_names.is_some() || scope_names.is_some() {
+            let (role_list, scope_list) = (role_names.as_deref().unwrap_or(&[]), scope_names.as_deref().unwrap_or(&[]));
+            check_grants(conn, caller, &row.partner_id, role_list, scope_list)?;
         }
         let updated = ClientRow {
             name: input.name.clone().unwrap_or(row.name),

@@ -39,7 +39,10 @@ pub struct NewPartner {
 pub struct PartnerUpdate {
     pub name: Option<String>,
     pub scope_ceiling: Option<Vec<String>>,
+    /// `null` clears a limit.
+    #[serde(default, deserialize_with = "validate::nullable")]
     pub rate_limit_per_minute: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "validate::nullable")]
     pub token_quota_per_day: Option<Option<i32>>,
 }
 

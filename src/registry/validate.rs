@@ -90,6 +90,17 @@ pub fn token_lifetime(secs: Option<i32>, max: i64) -> Result<(), RegistryError> 
     }
 }
 
+/// For `Option<Option<T>>` fields of partial updates, with `#[serde(default, deserialize_with = ...)]`: an
+/// absent field is `None` (keep), `null` is `Some(None)` (clear), a value is `Some(Some(v))`. Plain serde
+/// reads `null` as `None`, which made clearing impossible.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// Sorts and removes duplicates after checking each entry.
 pub fn list(values: &[String], check: fn(&str) -> Result<(), RegistryError>) -> Result<Vec<String>, RegistryError> {
     let mut out = Vec::with_capacity(values.len());

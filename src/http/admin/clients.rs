@@ -1,7 +1,8 @@
 //! `/admin/v1/clients` and their secrets. A partner admin sees and changes only its own partner's clients;
 //! another partner's client answers 404, exactly like one that does not exist.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
 use super::{AdminCaller, Listing};
 use crate::http::problem::Problem;
@@ -91,13 +92,26 @@ async fn disable(
     Ok(HttpResponse::Ok().json(client))
 }
 
+/// Whether the request carries a body at all (a chunked one counts, even if it turns out empty).
+fn has_body(req: &HttpRequest) -> bool {
+    req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
+}
+
+/// The body is optional: none at all means the defaults. A body that is there must be a valid `NewSecret`;
+/// a mistyped or unknown field must not silently rotate without the grace period the caller asked for.
 async fn create_secret(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
-    body: Option<web::Json<NewSecret>>,
-) -> Result<HttpResponse, Problem> {
-    let input = body.map(|b| b.into_inner()).unwrap_or_default();
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let input = if has_body(&req) {
+        web::Json::<NewSecret>::from_request(&req, &mut payload.into_inner()).await?.into_inner()
+    } else {
+        NewSecret::default()
+    };
     let issued = state.run(move |conn| secrets::create(conn, &caller, &id, &input)).await?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(issued))
 }
