@@ -463,9 +463,9 @@ async fn secret_rotation_overlaps_then_expires_the_old_secret() {
     assert_eq!(listing.len(), 2);
     let old = by_id(&listing, &first.id);
     let new = by_id(&listing, &second.id);
-    let deadline: chrono::NaiveDateTime =
+    let deadline: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(old["expires_at"].clone()).expect("old secret expires");
-    let rotated_at: chrono::NaiveDateTime = serde_json::from_value(rotated["created_at"].clone()).unwrap();
+    let rotated_at: chrono::DateTime<chrono::Utc> = serde_json::from_value(rotated["created_at"].clone()).unwrap();
     let grace = (deadline - rotated_at).num_milliseconds();
     assert!((1900..=2100).contains(&grace), "old secret expires 2 s after the rotation, not {grace} ms");
     assert_eq!((old["active"].as_bool(), new["active"].as_bool()), (Some(true), Some(true)));

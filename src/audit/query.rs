@@ -19,9 +19,11 @@ pub struct AuditFilter {
     pub client_id: Option<String>,
     pub event_type: Option<String>,
     pub outcome: Option<String>,
-    /// Events at or after this time (UTC, `YYYY-MM-DDTHH:MM:SS`).
+    /// Events at or after this time (RFC 3339, e.g. `2026-11-22T20:00:00Z`).
+    #[serde(default, with = "crate::store::utc::option")]
     pub since: Option<NaiveDateTime>,
     /// Events before this time.
+    #[serde(default, with = "crate::store::utc::option")]
     pub until: Option<NaiveDateTime>,
     /// The previous page's `next_cursor`: continue with older events.
     pub cursor: Option<i64>,

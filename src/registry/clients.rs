@@ -25,7 +25,9 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
     pub token_lifetime_secs: Option<i32>,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub updated_at: chrono::NaiveDateTime,
 }
 

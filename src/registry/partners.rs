@@ -18,7 +18,9 @@ pub struct Partner {
     pub scope_ceiling: Vec<String>,
     pub rate_limit_per_minute: Option<i32>,
     pub token_quota_per_day: Option<i32>,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub updated_at: chrono::NaiveDateTime,
 }
 

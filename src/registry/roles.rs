@@ -15,6 +15,7 @@ pub struct Role {
     pub name: String,
     pub description: String,
     pub scopes: Vec<String>,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
 }
 

@@ -21,6 +21,7 @@ pub const INTROSPECT: &str = "authz.introspect";
 pub struct Scope {
     pub name: String,
     pub description: String,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
 }
 

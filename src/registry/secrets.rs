@@ -18,9 +18,13 @@ pub struct SecretInfo {
     pub id: String,
     pub name: String,
     pub prefix: String,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::store::utc::option::serialize")]
     pub expires_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::store::utc::option::serialize")]
     pub revoked_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::store::utc::option::serialize")]
     pub last_used_at: Option<NaiveDateTime>,
     pub active: bool,
 }
@@ -49,7 +53,9 @@ pub struct IssuedSecret {
     #[serde(serialize_with = "expose_secret")]
     pub secret: ClientSecret,
     pub prefix: String,
+    #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::store::utc::option::serialize")]
     pub expires_at: Option<NaiveDateTime>,
 }
 

@@ -220,7 +220,47 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     applied.map_err(|err| StoreError::Migration(err.to_string()))
 }
 
+/// Serde helpers that write stored UTC timestamps as RFC 3339 with a `Z` (`2026-11-22T20:36:16.008297Z`),
+/// so API and CLI readers never have to guess the zone. Reading accepts that form and the bare one.
+pub mod utc {
+    use chrono::{NaiveDateTime, SecondsFormat};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn format(at: &NaiveDateTime) -> String {
+        at.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    pub fn serialize<S: Serializer>(at: &NaiveDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(at))
+    }
+
+
+    pub fn parse(text: &str) -> Result<NaiveDateTime, String> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.naive_utc())
+            .or_else(|_| text.parse::<NaiveDateTime>())
+            .map_err(|_| format!("{text:?} is not a time: use RFC 3339, e.g. 2026-11-22T20:36:16Z"))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(at: &Option<NaiveDateTime>, serializer: S) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<NaiveDateTime>, D::Error> {
+            let text: Option<String> = Option::deserialize(deserializer)?;
+            text.map(|t| super::parse(&t).map_err(serde::de::Error::custom)).transpose()
+        }
+    }
+}
+
 /// A round trip to the database.
+
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     conn.batch_execute("SELECT 1")?;
     Ok(())
@@ -244,7 +284,17 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let at = utc::parse("2026-11-22T20:36:16.5Z").unwrap();
+        assert_eq!(utc::format(&at), "2026-11-22T20:36:16.500Z");
+        assert_eq!(utc::parse("2026-11-22T21:36:16.5+01:00").unwrap(), at);
+        assert_eq!(utc::parse("2026-11-22T20:36:16.5").unwrap(), at);
+        assert!(utc::parse("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
     fn passwords_are_redacted() {
+
         assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
         assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
     }

@@ -92,7 +92,9 @@ pub struct RevokedTokenRow {
 #[diesel(table_name = audit_events)]
 pub struct AuditEventRow {
     pub id: i64,
+    #[serde(with = "super::utc")]
     pub occurred_at: NaiveDateTime,
+
     pub event_type: String,
     pub outcome: String,
     pub reason: Option<String>,

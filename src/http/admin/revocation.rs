@@ -19,7 +19,7 @@ async fn revoke_client_tokens(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let cutoff = state.run(move |conn| revocation::revoke_client_tokens(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().json(json!({"tokens_revoked_before": cutoff})))
+    Ok(HttpResponse::Ok().json(json!({"tokens_revoked_before": crate::store::utc::format(&cutoff)})))
 }
 
 async fn revoke_partner_tokens(
@@ -28,5 +28,5 @@ async fn revoke_partner_tokens(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let cutoff = state.run(move |conn| revocation::revoke_partner_tokens(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().json(json!({"tokens_revoked_before": cutoff})))
+    Ok(HttpResponse::Ok().json(json!({"tokens_revoked_before": crate::store::utc::format(&cutoff)})))
 }
