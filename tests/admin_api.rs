@@ -971,3 +971,32 @@ fn assert_oauth_error(result: Result<String, TokenError>, expected: BasicErrorRe
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+/// A leaked secret: revoking it with `?revoke_tokens=true` also kills every token issued so far, here the
+/// partner admin's own admin token; a new token from its other secret works.
+#[actix_web::test]
+async fn revoking_a_secret_can_revoke_the_clients_tokens_too() {
+    let server = TestServer::start().await;
+    let (admin_client, admin) = partner_admin(&server, "leak", &[], &[READ, WRITE]).await;
+    let id = admin_client.client.id.clone();
+    let rotated = admin.post(&format!("/clients/{id}/secrets"), serde_json::json!({"name": "spare"})).await.expect_json(201);
+    let spare = rotated["secret"].as_str().unwrap().to_string();
+
+    // Without the flag, earlier tokens survive.
+    let extra = admin.post(&format!("/clients/{id}/secrets"), serde_json::json!({})).await.expect_json(201);
+    let extra_id = extra["id"].as_str().unwrap();
+    admin.delete(&format!("/clients/{id}/secrets/{extra_id}")).await.expect_json(200);
+    admin.get(&format!("/clients/{id}")).await.expect_json(200);
+
+    let leaked_id = &admin_client.secret.id;
+    let revoked = admin.delete(&format!("/clients/{id}/secrets/{leaked_id}?revoke_tokens=true")).await.expect_json(200);
+    assert_eq!(revoked["active"], false);
+    expect_unauthorized(&admin.get(&format!("/clients/{id}")).await);
+    expect_invalid_client(&server, &id, admin_client.secret.secret.expose()).await;
+
+    let fresh = fetch_token(&server, AuthType::BasicAuth, &id, &spare, &[], None).await.expect("spare secret works");
+    let fresh = Admin::new(&server, fresh);
+    fresh.get(&format!("/clients/{id}")).await.expect_json(200);
+    fresh.delete(&format!("/clients/{id}/secrets/{leaked_id}?revoke=1")).await.expect_problem(400, "invalid_input");
+    server.stop().await;
+}

@@ -9,7 +9,7 @@ use crate::http::problem::Problem;
 use crate::http::AppState;
 use crate::registry::clients::{self, ClientFilter, ClientUpdate, NewClient};
 use crate::registry::secrets::{self, NewSecret};
-use crate::registry::Permission;
+use crate::registry::{revocation, Permission};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/clients", web::post().to(create))
@@ -130,8 +130,18 @@ async fn revoke_secret(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
     path: web::Path<(String, String)>,
+    query: web::Query<RevokeSecretQuery>,
 ) -> Result<HttpResponse, Problem> {
     let (id, secret_id) = path.into_inner();
-    let info = state.run(move |conn| secrets::revoke(conn, &caller, &id, &secret_id)).await?;
+    let revoke_tokens = query.revoke_tokens;
+    let info = state.run(move |conn| revocation::revoke_secret(conn, &caller, &id, &secret_id, revoke_tokens)).await?;
     Ok(HttpResponse::Ok().json(info))
+}
+
+/// `?revoke_tokens=true`: the secret leaked, so every token issued to the client so far goes too.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeSecretQuery {
+    #[serde(default)]
+    revoke_tokens: bool,
 }
