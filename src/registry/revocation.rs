@@ -87,9 +87,16 @@ pub fn revoke_jti(
     })
 }
 
-/// Forgets revoked `jti`s whose tokens have expired anyway; returns how many.
+/// How long a revoked `jti` outlives its token's `exp`. Verification accepts a token up to
+/// `oauth::verify::LEEWAY_SECS` after `exp` (whole seconds, so up to a second more), and during that time only
+/// this row keeps a revoked token dead; the rest is room for clock skew between instances sharing the database.
+/// (`oauth::verify` asserts at compile time that this exceeds the leeway.)
+pub const KEEP_AFTER_EXPIRY_SECS: i64 = 60;
+
+/// Forgets revoked `jti`s whose tokens have expired anyway, leeway included; returns how many.
 pub fn prune_expired(conn: &mut DbConnection) -> RegistryResult<usize> {
-    Ok(diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now()))).execute(conn)?)
+    let before = now() - chrono::Duration::seconds(KEEP_AFTER_EXPIRY_SECS);
+    Ok(diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(before))).execute(conn)?)
 }
 
 /// The latest bulk-revocation cut-off that applies to a client's tokens.
