@@ -137,7 +137,6 @@ impl ServerConfig {
             max_body_bytes: serve.max_body_bytes,
             workers: serve.workers,
             audit_retention_days: serve.audit_retention_days,
-
         })
     }
 }

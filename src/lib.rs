@@ -116,16 +116,20 @@ async fn maintenance(pool: store::DbPool, audit_retention_days: u32) {
         let outcome = tokio::task::spawn_blocking(move || -> Result<(usize, usize), registry::RegistryError> {
             let mut conn = pool.get()?;
             let tokens = registry::revocation::prune_expired(&mut conn)?;
-            let events =
-                if audit_retention_days > 0 { audit::query::prune_older_than(&mut conn, audit_retention_days)? } else { 0 };
+            let events = if audit_retention_days > 0 {
+                audit::query::prune_older_than(&mut conn, audit_retention_days)?
+            } else {
+                0
+            };
             Ok((tokens, events))
         })
         .await;
         match outcome {
-            Ok(Ok((tokens, events))) => log::info!("maintenance: pruned {tokens} revoked token id(s), {events} audit event(s)"),
+            Ok(Ok((tokens, events))) => {
+                log::info!("maintenance: pruned {tokens} revoked token id(s), {events} audit event(s)")
+            }
             Ok(Err(err)) => log::warn!("maintenance failed: {err}"),
             Err(err) => log::warn!("maintenance task failed: {err}"),
         }
     }
 }
-

@@ -979,7 +979,8 @@ async fn revoking_a_secret_can_revoke_the_clients_tokens_too() {
     let server = TestServer::start().await;
     let (admin_client, admin) = partner_admin(&server, "leak", &[], &[READ, WRITE]).await;
     let id = admin_client.client.id.clone();
-    let rotated = admin.post(&format!("/clients/{id}/secrets"), serde_json::json!({"name": "spare"})).await.expect_json(201);
+    let rotated =
+        admin.post(&format!("/clients/{id}/secrets"), serde_json::json!({"name": "spare"})).await.expect_json(201);
     let spare = rotated["secret"].as_str().unwrap().to_string();
 
     // Without the flag, earlier tokens survive.

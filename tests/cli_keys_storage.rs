@@ -32,7 +32,18 @@ async fn operator_registers_with_the_cli_and_the_token_command_fetches_a_verifie
     partnergate(&server, &["partner", "create", "acme", "--name", "Acme", "--ceiling", "orders.read"]);
     let created = partnergate(
         &server,
-        &["client", "create", "--partner", "acme", "--name", "sync", "--role", "order-reader", "--audience", "https://api.acme.test"],
+        &[
+            "client",
+            "create",
+            "--partner",
+            "acme",
+            "--name",
+            "sync",
+            "--role",
+            "order-reader",
+            "--audience",
+            "https://api.acme.test",
+        ],
     );
     let client_id = created["client"]["id"].as_str().unwrap().to_string();
     let secret = created["secret"]["secret"].as_str().unwrap().to_string();
@@ -157,7 +168,8 @@ async fn cli_covers_the_admin_operations_and_records_them() {
     partnergate(&server, &["scope", "create", "stock.read"]);
     partnergate(&server, &["scope", "create", "stock.write"]);
     partnergate(&server, &["partner", "create", "shop", "--name", "Shop", "--ceiling", "stock.read"]);
-    let created = partnergate(&server, &["client", "create", "--partner", "shop", "--name", "feed", "--scope", "stock.read"]);
+    let created =
+        partnergate(&server, &["client", "create", "--partner", "shop", "--name", "feed", "--scope", "stock.read"]);
     let id = created["client"]["id"].as_str().unwrap().to_string();
     let first_secret = created["secret"]["secret"].as_str().unwrap().to_string();
 
@@ -186,13 +198,20 @@ async fn cli_covers_the_admin_operations_and_records_them() {
     assert!(fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.is_err());
 
     let events = partnergate(&server, &["audit", "--client", &id, "--limit", "100"]);
-    let types: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
-    for expected in ["client.create", "client.update", "secret.create", "client.disable", "client.enable", "secret.revoke"] {
+    let types: Vec<&str> =
+        events["items"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    for expected in
+        ["client.create", "client.update", "secret.create", "client.disable", "client.enable", "secret.revoke"]
+    {
         assert!(types.contains(&expected), "{expected} missing from {types:?}");
     }
     assert!(types.contains(&"client.revoke_tokens"));
     assert!(!events.to_string().contains(&second_secret) && !events.to_string().contains(&first_secret));
-    assert!(events["items"].as_array().unwrap().iter().all(|e| e["actor"] == "cli" || e["event_type"] == "token.request"));
+    assert!(events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor"] == "cli" || e["event_type"] == "token.request"));
 
     partnergate(&server, &["client", "delete", &id]);
     let stderr = partnergate_fails(&server, &["client", "show", &id]);

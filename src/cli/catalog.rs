@@ -103,7 +103,6 @@ pub fn run_role(ctx: &Context, command: RoleCommand) -> CliResult {
             ctx.print(&role, |r| format!("updated role {} with scopes {}", r.name, joined(&r.scopes)));
         }
         RoleCommand::Delete { name, cascade } => {
-
             roles::delete(&mut conn, &caller, &name, cascade)?;
             ctx.print(&serde_json::json!({"deleted": name}), |_| format!("deleted role {name}"));
         }

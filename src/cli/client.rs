@@ -231,9 +231,10 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
         }
         ClientCommand::RevokeTokens { id } => {
             let cutoff = revocation::revoke_client_tokens(&mut conn, &caller, &id)?;
-            ctx.print(&serde_json::json!({"client_id": id, "tokens_revoked_before": crate::store::utc::format(&cutoff)}), |_| {
-                format!("revoked every token of {id} issued until {cutoff}")
-            });
+            ctx.print(
+                &serde_json::json!({"client_id": id, "tokens_revoked_before": crate::store::utc::format(&cutoff)}),
+                |_| format!("revoked every token of {id} issued until {cutoff}"),
+            );
         }
         ClientCommand::Disable { id } => {
             let client = clients::set_enabled(&mut conn, &caller, &id, false)?;

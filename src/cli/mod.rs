@@ -134,7 +134,6 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Token(args) => token::run(&ctx, args).await,
         Command::Admin(command) => admin::run(&ctx, command),
         Command::Audit(args) => audit::run(&ctx, args),
-
     }
 }
 

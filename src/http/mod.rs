@@ -71,6 +71,5 @@ fn post_only(path: &str) -> actix_web::Resource {
 }
 
 async fn not_found() -> HttpResponse {
-
     HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
 }

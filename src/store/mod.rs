@@ -234,7 +234,6 @@ pub mod utc {
         serializer.serialize_str(&format(at))
     }
 
-
     pub fn parse(text: &str) -> Result<NaiveDateTime, String> {
         chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| t.naive_utc())
@@ -260,7 +259,6 @@ pub mod utc {
 }
 
 /// A round trip to the database.
-
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     conn.batch_execute("SELECT 1")?;
     Ok(())
@@ -294,7 +292,6 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-
         assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
         assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
     }

@@ -101,6 +101,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(clients::routes)
             .configure(revocation::routes)
             .configure(audit::routes),
-
     );
 }
