@@ -131,11 +131,58 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
                 diesel::insert_into(audit_events::table).values(&rows).execute(sqlite)?;
             }
         }
+        // Only forward: a later batch may carry a request that started before one already committed.
         for (secret, at) in &last_use {
-            diesel::update(client_secrets::table.find(*secret))
+            let older = client_secrets::last_used_at.is_null().or(client_secrets::last_used_at.lt(*at));
+            diesel::update(client_secrets::table.find(*secret).filter(older))
                 .set(client_secrets::last_used_at.eq(Some(*at)))
                 .execute(conn)?;
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Outcome, RequestMeta};
+    use crate::registry::clients::{self, ClientLimits, NewClient};
+    use crate::registry::partners::{self, NewPartner};
+    use crate::registry::{secrets, Caller, Tenancy};
+
+    fn pending(occurred_at: NaiveDateTime, secret: &str) -> Pending {
+        let mut event = AuditEvent::new("token.request", Outcome::Success, RequestMeta::default());
+        event.occurred_at = occurred_at;
+        Pending { row: event.into_row(), used_secret: Some(secret.to_string()), done: oneshot::channel().0 }
+    }
+
+    /// Batches commit in queue order, but a request queued later may have started earlier: the secret's
+    /// last use must not move backwards.
+    #[test]
+    fn last_use_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("writer.db").display());
+        let pool = crate::store::connect(&url, &Default::default()).unwrap();
+        let mut conn = pool.get().unwrap();
+        crate::store::run_migrations(&mut conn).unwrap();
+        let partner = NewPartner { id: "writer-p".into(), name: "Writer".into(), ..Default::default() };
+        partners::create(&mut conn, &Caller::cli(), &partner).unwrap();
+        let input = NewClient { partner_id: Some("writer-p".into()), name: "c".into(), ..Default::default() };
+        let created =
+            clients::create(&mut conn, &Caller::cli(), &input, ClientLimits { max_token_lifetime_secs: 60 }).unwrap();
+        let secret_id = created.secret.id.as_str();
+        let later = crate::store::now();
+        let earlier = later - chrono::Duration::milliseconds(3);
+
+        write_batch(&mut conn, &[pending(earlier, secret_id), pending(later, secret_id)]).unwrap();
+        write_batch(&mut conn, &[pending(earlier, secret_id)]).unwrap();
+        let listed = secrets::list(&mut conn, &Tenancy::Operator, &created.client.id).unwrap();
+        assert_eq!(listed[0].last_used_at, Some(later));
+        let stored: i64 = audit_events::table
+            .filter(audit_events::event_type.eq("token.request"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(stored, 3);
+    }
 }

@@ -143,6 +143,12 @@ impl TestServer {
     }
 
     pub async fn stop(mut self) {
+        self.stop_keep_db().await;
+    }
+
+    /// Stops the server (in-flight requests finish, the audit queue is flushed) but keeps this struct, its
+    /// pool and its database, for checks after shutdown. `stop` afterwards only drops the rest.
+    pub async fn stop_keep_db(&mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
