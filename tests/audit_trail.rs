@@ -21,7 +21,7 @@ use partnergate::audit::query::{self, AuditFilter, AuditRecord};
 use partnergate::registry::bootstrap;
 use partnergate::registry::clients::{self, CreatedClient};
 use partnergate::registry::credentials::{new_client_id, ClientSecret};
-use partnergate::registry::{secrets, Caller, Tenancy};
+use partnergate::registry::{revocation, secrets, Caller, Tenancy};
 use partnergate::store::models::AuditEventRow;
 use partnergate::store::schema::audit_events;
 use reqwest::header::HeaderMap;
@@ -969,11 +969,12 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     let wrong = ClientSecret::generate().expose().to_string();
     let failing = token_request(&http, &token_url, &[("client_id", id), ("client_secret", &wrong)], None).await;
     failing.expect_oauth_error(503, "temporarily_unavailable");
-    // Revocation is audited the same way. (Not asserted here: the revocation itself is committed before its
-    // event is refused, so the token ends up revoked although the caller was told 503 and no event exists.)
+    // Revocation is audited the same way, and the revocation commits with its event or not at all.
     let revoke =
         token_request(&http, &server.url("/oauth2/revoke"), &[("token", &t1)], Some(&basic_auth(id, secret))).await;
     revoke.expect_oauth_error(503, "temporarily_unavailable");
+    let t1_jti = jti_of(&t1);
+    assert!(!revocation::is_revoked(&mut server.conn(), &t1_jti).unwrap(), "a refused revocation did not happen");
 
     // An admin change cannot land without its record: the whole change is refused.
     let create = admin(
@@ -1020,6 +1021,10 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     assert!(last_used(&server, &client) > used_before, "last use moves on again");
     let latest = admin(&http, &server, &op_token, Method::GET, "/audit?limit=1", &[], None).await;
     assert_eq!(latest.expect_status(200)["items"][0]["request_id"], "after-recovery");
+    let revoke =
+        token_request(&http, &server.url("/oauth2/revoke"), &[("token", &t1)], Some(&basic_auth(id, secret))).await;
+    assert_eq!(revoke.status, 200, "{}", revoke.text);
+    assert!(revocation::is_revoked(&mut server.conn(), &t1_jti).unwrap(), "revoked together with its event");
 
     server.stop().await;
 }

@@ -9,7 +9,7 @@ pub mod query;
 pub mod writer;
 
 pub use event::{AuditEvent, Outcome, RequestMeta};
-pub use writer::{AuditError, AuditWriter, WriterOptions};
+pub use writer::{AuditError, AuditWriter, Effect, WriterOptions};
 
 use diesel::prelude::*;
 

@@ -13,7 +13,8 @@ use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use super::AuditEvent;
-use crate::store::models::NewAuditEventRow;
+use crate::registry::revocation;
+use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 use crate::store::schema::{audit_events, client_secrets};
 use crate::store::{DbConnection, DbPool, StoreError};
 
@@ -39,10 +40,18 @@ impl Default for WriterOptions {
     }
 }
 
+/// A change that must land together with its event, in the same commit, or not at all.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// A token request authenticated with this secret: its `last_used_at` moves to the event's time.
+    SecretUsed(String),
+    /// A token revoked by its client (RFC 7009).
+    RevokeToken(RevokedTokenRow),
+}
+
 struct Pending {
     row: NewAuditEventRow,
-    /// The token grant's secret, whose `last_used_at` is set in the same commit.
-    used_secret: Option<String>,
+    effects: Vec<Effect>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -64,17 +73,13 @@ impl AuditWriter {
 
     /// Queues `event` and waits until it is committed.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
-        self.record_with_secret_use(event, None).await
+        self.record_with(event, Vec::new()).await
     }
 
-    /// Like `record`, and marks `secret_id` as used at the event's time in the same commit.
-    pub async fn record_with_secret_use(
-        &self,
-        event: AuditEvent,
-        used_secret: Option<String>,
-    ) -> Result<(), AuditError> {
+    /// Like `record`, and applies `effects` in the same commit as the event.
+    pub async fn record_with(&self, event: AuditEvent, effects: Vec<Effect>) -> Result<(), AuditError> {
         let (done, committed) = oneshot::channel();
-        let pending = Pending { row: event.into_row(), used_secret, done };
+        let pending = Pending { row: event.into_row(), effects, done };
         self.queue.try_send(pending).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
@@ -115,10 +120,16 @@ fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
 fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreError> {
     let rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
     let mut last_use: HashMap<&str, NaiveDateTime> = HashMap::new();
+    let mut revocations: Vec<&RevokedTokenRow> = Vec::new();
     for pending in batch {
-        if let Some(secret) = &pending.used_secret {
-            let at = last_use.entry(secret).or_insert(pending.row.occurred_at);
-            *at = (*at).max(pending.row.occurred_at);
+        for effect in &pending.effects {
+            match effect {
+                Effect::SecretUsed(secret) => {
+                    let at = last_use.entry(secret).or_insert(pending.row.occurred_at);
+                    *at = (*at).max(pending.row.occurred_at);
+                }
+                Effect::RevokeToken(row) => revocations.push(row),
+            }
         }
     }
     conn.transaction(|conn| {
@@ -138,6 +149,9 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
                 .set(client_secrets::last_used_at.eq(Some(*at)))
                 .execute(conn)?;
         }
+        for row in revocations {
+            revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at)?;
+        }
         Ok(())
     })
 }
@@ -153,7 +167,11 @@ mod tests {
     fn pending(occurred_at: NaiveDateTime, secret: &str) -> Pending {
         let mut event = AuditEvent::new("token.request", Outcome::Success, RequestMeta::default());
         event.occurred_at = occurred_at;
-        Pending { row: event.into_row(), used_secret: Some(secret.to_string()), done: oneshot::channel().0 }
+        Pending {
+            row: event.into_row(),
+            effects: vec![Effect::SecretUsed(secret.to_string())],
+            done: oneshot::channel().0,
+        }
     }
 
     /// Batches commit in queue order, but a request queued later may have started earlier: the secret's

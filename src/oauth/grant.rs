@@ -13,7 +13,7 @@ use super::claims::{AccessTokenClaims, Audience};
 use super::client_auth::authenticate;
 use super::error::OAuthError;
 use super::request::{self, FormParams};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Effect};
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
 use crate::registry::clients::{allowed_scopes, audiences};
@@ -95,6 +95,7 @@ pub fn client_credentials(
     params: &FormParams,
     authorization: Option<&str>,
     event: &mut AuditEvent,
+    _effects: &mut Vec<Effect>,
 ) -> Result<IssuedToken, OAuthError> {
     let presented = request::credentials(params, authorization)?;
     event.client_id = Some(presented.client_id.chars().take(64).collect());

@@ -8,11 +8,12 @@ use super::client_auth::{authenticate, AuthenticatedClient};
 use super::error::OAuthError;
 use super::request::{self, FormParams};
 use super::verify::{check_standing, verify_signature};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Effect};
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
 use crate::registry::clients::allowed_scopes;
 use crate::registry::{revocation, scopes};
+use crate::store::models::RevokedTokenRow;
 use crate::store::DbConnection;
 
 /// The introspection answer: `{"active": false}` alone, or the token's claims.
@@ -64,6 +65,7 @@ pub fn introspect(
     params: &FormParams,
     authorization: Option<&str>,
     event: &mut AuditEvent,
+    _effects: &mut Vec<Effect>,
 ) -> Result<Introspection, OAuthError> {
     let caller = authenticate_caller(conn, params, authorization, event)?;
     let allowed = allowed_scopes(conn, &caller.client.id, &caller.partner.id).map_err(unavailable)?;
@@ -114,6 +116,7 @@ pub fn revoke(
     params: &FormParams,
     authorization: Option<&str>,
     event: &mut AuditEvent,
+    effects: &mut Vec<Effect>,
 ) -> Result<(), OAuthError> {
     let caller = authenticate_caller(conn, params, authorization, event)?;
     let token = required_token(params)?;
@@ -131,7 +134,14 @@ pub fn revoke(
         return Ok(());
     }
     let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()).unwrap_or_default();
-    let newly = revocation::revoke_jti(conn, &claims.jti, &caller.client.id, expires_at).map_err(unavailable)?;
-    event.details = Some(serde_json::json!({"already_revoked": !newly}));
+    let already_revoked = revocation::is_revoked(conn, &claims.jti).map_err(unavailable)?;
+    event.details = Some(serde_json::json!({"already_revoked": already_revoked}));
+    // Stored by the audit writer in the same commit as this request's event: never one without the other.
+    effects.push(Effect::RevokeToken(RevokedTokenRow {
+        jti: claims.jti,
+        client_id: caller.client.id,
+        expires_at,
+        revoked_at: crate::store::now(),
+    }));
     Ok(())
 }

@@ -16,7 +16,7 @@ pub use error::{AuthFailure, OAuthError};
 pub use grant::IssuedToken;
 pub use request::FormParams;
 
-use crate::audit::{AuditEvent, AuditWriter, Outcome, RequestMeta};
+use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, RequestMeta};
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
 use crate::store::DbPool;
@@ -96,7 +96,9 @@ impl TokenService {
     /// Runs an OAuth endpoint on the blocking pool and answers only after its audit event is committed; when
     /// the event cannot be recorded the caller gets `temporarily_unavailable`, never an unrecorded result.
     /// The endpoint fills the event in; an `Ok` that set a `reason` (a request served but not carried out,
-    /// such as revoking another client's token) is recorded as a failure.
+    /// such as revoking another client's token) is recorded as a failure. Changes the endpoint decides on
+    /// (`effects`, such as a revocation) are committed by the audit writer together with the event, so that
+    /// neither lands without the other.
     async fn run_audited<T: Send + 'static>(
         &self,
         event_type: &'static str,
@@ -106,38 +108,45 @@ impl TokenService {
         endpoint: Endpoint<T>,
     ) -> Result<T, OAuthError> {
         let event = AuditEvent::new(event_type, Outcome::Failure, meta);
-        let (result, mut event) = match params {
-            Err(err) => (Err(err), event),
+        let (result, mut event, mut effects) = match params {
+            Err(err) => (Err(err), event, Vec::new()),
             Ok(params) => {
                 let (pool, keys, settings) = (self.pool.clone(), self.keys.clone(), self.settings.clone());
                 let mut event = event;
                 tokio::task::spawn_blocking(move || {
+                    let mut effects = Vec::new();
                     let result = match pool.get() {
-                        Ok(mut conn) => {
-                            endpoint(&mut conn, &keys, &settings, &params, authorization.as_deref(), &mut event)
-                        }
+                        Ok(mut conn) => endpoint(
+                            &mut conn,
+                            &keys,
+                            &settings,
+                            &params,
+                            authorization.as_deref(),
+                            &mut event,
+                            &mut effects,
+                        ),
                         Err(err) => Err(OAuthError::TemporarilyUnavailable(format!("database unavailable: {err}"))),
                     };
-                    (result, event)
+                    (result, event, effects)
                 })
                 .await
                 .map_err(|_| OAuthError::TemporarilyUnavailable("the request was interrupted".into()))?
             }
         };
-        let used_secret = match &result {
+        match &result {
             Ok(_) => {
                 if event.reason.is_none() {
                     event.outcome = Outcome::Success;
                 }
-                event.secret_id.clone()
+                effects.extend(event.secret_id.clone().map(Effect::SecretUsed));
             }
             Err(err) => {
                 event.reason = Some(err.audit_reason());
-                None
+                effects.clear();
             }
-        };
+        }
         self.audit
-            .record_with_secret_use(event, used_secret)
+            .record_with(event, effects)
             .await
             .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
         result
@@ -152,4 +161,5 @@ type Endpoint<T> = fn(
     &FormParams,
     Option<&str>,
     &mut AuditEvent,
+    &mut Vec<Effect>,
 ) -> Result<T, OAuthError>;

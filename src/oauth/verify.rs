@@ -12,7 +12,7 @@ use super::claims::AccessTokenClaims;
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
 use crate::store::models::{ClientRow, PartnerRow};
-use crate::store::schema::{clients, partners, revoked_tokens};
+use crate::store::schema::{clients, partners};
 use crate::store::{DbConnection, StoreError};
 
 pub const LEEWAY_SECS: u64 = 5;
@@ -101,8 +101,8 @@ pub fn check_standing(
     conn: &mut DbConnection,
     claims: &AccessTokenClaims,
 ) -> Result<Result<Standing, Rejection>, StoreError> {
-    let revoked: i64 = revoked_tokens::table.find(&claims.jti).count().get_result(conn)?;
-    if revoked > 0 {
+    let revoked = crate::registry::revocation::is_revoked(conn, &claims.jti)?;
+    if revoked {
         return Ok(Err(Rejection::Revoked));
     }
     let found: Option<(ClientRow, PartnerRow)> = clients::table

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{clients, partners, secrets, Caller, RegistryResult};
 use crate::store::models::RevokedTokenRow;
 use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
-use crate::store::{now, DbConnection};
+use crate::store::{now, DbConnection, StoreError};
 
 /// Revokes every token issued to the client until now. New tokens work again from the next second on.
 pub fn revoke_client_tokens(
@@ -69,15 +69,21 @@ pub fn revoke_secret(
     })
 }
 
-/// Records a revoked `jti` until `expires_at`. Revoking twice is not an error.
+/// Whether a token id has been revoked.
+pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, StoreError> {
+    Ok(revoked_tokens::table.find(jti).count().get_result::<i64>(conn)? > 0)
+}
+
+/// Records a revoked `jti` until `expires_at`. Revoking twice is not an error. The token endpoint's
+/// revocations reach here through the audit writer, in the same commit as their audit event.
 pub fn revoke_jti(
     conn: &mut DbConnection,
     jti: &str,
     client_id: &str,
     expires_at: NaiveDateTime,
-) -> RegistryResult<bool> {
+) -> Result<bool, StoreError> {
     conn.transaction(|conn| {
-        if revoked_tokens::table.find(jti).count().get_result::<i64>(conn)? > 0 {
+        if is_revoked(conn, jti)? {
             return Ok(false);
         }
         let row =
