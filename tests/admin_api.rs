@@ -1001,3 +1001,35 @@ async fn revoking_a_secret_can_revoke_the_clients_tokens_too() {
     fresh.delete(&format!("/clients/{id}/secrets/{leaked_id}?revoke=1")).await.expect_problem(400, "invalid_input");
     server.stop().await;
 }
+
+/// Admin changes read before they write. On SQLite such a transaction used to fail at once ("database is
+/// locked") when the audit writer committed in between; write transactions now take the lock up front.
+#[actix_web::test]
+async fn admin_writes_succeed_while_tokens_are_being_issued() {
+    use futures_util::stream::{self, StreamExt};
+    let server = TestServer::start().await;
+    let (_, op) = operator(&server).await;
+    let created = server.seed("busy", &["busy.read"], &["busy.read"], &[], &[]);
+    let id = created.client.id.clone();
+    let secret = created.secret.secret.expose().to_string();
+    let token_load = stream::iter(0..600)
+        .map(|_| fetch_token(&server, AuthType::BasicAuth, &id, &secret, &[], None))
+        .buffer_unordered(32)
+        .collect::<Vec<_>>();
+    let admin_writes = async {
+        let mut statuses = Vec::new();
+        for i in 0..40 {
+            let reply = op.patch(&format!("/clients/{id}"), json!({"description": format!("change {i}")})).await;
+            statuses.push((reply.status, reply.text));
+        }
+        statuses
+    };
+    let (tokens, statuses) = futures_util::future::join(token_load, admin_writes).await;
+    assert!(tokens.iter().all(Result::is_ok), "every token request succeeded");
+    for (status, text) in &statuses {
+        assert_eq!(*status, 200, "{text}");
+    }
+    let client = clients::get(&mut server.conn(), &Tenancy::Operator, &id).unwrap();
+    assert_eq!(client.description, "change 39");
+    server.stop().await;
+}

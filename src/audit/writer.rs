@@ -132,7 +132,7 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
             }
         }
     }
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         // MultiConnection cannot do multi-row inserts; each backend's connection can.
         match conn {
             DbConnection::Postgresql(pg) => {

@@ -20,7 +20,7 @@ pub fn admin_client(
     force: bool,
 ) -> RegistryResult<CreatedClient> {
     let caller = Caller::cli();
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let existing: Vec<String> = client_scopes::table
             .filter(client_scopes::scope.eq(scopes::ADMIN))
             .select(client_scopes::client_id)

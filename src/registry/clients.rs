@@ -277,7 +277,7 @@ pub fn create(
             id.clone()
         }
     };
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         partners::get(conn, &caller.tenancy, &partner_id)?;
         if clients::table.find(&client_id).count().get_result::<i64>(conn)? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "client", id: client_id.clone() });
@@ -366,7 +366,7 @@ pub fn update(
         validate::token_lifetime(lifetime, limits.max_token_lifetime_secs)?;
     }
     let audiences = input.audiences.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;
@@ -399,7 +399,7 @@ pub fn update(
 
 /// Enables or disables a client; takes effect on its very next token request.
 pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: bool) -> RegistryResult<Client> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         diesel::update(clients::table.find(id))
@@ -419,7 +419,7 @@ pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: 
 
 /// Deletes a client with its secrets and grants (the foreign keys cascade).
 pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<()> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;

@@ -95,7 +95,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
     validate::partner_id(&input.id)?;
     validate::text("name", &input.name, 1, 200)?;
     validate_limits(input.rate_limit_per_minute, input.token_quota_per_day)?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let ceiling = scopes::require_known(conn, &input.scope_ceiling)?;
         if partners::table.find(&input.id).count().get_result::<i64>(conn)? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "partner", id: input.id.clone() });
@@ -148,7 +148,7 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
         validate::text("name", name, 1, 200)?;
     }
     validate_limits(input.rate_limit_per_minute.flatten(), input.token_quota_per_day.flatten())?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let before = get(conn, &caller.tenancy, id)?;
         if let Some(ceiling) = &input.scope_ceiling {
             let ceiling = scopes::require_known(conn, ceiling)?;
@@ -174,7 +174,7 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
 /// Suspends or resumes a partner; takes effect on the very next token request of any of its clients.
 pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         get(conn, &caller.tenancy, id)?;
         diesel::update(partners::table.find(id))
             .set((partners::suspended.eq(suspended), partners::updated_at.eq(now())))

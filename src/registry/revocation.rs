@@ -16,7 +16,7 @@ pub fn revoke_client_tokens(
     caller: &Caller,
     client_id: &str,
 ) -> RegistryResult<NaiveDateTime> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
         let cutoff = now();
@@ -41,7 +41,7 @@ pub fn revoke_partner_tokens(
     partner_id: &str,
 ) -> RegistryResult<NaiveDateTime> {
     caller.require_operator("partner-wide revocation")?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         partners::get(conn, &caller.tenancy, partner_id)?;
         let cutoff = now();
         diesel::update(partners_table::table.find(partner_id))
@@ -60,7 +60,7 @@ pub fn revoke_secret(
     secret_id: &str,
     revoke_tokens: bool,
 ) -> RegistryResult<secrets::SecretInfo> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let info = secrets::revoke(conn, caller, client_id, secret_id)?;
         if revoke_tokens {
             revoke_client_tokens(conn, caller, client_id)?;
@@ -82,7 +82,7 @@ pub fn revoke_jti(
     client_id: &str,
     expires_at: NaiveDateTime,
 ) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         if is_revoked(conn, jti)? {
             return Ok(false);
         }

@@ -39,7 +39,7 @@ pub fn create(
     caller.require_operator("roles")?;
     validate::role_name(name)?;
     validate::text("description", description, 0, 500)?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let scope_names = scopes::require_known(conn, scope_names)?;
         if roles::table.find(name).count().get_result::<i64>(conn)? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "role", id: name.to_string() });
@@ -94,7 +94,7 @@ pub fn update(
     if let Some(description) = description {
         validate::text("description", description, 0, 500)?;
     }
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let before = get(conn, name)?;
         if let Some(description) = description {
             diesel::update(roles::table.find(name)).set(roles::description.eq(description)).execute(conn)?;
@@ -112,7 +112,7 @@ pub fn update(
 /// Deletes a role. One still assigned to clients is refused unless `cascade`, which unassigns it.
 pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: bool) -> RegistryResult<()> {
     caller.require_operator("roles")?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let before = get(conn, name)?;
         let holders: i64 = client_roles::table.filter(client_roles::role.eq(name)).count().get_result(conn)?;
         if holders > 0 && !cascade {

@@ -35,7 +35,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, name: &str, description:
     caller.require_operator("the scope catalog")?;
     validate::scope_name(name)?;
     validate::text("description", description, 0, 500)?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let exists = scopes::table.find(name).count().get_result::<i64>(conn)? > 0;
         if exists {
             return Err(RegistryError::AlreadyExists { kind: "scope", id: name.to_string() });
@@ -65,7 +65,7 @@ pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Scope> {
 pub fn update(conn: &mut DbConnection, caller: &Caller, name: &str, description: &str) -> RegistryResult<Scope> {
     caller.require_operator("the scope catalog")?;
     validate::text("description", description, 0, 500)?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let before = get(conn, name)?;
         diesel::update(scopes::table.find(name)).set(scopes::description.eq(description)).execute(conn)?;
         caller.audit(
@@ -86,7 +86,7 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: boo
     if name.starts_with(RESERVED_PREFIX) {
         return Err(RegistryError::Forbidden(format!("{name} is reserved and cannot be deleted")));
     }
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         get(conn, name)?;
         let in_roles: i64 = role_scopes::table.filter(role_scopes::scope.eq(name)).count().get_result(conn)?;
         let in_clients: i64 = client_scopes::table.filter(client_scopes::scope.eq(name)).count().get_result(conn)?;

@@ -122,7 +122,7 @@ pub fn create(
     }
     let lifetime = duration_field("expires_in_secs", input.expires_in_secs)?;
     let grace = duration_field("grace_period_secs", input.grace_period_secs)?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
         let at = now();
@@ -177,7 +177,7 @@ pub fn revoke(
     client_id: &str,
     secret_id: &str,
 ) -> RegistryResult<SecretInfo> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
         let row: ClientSecretRow = client_secrets::table

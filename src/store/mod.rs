@@ -258,6 +258,43 @@ pub mod utc {
     }
 }
 
+/// A read-write transaction; nested calls become savepoints. On SQLite the outermost one begins with
+/// `BEGIN IMMEDIATE`, taking the write lock up front: a deferred transaction that reads first and writes
+/// later fails at once with "database is locked" when another connection (the audit writer, say) committed
+/// in between, whatever the busy timeout. PostgreSQL needs nothing of the kind.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConnection::Sqlite(sqlite) => {
+            AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth()?.is_none()
+        }
+        DbConnection::Postgresql(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction(work);
+    }
+    if let DbConnection::Sqlite(sqlite) = conn {
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    }
+    let result = work(conn);
+    let DbConnection::Sqlite(sqlite) = conn else { unreachable!("the backend of a connection does not change") };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite)?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The work's error is the one to report; a failed rollback marks the connection broken for the pool.
+            let _ = AnsiTransactionManager::rollback_transaction(sqlite);
+            Err(err)
+        }
+    }
+}
+
 /// A round trip to the database.
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     conn.batch_execute("SELECT 1")?;
