@@ -16,7 +16,6 @@ use partnergate::registry::credentials::{new_client_id, new_secret_id, random_ba
 use partnergate::registry::partners::{self, NewPartner};
 use partnergate::registry::secrets::{self, NewSecret};
 use partnergate::registry::{bootstrap, roles, scopes, Caller, RegistryError, Tenancy};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -793,40 +792,6 @@ impl<'a> Admin<'a> {
     }
 }
 
-/// An admin API response.
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|err| panic!("JSON body expected ({err}): {}", self.text))
-    }
-
-    /// The JSON body, after checking the status.
-    fn expect_json(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
-        assert_eq!(self.headers.get("content-type").unwrap(), "application/json");
-        self.json()
-    }
-
-    /// The problem body `{"error", "message"}`, after checking the status and the error code.
-    fn expect_problem(&self, status: u16, error: &str) -> Value {
-        let body = self.expect_json(status);
-        assert_eq!(body["error"], error, "{body}");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-        assert_eq!(body.as_object().unwrap().len(), 2, "only error and message: {body}");
-        body
-    }
-
-    /// The body with each of `ids` replaced by a placeholder, to compare answers about different ids.
-    fn normalized(&self, ids: &[&str]) -> String {
-        ids.iter().fold(self.text.clone(), |text, id| text.replace(id, "<id>"))
-    }
-}
-
 /// Any request to the admin API, with the Authorization header and body exactly as given.
 async fn raw(
     server: &TestServer,
@@ -842,11 +807,7 @@ async fn raw(
     if let Some((content_type, body)) = body {
         request = request.header("content-type", content_type).body(body);
     }
-    let response = request.send().await.expect("admin request sent");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("response body");
-    Reply { status, headers, text }
+    Reply::from(request.send().await.expect("admin request sent")).await
 }
 
 /// A 401 `invalid_token` with a Bearer challenge; returns the body.

@@ -24,7 +24,6 @@ use partnergate::registry::credentials::{new_client_id, ClientSecret};
 use partnergate::registry::{revocation, secrets, Caller, Tenancy};
 use partnergate::store::models::AuditEventRow;
 use partnergate::store::schema::audit_events;
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -1035,48 +1034,6 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// One HTTP exchange, kept whole.
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|err| panic!("JSON body expected ({err}): {}", self.text))
-    }
-
-    /// The JSON body, after checking the status.
-    fn expect_status(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
-        self.json()
-    }
-
-    /// An RFC 6749 section 5.2 error with this status and code.
-    fn expect_oauth_error(&self, status: u16, error: &str) {
-        let body = self.expect_status(status);
-        assert_eq!(body["error"], error, "{body}");
-        assert!(body["error_description"].is_string(), "{body}");
-        assert_eq!(self.header("cache-control"), "no-store");
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header; status {}", self.status))
-            .to_str()
-            .expect("text header")
-            .to_string()
-    }
-
-    /// Status, headers and body as one text, for leak checks and messages.
-    fn dump(&self) -> String {
-        let headers: Vec<String> = self.headers.iter().map(|(n, v)| format!("{n}: {v:?}")).collect();
-        format!("{} {} {}", self.status, headers.join("; "), self.text)
-    }
-}
-
 async fn send(
     http: &reqwest::Client,
     method: Method,
@@ -1091,11 +1048,7 @@ async fn send(
     if let Some((content_type, body)) = body {
         request = request.header("content-type", content_type).body(body);
     }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("response body");
-    Reply { status, headers, text }
+    Reply::from(request.send().await.expect("request sent")).await
 }
 
 /// A POST to an OAuth endpoint: `params` (after `grant_type=client_credentials` at the token endpoint), and an

@@ -342,3 +342,73 @@ pub fn create_client(server: &TestServer, input: &NewClient) -> CreatedClient {
     clients::create(&mut server.conn(), &Caller::cli(), input, LIMITS)
         .unwrap_or_else(|err| panic!("create client: {err}"))
 }
+
+/// One HTTP exchange, kept whole: status, headers and body text.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("response body");
+        Reply { status, headers, text }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|err| panic!("JSON body expected ({err}): {}", self.text))
+    }
+
+    /// The JSON body, after checking the status.
+    pub fn expect_status(&self, status: u16) -> serde_json::Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        self.json()
+    }
+
+    /// An RFC 6749 section 5.2 error with this status and code.
+    pub fn expect_oauth_error(&self, status: u16, error: &str) {
+        let body = self.expect_status(status);
+        assert_eq!(body["error"], error, "{body}");
+        assert!(body["error_description"].is_string(), "{body}");
+        assert_eq!(self.header("cache-control"), "no-store");
+    }
+
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header; status {}", self.status))
+            .to_str()
+            .expect("text header")
+            .to_string()
+    }
+
+    /// Status, headers and body as one text, for leak checks and messages.
+    pub fn dump(&self) -> String {
+        let headers: Vec<String> = self.headers.iter().map(|(n, v)| format!("{n}: {v:?}")).collect();
+        format!("{} {} {}", self.status, headers.join("; "), self.text)
+    }
+
+    /// The JSON body, after checking the status.
+    pub fn expect_json(&self, status: u16) -> serde_json::Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.headers.get("content-type").unwrap(), "application/json");
+        self.json()
+    }
+
+    /// The problem body `{"error", "message"}`, after checking the status and the error code.
+    pub fn expect_problem(&self, status: u16, error: &str) -> serde_json::Value {
+        let body = self.expect_json(status);
+        assert_eq!(body["error"], error, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert_eq!(body.as_object().unwrap().len(), 2, "only error and message: {body}");
+        body
+    }
+
+    /// The body with each of `ids` replaced by a placeholder, to compare answers about different ids.
+    pub fn normalized(&self, ids: &[&str]) -> String {
+        ids.iter().fold(self.text.clone(), |text, id| text.replace(id, "<id>"))
+    }
+}
