@@ -1184,3 +1184,44 @@ fn capture_logs() {
 fn captured_logs() -> Vec<String> {
     LOG_LINES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
 }
+
+/// PostgreSQL refuses NUL in text. A request carrying one must fail alone: its event is stored with the byte
+/// replaced, and the valid requests that share its group-commit batch still get their tokens.
+#[actix_web::test]
+async fn a_request_with_a_nul_byte_fails_alone() {
+    let server = TestServer::start().await;
+    let created = server.seed("nul", &["nul.read"], &["nul.read"], &[], &[]);
+    let id = created.client.id.clone();
+    let secret = created.secret.secret.expose().to_string();
+    let http = reqwest::Client::new();
+    let token_url = server.url("/oauth2/token");
+    let good_body = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let bodies: Vec<String> = (0..300)
+        .map(|i| match i % 3 {
+            0 => good_body.clone(),
+            1 => "grant_type=client_credentials&client_id=%00&client_secret=x".to_string(),
+            _ => "a%00=1&a%00=2".to_string(),
+        })
+        .collect();
+    let replies: Vec<(usize, u16)> = stream::iter(bodies.iter().enumerate())
+        .map(|(i, body)| {
+            let http = http.clone();
+            let url = token_url.clone();
+            async move {
+                let response = http.post(url).header("content-type", FORM).body(body.clone()).send().await.unwrap();
+                (i, response.status().as_u16())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for (i, status) in replies {
+        let expected = [200, 401, 400][i % 3];
+        assert_eq!(status, expected, "request {i} ({})", bodies[i]);
+    }
+    let rows: Vec<AuditEventRow> = raw_rows(&server).into_iter().filter(|r| r.event_type == "token.request").collect();
+    assert_eq!(rows.len(), 300, "every request recorded");
+    assert!(rows.iter().all(|r| !r.client_id.as_deref().unwrap_or("").contains('\0')));
+    assert_eq!(rows.iter().filter(|r| r.client_id.as_deref() == Some("\u{fffd}")).count(), 100);
+    server.stop().await;
+}

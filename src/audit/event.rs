@@ -73,7 +73,7 @@ impl AuditEvent {
             occurred_at: self.occurred_at,
             event_type: self.event_type.to_string(),
             outcome: self.outcome.as_str().to_string(),
-            reason: self.reason,
+            reason: text(self.reason),
             request_id: scrub(self.meta.request_id),
             actor: self.actor,
             partner_id: self.partner_id,
@@ -95,7 +95,16 @@ pub const REDACTED: &str = "<redacted: looks like a credential>";
 /// Replaces a value that looks like a client secret or an access token. Callers type into id fields whatever
 /// they have at hand; the audit trail records ids and names only (DESIGN.md 4.4).
 fn scrub(value: Option<String>) -> Option<String> {
-    value.map(|v| if looks_like_credential(&v) { REDACTED.to_string() } else { v })
+    text(value).map(|v| if looks_like_credential(&v) { REDACTED.to_string() } else { v })
+}
+
+/// Longest free-text value stored; longer ones are cut.
+const MAX_TEXT_CHARS: usize = 512;
+
+/// Free text as it may be stored: control characters (NUL above all, which PostgreSQL refuses in text and
+/// which would fail a whole group-commit batch) replaced, and the length bounded.
+fn text(value: Option<String>) -> Option<String> {
+    value.map(|v| v.chars().take(MAX_TEXT_CHARS).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect())
 }
 
 /// A client secret (`pgs_` and at least 20 base62 characters, so a truncated one too), or a compact JWS
@@ -142,5 +151,13 @@ mod tests {
         assert_eq!(row.client_id.as_deref(), Some("pgc_0123456789abcdefghijABCD"));
         assert_eq!(row.request_id.as_deref(), Some("req-1.2:3"));
         assert_eq!(row.user_agent.as_deref(), Some("partner-sync/1.2.3 (linux; pgs_ok)"));
+
+        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());
+        event.client_id = Some("a\0b".into());
+        event.reason = Some(format!("x\0{}", "y".repeat(600)));
+        let row = event.into_row();
+        assert_eq!(row.client_id.as_deref(), Some("a\u{fffd}b"), "no NUL reaches the database");
+        assert_eq!(row.reason.as_ref().map(|r| r.chars().count()), Some(512));
+        assert!(!row.reason.unwrap().contains('\0'));
     }
 }

@@ -102,17 +102,33 @@ fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
                 Err(_) => break,
             }
         }
-        let result = pool
-            .get()
-            .map_err(StoreError::from)
-            .and_then(|mut conn| write_batch(&mut conn, &batch))
-            .map_err(|err| err.to_string());
-        if let Err(message) = &result {
-            log::error!("audit batch of {} events failed: {message}", batch.len());
-        }
-        for pending in batch.drain(..) {
+        let results = commit(&pool, &batch);
+        for (pending, result) in batch.drain(..).zip(results) {
             // A waiter that gave up (client disconnected) is no reason to stop.
-            let _ = pending.done.send(result.clone());
+            let _ = pending.done.send(result);
+        }
+    }
+}
+
+/// Commits the batch, one result per event. When the database refuses the batch for its content rather than
+/// for being unreachable, the events are retried one by one, so that one bad event fails only its own request.
+fn commit(pool: &DbPool, batch: &[Pending]) -> Vec<Result<(), String>> {
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
+        Err(err) => {
+            log::error!("audit batch of {} events failed: {err}", batch.len());
+            return vec![Err(err.to_string()); batch.len()];
+        }
+    };
+    match write_batch(&mut conn, batch) {
+        Ok(()) => vec![Ok(()); batch.len()],
+        Err(err @ StoreError::Query(_)) if batch.len() > 1 => {
+            log::warn!("audit batch of {} events failed ({err}); writing them one by one", batch.len());
+            batch.chunks(1).map(|one| write_batch(&mut conn, one).map_err(|err| err.to_string())).collect()
+        }
+        Err(err) => {
+            log::error!("audit batch of {} events failed: {err}", batch.len());
+            vec![Err(err.to_string()); batch.len()]
         }
     }
 }

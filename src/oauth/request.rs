@@ -42,6 +42,9 @@ impl FormParams {
             .map_err(|_| OAuthError::InvalidRequest("body is not application/x-www-form-urlencoded".into()))?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             if !REPEATABLE.contains(&name.as_str()) && pairs[..i].iter().any(|(earlier, _)| earlier == name) {
+                // Echo the name only when it is plain text; the caller chose it.
+                let plain = name.len() <= 40 && name.bytes().all(|b| b.is_ascii_graphic());
+                let name = if plain { name.as_str() } else { "(a parameter)" };
                 return Err(OAuthError::InvalidRequest(format!("parameter {name} is repeated")));
             }
         }
