@@ -994,3 +994,25 @@ async fn admin_writes_succeed_while_tokens_are_being_issued() {
     assert_eq!(client.description, "change 39");
     server.stop().await;
 }
+
+/// A partner admin passes on only the reserved scopes its own token carries, even when its partner's ceiling
+/// holds more; directly or through a role.
+#[actix_web::test]
+async fn partner_admin_passes_on_only_the_reserved_scopes_it_holds() {
+    let server = TestServer::start().await;
+    let (_, op) = operator(&server).await;
+    let (_, admin) = partner_admin(&server, "minter", &["authz.introspect", "authz.audit.read"], &[WRITE]).await;
+    op.post("/roles", json!({"name": "introspector", "scopes": ["authz.introspect"]})).await.expect_json(201);
+    let audience = server.settings.admin_audience.clone();
+    for scope in ["authz.introspect", "authz.audit.read", "authz.admin"] {
+        let reply = admin.post("/clients", json!({"name": "minted", "scopes": [scope], "audiences": [audience]})).await;
+        reply.expect_problem(403, "forbidden");
+    }
+    admin.post("/clients", json!({"name": "minted", "roles": ["introspector"]})).await.expect_problem(403, "forbidden");
+    let listed = admin.get("/clients").await.expect_json(200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "nothing minted: {listed}");
+    // What it holds itself it may pass on: another integration admin is no escalation.
+    let peer = admin.post("/clients", json!({"name": "peer admin", "scopes": [WRITE], "audiences": [audience]})).await;
+    assert_eq!(peer.expect_json(201)["client"]["scopes"], json!([WRITE]));
+    server.stop().await;
+}

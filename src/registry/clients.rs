@@ -172,8 +172,9 @@ pub fn allowed_scopes(conn: &mut DbConnection, client_id: &str, partner_id: &str
     Ok(scopes.into_iter().collect())
 }
 
-/// Direct grants must lie within the partner's ceiling, and only the operator grants `authz.admin`, whether
-/// directly or through a role that holds it (which would otherwise reach tokens when the ceiling allows it).
+/// Direct grants must lie within the partner's ceiling. Reserved `authz.*` scopes, whether granted directly
+/// or through a role (which would reach tokens whenever the ceiling allows them), are the operator's to give:
+/// a partner admin may pass on only the reserved scopes its own token carries, and never `authz.admin`.
 fn check_grants(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -182,20 +183,22 @@ fn check_grants(
     scope_names: &[String],
 ) -> RegistryResult<()> {
     if !matches!(caller.tenancy, Tenancy::Operator) {
-        if scope_names.iter().any(|s| s == scopes::ADMIN) {
-            return Err(RegistryError::Forbidden(format!("only the operator can grant {}", scopes::ADMIN)));
-        }
+        let mut reserved: Vec<(String, Option<String>)> =
+            scope_names.iter().filter(|s| s.starts_with(scopes::RESERVED_PREFIX)).map(|s| (s.clone(), None)).collect();
         if !role_names.is_empty() {
-            let admin_roles: Vec<String> = role_scopes::table
+            let via_roles: Vec<(String, String)> = role_scopes::table
                 .filter(role_scopes::role.eq_any(role_names))
-                .filter(role_scopes::scope.eq(scopes::ADMIN))
-                .select(role_scopes::role)
+                .filter(role_scopes::scope.like(format!("{}%", scopes::RESERVED_PREFIX)))
+                .select((role_scopes::scope, role_scopes::role))
                 .load(conn)?;
-            if !admin_roles.is_empty() {
+            reserved.extend(via_roles.into_iter().map(|(scope, role)| (scope, Some(role))));
+        }
+        for (scope, role) in reserved {
+            if scope == scopes::ADMIN || !caller.holds_reserved(&scope) {
+                let via = role.map(|r| format!(" (held by role {r})")).unwrap_or_default();
                 return Err(RegistryError::Forbidden(format!(
-                    "only the operator can grant {} (held by role {})",
-                    scopes::ADMIN,
-                    admin_roles.join(" ")
+                    "only the operator can grant {scope}{via}: a partner admin passes on only the reserved \
+                     scopes it holds itself"
                 )));
             }
         }

@@ -50,6 +50,8 @@ pub struct Caller {
     pub actor: String,
     pub meta: RequestMeta,
     permissions: Vec<Permission>,
+    /// The reserved `authz.*` scopes of the caller's token: the only ones a partner admin may pass on.
+    reserved_scopes: Vec<String>,
 }
 
 impl Caller {
@@ -60,6 +62,7 @@ impl Caller {
             actor: "cli".to_string(),
             meta: RequestMeta::default(),
             permissions: vec![Permission::ClientsRead, Permission::ClientsWrite, Permission::AuditRead],
+            reserved_scopes: Vec::new(),
         }
     }
 
@@ -86,7 +89,14 @@ impl Caller {
         if token_scopes.contains(&scopes::AUDIT_READ) {
             permissions.push(Permission::AuditRead);
         }
-        Caller { tenancy: Tenancy::Partner(partner_id.to_string()), actor, meta, permissions }
+        let reserved_scopes =
+            token_scopes.iter().filter(|s| s.starts_with(scopes::RESERVED_PREFIX)).map(|s| s.to_string()).collect();
+        Caller { tenancy: Tenancy::Partner(partner_id.to_string()), actor, meta, permissions, reserved_scopes }
+    }
+
+    /// Whether the caller's token carries this reserved scope (the operator holds them all).
+    pub fn holds_reserved(&self, scope: &str) -> bool {
+        matches!(self.tenancy, Tenancy::Operator) || self.reserved_scopes.iter().any(|s| s == scope)
     }
 
     /// Refuses a caller whose token lacks the scope for an operation.
