@@ -362,7 +362,7 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
         scope: ADMIN.into(),
         partner_id: bootstrap::OPERATOR_PARTNER.into(),
     };
-    let fresh = Admin::new(&server, ring.sign_jwt(&crafted(now - 10, now + 600)));
+    let fresh = Admin::new(&server, ring.sign_jwt(&crafted(now, now + 600)));
     fresh.get("/partners").await.expect_json(200);
     let expired = Admin::new(&server, ring.sign_jwt(&crafted(now - 660, now - 60)));
     rejections.push(expect_unauthorized(&expired.get("/partners").await));
@@ -1014,5 +1014,64 @@ async fn partner_admin_passes_on_only_the_reserved_scopes_it_holds() {
     // What it holds itself it may pass on: another integration admin is no escalation.
     let peer = admin.post("/clients", json!({"name": "peer admin", "scopes": [WRITE], "audiences": [audience]})).await;
     assert_eq!(peer.expect_json(201)["client"]["scopes"], json!([WRITE]));
+    server.stop().await;
+}
+
+/// Admin tokens: the admin audience must be the only audience, permissions follow the client's current grants,
+/// and a token older than its client (a deleted id registered again) is refused.
+#[actix_web::test]
+async fn admin_tokens_must_be_for_the_admin_api_alone_and_current() {
+    let server = TestServer::start().await;
+    let (_, op) = operator(&server).await;
+    let (admin_client, admin) = partner_admin(&server, "current", &[], &[READ, WRITE]).await;
+    let id = admin_client.client.id.clone();
+    let admin_audience = server.settings.admin_audience.clone();
+
+    // A token for the admin API and a resource server at once could be replayed here by that server.
+    op.patch(&format!("/clients/{id}"), json!({"audiences": [admin_audience, "https://api.current.test"]}))
+        .await
+        .expect_json(200);
+    let secret = admin_client.secret.secret.expose();
+    let both = fetch_token(&server, AuthType::BasicAuth, &id, secret, &[], Some(&admin_audience)).await.unwrap();
+    assert_eq!(server.verify(&both, &admin_audience).await["aud"], json!(admin_audience));
+    let client = reqwest::Client::new();
+    let mixed = client
+        .post(server.url("/oauth2/token"))
+        .basic_auth(&id, Some(secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("resource", &admin_audience),
+            ("resource", "https://api.current.test"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let mixed_token = mixed.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+    expect_unauthorized(&Admin::new(&server, mixed_token).get("/clients").await);
+    Admin::new(&server, both).get("/clients").await.expect_json(200);
+
+    // Taking a scope away takes effect on the next request, not when the token expires.
+    admin.get("/clients").await.expect_json(200);
+    op.patch(&format!("/clients/{id}"), json!({"scopes": [READ]})).await.expect_json(200);
+    admin.post("/clients", json!({"name": "after demotion"})).await.expect_problem(403, "forbidden");
+    admin.get("/clients").await.expect_json(200);
+
+    // Deleting a client and registering its id again does not revive the old client's tokens.
+    let reused = "current:reused";
+    let created = op
+        .post("/clients", json!({"client_id": reused, "partner_id": "current", "name": "first", "scopes": [READ], "audiences": [admin_audience]}))
+        .await
+        .expect_json(201);
+    let old_token =
+        fetch_token(&server, AuthType::BasicAuth, reused, created["secret"]["secret"].as_str().unwrap(), &[], None)
+            .await
+            .unwrap();
+    Admin::new(&server, old_token.clone()).get("/clients").await.expect_json(200);
+    assert_eq!(op.delete("/clients/current%3Areused").await.status, 204);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    op.post("/clients", json!({"client_id": reused, "partner_id": "current", "name": "second", "scopes": [READ], "audiences": [admin_audience]}))
+        .await
+        .expect_json(201);
+    expect_unauthorized(&Admin::new(&server, old_token).get("/clients").await);
     server.stop().await;
 }

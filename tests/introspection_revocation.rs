@@ -279,6 +279,7 @@ async fn introspection_rejects_invalid_tokens() {
     let rs = resource_server(&server, "bad-rs");
     let api = "https://api.bad.test";
     let owner = server.seed("bad-a", &["orders.read"], &["orders.read"], &[], &[api]);
+    server.backdate_client(&owner.client.id, 3600);
     let token = server.token_for(&owner, &[], None).await;
     assert_active(&server, &rs, &token, "the untampered token").await;
 
@@ -530,6 +531,7 @@ async fn a_client_revokes_only_its_own_tokens() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "rev-rs");
     let owner = server.seed("rev-a", &["orders.read"], &["orders.read"], &[], &[]);
+    server.backdate_client(&owner.client.id, 3600);
     let colleague = server.client("rev-a", &["role-rev-a"], &[], &[]);
     let stranger = server.seed("rev-b", &["orders.read"], &["orders.read"], &[], &[]);
     let token = server.token_for(&owner, &[], None).await;
@@ -628,6 +630,7 @@ async fn pruning_does_not_revive_a_revoked_token_within_the_expiry_leeway() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "leeway-rs");
     let owner = server.seed("leeway-a", &["orders.read"], &["orders.read"], &[], &[]);
+    server.backdate_client(&owner.client.id, 3600);
     let now = chrono::Utc::now().timestamp();
     let claims = AccessTokenClaims {
         iat: now - 599,

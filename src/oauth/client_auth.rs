@@ -40,8 +40,7 @@ pub fn authenticate(
     event.client_id = Some(presented.client_id.clone());
     // The checksum rejects typos and truncation before any database work.
     let secret = ClientSecret::parse(&presented.secret).map_err(|_| fail(AuthFailure::MalformedSecret))?;
-    let loaded = load_for_authentication(conn, &presented.client_id)
-        .map_err(|err| OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}")))?;
+    let loaded = load_for_authentication(conn, &presented.client_id).map_err(OAuthError::unavailable)?;
     let Some((client, partner, secrets)) = loaded else {
         return Err(fail(AuthFailure::UnknownClient));
     };

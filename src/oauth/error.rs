@@ -54,6 +54,11 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
+    /// The registry could not be read: the caller may retry.
+    pub fn unavailable(err: impl std::fmt::Display) -> Self {
+        OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             OAuthError::InvalidRequest(_) | OAuthError::BodyTooLarge => "invalid_request",

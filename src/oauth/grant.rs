@@ -114,12 +114,10 @@ pub fn client_credentials(
         revocation::cutoff(authenticated.client.tokens_revoked_before, authenticated.partner.tokens_revoked_before),
     );
 
-    let unavailable = |err: crate::registry::RegistryError| {
-        OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
-    };
-    let allowed = allowed_scopes(conn, &authenticated.client.id, &authenticated.partner.id).map_err(unavailable)?;
+    let allowed =
+        allowed_scopes(conn, &authenticated.client.id, &authenticated.partner.id).map_err(OAuthError::unavailable)?;
     let scopes = resolve_scopes(&allowed, requested_scopes)?;
-    let client_audiences = audiences(conn, &authenticated.client.id).map_err(unavailable)?;
+    let client_audiences = audiences(conn, &authenticated.client.id).map_err(OAuthError::unavailable)?;
     let audience =
         Audience::from_list(resolve_audience(&client_audiences, requested_audiences, &settings.default_audience)?);
 

@@ -39,10 +39,6 @@ pub struct ActiveToken {
     pub partner_id: String,
 }
 
-fn unavailable(err: impl std::fmt::Display) -> OAuthError {
-    OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
-}
-
 /// Authenticates the calling client; the audit event names it.
 fn authenticate_caller(
     conn: &mut DbConnection,
@@ -68,7 +64,7 @@ pub fn introspect(
     _effects: &mut Vec<Effect>,
 ) -> Result<Introspection, OAuthError> {
     let caller = authenticate_caller(conn, params, authorization, event)?;
-    let allowed = allowed_scopes(conn, &caller.client.id, &caller.partner.id).map_err(unavailable)?;
+    let allowed = allowed_scopes(conn, &caller.client.id, &caller.partner.id).map_err(OAuthError::unavailable)?;
     if !allowed.contains(scopes::INTROSPECT) {
         return Err(OAuthError::UnauthorizedClient(format!("the client needs scope {}", scopes::INTROSPECT)));
     }
@@ -84,7 +80,7 @@ pub fn introspect(
     event.jti = Some(claims.jti.clone());
     event.details =
         Some(serde_json::json!({"token_client_id": claims.client_id, "token_partner_id": claims.partner_id}));
-    if let Err(rejection) = check_standing(conn, &claims).map_err(unavailable)? {
+    if let Err(rejection) = check_standing(conn, &claims).map_err(OAuthError::unavailable)? {
         return inactive(event, rejection.as_str());
     }
     event.scopes = Some(claims.scope.clone());
@@ -134,7 +130,7 @@ pub fn revoke(
         return Ok(());
     }
     let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()).unwrap_or_default();
-    let already_revoked = revocation::is_revoked(conn, &claims.jti).map_err(unavailable)?;
+    let already_revoked = revocation::is_revoked(conn, &claims.jti).map_err(OAuthError::unavailable)?;
     event.details = Some(serde_json::json!({"already_revoked": already_revoked}));
     // Stored by the audit writer in the same commit as this request's event: never one without the other.
     effects.push(Effect::RevokeToken(RevokedTokenRow {

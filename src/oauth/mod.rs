@@ -19,7 +19,8 @@ pub use request::FormParams;
 use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, RequestMeta};
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
-use crate::store::DbPool;
+use crate::registry::Caller;
+use crate::store::{DbPool, StoreError};
 
 /// Runs token requests on the blocking pool and records each one before answering.
 #[derive(Clone)]
@@ -43,23 +44,35 @@ impl TokenService {
         &self.keys
     }
 
-    /// Verifies one of this server's tokens and its current standing. `audience`: required audience, if any.
-    pub async fn check_token(
+    /// Authenticates an admin API caller by its bearer token: one of this server's tokens whose only audience
+    /// is the admin audience (a token also meant for a resource server could otherwise be replayed here), still
+    /// standing, and with the permissions of the scopes it carries that its client is still allowed now (a
+    /// scope removed since the token was issued no longer counts).
+    pub async fn admin_caller(
         &self,
         token: String,
-        audience: Option<String>,
-    ) -> Result<Result<(AccessTokenClaims, verify::Standing), verify::Rejection>, crate::store::StoreError> {
-        let claims = match verify::verify_signature(&self.keys, &self.settings, &token, audience.as_deref()) {
-            Ok(claims) => claims,
+        meta: RequestMeta,
+    ) -> Result<Result<Caller, verify::Rejection>, StoreError> {
+        let admin_audience = &self.settings.admin_audience;
+        let claims = match verify::verify_signature(&self.keys, &self.settings, &token, Some(admin_audience)) {
+            Ok(claims) if claims.aud == Audience::One(admin_audience.clone()) => claims,
+            Ok(_) => return Ok(Err(verify::Rejection::WrongAudience)),
             Err(rejection) => return Ok(Err(rejection)),
         };
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            Ok(verify::check_standing(&mut conn, &claims)?.map(|standing| (claims, standing)))
+            let standing = match verify::check_standing(&mut conn, &claims)? {
+                Ok(standing) => standing,
+                Err(rejection) => return Ok(Err(rejection)),
+            };
+            let allowed =
+                crate::registry::clients::allowed_scopes(&mut conn, &standing.client.id, &standing.partner.id)?;
+            let current = claims.scopes().filter(|scope| allowed.contains(*scope));
+            Ok(Ok(Caller::from_token(&claims.client_id, &standing.partner.id, current, meta)))
         })
         .await
-        .map_err(|_| crate::store::StoreError::Unavailable("token check interrupted".into()))?
+        .map_err(|_| StoreError::Unavailable("token check interrupted".into()))?
     }
 
     /// The client-credentials grant for a parsed form body (or the error its parsing produced) and the

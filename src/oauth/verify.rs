@@ -112,7 +112,8 @@ pub fn check_standing(
         .first(conn)
         .optional()?;
     let Some((client, partner)) = found else { return Ok(Err(Rejection::UnknownClient)) };
-    if client.partner_id != claims.partner_id {
+    // A token older than its client belongs to a deleted client whose id was registered again.
+    if client.partner_id != claims.partner_id || claims.iat < client.created_at.and_utc().timestamp() {
         return Ok(Err(Rejection::UnknownClient));
     }
     let cutoff = crate::registry::revocation::cutoff(client.tokens_revoked_before, partner.tokens_revoked_before);

@@ -12,7 +12,7 @@ use super::{not_found, partners, roles, scopes, validate, Caller, Permission, Re
 
 use crate::store::models::ClientRow;
 use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, partner_scopes, role_scopes};
-use crate::store::{now, DbConnection};
+use crate::store::{now, DbConnection, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
@@ -158,7 +158,11 @@ pub fn audiences(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec
 }
 
 /// The scopes a client's tokens may carry: (its roles' scopes ∪ its direct scopes) ∩ its partner's ceiling.
-pub fn allowed_scopes(conn: &mut DbConnection, client_id: &str, partner_id: &str) -> RegistryResult<BTreeSet<String>> {
+pub fn allowed_scopes(
+    conn: &mut DbConnection,
+    client_id: &str,
+    partner_id: &str,
+) -> Result<BTreeSet<String>, StoreError> {
     let direct = client_scopes::table.filter(client_scopes::client_id.eq(client_id)).select(client_scopes::scope);
     let via_roles = role_scopes::table
         .inner_join(client_roles::table.on(client_roles::role.eq(role_scopes::role)))

@@ -134,6 +134,18 @@ impl TestServer {
         }
     }
 
+    /// Moves a client's creation `secs` into the past, so that tokens crafted with an older `iat` are ones
+    /// it could have been issued (a token older than its client is refused).
+    pub fn backdate_client(&self, client_id: &str, secs: i64) {
+        use diesel::prelude::*;
+        use partnergate::store::schema::clients;
+        let at = partnergate::store::now() - chrono::Duration::seconds(secs);
+        diesel::update(clients::table.find(client_id))
+            .set(clients::created_at.eq(at))
+            .execute(&mut *self.conn())
+            .expect("backdate client");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }

@@ -46,17 +46,13 @@ impl FromRequest for AdminCaller {
         Box::pin(async move {
             let state = state.ok_or_else(Problem::internal)?;
             let token = token?;
-            let audience = state.tokens.settings().admin_audience.clone();
-            let checked = state
-                .tokens
-                .check_token(token, Some(audience))
-                .await
-                .map_err(|err| Problem::from(RegistryError::Store(err)))?;
-            let (claims, standing) = checked.map_err(|rejection| {
+            let checked =
+                state.tokens.admin_caller(token, meta).await.map_err(|err| Problem::from(RegistryError::Store(err)))?;
+            let caller = checked.map_err(|rejection| {
                 log::info!("admin token rejected: {}", rejection.as_str());
                 Problem::invalid_token("the token is invalid, expired, revoked or not for the admin API")
             })?;
-            Ok(AdminCaller(Caller::from_token(&claims.client_id, &standing.partner.id, claims.scopes(), meta)))
+            Ok(AdminCaller(caller))
         })
     }
 }
