@@ -32,7 +32,7 @@ pub fn status_of(err: &OAuthError) -> StatusCode {
         OAuthError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OAuthError::UnauthorizedClient(_) => StatusCode::FORBIDDEN,
 
-        OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::TemporarilyUnavailable(_) | OAuthError::IssueLater(_) => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::InvalidRequest(_)
         | OAuthError::UnsupportedGrantType(_)
         | OAuthError::InvalidScope(_)
@@ -50,6 +50,9 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
         OAuthError::TemporarilyUnavailable(message) => {
             log::warn!("token endpoint unavailable: {message}");
             builder.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        OAuthError::IssueLater(_) => {
+            builder.insert_header((header::RETRY_AFTER, "1"));
         }
         _ => {}
     }

@@ -73,18 +73,14 @@ pub fn resolve_audience(
 }
 
 /// Tokens whose `iat` (whole seconds) is at or before a bulk-revocation cut-off are dead, so a token issued in
-/// the same second as a cut-off would be born revoked. Only in that case, wait for the next second (< 1 s).
-fn wait_past_cutoff(now: NaiveDateTime, cutoff: Option<NaiveDateTime>) -> NaiveDateTime {
-    let Some(cutoff) = cutoff else { return now };
-    let cutoff_secs = cutoff.and_utc().timestamp();
+/// the same second as a cut-off would be born revoked. Only in that case: how long until the next second.
+fn wait_past_cutoff(now: NaiveDateTime, cutoff: Option<NaiveDateTime>) -> Option<std::time::Duration> {
+    let cutoff_secs = cutoff?.and_utc().timestamp();
     if now.and_utc().timestamp() > cutoff_secs {
-        return now;
+        return None;
     }
-    let next_second = chrono::DateTime::from_timestamp(cutoff_secs + 1, 0).expect("valid timestamp").naive_utc();
-    if let Ok(wait) = (next_second - now).to_std() {
-        std::thread::sleep(wait);
-    }
-    crate::store::now().max(next_second)
+    let next_second = chrono::DateTime::from_timestamp(cutoff_secs + 1, 0)?.naive_utc();
+    Some((next_second - now).to_std().unwrap_or_default())
 }
 
 /// Runs the grant. `event` is filled in as facts become known, whether the grant succeeds or not.
@@ -109,10 +105,12 @@ pub fn client_credentials(
 
     let now = crate::store::now();
     let authenticated = authenticate(conn, &presented, now, event)?;
-    let now = wait_past_cutoff(
-        now,
-        revocation::cutoff(authenticated.client.tokens_revoked_before, authenticated.partner.tokens_revoked_before),
-    );
+    let cutoff =
+        revocation::cutoff(authenticated.client.tokens_revoked_before, authenticated.partner.tokens_revoked_before);
+    if let Some(wait) = wait_past_cutoff(now, cutoff) {
+        // The runner waits without holding a connection or a thread, then runs the grant again.
+        return Err(OAuthError::IssueLater(wait));
+    }
 
     let allowed =
         allowed_scopes(conn, &authenticated.client.id, &authenticated.partner.id).map_err(OAuthError::unavailable)?;

@@ -120,30 +120,21 @@ impl TokenService {
         meta: RequestMeta,
         endpoint: Endpoint<T>,
     ) -> Result<T, OAuthError> {
-        let event = AuditEvent::new(event_type, Outcome::Failure, meta);
         let (result, mut event, mut effects) = match params {
-            Err(err) => (Err(err), event, Vec::new()),
+            Err(err) => (Err(err), AuditEvent::new(event_type, Outcome::Failure, meta), Vec::new()),
             Ok(params) => {
-                let (pool, keys, settings) = (self.pool.clone(), self.keys.clone(), self.settings.clone());
-                let mut event = event;
-                tokio::task::spawn_blocking(move || {
-                    let mut effects = Vec::new();
-                    let result = match pool.get() {
-                        Ok(mut conn) => endpoint(
-                            &mut conn,
-                            &keys,
-                            &settings,
-                            &params,
-                            authorization.as_deref(),
-                            &mut event,
-                            &mut effects,
-                        ),
-                        Err(err) => Err(OAuthError::TemporarilyUnavailable(format!("database unavailable: {err}"))),
-                    };
-                    (result, event, effects)
-                })
-                .await
-                .map_err(|_| OAuthError::TemporarilyUnavailable("the request was interrupted".into()))?
+                let attempt = || {
+                    let event = AuditEvent::new(event_type, Outcome::Failure, meta.clone());
+                    self.run_endpoint(endpoint, params.clone(), authorization.clone(), event)
+                };
+                match attempt().await? {
+                    // Only the second attempt is recorded: the first issued nothing and changed nothing.
+                    (Err(OAuthError::IssueLater(wait)), _, _) => {
+                        tokio::time::sleep(wait).await;
+                        attempt().await?
+                    }
+                    done => done,
+                }
             }
         };
         match &result {
@@ -163,6 +154,29 @@ impl TokenService {
             .await
             .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
         result
+    }
+
+    /// One run of an endpoint on the blocking pool, with a pooled connection held only for that run.
+    async fn run_endpoint<T: Send + 'static>(
+        &self,
+        endpoint: Endpoint<T>,
+        params: FormParams,
+        authorization: Option<String>,
+        mut event: AuditEvent,
+    ) -> Result<(Result<T, OAuthError>, AuditEvent, Vec<Effect>), OAuthError> {
+        let (pool, keys, settings) = (self.pool.clone(), self.keys.clone(), self.settings.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut effects = Vec::new();
+            let result = match pool.get() {
+                Ok(mut conn) => {
+                    endpoint(&mut conn, &keys, &settings, &params, authorization.as_deref(), &mut event, &mut effects)
+                }
+                Err(err) => Err(OAuthError::TemporarilyUnavailable(format!("database unavailable: {err}"))),
+            };
+            (result, event, effects)
+        })
+        .await
+        .map_err(|_| OAuthError::TemporarilyUnavailable("the request was interrupted".into()))
     }
 }
 

@@ -30,8 +30,15 @@ impl std::fmt::Debug for PresentedCredentials {
 }
 
 /// The parameters of a request to an OAuth endpoint, each at most once (RFC 6749 section 3.2).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct FormParams(Vec<(String, String)>);
+
+/// Names only: values include client secrets and tokens.
+impl std::fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
 
 /// Parameters that may legitimately repeat (RFC 8707 `resource`).
 const REPEATABLE: &[&str] = &["resource"];
