@@ -8,7 +8,7 @@ use clap::Args;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/partnergate.db";
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct DatabaseArgs {
     /// Database URL: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
     #[arg(long, env = "PARTNERGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
@@ -50,12 +50,19 @@ pub struct TokenArgs {
     #[arg(long, env = "PARTNERGATE_ADMIN_AUDIENCE")]
     pub admin_audience: Option<String>,
     /// Token lifetime in seconds for clients without their own.
-    #[arg(long, env = "PARTNERGATE_DEFAULT_TOKEN_LIFETIME_SECS", default_value_t = 600)]
+    #[arg(long, env = "PARTNERGATE_DEFAULT_TOKEN_LIFETIME_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(i64).range(30..=MAX_LIFETIME_SECS))]
     pub default_token_lifetime_secs: i64,
     /// Upper bound on any token lifetime, in seconds.
-    #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+    #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(i64).range(30..=MAX_LIFETIME_SECS))]
     pub max_token_lifetime_secs: i64,
 }
+
+/// No token lives longer than a day, whatever the settings say.
+pub const MAX_LIFETIME_SECS: i64 = 86_400;
+/// Retention beyond a century is a typo; it would also overflow date arithmetic.
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -71,7 +78,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTNERGATE_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
     /// Delete audit events older than this many days (0 keeps them forever).
-    #[arg(long, env = "PARTNERGATE_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    #[arg(long, env = "PARTNERGATE_AUDIT_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_RETENTION_DAYS))]
     pub audit_retention_days: u32,
     /// HTTP worker threads; defaults to the number of cores.
     #[arg(long, env = "PARTNERGATE_WORKERS")]
@@ -112,7 +120,7 @@ impl TokenArgs {
 }
 
 /// Everything `serve` needs, resolved.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     pub database_url: String,
     pub pool: crate::store::PoolOptions,
@@ -138,5 +146,27 @@ impl ServerConfig {
             workers: serve.workers,
             audit_retention_days: serve.audit_retention_days,
         })
+    }
+}
+
+/// The database URL may hold a password: `Debug` shows it redacted.
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &crate::store::redact_url(&self.database_url))
+            .field("database_pool_size", &self.database_pool_size)
+            .field("database_timeout_secs", &self.database_timeout_secs)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("database_url", &crate::store::redact_url(&self.database_url))
+            .field("keys_dir", &self.keys_dir)
+            .field("bind", &self.bind)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
     }
 }

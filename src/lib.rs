@@ -92,7 +92,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
     };
     let mut server = HttpServer::new(move || {
-        App::new().app_data(web::Data::new(state.clone())).wrap_fn(http::request_id::assign).configure(http::routes)
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .wrap_fn(http::guard::reject_control_characters)
+            .wrap_fn(http::request_id::assign)
+            .configure(http::routes)
     })
     .shutdown_timeout(10);
     if let Some(workers) = config.workers {

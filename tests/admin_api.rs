@@ -1075,3 +1075,26 @@ async fn admin_tokens_must_be_for_the_admin_api_alone_and_current() {
     expect_unauthorized(&Admin::new(&server, old_token).get("/clients").await);
     server.stop().await;
 }
+
+/// Encoded control characters in the URI are refused before they reach the database (PostgreSQL refuses NUL
+/// in text, which used to surface as 500).
+#[actix_web::test]
+async fn control_characters_in_the_uri_are_bad_input_not_500() {
+    let server = TestServer::start().await;
+    let (_, op) = operator(&server).await;
+    for path in [
+        "/clients/%00",
+        "/clients?partner_id=%00",
+        "/clients?cursor=a%00",
+        "/scopes/%00",
+        "/roles/x%1f",
+        "/audit?client_id=%00",
+    ] {
+        let reply = op.get(path).await;
+        reply.expect_problem(400, "invalid_input");
+        assert!(reply.headers.get("x-request-id").is_some(), "the guard's answer carries a request id too");
+    }
+    assert_eq!(op.delete("/clients/%00").await.status, 400);
+    op.get("/clients?partner_id=operator").await.expect_json(200);
+    server.stop().await;
+}

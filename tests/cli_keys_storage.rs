@@ -223,3 +223,21 @@ async fn cli_covers_the_admin_operations_and_records_them() {
     assert!(stderr.contains("already exists") && stderr.contains("--force"), "{stderr}");
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn out_of_range_numbers_are_refused_by_the_cli_not_a_panic() {
+    let server = TestServer::start().await;
+    for args in [
+        &["audit", "prune", "--older-than-days", "4000000000"][..],
+        &["audit", "prune", "--older-than-days", "0"],
+        &["serve", "--max-token-lifetime-secs", "99999999999"],
+        &["serve", "--audit-retention-days", "4000000000"],
+    ] {
+        let stderr = partnergate_fails(&server, args);
+        assert!(stderr.contains("invalid value"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let pruned = partnergate(&server, &["audit", "prune", "--older-than-days", "36500"]);
+    assert_eq!(pruned["deleted"], 0);
+    server.stop().await;
+}

@@ -38,7 +38,7 @@ pub struct AuditArgs {
 pub enum AuditAction {
     /// Delete events older than N days.
     Prune {
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::config::MAX_RETENTION_DAYS))]
         older_than_days: u32,
     },
 }

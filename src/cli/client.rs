@@ -34,7 +34,8 @@ pub enum ClientCommand {
         #[arg(long)]
         token_lifetime_secs: Option<i32>,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
-        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
+              value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
         max_token_lifetime_secs: i64,
     },
     /// List clients.
@@ -68,7 +69,8 @@ pub enum ClientCommand {
         clear_audiences: bool,
         #[arg(long)]
         token_lifetime_secs: Option<i32>,
-        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600)]
+        #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
+              value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
         max_token_lifetime_secs: i64,
     },
     /// Delete a client with its secrets.

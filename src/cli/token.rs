@@ -17,7 +17,7 @@ pub enum AuthMethod {
     Post,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct TokenArgs {
     /// Server base URL.
     #[arg(long, env = "PARTNERGATE_URL", default_value = "http://127.0.0.1:8080")]
@@ -100,5 +100,17 @@ fn describe_error<RE: std::error::Error + 'static>(
             response.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
         ),
         other => format!("token request failed: {other}"),
+    }
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for TokenArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenArgs")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
     }
 }

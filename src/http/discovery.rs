@@ -31,7 +31,12 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, Proble
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "scopes_supported": scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        // The reserved authz.* scopes are the operator's business, not a partner's.
+        "scopes_supported": scopes
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|name| !name.starts_with(registry::scopes::RESERVED_PREFIX))
+            .collect::<Vec<_>>(),
         "access_token_signing_alg_values_supported": algorithms,
         "partnergate_default_audience": settings.default_audience,
         "partnergate_admin_audience": settings.admin_audience,

@@ -4,6 +4,7 @@
 pub mod admin;
 mod discovery;
 mod form;
+pub mod guard;
 mod health;
 mod oauth_response;
 pub mod problem;

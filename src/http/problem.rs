@@ -47,6 +47,9 @@ impl ResponseError for Problem {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "5"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((
                 actix_web::http::header::WWW_AUTHENTICATE,

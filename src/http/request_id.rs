@@ -21,10 +21,11 @@ pub fn is_valid(id: &str) -> bool {
 }
 
 /// The middleware body, for `App::wrap_fn`.
-pub fn assign<S>(req: ServiceRequest, service: &S) -> LocalBoxFuture<'static, Result<ServiceResponse, Error>>
+pub fn assign<S, B>(req: ServiceRequest, service: &S) -> LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse, Error = Error>,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     S::Future: 'static,
+    B: 'static,
 {
     let incoming = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).filter(|id| is_valid(id));
     let id = incoming.map(str::to_string).unwrap_or_else(|| random_base62(22));
