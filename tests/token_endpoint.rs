@@ -396,7 +396,7 @@ async fn malformed_requests_are_invalid_request_or_unsupported_grant_type() {
 }
 
 #[actix_web::test]
-async fn an_oversized_body_is_413_invalid_request() {
+async fn an_oversized_body_is_400_invalid_request() {
     let server = TestServer::start().await;
     let created = server.seed("soylent", &["food.read"], &["food.read"], &[], &[]);
     let basic = basic_auth(&created.client.id, created.secret.secret.expose());
@@ -405,13 +405,13 @@ async fn an_oversized_body_is_413_invalid_request() {
     assert!(body.len() > 16 * 1024);
     let response = post_form(&server, TOKEN, &body, &[("authorization", &basic)]).await;
     let (status, error, _) = oauth_error(response).await;
-    assert_eq!((status, error.as_str()), (413, "invalid_request"));
+    assert_eq!((status, error.as_str()), (400, "invalid_request"));
 
     // Without a Content-Length (chunked), the limit still holds while the body streams in.
     let addr = server.base_url.trim_start_matches("http://").to_string();
     let raw = tokio::task::spawn_blocking(move || chunked_post(&addr, &basic, body.as_bytes())).await.unwrap();
     let status_line = raw.lines().next().unwrap_or_default().to_string();
-    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    assert!(status_line.starts_with("HTTP/1.1 400"), "{status_line}");
     assert!(raw.contains("\"error\":\"invalid_request\""), "{raw}");
 
     // Just under the limit is accepted.

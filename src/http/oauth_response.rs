@@ -29,11 +29,12 @@ pub fn json_no_store<T: Serialize>(body: &T) -> HttpResponse {
 pub fn status_of(err: &OAuthError) -> StatusCode {
     match err {
         OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
-        OAuthError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OAuthError::UnauthorizedClient(_) => StatusCode::FORBIDDEN,
 
         OAuthError::TemporarilyUnavailable(_) | OAuthError::IssueLater(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // DESIGN 4.1: every invalid_request is 400, an oversized body included.
         OAuthError::InvalidRequest(_)
+        | OAuthError::BodyTooLarge
         | OAuthError::UnsupportedGrantType(_)
         | OAuthError::InvalidScope(_)
         | OAuthError::InvalidTarget(_) => StatusCode::BAD_REQUEST,

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::{AdminCaller, CascadeQuery, Listing};
 use crate::http::problem::Problem;
@@ -92,8 +93,9 @@ async fn delete_scope(
     name: web::Path<String>,
     query: web::Query<CascadeQuery>,
 ) -> Result<HttpResponse, Problem> {
+    let deleted = name.clone();
     state.run(move |conn| scopes::delete(conn, &caller, &name, query.cascade)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(HttpResponse::Ok().json(json!({"deleted": deleted})))
 }
 
 async fn create_role(
@@ -137,6 +139,7 @@ async fn delete_role(
     name: web::Path<String>,
     query: web::Query<CascadeQuery>,
 ) -> Result<HttpResponse, Problem> {
+    let deleted = name.clone();
     state.run(move |conn| roles::delete(conn, &caller, &name, query.cascade)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(HttpResponse::Ok().json(json!({"deleted": deleted})))
 }

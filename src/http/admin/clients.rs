@@ -70,8 +70,9 @@ async fn delete(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
+    let deleted = id.clone();
     state.run(move |conn| clients::delete(conn, &caller, &id)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(HttpResponse::Ok().json(serde_json::json!({"deleted": deleted})))
 }
 
 async fn enable(
