@@ -86,7 +86,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days));
     let state = AppState {
         pool: pool.clone(),
-        tokens: TokenService::new(pool, Arc::new(key_ring), Arc::new(config.token.clone()), audit_writer),
+        tokens: TokenService::new(pool, Arc::new(key_ring), Arc::new(config.token.clone()), audit_writer.clone()),
+        audit: audit_writer,
         jwks_max_age_secs: config.jwks_max_age_secs,
         max_body_bytes: config.max_body_bytes,
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },

@@ -1098,3 +1098,34 @@ async fn control_characters_in_the_uri_are_bad_input_not_500() {
     op.get("/clients?partner_id=operator").await.expect_json(200);
     server.stop().await;
 }
+
+/// Refused admin requests are audited: a probe of another partner's client and a rejected token.
+#[actix_web::test]
+async fn refused_admin_requests_are_audited() {
+    let server = TestServer::start().await;
+    let (a_client, a_admin) = partner_admin(&server, "probe-a", &[], &[READ]).await;
+    let b = server.seed("probe-b", &["b.read"], &["b.read"], &[], &[]);
+    a_admin.get(&format!("/clients/{}", b.client.id)).await.expect_problem(404, "not_found");
+    let wrong_audience = server.token_for(&b, &[], None).await;
+    expect_unauthorized(&Admin::new(&server, wrong_audience).get("/clients").await);
+
+    let refused = partnergate::audit::query::list(
+        &mut server.conn(),
+        &Caller::cli(),
+        &partnergate::audit::query::AuditFilter { event_type: Some("admin.refused".into()), ..Default::default() },
+    )
+    .unwrap()
+    .items;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    let unauthorized = &refused[0];
+    assert_eq!(unauthorized.reason.as_deref(), Some("unauthorized: wrong_audience"));
+    assert_eq!(unauthorized.actor, None);
+    let probe = &refused[1];
+    assert_eq!(probe.actor.as_deref(), Some(format!("client:{}", a_client.client.id).as_str()));
+    assert_eq!(probe.partner_id.as_deref(), Some("probe-a"));
+    assert_eq!(probe.reason.as_deref(), Some("not_found"));
+    let details = serde_json::to_value(probe).unwrap()["details"].clone();
+    assert_eq!(details["path"], format!("/admin/v1/clients/{}", b.client.id));
+    assert_eq!(details["status"], 404);
+    server.stop().await;
+}

@@ -585,7 +585,12 @@ async fn audit_query_is_isolated_per_partner_and_pages_with_a_cursor() {
     let everything =
         admin(&http, &server, &a_token, Method::GET, "/audit?limit=1000", &[], None).await.expect_status(200);
     let everything = everything["items"].as_array().unwrap().clone();
-    assert_eq!(everything.len(), a_events.len() + 1, "A's business token request since");
+    // Since then: A's business token request, and its clients admin's refused (403) audit query.
+    assert_eq!(everything.len(), a_events.len() + 2, "A's business token request and refused query since");
+    let refusals: Vec<&Value> = everything.iter().filter(|e| e["event_type"] == "admin.refused").collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["reason"], "forbidden");
+    assert_eq!(refusals[0]["details"]["path"], "/admin/v1/audit");
     assert!(everything.len() >= 5, "enough events for several pages: {}", everything.len());
     let mut pages = 0;
     let mut seen: Vec<i64> = Vec::new();

@@ -24,6 +24,7 @@ use problem::Problem;
 pub struct AppState {
     pub pool: DbPool,
     pub tokens: TokenService,
+    pub audit: crate::audit::AuditWriter,
     pub jwks_max_age_secs: u32,
     pub max_body_bytes: usize,
     pub client_limits: ClientLimits,

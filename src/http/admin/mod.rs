@@ -4,12 +4,13 @@
 mod audit;
 mod catalog;
 mod clients;
+mod failures;
 mod partners;
 mod revocation;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
@@ -43,6 +44,7 @@ impl FromRequest for AdminCaller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
         let meta = request_meta(req);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(Problem::internal)?;
             let token = token?;
@@ -50,8 +52,11 @@ impl FromRequest for AdminCaller {
                 state.tokens.admin_caller(token, meta).await.map_err(|err| Problem::from(RegistryError::Store(err)))?;
             let caller = checked.map_err(|rejection| {
                 log::info!("admin token rejected: {}", rejection.as_str());
+                req.extensions_mut().insert(failures::Rejected(rejection.as_str()));
                 Problem::invalid_token("the token is invalid, expired, revoked or not for the admin API")
             })?;
+            req.extensions_mut()
+                .insert(failures::Identified { actor: caller.actor.clone(), tenancy: caller.tenancy.clone() });
             Ok(AdminCaller(caller))
         })
     }
@@ -89,6 +94,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default().error_handler(|err, _| Problem::bad_input(format!("invalid path: {err}")).into());
     cfg.service(
         web::scope("/admin/v1")
+            .wrap_fn(failures::record)
             .app_data(json_config)
             .app_data(query_config)
             .app_data(path_config)
