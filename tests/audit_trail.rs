@@ -492,9 +492,7 @@ async fn no_secret_or_token_leaks_into_events_error_bodies_or_logs() {
 async fn audit_query_is_isolated_per_partner_and_pages_with_a_cursor() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
-    let operator = bootstrap::admin_client(&mut server.conn(), &server.settings.admin_audience, LIMITS, false)
-        .expect("admin bootstrap");
-    let op_token = server.token_for(&operator, &[], None).await;
+    let (_, op_token) = server.operator().await;
 
     let ceiling = ["orders.read", AUDIT_READ, CLIENTS_READ];
     let a = server.seed("audit-a", &ceiling, &["orders.read"], &[], &[]);
@@ -716,9 +714,7 @@ async fn request_ids_are_echoed_or_generated_and_stored() {
 async fn admin_actions_record_actor_request_and_before_after() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
-    let operator = bootstrap::admin_client(&mut server.conn(), &server.settings.admin_audience, LIMITS, false)
-        .expect("admin bootstrap");
-    let op_token = server.token_for(&operator, &[], None).await;
+    let (operator, op_token) = server.operator().await;
     server.seed("actions-p", &["orders.read", "orders.write", CLIENTS_WRITE, AUDIT_READ], &["orders.read"], &[], &[]);
     let admin_aud = server.settings.admin_audience.clone();
     let partner_admin = server.client("actions-p", &[], &[CLIENTS_WRITE, AUDIT_READ], &[&admin_aud]);
@@ -934,9 +930,7 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     capture_logs();
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
-    let operator = bootstrap::admin_client(&mut server.conn(), &server.settings.admin_audience, LIMITS, false)
-        .expect("admin bootstrap");
-    let op_token = server.token_for(&operator, &[], None).await;
+    let (_, op_token) = server.operator().await;
     let client = server.seed("refuse-p", &["orders.read"], &["orders.read"], &[], &[]);
     let (id, secret) = (client.client.id.as_str(), client.secret.secret.expose());
     let token_url = server.url("/oauth2/token");

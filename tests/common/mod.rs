@@ -213,6 +213,19 @@ impl TestServer {
         clients::create(&mut self.conn(), &Caller::cli(), &input, LIMITS).unwrap()
     }
 
+    /// The operator's admin client (`admin bootstrap`) and an admin token for it.
+    pub async fn operator(&self) -> (CreatedClient, String) {
+        let created = partnergate::registry::bootstrap::admin_client(
+            &mut self.conn(),
+            &self.settings.admin_audience,
+            LIMITS,
+            false,
+        )
+        .expect("admin bootstrap");
+        let token = self.token_for(&created, &[], None).await;
+        (created, token)
+    }
+
     /// Fetches and verifies a token in one go, for tests whose subject is not the token endpoint.
     pub async fn token_for(&self, client: &CreatedClient, scopes: &[&str], audience: Option<&str>) -> String {
         fetch_token(self, AuthType::BasicAuth, &client.client.id, client.secret.secret.expose(), scopes, audience)
