@@ -11,7 +11,6 @@ mod signing_key;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -159,8 +158,6 @@ impl KeyRing {
         token
     }
 }
-
-pub type SharedKeyRing = Arc<KeyRing>;
 
 fn has_keys(dir: &Path) -> Result<bool, KeyError> {
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
