@@ -15,7 +15,7 @@ use partnergate::registry::clients::{self, ClientFilter, CreatedClient, NewClien
 use partnergate::registry::credentials::{new_client_id, new_secret_id, random_base62};
 use partnergate::registry::partners::{self, NewPartner};
 use partnergate::registry::secrets::{self, NewSecret};
-use partnergate::registry::{bootstrap, roles, scopes, Caller, RegistryError, Tenancy};
+use partnergate::registry::{bootstrap, roles, scopes, Caller, RegistryError};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -45,7 +45,7 @@ async fn partner_admin_cannot_see_or_touch_another_partners_clients() {
     .expect("second secret for B");
     let b_before = client_snapshot(&server, &b_id);
     let b_partner_before =
-        serde_json::to_value(partners::get(&mut server.conn(), &Tenancy::Operator, "iso-b").unwrap()).unwrap();
+        serde_json::to_value(partners::get(&mut server.conn(), &Caller::cli(), "iso-b").unwrap()).unwrap();
 
     // The token works: A's admin reads its own partner's client and partner.
     let own = a.get(&format!("/clients/{}", a_other.client.id)).await.expect_json(200);
@@ -155,14 +155,14 @@ async fn partner_admin_cannot_see_or_touch_another_partners_clients() {
     assert_eq!(b_before.0["name"], "test client");
     assert_eq!(b_before.0["enabled"], true);
     assert_eq!(
-        serde_json::to_value(partners::get(&mut server.conn(), &Tenancy::Operator, "iso-b").unwrap()).unwrap(),
+        serde_json::to_value(partners::get(&mut server.conn(), &Caller::cli(), "iso-b").unwrap()).unwrap(),
         b_partner_before
     );
     assert!(scopes::get(&mut server.conn(), "planted.read").is_err());
     assert!(roles::get(&mut server.conn(), "role-iso-b").is_ok());
     let b_clients = clients::list(
         &mut server.conn(),
-        &Tenancy::Operator,
+        &Caller::cli(),
         &ClientFilter { partner_id: Some("iso-b".into()), ..Default::default() },
     )
     .unwrap();
@@ -543,7 +543,7 @@ async fn admin_bootstrap_runs_once_and_yields_an_operator_token() {
     }
     let operator_clients = |server: &TestServer| {
         let filter = ClientFilter { partner_id: Some(bootstrap::OPERATOR_PARTNER.into()), ..Default::default() };
-        clients::list(&mut server.conn(), &Tenancy::Operator, &filter).unwrap().items.len()
+        clients::list(&mut server.conn(), &Caller::cli(), &filter).unwrap().items.len()
     };
     assert_eq!(operator_clients(&server), 1, "the refused run created nothing");
 
@@ -869,8 +869,8 @@ fn ensure_scopes(server: &TestServer, names: &[&str]) {
 /// A client and its secret listing as the registry has them, for before/after comparisons.
 fn client_snapshot(server: &TestServer, client_id: &str) -> (Value, Value) {
     let mut conn = server.conn();
-    let client = clients::get(&mut conn, &Tenancy::Operator, client_id).expect("client exists");
-    let secrets = secrets::list(&mut conn, &Tenancy::Operator, client_id).expect("secrets");
+    let client = clients::get(&mut conn, &Caller::cli(), client_id).expect("client exists");
+    let secrets = secrets::list(&mut conn, &Caller::cli(), client_id).expect("secrets");
     (serde_json::to_value(client).unwrap(), serde_json::to_value(secrets).unwrap())
 }
 
@@ -990,7 +990,7 @@ async fn admin_writes_succeed_while_tokens_are_being_issued() {
     for (status, text) in &statuses {
         assert_eq!(*status, 200, "{text}");
     }
-    let client = clients::get(&mut server.conn(), &Tenancy::Operator, &id).unwrap();
+    let client = clients::get(&mut server.conn(), &Caller::cli(), &id).unwrap();
     assert_eq!(client.description, "change 39");
     server.stop().await;
 }

@@ -21,7 +21,7 @@ use partnergate::audit::query::{self, AuditFilter, AuditRecord};
 use partnergate::registry::bootstrap;
 use partnergate::registry::clients::{self, CreatedClient};
 use partnergate::registry::credentials::{new_client_id, ClientSecret};
-use partnergate::registry::{revocation, secrets, Caller, Tenancy};
+use partnergate::registry::{revocation, secrets, Caller};
 use partnergate::store::models::AuditEventRow;
 use partnergate::store::schema::audit_events;
 use reqwest::Method;
@@ -225,10 +225,10 @@ async fn every_token_request_is_recorded_exactly_once_under_concurrency() {
 
     // The secret's last use is the latest of its grants, committed with their events.
     let latest_grant = events.iter().filter(|e| e.outcome == "success").map(|e| e.occurred_at).max();
-    let listed = secrets::list(&mut server.conn(), &Tenancy::Operator, &id).expect("secrets");
+    let listed = secrets::list(&mut server.conn(), &Caller::cli(), &id).expect("secrets");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].last_used_at, latest_grant, "last_used_at is the latest grant");
-    let disabled_listed = secrets::list(&mut server.conn(), &Tenancy::Operator, &disabled.client.id).expect("secrets");
+    let disabled_listed = secrets::list(&mut server.conn(), &Caller::cli(), &disabled.client.id).expect("secrets");
     assert_eq!(disabled_listed[0].last_used_at, None, "a refused secret is not marked used");
 
     server.stop().await;
@@ -989,7 +989,7 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     .await;
     assert!(create.status == 500 || create.status == 503, "refused: {}", create.dump());
     assert!(!create.text.contains("refused"), "{}", create.text);
-    let page = clients::list(&mut server.conn(), &Tenancy::Operator, &Default::default()).expect("clients");
+    let page = clients::list(&mut server.conn(), &Caller::cli(), &Default::default()).expect("clients");
     assert!(page.items.iter().all(|c| c.name != "never created"), "no client without its audit record");
 
     // No event was written, and the last-use update was rolled back with the refused batch.
@@ -1148,7 +1148,7 @@ fn ids_of(items: &[Value]) -> Vec<i64> {
 }
 
 fn last_used(server: &TestServer, client: &CreatedClient) -> Option<chrono::NaiveDateTime> {
-    let listed = secrets::list(&mut server.conn(), &Tenancy::Operator, &client.client.id).expect("secrets");
+    let listed = secrets::list(&mut server.conn(), &Caller::cli(), &client.client.id).expect("secrets");
     listed.iter().find(|s| s.id == client.secret.id).expect("the client's secret").last_used_at
 }
 

@@ -178,7 +178,7 @@ mod tests {
     use crate::audit::{Outcome, RequestMeta};
     use crate::registry::clients::{self, ClientLimits, NewClient};
     use crate::registry::partners::{self, NewPartner};
-    use crate::registry::{secrets, Caller, Tenancy};
+    use crate::registry::{secrets, Caller};
 
     fn pending(occurred_at: NaiveDateTime, secret: &str) -> Pending {
         let mut event = AuditEvent::new("token.request", Outcome::Success, RequestMeta::default());
@@ -210,7 +210,7 @@ mod tests {
 
         write_batch(&mut conn, &[pending(earlier, secret_id), pending(later, secret_id)]).unwrap();
         write_batch(&mut conn, &[pending(earlier, secret_id)]).unwrap();
-        let listed = secrets::list(&mut conn, &Tenancy::Operator, &created.client.id).unwrap();
+        let listed = secrets::list(&mut conn, &Caller::cli(), &created.client.id).unwrap();
         assert_eq!(listed[0].last_used_at, Some(later));
         let stored: i64 = audit_events::table
             .filter(audit_events::event_type.eq("token.request"))

@@ -6,7 +6,7 @@ use super::{joined, CliResult, Context};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
 use crate::registry::secrets::{self, NewSecret};
-use crate::registry::{revocation, Caller, Tenancy};
+use crate::registry::{revocation, Caller};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -155,7 +155,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
         }
         ClientCommand::List { partner, limit, cursor } => {
             let filter = ClientFilter { partner_id: partner, enabled: None, cursor, limit: Some(limit) };
-            let page = clients::list(&mut conn, &Tenancy::Operator, &filter)?;
+            let page = clients::list(&mut conn, &Caller::cli(), &filter)?;
             ctx.print(&page, |page| {
                 let mut lines: Vec<String> = page.items.iter().map(describe).collect();
                 if let Some(next) = &page.next_cursor {
@@ -195,8 +195,8 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             ctx.print(&serde_json::json!({"deleted": id}), |_| format!("deleted client {id}"));
         }
         ClientCommand::Show { id } => {
-            let client = clients::get(&mut conn, &Tenancy::Operator, &id)?;
-            let secrets = secrets::list(&mut conn, &Tenancy::Operator, &id)?;
+            let client = clients::get(&mut conn, &Caller::cli(), &id)?;
+            let secrets = secrets::list(&mut conn, &Caller::cli(), &id)?;
             let value = serde_json::json!({"client": client, "secrets": secrets});
             ctx.print(&value, |_| {
                 let mut out = describe(&client);

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use super::{joined, CliResult, Context};
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
 
-use crate::registry::{revocation, Caller, Tenancy};
+use crate::registry::{revocation, Caller};
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             ctx.print(&partner, |p| format!("created partner {}", describe(p)));
         }
         PartnerCommand::List => {
-            let list = partners::list(&mut conn, &Tenancy::Operator)?;
+            let list = partners::list(&mut conn, &Caller::cli())?;
             ctx.print(&list, |list| list.iter().map(describe).collect::<Vec<_>>().join("\n"));
         }
         PartnerCommand::Update { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {

@@ -31,7 +31,7 @@ pub fn admin_client(
                 id: format!("{} (run with --force to create another)", existing.join(", ")),
             });
         }
-        if partners::get(conn, &caller.tenancy, OPERATOR_PARTNER).is_err() {
+        if partners::get(conn, &caller, OPERATOR_PARTNER).is_err() {
             let reserved =
                 [scopes::ADMIN, scopes::CLIENTS_READ, scopes::CLIENTS_WRITE, scopes::AUDIT_READ, scopes::INTROSPECT];
             let input = NewPartner {

@@ -285,7 +285,7 @@ pub fn create(
         }
     };
     crate::store::write_transaction(conn, |conn| {
-        partners::get(conn, &caller.tenancy, &partner_id)?;
+        partners::get(conn, caller, &partner_id)?;
         if clients::table.find(&client_id).count().get_result::<i64>(conn)? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "client", id: client_id.clone() });
         }
@@ -319,12 +319,15 @@ pub fn create(
     })
 }
 
-pub fn get(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<Client> {
-    let row = get_row(conn, tenancy, id)?;
+pub fn get(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<Client> {
+    caller.require(Permission::ClientsRead)?;
+    let row = get_row(conn, &caller.tenancy, id)?;
     assemble(conn, row)
 }
 
-pub fn list(conn: &mut DbConnection, tenancy: &Tenancy, filter: &ClientFilter) -> RegistryResult<Page<Client>> {
+pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> RegistryResult<Page<Client>> {
+    caller.require(Permission::ClientsRead)?;
+    let tenancy = &caller.tenancy;
     let limit = filter.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
         return Err(RegistryError::Invalid {
@@ -420,7 +423,7 @@ pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: 
             Some(id),
             json!({"before": {"enabled": row.enabled}, "after": {"enabled": enabled}}),
         )?;
-        get(conn, &caller.tenancy, id)
+        get(conn, caller, id)
     })
 }
 

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{not_found, scopes, validate, Caller, RegistryError, RegistryResult, Tenancy};
+use super::{not_found, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 use crate::store::models::PartnerRow;
 use crate::store::schema::{partner_scopes, partners};
 use crate::store::{now, DbConnection};
@@ -120,8 +120,9 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
 }
 
 /// A partner as its caller may see it: a partner admin naming another partner gets `NotFound`.
-pub fn get(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<Partner> {
-    if !tenancy.allows_partner(id) {
+pub fn get(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<Partner> {
+    caller.require(Permission::ClientsRead)?;
+    if !caller.tenancy.allows_partner(id) {
         return Err(not_found("partner", id));
     }
     let row = partners::table
@@ -133,9 +134,10 @@ pub fn get(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResu
     from_row(conn, row)
 }
 
-pub fn list(conn: &mut DbConnection, tenancy: &Tenancy) -> RegistryResult<Vec<Partner>> {
+pub fn list(conn: &mut DbConnection, caller: &Caller) -> RegistryResult<Vec<Partner>> {
+    caller.require(Permission::ClientsRead)?;
     let mut query = partners::table.select(PartnerRow::as_select()).order(partners::id).into_boxed();
-    if let Tenancy::Partner(own) = tenancy {
+    if let Tenancy::Partner(own) = &caller.tenancy {
         query = query.filter(partners::id.eq(own.clone()));
     }
     let rows = query.load(conn)?;
@@ -149,7 +151,7 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
     }
     validate_limits(input.rate_limit_per_minute.flatten(), input.token_quota_per_day.flatten())?;
     crate::store::write_transaction(conn, |conn| {
-        let before = get(conn, &caller.tenancy, id)?;
+        let before = get(conn, caller, id)?;
         if let Some(ceiling) = &input.scope_ceiling {
             let ceiling = scopes::require_known(conn, ceiling)?;
             replace_ceiling(conn, id, &ceiling)?;
@@ -165,7 +167,7 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
             diesel::update(target).set(partners::token_quota_per_day.eq(quota)).execute(conn)?;
         }
         diesel::update(target).set(partners::updated_at.eq(now())).execute(conn)?;
-        let after = get(conn, &caller.tenancy, id)?;
+        let after = get(conn, caller, id)?;
         caller.audit(conn, "partner.update", Some(id), None, json!({"before": before, "after": after}))?;
         Ok(after)
     })
@@ -175,12 +177,12 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
 pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     crate::store::write_transaction(conn, |conn| {
-        get(conn, &caller.tenancy, id)?;
+        get(conn, caller, id)?;
         diesel::update(partners::table.find(id))
             .set((partners::suspended.eq(suspended), partners::updated_at.eq(now())))
             .execute(conn)?;
         let event = if suspended { "partner.suspend" } else { "partner.resume" };
         caller.audit(conn, event, Some(id), None, json!({"after": {"suspended": suspended}}))?;
-        get(conn, &caller.tenancy, id)
+        get(conn, caller, id)
     })
 }

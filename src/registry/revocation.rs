@@ -42,7 +42,7 @@ pub fn revoke_partner_tokens(
 ) -> RegistryResult<NaiveDateTime> {
     caller.require_operator("partner-wide revocation")?;
     crate::store::write_transaction(conn, |conn| {
-        partners::get(conn, &caller.tenancy, partner_id)?;
+        partners::get(conn, caller, partner_id)?;
         let cutoff = now();
         diesel::update(partners_table::table.find(partner_id))
             .set(partners_table::tokens_revoked_before.eq(Some(cutoff)))

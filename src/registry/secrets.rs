@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::credentials::{new_secret_id, ClientSecret};
-use super::{clients, not_found, validate, Caller, RegistryError, RegistryResult, Tenancy};
+use super::{clients, not_found, validate, Caller, Permission, RegistryError, RegistryResult};
 use crate::store::models::ClientSecretRow;
 use crate::store::schema::client_secrets;
 use crate::store::{now, DbConnection};
@@ -159,8 +159,9 @@ pub fn create(
     })
 }
 
-pub fn list(conn: &mut DbConnection, tenancy: &Tenancy, client_id: &str) -> RegistryResult<Vec<SecretInfo>> {
-    clients::get_row(conn, tenancy, client_id)?;
+pub fn list(conn: &mut DbConnection, caller: &Caller, client_id: &str) -> RegistryResult<Vec<SecretInfo>> {
+    caller.require(Permission::ClientsRead)?;
+    clients::get_row(conn, &caller.tenancy, client_id)?;
     let at = now();
     let rows: Vec<ClientSecretRow> = client_secrets::table
         .filter(client_secrets::client_id.eq(client_id))

@@ -8,8 +8,8 @@ use super::{AdminCaller, Listing};
 use crate::http::problem::Problem;
 use crate::http::AppState;
 use crate::registry::clients::{self, ClientFilter, ClientUpdate, NewClient};
+use crate::registry::revocation;
 use crate::registry::secrets::{self, NewSecret};
-use crate::registry::{revocation, Permission};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/clients", web::post().to(create))
@@ -39,8 +39,7 @@ async fn list(
     AdminCaller(caller): AdminCaller,
     query: web::Query<ClientFilter>,
 ) -> Result<HttpResponse, Problem> {
-    caller.require(Permission::ClientsRead)?;
-    let page = state.run(move |conn| clients::list(conn, &caller.tenancy, &query)).await?;
+    let page = state.run(move |conn| clients::list(conn, &caller, &query)).await?;
     Ok(HttpResponse::Ok().json(Listing { items: page.items, next_cursor: page.next_cursor }))
 }
 
@@ -49,8 +48,7 @@ async fn get(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    caller.require(Permission::ClientsRead)?;
-    let client = state.run(move |conn| clients::get(conn, &caller.tenancy, &id)).await?;
+    let client = state.run(move |conn| clients::get(conn, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
@@ -122,8 +120,7 @@ async fn list_secrets(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    caller.require(Permission::ClientsRead)?;
-    let items = state.run(move |conn| secrets::list(conn, &caller.tenancy, &id)).await?;
+    let items = state.run(move |conn| secrets::list(conn, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(Listing::complete(items)))
 }
 

@@ -6,7 +6,6 @@ use super::{AdminCaller, Listing};
 use crate::http::problem::Problem;
 use crate::http::AppState;
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
-use crate::registry::Permission;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/partners", web::post().to(create))
@@ -27,8 +26,7 @@ async fn create(
 }
 
 async fn list(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
-    caller.require(Permission::ClientsRead)?;
-    let items = state.run(move |conn| partners::list(conn, &caller.tenancy)).await?;
+    let items = state.run(move |conn| partners::list(conn, &caller)).await?;
     Ok(HttpResponse::Ok().json(Listing::complete(items)))
 }
 
@@ -37,8 +35,7 @@ async fn get(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    caller.require(Permission::ClientsRead)?;
-    let partner = state.run(move |conn| partners::get(conn, &caller.tenancy, &id)).await?;
+    let partner = state.run(move |conn| partners::get(conn, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(partner))
 }
 
