@@ -2,10 +2,11 @@ use clap::Parser;
 
 #[actix_web::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    partnergate::cli::logging::init();
     let cli = partnergate::cli::Cli::parse();
     if let Err(err) = partnergate::cli::run(cli).await {
-        eprintln!("error: {err}");
+        // Errors quote what the operator typed (a secret where an id belongs) and database causes.
+        eprintln!("error: {}", partnergate::redact::all(&err.to_string()));
         std::process::exit(1);
     }
 }

@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 use serde::Serialize;
 
+use crate::redact;
 use crate::store::models::NewAuditEventRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,8 +67,10 @@ impl AuditEvent {
         }
     }
 
-    /// The row to insert. The caller-supplied text columns (client id, request id, user agent) pass through
-    /// `scrub`: a partner who swaps its client id and secret must not find the secret in the audit trail.
+    /// The row to insert: the one place an event becomes a record, so the one place credentials are taken
+    /// out. Id-like columns that look like a credential are replaced whole (callers type into id fields
+    /// whatever they have at hand); free text (reason, details such as a refused path) keeps its words with
+    /// each credential in it replaced (DESIGN.md 4.4).
     pub fn into_row(self) -> NewAuditEventRow {
         NewAuditEventRow {
             occurred_at: self.occurred_at,
@@ -75,50 +78,40 @@ impl AuditEvent {
             outcome: self.outcome.as_str().to_string(),
             reason: text(self.reason),
             request_id: scrub(self.meta.request_id),
-            actor: self.actor,
-            partner_id: self.partner_id,
+            actor: scrub(self.actor),
+            partner_id: scrub(self.partner_id),
             client_id: scrub(self.client_id),
-            secret_id: self.secret_id,
-            scopes: self.scopes,
-            audience: self.audience,
-            jti: self.jti,
+            secret_id: scrub(self.secret_id),
+            scopes: text(self.scopes),
+            audience: text(self.audience),
+            jti: scrub(self.jti),
             source_ip: self.meta.source_ip,
             user_agent: scrub(self.meta.user_agent),
-            details: self.details.map(|d| d.to_string()),
+            details: self.details.map(|d| redact::credentials(&d.to_string()).into_owned()),
         }
     }
 }
 
 /// What a scrubbed value is stored as.
-pub const REDACTED: &str = "<redacted: looks like a credential>";
+pub const REDACTED: &str = redact::REDACTED;
 
-/// Replaces a value that looks like a client secret or an access token. Callers type into id fields whatever
-/// they have at hand; the audit trail records ids and names only (DESIGN.md 4.4).
+/// Replaces a value that looks like a client secret or an access token.
 fn scrub(value: Option<String>) -> Option<String> {
-    text(value).map(|v| if looks_like_credential(&v) { REDACTED.to_string() } else { v })
+    bounded(value.map(|v| if redact::has_credential(&v) { REDACTED.to_string() } else { v }))
 }
 
 /// Longest free-text value stored; longer ones are cut.
 const MAX_TEXT_CHARS: usize = 512;
 
-/// Free text as it may be stored: control characters (NUL above all, which PostgreSQL refuses in text and
-/// which would fail a whole group-commit batch) replaced, and the length bounded.
+/// Free text as it may be stored: credentials replaced (before cutting, so no half-token survives),
+/// control characters (NUL above all, which PostgreSQL refuses in text and which would fail a whole
+/// group-commit batch) replaced, and the length bounded.
 fn text(value: Option<String>) -> Option<String> {
-    value.map(|v| v.chars().take(MAX_TEXT_CHARS).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect())
+    bounded(value.map(|v| redact::credentials(&v).into_owned()))
 }
 
-/// A client secret (`pgs_` and at least 20 base62 characters, so a truncated one too), or a compact JWS
-/// (a word of three dot-separated parts, the first a base64url JSON header `eyJ...`).
-fn looks_like_credential(value: &str) -> bool {
-    let prefix = crate::registry::credentials::SECRET_PREFIX;
-    let secret = value
-        .match_indices(prefix)
-        .any(|(at, _)| value[at + prefix.len()..].bytes().take_while(u8::is_ascii_alphanumeric).count() >= 20);
-    let jws = value.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')).any(|word| {
-        let parts: Vec<&str> = word.split('.').collect();
-        parts.len() == 3 && parts[0].starts_with("eyJ") && parts.iter().all(|p| !p.is_empty())
-    });
-    secret || jws
+fn bounded(value: Option<String>) -> Option<String> {
+    value.map(|v| v.chars().take(MAX_TEXT_CHARS).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect())
 }
 
 #[cfg(test)]

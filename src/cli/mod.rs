@@ -6,6 +6,7 @@ mod audit;
 mod catalog;
 mod client;
 mod keys;
+pub mod logging;
 mod partner;
 mod serve;
 mod token;

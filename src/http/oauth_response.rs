@@ -60,7 +60,9 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
     let description = match err {
         // The internal cause is logged above; the caller gets a stable sentence.
         OAuthError::TemporarilyUnavailable(_) => "the service is temporarily unavailable; retry later".to_string(),
-        other => other.description(),
+        // The one place a description is written: what the caller sent (a scope, a resource, a repeated
+        // parameter's name) may be a secret or a token, and is not echoed (DESIGN.md 4.4).
+        other => crate::redact::credentials(&other.description()).into_owned(),
     };
     builder.json(ErrorBody { error: err.code(), error_description: description })
 }

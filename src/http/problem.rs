@@ -56,7 +56,10 @@ impl ResponseError for Problem {
                 format!("Bearer realm=\"partnergate\", error=\"{}\"", self.error),
             ));
         }
-        response.json(json!({"error": self.error, "message": self.message}))
+        // The one place a problem body is written: messages quote what the caller sent (an id in the path,
+        // serde's `unknown field` text), which may be a secret or a token (DESIGN.md 4.4).
+        let message = crate::redact::credentials(&self.message);
+        response.json(json!({"error": self.error, "message": message}))
     }
 }
 

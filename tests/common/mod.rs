@@ -437,3 +437,76 @@ impl Reply {
         ids.iter().fold(self.text.clone(), |text, id| text.replace(id, "<id>"))
     }
 }
+
+/// Any admin API request with a bearer token (`None`: none) and a body sent as given with its content type.
+pub async fn admin_request(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, String)>,
+) -> Reply {
+    let mut request = reqwest::Client::new().request(method, server.url(&format!("/admin/v1{path}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some((content_type, body)) = body {
+        request = request.header("content-type", content_type).body(body);
+    }
+    Reply::from(request.send().await.expect("admin request sent")).await
+}
+
+/// Every stored audit row, oldest first, `details` as stored text.
+pub fn audit_rows(server: &TestServer) -> Vec<partnergate::store::models::AuditEventRow> {
+    use diesel::prelude::*;
+    use partnergate::store::models::AuditEventRow;
+    use partnergate::store::schema::audit_events;
+    audit_events::table
+        .select(AuditEventRow::as_select())
+        .order(audit_events::id)
+        .load(&mut *server.conn())
+        .expect("audit rows")
+}
+
+/// The real binary with `args` after the global options for `server`'s database and keys.
+pub fn run_cli(server: &TestServer, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_partnergate"))
+        .args(["--database-url", &server.db.url, "--keys-dir"])
+        .arg(&server.keys_dir)
+        .args(args)
+        .env_remove("PARTNERGATE_CLIENT_SECRET")
+        .output()
+        .expect("run partnergate")
+}
+
+/// Log lines written through the server's own (redacting) logger, captured for leak checks. The logger is
+/// global: install it once per test binary.
+#[derive(Clone, Default)]
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Installs `partnergate::cli::logging` at `filter` level, writing into the returned capture.
+    pub fn install(filter: &str) -> Self {
+        let log = CapturedLog::default();
+        partnergate::cli::logging::builder()
+            .parse_filters(filter)
+            .target(env_logger::Target::Pipe(Box::new(log.clone())))
+            .init();
+        log
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
