@@ -31,10 +31,19 @@ pub type PooledDb = PooledConnection<BackendManager>;
 
 /// Opens connections of one backend only. Diesel's `ConnectionManager<MultiConnection>` tries every backend
 /// in turn, so while Postgres is down it would "succeed" by creating a SQLite file named after the URL.
-#[derive(Debug)]
 pub struct BackendManager {
     backend: Backend,
     driver_url: String,
+}
+
+/// The URL may hold a password, and the pool's `Debug` shows its manager.
+impl std::fmt::Debug for BackendManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendManager")
+            .field("backend", &self.backend)
+            .field("driver_url", &redact_url(&self.driver_url))
+            .finish()
+    }
 }
 
 impl ManageConnection for BackendManager {
@@ -46,7 +55,10 @@ impl ManageConnection for BackendManager {
             Backend::Sqlite => SqliteConnection::establish(&self.driver_url).map(DbConnection::Sqlite),
             Backend::Postgres => PgConnection::establish(&self.driver_url).map(DbConnection::Postgresql),
         };
-        conn.map_err(diesel::r2d2::Error::ConnectionError)
+        // r2d2 keeps the last connection error and shows it in its timeout error: no password in it.
+        conn.map_err(|err| {
+            diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(cause(&self.driver_url, &err)))
+        })
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
@@ -86,7 +98,7 @@ impl StoreError {
 
 impl From<diesel::r2d2::PoolError> for StoreError {
     fn from(err: diesel::r2d2::PoolError) -> Self {
-        StoreError::Unavailable(err.to_string())
+        StoreError::Unavailable(crate::redact::database(&err.to_string()).into_owned())
     }
 }
 
@@ -117,18 +129,40 @@ pub fn parse_database_url(url: &str) -> Result<(Backend, String), StoreError> {
     }
 }
 
-/// A URL with any password replaced, for messages and logs.
+/// A URL (or key=value DSN) with any password replaced, for messages, logs and `Debug`.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
-                None => url.to_string(),
+    crate::redact::database(url).into_owned()
+}
+
+/// A driver's error about `url`, with the URL's passwords taken out wherever the driver quoted them (libpq
+/// quotes the offending token of a malformed URL, e.g. `invalid percent-encoded token: "..."`).
+fn cause(url: &str, err: &impl std::fmt::Display) -> String {
+    passwords(url)
+        .iter()
+        .fold(redact_url(&err.to_string()), |text, password| text.replace(password.as_str(), crate::redact::PASSWORD))
+}
+
+/// The passwords a URL carries: its user info's and any `password=` parameter's, as written.
+fn passwords(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(scheme_end) = url.find("://") {
+        let after = &url[scheme_end + 3..];
+        let authority = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+        if let Some(at) = authority.rfind('@') {
+            if let Some(colon) = authority[..at].find(':') {
+                found.push(authority[colon + 1..at].to_string());
             }
         }
-        _ => url.to_string(),
     }
+    for pair in url.split(['?', '&', ' ']) {
+        if let Some((key, value)) = pair.split_once('=') {
+            if key.eq_ignore_ascii_case("password") {
+                found.push(value.trim_matches('\'').to_string());
+            }
+        }
+    }
+    found.retain(|p| !p.is_empty());
+    found
 }
 
 /// Per-connection settings for SQLite: a busy timeout (first, so the others wait too) so that concurrent
@@ -181,8 +215,9 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         Backend::Postgres => {
             // libpq honours connect_timeout; without it an unreachable host can hang for minutes.
             let probe_url = with_connect_timeout(&driver_url, options.connect_timeout);
-            PgConnection::establish(&probe_url)
-                .map_err(|err| StoreError::Unavailable(format!("postgres {}: {err}", redact_url(url))))?;
+            PgConnection::establish(&probe_url).map_err(|err| {
+                StoreError::Unavailable(format!("postgres {}: {}", redact_url(url), cause(url, &err)))
+            })?;
         }
     }
     let manager_url = match backend {
@@ -217,7 +252,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
         DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
         DbConnection::Postgresql(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
-    applied.map_err(|err| StoreError::Migration(err.to_string()))
+    applied.map_err(|err| StoreError::Migration(redact_url(&err.to_string())))
 }
 
 /// Serde helpers that write stored UTC timestamps as RFC 3339 with a `Z` (`2026-11-22T20:36:16.008297Z`),
@@ -331,5 +366,21 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url("postgres://bob:hunter2@db/x"), "postgres://bob:***@db/x");
         assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(redact_url("postgres://bob@db/x?password=hunter2"), "postgres://bob@db/x?password=***");
+        let url = "postgresql://bob:Hun%zz2@db/x?password=Other3";
+        let quoted = cause(url, &"invalid percent-encoded token: \"Hun%zz2\" (also Other3)");
+        assert!(!quoted.contains("Hun%zz2") && !quoted.contains("Other3"), "{quoted}");
+    }
+
+    #[test]
+    fn the_pools_debug_shows_no_password() {
+        let manager = BackendManager {
+            backend: Backend::Postgres,
+            driver_url: "postgres://bob:Hunter2a@db/x?password=Hunter2b&connect_timeout=1".into(),
+        };
+        let pool: DbPool = Pool::builder().max_size(1).build_unchecked(manager);
+        let shown = format!("{pool:?} {:?}", parse_database_url("host=db password=Hunter2c"));
+        assert!(shown.contains("BackendManager"), "{shown}");
+        assert!(!shown.contains("Hunter2"), "{shown}");
     }
 }
