@@ -84,6 +84,14 @@ pub struct ServeArgs {
     /// HTTP worker threads; defaults to the number of cores.
     #[arg(long, env = "PARTNERGATE_WORKERS")]
     pub workers: Option<usize>,
+    /// Seconds a request body may take to arrive, counted from its headers; a slower one is cut with 400.
+    #[arg(long, env = "PARTNERGATE_BODY_READ_TIMEOUT_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub body_read_timeout_secs: u64,
+    /// Concurrent connections each worker thread serves; beyond that, new connections wait to be accepted.
+    #[arg(long, env = "PARTNERGATE_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_connections: u64,
 }
 
 /// Token settings after defaults are resolved.
@@ -131,6 +139,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub workers: Option<usize>,
     pub audit_retention_days: u32,
+    /// The time a request body may take to arrive (the headers have actix-web's 5 s).
+    pub body_read_timeout: Duration,
+    /// Per worker thread.
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -145,6 +157,8 @@ impl ServerConfig {
             max_body_bytes: serve.max_body_bytes,
             workers: serve.workers,
             audit_retention_days: serve.audit_retention_days,
+            body_read_timeout: Duration::from_secs(serve.body_read_timeout_secs),
+            max_connections: usize::try_from(serve.max_connections).unwrap_or(usize::MAX),
         })
     }
 }

@@ -93,14 +93,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         max_body_bytes: config.max_body_bytes,
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
     };
+    let body_read_timeout = config.body_read_timeout;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .wrap_fn(move |req, service| http::body_timeout::limit(req, service, body_read_timeout))
             .wrap_fn(http::guard::reject_control_characters)
             .wrap_fn(http::request_id::assign)
             .configure(http::routes)
     })
-    .shutdown_timeout(10);
+    .shutdown_timeout(10)
+    .max_connections(config.max_connections);
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));
     }

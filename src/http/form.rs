@@ -19,7 +19,14 @@ pub async fn read_form(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| OAuthError::InvalidRequest("the request body could not be read".into()))?;
+        let chunk = chunk.map_err(|err| {
+            let message = if super::body_timeout::is_timeout(&err) {
+                super::body_timeout::TIMED_OUT
+            } else {
+                "the request body could not be read"
+            };
+            OAuthError::InvalidRequest(message.into())
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(OAuthError::BodyTooLarge);
         }

@@ -2,6 +2,7 @@
 //! domain errors to RFC 6749 bodies and admin problems. Handlers parse, call one domain function, map.
 
 pub mod admin;
+pub mod body_timeout;
 mod discovery;
 mod form;
 pub mod guard;

@@ -118,6 +118,8 @@ impl TestServer {
             max_body_bytes: 16 * 1024,
             workers: Some(2),
             audit_retention_days: 90,
+            body_read_timeout: std::time::Duration::from_secs(5),
+            max_connections: 1024,
         };
         customize(&mut config);
         let server = partnergate::start(config.clone()).await.expect("server starts");
@@ -509,4 +511,58 @@ impl std::io::Write for CapturedLog {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// What a raw TCP client saw: the bytes the server sent until it closed the connection (or `bound` passed),
+/// and when the first bytes and the close came.
+pub struct RawExchange {
+    pub response: String,
+    pub answered_after: Option<std::time::Duration>,
+    pub closed_after: Option<std::time::Duration>,
+}
+
+/// Sends `head` (request line, headers and the start of a body) over a raw TCP connection, then one byte
+/// of `trickle` every `interval` (none when `trickle` is empty: the body never completes), reading whatever
+/// the server answers until it closes the connection or `bound` passes. Blocking; run on a blocking thread.
+pub fn slow_request(
+    addr: &str,
+    head: &str,
+    trickle: &[u8],
+    interval: std::time::Duration,
+    bound: std::time::Duration,
+) -> RawExchange {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    stream.write_all(head.as_bytes()).expect("send the head");
+    let started = Instant::now();
+    let mut exchange = RawExchange { response: String::new(), answered_after: None, closed_after: None };
+    let mut sent = 0;
+    let mut next_byte = started + interval;
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < bound {
+        if sent < trickle.len() && Instant::now() >= next_byte {
+            // A write may fail once the server has closed; the read below sees the close.
+            let _ = stream.write_all(&trickle[sent..sent + 1]);
+            sent += 1;
+            next_byte += interval;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                exchange.closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(n) => {
+                exchange.answered_after.get_or_insert(started.elapsed());
+                exchange.response.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => {
+                exchange.closed_after = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    exchange
 }
