@@ -1,0 +1,71 @@
+// Renders bench/run's results as Markdown. Usage: node report.mjs RESULTS.jsonl META.json FAILURES
+// (RESULTS: one JSON object per wrk run; FAILURES: the failed checks, one a line, empty when all passed).
+import { readFileSync } from 'node:fs';
+
+const [resultsPath, metaPath, failureText = ''] = process.argv.slice(2);
+const rows = readFileSync(resultsPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
+const failures = failureText.split('\n').filter(Boolean);
+
+const int = (n) => Math.round(n).toLocaleString('en-US');
+const ms = (n) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
+const scenarioName = (r) =>
+  ({ token: 'POST /oauth2/token', jwks: 'GET jwks', introspect: 'POST /oauth2/introspect' })[r.scenario] +
+  ` c${r.connections}`;
+
+const out = [];
+out.push(`# partnergate benchmark, ${meta.started}`);
+out.push('');
+out.push(
+  `Machine: ${meta.cores} cores (${meta.cpu}), ${meta.mem}, Linux ${meta.kernel}; load average before ` +
+    `${meta.load_before}, after ${meta.load_after}. Load generator ${meta.wrk} on the same machine, ` +
+    `${meta.threads} threads, loopback; ${meta.duration} s per run (token and introspection rates over the ` +
+    `${meta.send_secs} s sending window); ${meta.rounds} round(s); Node.js ${meta.node}.`,
+);
+out.push('');
+out.push('| server | backend | ready after | peak RSS (VmHWM) |');
+out.push('|---|---|---:|---:|');
+for (const s of meta.servers) {
+  out.push(`| ${s.label} | ${s.backend} | ${int(s.ready_ms)} ms | ${s.hwm_mb.toFixed(1)} MB |`);
+}
+out.push('');
+out.push('| round | scenario | backend | server | req/s | p50 ms | p99 ms | errors | RSS MB | audit events |');
+out.push('|---:|---|---|---|---:|---:|---:|---:|---:|---|');
+for (const r of rows) {
+  const audit = r.audited === null ? '-' : `${int(r.audited)} / ${int(r.requests)} ${r.audited === r.requests ? 'ok' : 'MISMATCH'}`;
+  const errors = r.errors + r.unanswered;
+  out.push(
+    `| ${r.round} | ${scenarioName(r)} | ${r.backend} | ${r.label} | ${int(r.rps)} | ${ms(r.p50_ms)} | ` +
+      `${ms(r.p99_ms)} | ${errors} | ${r.rss_mb.toFixed(1)} | ${audit} |`,
+  );
+}
+
+// Ratios between runs of the same round and backend block, which ran next to each other.
+const ratios = [];
+const sibling = (r, server) =>
+  rows.find((x) => x.round === r.round && x.block === r.block && x.scenario === r.scenario &&
+    x.connections === r.connections && x.server === server);
+for (const r of rows.filter((x) => x.server.startsWith('partnergate-'))) {
+  const parts = [];
+  const peer = sibling(r, 'oidc-provider');
+  if (peer) parts.push(`${(r.rps / peer.rps).toFixed(2)}× oidc-provider`);
+  const base = sibling(r, `baseline-${r.backend}`);
+  if (base) parts.push(`${(r.rps / base.rps).toFixed(2)}× baseline`);
+  if (parts.length) ratios.push(`- round ${r.round}, ${scenarioName(r)}, ${r.backend}: partnergate ${parts.join(', ')}`);
+}
+if (ratios.length) {
+  out.push('');
+  out.push('Ratios of req/s (runs that ran next to each other):');
+  out.push('');
+  out.push(...ratios);
+}
+out.push('');
+if (failures.length) {
+  out.push(`**CHECKS FAILED (${failures.length}):**`);
+  out.push('');
+  for (const f of failures) out.push(`- ${f}`);
+} else {
+  out.push('Checks passed: no errors (non-2xx, socket errors, timeouts, unanswered requests), and every token ' +
+    'and introspection response has its success event in the audit trail.');
+}
+console.log(out.join('\n'));

@@ -1,0 +1,70 @@
+-- wrk script shared by every scenario of bench/run. The request comes from the environment (static, built
+-- once by wrk, so the generator spends no Lua per request):
+--   BENCH_METHOD, BENCH_BODY, BENCH_AUTH (an Authorization header value), BENCH_CONTENT_TYPE.
+-- BENCH_SEND_SECS, when set, stops sending new requests that many seconds after each thread starts and lets
+-- the requests in flight finish before wrk's -d ends. Without it, wrk would cut off up to one request per
+-- connection that the server has already answered (and audited) but wrk never counts, and the audit check
+-- ("audit events = responses") could not be exact.
+-- done() prints one JSON line prefixed with "BENCH_RESULT " for bench/run.
+
+local method = os.getenv("BENCH_METHOD")
+if method and method ~= "" then wrk.method = method end
+local body = os.getenv("BENCH_BODY")
+if body and body ~= "" then wrk.body = body end
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
+local content_type = os.getenv("BENCH_CONTENT_TYPE")
+if content_type and content_type ~= "" then wrk.headers["Content-Type"] = content_type end
+
+local send_secs = tonumber(os.getenv("BENCH_SEND_SECS") or "")
+if send_secs then
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clk_id, bench_timespec *tp);
+  ]]
+  local ts = ffi.new("bench_timespec")
+  local function now()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+  end
+  local stop_at
+  sent = 0 -- global: done() reads it from each thread
+
+  function init(args)
+    stop_at = now() + send_secs
+  end
+
+  -- Called before every request: 0 ms while sending, then a delay longer than any run, so each connection
+  -- goes quiet after its last response.
+  function delay()
+    if now() < stop_at then
+      sent = sent + 1
+      return 0
+    end
+    return 3600000
+  end
+end
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  -- Requests sent but never answered within the run (only known when sending stops early).
+  local total_sent = summary.requests
+  if send_secs then
+    total_sent = 0
+    for _, thread in ipairs(threads) do total_sent = total_sent + thread:get("sent") end
+  end
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"sent":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
+    summary.requests, total_sent, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
