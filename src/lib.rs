@@ -5,10 +5,12 @@
 
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
 pub mod oauth;
+pub mod readmodel;
 pub mod redact;
 pub mod registry;
 pub mod store;
@@ -24,6 +26,8 @@ use config::ServerConfig;
 use http::AppState;
 use keys::KeyRing;
 use oauth::TokenService;
+use readmodel::listener::FeedListener;
+use readmodel::ReadModel;
 use registry::clients::ClientLimits;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,8 @@ pub struct RunningServer {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     audit_thread: std::thread::JoinHandle<()>,
     maintenance: tokio::task::JoinHandle<()>,
+    feed: FeedListener,
+    read_model: Arc<ReadModel>,
 }
 
 impl RunningServer {
@@ -51,6 +57,7 @@ impl RunningServer {
         let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
         self.maintenance.abort();
         finish_audit(self.audit_thread).await;
+        stop_feed(self.feed).await;
         result
     }
 
@@ -60,7 +67,17 @@ impl RunningServer {
         let _ = self.server.await;
         self.maintenance.abort();
         finish_audit(self.audit_thread).await;
+        stop_feed(self.feed).await;
     }
+
+    /// This instance's registry cache, for tests and diagnostics.
+    pub fn read_model(&self) -> &Arc<ReadModel> {
+        &self.read_model
+    }
+}
+
+async fn stop_feed(feed: FeedListener) {
+    let _ = tokio::task::spawn_blocking(move || feed.stop()).await;
 }
 
 /// The writer thread ends once every handle is dropped with the server's workers; its last batch is the flush.
@@ -74,20 +91,32 @@ async fn finish_audit(thread: std::thread::JoinHandle<()>) {
 /// Connects to the database, runs migrations, loads (or creates) the signing keys and starts listening.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let setup = config.clone();
-    let (pool, key_ring) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+    let clock = clock::system();
+    let read_model_clock = clock.clone();
+    let (pool, key_ring, read_model, feed) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
         let pool = store::connect(&setup.database_url, &setup.pool)?;
         store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
         let key_ring = KeyRing::load_or_init(&setup.keys_dir)?;
-        Ok((pool, key_ring))
+        let read_model = ReadModel::new(pool.clone(), read_model_clock);
+        let feed =
+            FeedListener::start(&setup.database_url, pool.clone(), setup.pool.connect_timeout, read_model.clone())?;
+        Ok((pool, key_ring, read_model, feed))
     })
     .await
     .expect("server setup panicked")?;
 
-    let (audit_writer, audit_thread) = AuditWriter::start(pool.clone(), WriterOptions::default());
+    let (audit_writer, audit_thread) = AuditWriter::start(pool.clone(), WriterOptions::default(), read_model.clone());
     let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days));
+    let tokens = TokenService::new(
+        read_model.clone(),
+        Arc::new(key_ring),
+        Arc::new(config.token.clone()),
+        clock,
+        audit_writer.clone(),
+    );
     let state = AppState {
         pool: pool.clone(),
-        tokens: TokenService::new(pool, Arc::new(key_ring), Arc::new(config.token.clone()), audit_writer.clone()),
+        tokens,
         audit: audit_writer,
         jwks_max_age_secs: config.jwks_max_age_secs,
         max_body_bytes: config.max_body_bytes,
@@ -113,7 +142,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let handle = server.handle();
     let server = tokio::spawn(server);
     log::info!("partnergate listening on http://{addr} (issuer {})", config.token.issuer);
-    Ok(RunningServer { addr, handle, server, audit_thread, maintenance })
+    Ok(RunningServer { addr, handle, server, audit_thread, maintenance, feed, read_model })
 }
 
 /// Hourly housekeeping: forget revoked `jti`s of expired tokens and apply the audit retention.
@@ -125,6 +154,8 @@ async fn maintenance(pool: store::DbPool, audit_retention_days: u32) {
         let outcome = tokio::task::spawn_blocking(move || -> Result<(usize, usize), registry::RegistryError> {
             let mut conn = pool.get()?;
             let tokens = registry::revocation::prune_expired(&mut conn)?;
+            // Every listener has read a change within a second; an hour is room for a stalled poller.
+            store::changes::prune(&mut conn, store::now() - chrono::Duration::hours(1))?;
             let events = if audit_retention_days > 0 {
                 audit::query::prune_older_than(&mut conn, audit_retention_days)?
             } else {

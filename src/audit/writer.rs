@@ -5,7 +5,8 @@
 //! caller gets an error (the token endpoint answers 503). Dropping every `AuditWriter` handle flushes the queue
 //! and stops the thread.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chrono::NaiveDateTime;
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::AuditEvent;
 use crate::registry::revocation;
+use crate::store::changes::{self, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 use crate::store::schema::{audit_events, client_secrets};
 use crate::store::{DbConnection, DbPool, StoreError};
@@ -62,11 +64,12 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     /// Starts the writer thread. Join the handle after dropping every `AuditWriter` to flush on shutdown.
-    pub fn start(pool: DbPool, options: WriterOptions) -> (AuditWriter, JoinHandle<()>) {
+    /// `changes` hears of the registry changes a batch committed (token revocations).
+    pub fn start(pool: DbPool, options: WriterOptions, changes: Arc<dyn ChangeSink>) -> (AuditWriter, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(options.queue_capacity.max(1));
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(pool, receiver, options.max_batch.max(1)))
+            .spawn(move || run(pool, receiver, options.max_batch.max(1), &*changes))
             .expect("cannot start the audit writer thread");
         (AuditWriter { queue }, handle)
     }
@@ -92,7 +95,7 @@ impl AuditWriter {
     }
 }
 
-fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
+fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize, changes: &dyn ChangeSink) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -103,6 +106,8 @@ fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
             }
         }
         let results = commit(&pool, &batch);
+        // Applied whether or not a write failed: a rolled-back change's note costs only a reload.
+        changes.apply(&changes::take_published());
         for (pending, result) in batch.drain(..).zip(results) {
             // A waiter that gave up (client disconnected) is no reason to stop.
             let _ = pending.done.send(result);
@@ -135,7 +140,8 @@ fn commit(pool: &DbPool, batch: &[Pending]) -> Vec<Result<(), String>> {
 
 fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreError> {
     let rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
-    let mut last_use: HashMap<&str, NaiveDateTime> = HashMap::new();
+    // Rows are locked in one order (by secret id, then by jti), so that two instances' batches never deadlock.
+    let mut last_use: BTreeMap<&str, NaiveDateTime> = BTreeMap::new();
     let mut revocations: Vec<&RevokedTokenRow> = Vec::new();
     for pending in batch {
         for effect in &pending.effects {
@@ -148,6 +154,7 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
             }
         }
     }
+    revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
     crate::store::write_transaction(conn, |conn| {
         // MultiConnection cannot do multi-row inserts; each backend's connection can.
         match conn {

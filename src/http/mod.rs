@@ -17,6 +17,7 @@ use actix_web::{web, HttpResponse};
 use crate::oauth::TokenService;
 use crate::registry::clients::ClientLimits;
 use crate::registry::{RegistryError, RegistryResult};
+use crate::store::changes::{self, ChangeSink};
 use crate::store::{DbConnection, DbPool};
 use problem::Problem;
 
@@ -32,19 +33,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs a registry function on the blocking pool with a pooled connection.
+    /// Runs a registry function on the blocking pool with a pooled connection. The registry changes it
+    /// committed are applied to this instance's read model before the caller hears of them, so that the next
+    /// request here already sees them (other instances hear through the change feed).
     pub async fn run<T, F>(&self, work: F) -> Result<T, Problem>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> RegistryResult<T> + Send + 'static,
     {
         let pool = self.pool.clone();
-        let result = web::block(move || {
-            let mut conn = pool.get().map_err(RegistryError::from)?;
-            work(&mut conn)
+        let (result, published) = web::block(move || {
+            // Notes a panicked or interrupted run may have left on this pooled thread are stale.
+            changes::take_published();
+            let result = pool.get().map_err(RegistryError::from).and_then(|mut conn| work(&mut conn));
+            (result, changes::take_published())
         })
         .await
         .map_err(|_| Problem::internal())?;
+        // A failed change rolled back; applying its notes anyway costs only a reload.
+        self.tokens.read_model().apply(&published);
         result.map_err(Problem::from)
     }
 }

@@ -31,7 +31,7 @@ pub fn status_of(err: &OAuthError) -> StatusCode {
         OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
         OAuthError::UnauthorizedClient(_) => StatusCode::FORBIDDEN,
 
-        OAuthError::TemporarilyUnavailable(_) | OAuthError::IssueLater(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         // DESIGN 4.1: every invalid_request is 400, an oversized body included.
         OAuthError::InvalidRequest(_)
         | OAuthError::BodyTooLarge
@@ -51,9 +51,6 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
         OAuthError::TemporarilyUnavailable(message) => {
             log::warn!("token endpoint unavailable: {message}");
             builder.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
-        }
-        OAuthError::IssueLater(_) => {
-            builder.insert_header((header::RETRY_AFTER, "1"));
         }
         _ => {}
     }

@@ -8,6 +8,7 @@ use super::form::read_form;
 use super::oauth_response::{error_response, json_no_store};
 use super::request_id::request_meta;
 use super::AppState;
+use crate::oauth::OAuthRequest;
 
 /// A header that is not valid text is passed on as garbage, so that it fails as malformed credentials.
 fn authorization(req: &HttpRequest) -> Option<String> {
@@ -16,25 +17,30 @@ fn authorization(req: &HttpRequest) -> Option<String> {
         .map(|v| v.to_str().map(str::to_string).unwrap_or_else(|_| "invalid".to_string()))
 }
 
+async fn oauth_request(req: &HttpRequest, payload: web::Payload, state: &AppState) -> OAuthRequest {
+    OAuthRequest {
+        params: read_form(req, payload, state.max_body_bytes).await,
+        authorization: authorization(req),
+        meta: request_meta(req),
+    }
+}
+
 pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let params = read_form(&req, payload, state.max_body_bytes).await;
-    match state.tokens.issue(params, authorization(&req), request_meta(&req)).await {
+    match state.tokens.issue(oauth_request(&req, payload, &state).await).await {
         Ok(token) => json_no_store(&token),
         Err(err) => error_response(&err),
     }
 }
 
 pub async fn introspect(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let params = read_form(&req, payload, state.max_body_bytes).await;
-    match state.tokens.introspect(params, authorization(&req), request_meta(&req)).await {
+    match state.tokens.introspect(oauth_request(&req, payload, &state).await).await {
         Ok(answer) => json_no_store(&answer),
         Err(err) => error_response(&err),
     }
 }
 
 pub async fn revoke(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let params = read_form(&req, payload, state.max_body_bytes).await;
-    match state.tokens.revoke(params, authorization(&req), request_meta(&req)).await {
+    match state.tokens.revoke(oauth_request(&req, payload, &state).await).await {
         Ok(()) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish(),
         Err(err) => error_response(&err),
     }

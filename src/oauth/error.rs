@@ -49,10 +49,6 @@ pub enum OAuthError {
     InvalidTarget(String),
     #[error("request body too large")]
     BodyTooLarge,
-    /// Internal: the grant must run again after this wait (see `grant::wait_past_cutoff`). The token service
-    /// retries once; a second one reaches the caller as `temporarily_unavailable`.
-    #[error("retry in {0:?}")]
-    IssueLater(std::time::Duration),
     #[error("temporarily_unavailable: {0}")]
     TemporarilyUnavailable(String),
 }
@@ -71,7 +67,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
-            OAuthError::TemporarilyUnavailable(_) | OAuthError::IssueLater(_) => "temporarily_unavailable",
+            OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
         }
     }
 
@@ -86,7 +82,6 @@ impl OAuthError {
             | OAuthError::TemporarilyUnavailable(message) => message.clone(),
             OAuthError::InvalidClient { .. } => "client authentication failed".to_string(),
             OAuthError::BodyTooLarge => "request body too large".to_string(),
-            OAuthError::IssueLater(_) => "retry in a second".to_string(),
         }
     }
 

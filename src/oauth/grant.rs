@@ -6,20 +6,15 @@ use std::collections::BTreeSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::NaiveDateTime;
-
 use serde::Serialize;
 
 use super::claims::{AccessTokenClaims, Audience};
-use super::client_auth::authenticate;
 use super::error::OAuthError;
-use super::request::{self, FormParams};
-use crate::audit::{AuditEvent, Effect};
+use super::request::{self, OAuthRequest};
+use super::{Recording, TokenService};
 use crate::config::TokenSettings;
-use crate::keys::KeyRing;
-use crate::registry::clients::{allowed_scopes, audiences};
+use crate::readmodel::ClientSnapshot;
 use crate::registry::credentials::random_bytes;
-use crate::registry::revocation;
-use crate::store::DbConnection;
 
 /// The successful token response body (RFC 6749 section 5.1).
 #[derive(Clone, Serialize)]
@@ -74,7 +69,7 @@ pub fn resolve_audience(
 
 /// Tokens whose `iat` (whole seconds) is at or before a bulk-revocation cut-off are dead, so a token issued in
 /// the same second as a cut-off would be born revoked. Only in that case: how long until the next second.
-fn wait_past_cutoff(now: NaiveDateTime, cutoff: Option<NaiveDateTime>) -> Option<std::time::Duration> {
+pub fn wait_past_cutoff(now: NaiveDateTime, cutoff: Option<NaiveDateTime>) -> Option<std::time::Duration> {
     let cutoff_secs = cutoff?.and_utc().timestamp();
     if now.and_utc().timestamp() > cutoff_secs {
         return None;
@@ -83,66 +78,81 @@ fn wait_past_cutoff(now: NaiveDateTime, cutoff: Option<NaiveDateTime>) -> Option
     Some((next_second - now).to_std().unwrap_or_default())
 }
 
-/// Runs the grant. `event` is filled in as facts become known, whether the grant succeeds or not.
-pub fn client_credentials(
-    conn: &mut DbConnection,
-    keys: &KeyRing,
+/// What the client asked for, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct TokenAsk {
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Vec<String>,
+}
+
+/// The claims of the token `client` gets for `ask` at `now`: the grant's rules on the snapshot, no I/O.
+pub fn claims_for(
+    client: &ClientSnapshot,
     settings: &TokenSettings,
-    params: &FormParams,
-    authorization: Option<&str>,
-    event: &mut AuditEvent,
-    _effects: &mut Vec<Effect>,
+    ask: &TokenAsk,
+    now: NaiveDateTime,
+    jti: String,
+) -> Result<AccessTokenClaims, OAuthError> {
+    let scopes = resolve_scopes(&client.allowed_scopes, ask.scopes.clone())?;
+    let audience =
+        Audience::from_list(resolve_audience(&client.audiences, ask.audiences.clone(), &settings.default_audience)?);
+    let lifetime = client
+        .token_lifetime_secs
+        .map(i64::from)
+        .unwrap_or(settings.default_lifetime_secs)
+        .min(settings.max_lifetime_secs);
+    let issued_at = now.and_utc().timestamp();
+    Ok(AccessTokenClaims {
+        iss: settings.issuer.clone(),
+        sub: client.client_id.clone(),
+        client_id: client.client_id.clone(),
+        aud: audience,
+        iat: issued_at,
+        nbf: issued_at,
+        exp: issued_at + lifetime,
+        jti,
+        scope: scopes.join(" "),
+        partner_id: client.partner_id.clone(),
+    })
+}
+
+/// Runs the grant. The audit event is filled in as facts become known, whether the grant succeeds or not.
+pub(crate) async fn client_credentials(
+    service: &TokenService,
+    request: &OAuthRequest,
+    recording: &mut Recording,
 ) -> Result<IssuedToken, OAuthError> {
-    let presented = request::credentials(params, authorization)?;
+    let params = request.params()?;
+    let presented = request.credentials()?;
+    let event = &mut recording.event;
     event.client_id = Some(presented.client_id.chars().take(64).collect());
     let grant_type =
         params.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType("only client_credentials is supported".into()));
     }
-    let requested_scopes = request::requested_scopes(params)?;
-    let requested_audiences = request::requested_audiences(params)?;
+    let ask = TokenAsk { scopes: request::requested_scopes(params)?, audiences: request::requested_audiences(params)? };
 
-    let now = crate::store::now();
-    let authenticated = authenticate(conn, &presented, now, event)?;
-    let cutoff =
-        revocation::cutoff(authenticated.client.tokens_revoked_before, authenticated.partner.tokens_revoked_before);
-    if let Some(wait) = wait_past_cutoff(now, cutoff) {
-        // The runner waits without holding a connection or a thread, then runs the grant again.
-        return Err(OAuthError::IssueLater(wait));
+    let mut now = service.clock.now();
+    let mut authenticated = service.authenticate(&presented, now, event).await?;
+    if let Some(wait) = wait_past_cutoff(now, authenticated.client.tokens_revoked_before) {
+        // Issued now, the token would be dead on arrival: wait (holding no connection and no thread) for the
+        // next second, and decide again on what is true then.
+        tokio::time::sleep(wait).await;
+        now = service.clock.now();
+        authenticated = service.authenticate(&presented, now, event).await?;
+        if wait_past_cutoff(now, authenticated.client.tokens_revoked_before).is_some() {
+            return Err(OAuthError::TemporarilyUnavailable("the client's tokens were just revoked; retry".into()));
+        }
     }
-
-    let allowed =
-        allowed_scopes(conn, &authenticated.client.id, &authenticated.partner.id).map_err(OAuthError::unavailable)?;
-    let scopes = resolve_scopes(&allowed, requested_scopes)?;
-    let client_audiences = audiences(conn, &authenticated.client.id).map_err(OAuthError::unavailable)?;
-    let audience =
-        Audience::from_list(resolve_audience(&client_audiences, requested_audiences, &settings.default_audience)?);
-
-    let lifetime = authenticated
-        .client
-        .token_lifetime_secs
-        .map(i64::from)
-        .unwrap_or(settings.default_lifetime_secs)
-        .min(settings.max_lifetime_secs);
-    let issued_at = now.and_utc().timestamp();
-    let claims = AccessTokenClaims {
-        iss: settings.issuer.clone(),
-        sub: authenticated.client.id.clone(),
-        client_id: authenticated.client.id.clone(),
-        aud: audience,
-        iat: issued_at,
-        nbf: issued_at,
-        exp: issued_at + lifetime,
-        jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
-        scope: scopes.join(" "),
-        partner_id: authenticated.partner.id.clone(),
-    };
-    let access_token = keys.sign_jwt(&claims);
+    let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
+    let claims = claims_for(&authenticated.client, &service.settings, &ask, now, jti)?;
+    let access_token = service.keys.sign_jwt(&claims);
     event.scopes = Some(claims.scope.clone());
     event.audience = Some(claims.aud.joined());
     event.jti = Some(claims.jti.clone());
-    Ok(IssuedToken { access_token, token_type: "Bearer", expires_in: lifetime, scope: claims.scope })
+    let expires_in = claims.exp - claims.iat;
+    Ok(IssuedToken { access_token, token_type: "Bearer", expires_in, scope: claims.scope })
 }
 
 #[cfg(test)]

@@ -4,17 +4,14 @@
 use serde::Serialize;
 
 use super::claims::Audience;
-use super::client_auth::{authenticate, AuthenticatedClient};
+use super::client_auth::AuthenticatedClient;
 use super::error::OAuthError;
-use super::request::{self, FormParams};
-use super::verify::{check_standing, verify_signature};
+use super::request::{FormParams, OAuthRequest};
+use super::verify::{standing, verify_signature};
+use super::{Recording, TokenService};
 use crate::audit::{AuditEvent, Effect};
-use crate::config::TokenSettings;
-use crate::keys::KeyRing;
-use crate::registry::clients::allowed_scopes;
-use crate::registry::{revocation, scopes};
+use crate::registry::scopes;
 use crate::store::models::RevokedTokenRow;
-use crate::store::DbConnection;
 
 /// The introspection answer: `{"active": false}` alone, or the token's claims.
 #[derive(Debug, Clone, Serialize)]
@@ -40,47 +37,43 @@ pub struct ActiveToken {
 }
 
 /// Authenticates the calling client; the audit event names it.
-fn authenticate_caller(
-    conn: &mut DbConnection,
-    params: &FormParams,
-    authorization: Option<&str>,
+async fn authenticate_caller(
+    service: &TokenService,
+    request: &OAuthRequest,
     event: &mut AuditEvent,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let presented = request::credentials(params, authorization)?;
-    authenticate(conn, &presented, crate::store::now(), event)
+    let presented = request.credentials()?;
+    service.authenticate(&presented, service.clock.now(), event).await
 }
 
 fn required_token(params: &FormParams) -> Result<&str, OAuthError> {
     params.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))
 }
 
-pub fn introspect(
-    conn: &mut DbConnection,
-    keys: &KeyRing,
-    settings: &TokenSettings,
-    params: &FormParams,
-    authorization: Option<&str>,
-    event: &mut AuditEvent,
-    _effects: &mut Vec<Effect>,
+pub(crate) async fn introspect(
+    service: &TokenService,
+    request: &OAuthRequest,
+    recording: &mut Recording,
 ) -> Result<Introspection, OAuthError> {
-    let caller = authenticate_caller(conn, params, authorization, event)?;
-    let allowed = allowed_scopes(conn, &caller.client.id, &caller.partner.id).map_err(OAuthError::unavailable)?;
-    if !allowed.contains(scopes::INTROSPECT) {
+    let event = &mut recording.event;
+    let caller = authenticate_caller(service, request, event).await?;
+    if !caller.client.allowed_scopes.contains(scopes::INTROSPECT) {
         return Err(OAuthError::UnauthorizedClient(format!("the client needs scope {}", scopes::INTROSPECT)));
     }
-    let token = required_token(params)?;
+    let token = required_token(request.params()?)?;
     let inactive = |event: &mut AuditEvent, reason: &str| {
         event.reason = Some(reason.to_string());
         Ok(Introspection { active: false, token: None })
     };
-    let claims = match verify_signature(keys, settings, token, None) {
+    let claims = match verify_signature(&service.keys, &service.settings, token, None) {
         Ok(claims) => claims,
         Err(rejection) => return inactive(event, rejection.as_str()),
     };
     event.jti = Some(claims.jti.clone());
     event.details =
         Some(serde_json::json!({"token_client_id": claims.client_id, "token_partner_id": claims.partner_id}));
-    if let Err(rejection) = check_standing(conn, &claims).map_err(OAuthError::unavailable)? {
+    let token_client = service.read_model.client(&claims.client_id).await.map_err(OAuthError::unavailable)?;
+    if let Err(rejection) = standing(token_client.as_deref(), &claims) {
         return inactive(event, rejection.as_str());
     }
     event.scopes = Some(claims.scope.clone());
@@ -105,18 +98,15 @@ pub fn introspect(
 
 /// Revokes a token of the calling client. Unknown, invalid, expired and other clients' tokens answer success
 /// as RFC 7009 requires, but only the caller's own tokens are revoked; the audit event says which case it was.
-pub fn revoke(
-    conn: &mut DbConnection,
-    keys: &KeyRing,
-    settings: &TokenSettings,
-    params: &FormParams,
-    authorization: Option<&str>,
-    event: &mut AuditEvent,
-    effects: &mut Vec<Effect>,
+pub(crate) async fn revoke(
+    service: &TokenService,
+    request: &OAuthRequest,
+    recording: &mut Recording,
 ) -> Result<(), OAuthError> {
-    let caller = authenticate_caller(conn, params, authorization, event)?;
-    let token = required_token(params)?;
-    let claims = match verify_signature(keys, settings, token, None) {
+    let event = &mut recording.event;
+    let caller = authenticate_caller(service, request, event).await?;
+    let token = required_token(request.params()?)?;
+    let claims = match verify_signature(&service.keys, &service.settings, token, None) {
         Ok(claims) => claims,
         Err(rejection) => {
             event.reason = Some(format!("not revoked: {}", rejection.as_str()));
@@ -124,20 +114,20 @@ pub fn revoke(
         }
     };
     event.jti = Some(claims.jti.clone());
-    if claims.client_id != caller.client.id {
+    if claims.client_id != caller.client.client_id {
         event.reason = Some("not revoked: the token belongs to another client".into());
         event.details = Some(serde_json::json!({"token_client_id": claims.client_id}));
         return Ok(());
     }
     let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()).unwrap_or_default();
-    let already_revoked = revocation::is_revoked(conn, &claims.jti).map_err(OAuthError::unavailable)?;
+    let already_revoked = caller.client.revoked_jtis.contains(&claims.jti);
     event.details = Some(serde_json::json!({"already_revoked": already_revoked}));
     // Stored by the audit writer in the same commit as this request's event: never one without the other.
-    effects.push(Effect::RevokeToken(RevokedTokenRow {
+    recording.effects.push(Effect::RevokeToken(RevokedTokenRow {
         jti: claims.jti,
-        client_id: caller.client.id,
+        client_id: caller.client.client_id.clone(),
         expires_at,
-        revoked_at: crate::store::now(),
+        revoked_at: service.clock.now(),
     }));
     Ok(())
 }

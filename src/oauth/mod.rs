@@ -14,26 +14,43 @@ use std::sync::Arc;
 pub use claims::{AccessTokenClaims, Audience};
 pub use error::{AuthFailure, OAuthError};
 pub use grant::IssuedToken;
-pub use request::FormParams;
+pub use request::{FormParams, OAuthRequest};
 
 use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, RequestMeta};
+use crate::clock::SharedClock;
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
+use crate::readmodel::ReadModel;
 use crate::registry::Caller;
-use crate::store::{DbPool, StoreError};
+use crate::store::StoreError;
 
-/// Runs token requests on the blocking pool and records each one before answering.
+/// The OAuth endpoints over the registry's read model: with a warm cache a request reads nothing from the
+/// database, and its only database work is its share of the group-committed audit insert.
 #[derive(Clone)]
 pub struct TokenService {
-    pool: DbPool,
+    read_model: Arc<ReadModel>,
     keys: Arc<KeyRing>,
     settings: Arc<TokenSettings>,
+    clock: SharedClock,
     audit: AuditWriter,
 }
 
+/// What one request leaves for the audit writer: its event, filled in as facts become known, and the changes
+/// (`effects`) that must commit together with it.
+pub struct Recording {
+    pub event: AuditEvent,
+    pub effects: Vec<Effect>,
+}
+
 impl TokenService {
-    pub fn new(pool: DbPool, keys: Arc<KeyRing>, settings: Arc<TokenSettings>, audit: AuditWriter) -> Self {
-        TokenService { pool, keys, settings, audit }
+    pub fn new(
+        read_model: Arc<ReadModel>,
+        keys: Arc<KeyRing>,
+        settings: Arc<TokenSettings>,
+        clock: SharedClock,
+        audit: AuditWriter,
+    ) -> Self {
+        TokenService { read_model, keys, settings, clock, audit }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -42,6 +59,10 @@ impl TokenService {
 
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    pub fn read_model(&self) -> &Arc<ReadModel> {
+        &self.read_model
     }
 
     /// Authenticates an admin API caller by its bearer token: one of this server's tokens whose only audience
@@ -59,84 +80,49 @@ impl TokenService {
             Ok(_) => return Ok(Err(verify::Rejection::WrongAudience)),
             Err(rejection) => return Ok(Err(rejection)),
         };
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            let standing = match verify::check_standing(&mut conn, &claims)? {
-                Ok(standing) => standing,
-                Err(rejection) => return Ok(Err(rejection)),
-            };
-            let allowed =
-                crate::registry::clients::allowed_scopes(&mut conn, &standing.client.id, &standing.partner.id)?;
-            let current = claims.scopes().filter(|scope| allowed.contains(*scope));
-            Ok(Ok(Caller::from_token(&claims.client_id, &standing.partner.id, current, meta)))
-        })
-        .await
-        .map_err(|_| StoreError::Unavailable("token check interrupted".into()))?
+        let snapshot = self.read_model.client(&claims.client_id).await?;
+        let client = match verify::standing(snapshot.as_deref(), &claims) {
+            Ok(client) => client,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let current = claims.scopes().filter(|scope| client.allowed_scopes.contains(*scope));
+        Ok(Ok(Caller::from_token(&claims.client_id, &client.partner_id, current, meta)))
     }
 
-    /// The client-credentials grant for a parsed form body (or the error its parsing produced) and the
-    /// request's `Authorization` header. Answers only after the request's audit event is committed.
-    pub async fn issue(
-        &self,
-        params: Result<FormParams, OAuthError>,
-        authorization: Option<String>,
-        meta: RequestMeta,
-    ) -> Result<IssuedToken, OAuthError> {
-        self.run_audited("token.request", params, authorization, meta, grant::client_credentials).await
+    /// The client-credentials grant. Answers only after the request's audit event is committed.
+    pub async fn issue(&self, request: OAuthRequest) -> Result<IssuedToken, OAuthError> {
+        let mut recording = self.recording("token.request", &request);
+        let result = grant::client_credentials(self, &request, &mut recording).await;
+        self.finish(result, recording).await
     }
 
     /// Token introspection (RFC 7662).
-    pub async fn introspect(
-        &self,
-        params: Result<FormParams, OAuthError>,
-        authorization: Option<String>,
-        meta: RequestMeta,
-    ) -> Result<introspection::Introspection, OAuthError> {
-        self.run_audited("token.introspect", params, authorization, meta, introspection::introspect).await
+    pub async fn introspect(&self, request: OAuthRequest) -> Result<introspection::Introspection, OAuthError> {
+        let mut recording = self.recording("token.introspect", &request);
+        let result = introspection::introspect(self, &request, &mut recording).await;
+        self.finish(result, recording).await
     }
 
     /// Token revocation (RFC 7009).
-    pub async fn revoke(
-        &self,
-        params: Result<FormParams, OAuthError>,
-        authorization: Option<String>,
-        meta: RequestMeta,
-    ) -> Result<(), OAuthError> {
-        self.run_audited("token.revoke", params, authorization, meta, introspection::revoke).await
+    pub async fn revoke(&self, request: OAuthRequest) -> Result<(), OAuthError> {
+        let mut recording = self.recording("token.revoke", &request);
+        let result = introspection::revoke(self, &request, &mut recording).await;
+        self.finish(result, recording).await
     }
 
-    /// Runs an OAuth endpoint on the blocking pool and answers only after its audit event is committed; when
-    /// the event cannot be recorded the caller gets `temporarily_unavailable`, never an unrecorded result.
-    /// The endpoint fills the event in; an `Ok` that set a `reason` (a request served but not carried out,
-    /// such as revoking another client's token) is recorded as a failure. Changes the endpoint decides on
-    /// (`effects`, such as a revocation) are committed by the audit writer together with the event, so that
-    /// neither lands without the other.
-    async fn run_audited<T: Send + 'static>(
-        &self,
-        event_type: &'static str,
-        params: Result<FormParams, OAuthError>,
-        authorization: Option<String>,
-        meta: RequestMeta,
-        endpoint: Endpoint<T>,
-    ) -> Result<T, OAuthError> {
-        let (result, mut event, mut effects) = match params {
-            Err(err) => (Err(err), AuditEvent::new(event_type, Outcome::Failure, meta), Vec::new()),
-            Ok(params) => {
-                let attempt = || {
-                    let event = AuditEvent::new(event_type, Outcome::Failure, meta.clone());
-                    self.run_endpoint(endpoint, params.clone(), authorization.clone(), event)
-                };
-                match attempt().await? {
-                    // Only the second attempt is recorded: the first issued nothing and changed nothing.
-                    (Err(OAuthError::IssueLater(wait)), _, _) => {
-                        tokio::time::sleep(wait).await;
-                        attempt().await?
-                    }
-                    done => done,
-                }
-            }
-        };
+    fn recording(&self, event_type: &'static str, request: &OAuthRequest) -> Recording {
+        let mut event = AuditEvent::new(event_type, Outcome::Failure, request.meta.clone());
+        event.occurred_at = self.clock.now();
+        Recording { event, effects: Vec::new() }
+    }
+
+    /// Records the request and only then answers; when the event cannot be recorded the caller gets
+    /// `temporarily_unavailable`, never an unrecorded result. An `Ok` that set a `reason` (a request served but
+    /// not carried out, such as revoking another client's token) is recorded as a failure. The effects an
+    /// endpoint decided on (such as a revocation) are committed by the audit writer together with the event,
+    /// so that neither lands without the other; a failed request's effects are dropped.
+    async fn finish<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
+        let Recording { mut event, mut effects } = recording;
         match &result {
             Ok(_) => {
                 if event.reason.is_none() {
@@ -155,38 +141,4 @@ impl TokenService {
             .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
         result
     }
-
-    /// One run of an endpoint on the blocking pool, with a pooled connection held only for that run.
-    async fn run_endpoint<T: Send + 'static>(
-        &self,
-        endpoint: Endpoint<T>,
-        params: FormParams,
-        authorization: Option<String>,
-        mut event: AuditEvent,
-    ) -> Result<(Result<T, OAuthError>, AuditEvent, Vec<Effect>), OAuthError> {
-        let (pool, keys, settings) = (self.pool.clone(), self.keys.clone(), self.settings.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut effects = Vec::new();
-            let result = match pool.get() {
-                Ok(mut conn) => {
-                    endpoint(&mut conn, &keys, &settings, &params, authorization.as_deref(), &mut event, &mut effects)
-                }
-                Err(err) => Err(OAuthError::TemporarilyUnavailable(format!("database unavailable: {err}"))),
-            };
-            (result, event, effects)
-        })
-        .await
-        .map_err(|_| OAuthError::TemporarilyUnavailable("the request was interrupted".into()))
-    }
 }
-
-/// An OAuth endpoint's domain function.
-type Endpoint<T> = fn(
-    &mut crate::store::DbConnection,
-    &KeyRing,
-    &TokenSettings,
-    &FormParams,
-    Option<&str>,
-    &mut AuditEvent,
-    &mut Vec<Effect>,
-) -> Result<T, OAuthError>;

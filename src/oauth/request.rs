@@ -29,6 +29,39 @@ impl std::fmt::Debug for PresentedCredentials {
     }
 }
 
+/// One request to an OAuth endpoint, as the HTTP layer hands it over. What later checks need (a rate-limit key,
+/// a DPoP proof, a client assertion) is one more field here.
+#[derive(Clone)]
+pub struct OAuthRequest {
+    /// The form body, or why it could not be read.
+    pub params: Result<FormParams, OAuthError>,
+    /// The raw `Authorization` header.
+    pub authorization: Option<String>,
+    pub meta: crate::audit::RequestMeta,
+}
+
+/// Never prints the `Authorization` header: it carries the client secret.
+impl std::fmt::Debug for OAuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthRequest")
+            .field("params", &self.params)
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl OAuthRequest {
+    pub fn params(&self) -> Result<&FormParams, OAuthError> {
+        self.params.as_ref().map_err(Clone::clone)
+    }
+
+    /// The client credentials presented, from the header or the body.
+    pub fn credentials(&self) -> Result<PresentedCredentials, OAuthError> {
+        credentials(self.params()?, self.authorization.as_deref())
+    }
+}
+
 /// The parameters of a request to an OAuth endpoint, each at most once (RFC 6749 section 3.2).
 #[derive(Clone, Default)]
 pub struct FormParams(Vec<(String, String)>);

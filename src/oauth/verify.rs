@@ -5,15 +5,12 @@
 //! `jsonwebtoken` 9.3 is used for verification because it is the last line built on `ring`, the crypto stack
 //! the rest of the server uses; signing does not go through it (see `keys`).
 
-use diesel::prelude::*;
 use jsonwebtoken::Validation;
 
 use super::claims::AccessTokenClaims;
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
-use crate::store::models::{ClientRow, PartnerRow};
-use crate::store::schema::{clients, partners};
-use crate::store::{DbConnection, StoreError};
+use crate::readmodel::{Barrier, ClientSnapshot};
 
 pub const LEEWAY_SECS: u64 = 5;
 
@@ -64,7 +61,9 @@ pub fn verify_signature(
         return Err(Rejection::Malformed);
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;
-    if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("at+jwt")) {
+    // RFC 9068 section 4: the `typ` of an access token is `at+jwt` (or the full media type); a token without it
+    // is some other JWT, perhaps one signed by a key we share with another purpose.
+    if !header.typ.as_deref().is_some_and(is_access_token_type) {
         return Err(Rejection::Malformed);
     }
     let key = header.kid.as_deref().and_then(|kid| keys.find(kid)).ok_or(Rejection::UnknownKey)?;
@@ -89,43 +88,31 @@ pub fn verify_signature(
     )
 }
 
-/// A verified token's client and partner, if the token still stands.
-#[derive(Debug, Clone)]
-pub struct Standing {
-    pub client: ClientRow,
-    pub partner: PartnerRow,
+fn is_access_token_type(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
-/// Whether a verified token still stands: not revoked, its client enabled, its partner not suspended.
-pub fn check_standing(
-    conn: &mut DbConnection,
+/// Whether a verified token still stands, judged on its client's snapshot (`None`: no such client): the
+/// registration it was issued to, not revoked alone or in bulk, its client enabled and its partner not
+/// suspended. Returns the client.
+pub fn standing<'a>(
+    client: Option<&'a ClientSnapshot>,
     claims: &AccessTokenClaims,
-) -> Result<Result<Standing, Rejection>, StoreError> {
-    let revoked = crate::registry::revocation::is_revoked(conn, &claims.jti)?;
-    if revoked {
-        return Ok(Err(Rejection::Revoked));
-    }
-    let found: Option<(ClientRow, PartnerRow)> = clients::table
-        .inner_join(partners::table)
-        .filter(clients::id.eq(&claims.client_id))
-        .select((ClientRow::as_select(), PartnerRow::as_select()))
-        .first(conn)
-        .optional()?;
-    let Some((client, partner)) = found else { return Ok(Err(Rejection::UnknownClient)) };
+) -> Result<&'a ClientSnapshot, Rejection> {
+    let client = client.ok_or(Rejection::UnknownClient)?;
     // A token older than its client belongs to a deleted client whose id was registered again.
     if client.partner_id != claims.partner_id || claims.iat < client.created_at.and_utc().timestamp() {
-        return Ok(Err(Rejection::UnknownClient));
+        return Err(Rejection::UnknownClient);
     }
-    let cutoff = crate::registry::revocation::cutoff(client.tokens_revoked_before, partner.tokens_revoked_before);
-
-    if cutoff.is_some_and(|cutoff| claims.iat <= cutoff.and_utc().timestamp()) {
-        return Ok(Err(Rejection::RevokedInBulk));
+    if client.revoked_jtis.contains(&claims.jti) {
+        return Err(Rejection::Revoked);
     }
-    if !client.enabled {
-        return Ok(Err(Rejection::ClientDisabled));
+    if client.revoked_in_bulk(claims.iat) {
+        return Err(Rejection::RevokedInBulk);
     }
-    if partner.suspended {
-        return Ok(Err(Rejection::PartnerSuspended));
+    match client.barrier() {
+        Some(Barrier::ClientDisabled) => Err(Rejection::ClientDisabled),
+        Some(Barrier::PartnerSuspended) => Err(Rejection::PartnerSuspended),
+        None => Ok(client),
     }
-    Ok(Ok(Standing { client, partner }))
 }

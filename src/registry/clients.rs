@@ -1,7 +1,5 @@
 //! Clients: one integration of one partner, with its roles, direct scopes, audiences and lifetime.
 
-use std::collections::BTreeSet;
-
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -11,8 +9,8 @@ use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
 use crate::store::models::ClientRow;
-use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, partner_scopes, role_scopes};
-use crate::store::{now, DbConnection, StoreError};
+use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, role_scopes};
+use crate::store::{now, DbConnection};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
@@ -155,25 +153,6 @@ pub fn audiences(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec
         .order(client_audiences::audience)
         .select(client_audiences::audience)
         .load(conn)?)
-}
-
-/// The scopes a client's tokens may carry: (its roles' scopes ∪ its direct scopes) ∩ its partner's ceiling.
-pub fn allowed_scopes(
-    conn: &mut DbConnection,
-    client_id: &str,
-    partner_id: &str,
-) -> Result<BTreeSet<String>, StoreError> {
-    let direct = client_scopes::table.filter(client_scopes::client_id.eq(client_id)).select(client_scopes::scope);
-    let via_roles = role_scopes::table
-        .inner_join(client_roles::table.on(client_roles::role.eq(role_scopes::role)))
-        .filter(client_roles::client_id.eq(client_id))
-        .select(role_scopes::scope);
-    let scopes: Vec<String> = partner_scopes::table
-        .filter(partner_scopes::partner_id.eq(partner_id))
-        .filter(partner_scopes::scope.eq_any(direct).or(partner_scopes::scope.eq_any(via_roles)))
-        .select(partner_scopes::scope)
-        .load(conn)?;
-    Ok(scopes.into_iter().collect())
 }
 
 /// Direct grants must lie within the partner's ceiling. Reserved `authz.*` scopes, whether granted directly
@@ -437,27 +416,4 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryRes
         caller.audit(conn, "client.delete", Some(&row.partner_id), Some(id), json!({"before": before}))?;
         Ok(())
     })
-}
-
-/// Everything client authentication needs, in two queries: the client with its partner, and its secrets.
-pub fn load_for_authentication(
-    conn: &mut DbConnection,
-    client_id: &str,
-) -> RegistryResult<Option<(ClientRow, crate::store::models::PartnerRow, Vec<crate::store::models::ClientSecretRow>)>> {
-    use crate::store::models::{ClientSecretRow, PartnerRow};
-    use crate::store::schema::{client_secrets, partners};
-    let found: Option<(ClientRow, PartnerRow)> = clients::table
-        .inner_join(partners::table)
-        .filter(clients::id.eq(client_id))
-        .select((ClientRow::as_select(), PartnerRow::as_select()))
-        .first(conn)
-        .optional()?;
-    let Some((client, partner)) = found else {
-        return Ok(None);
-    };
-    let secrets = client_secrets::table
-        .filter(client_secrets::client_id.eq(client_id))
-        .select(ClientSecretRow::as_select())
-        .load(conn)?;
-    Ok(Some((client, partner, secrets)))
 }

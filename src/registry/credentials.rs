@@ -107,25 +107,18 @@ impl ClientSecret {
 
     /// Hex SHA-256, the only form in which a secret is stored.
     pub fn hash(&self) -> String {
-        hex(ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes()).as_ref())
+        hex(&self.digest())
+    }
+
+    /// The SHA-256 itself, the key by which authentication finds the stored secret.
+    pub fn digest(&self) -> [u8; 32] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes());
+        digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
     }
 
     /// The part of the secret safe to show in listings.
     pub fn display_prefix(&self) -> String {
         self.0[..DISPLAY_PREFIX_LEN].to_string()
-    }
-
-    /// Constant-time comparison of this secret's hash with a stored hash. (ring's own helper is deprecated
-    /// for outside use; comparing hashes of 256-bit secrets leaks nothing useful even with timing, but we
-    /// keep the comparison branch-free anyway.)
-    pub fn matches_hash(&self, stored_hash: &str) -> bool {
-        let computed = self.hash();
-        let (a, b) = (computed.as_bytes(), stored_hash.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-        std::hint::black_box(difference) == 0
     }
 }
 
@@ -193,8 +186,8 @@ mod tests {
         let secret = ClientSecret::generate();
         let hash = secret.hash();
         assert_eq!(hash.len(), 64);
-        assert!(secret.matches_hash(&hash));
-        assert!(!ClientSecret::generate().matches_hash(&hash));
+        assert_eq!(hash, hex(&secret.digest()));
+        assert_ne!(ClientSecret::generate().hash(), hash);
         assert!(!format!("{secret:?}").contains(secret.expose()));
     }
 

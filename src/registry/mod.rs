@@ -14,6 +14,7 @@ pub mod secrets;
 mod validate;
 
 use crate::audit::{self, AuditEvent, Outcome, RequestMeta};
+use crate::store::changes::{self, Change};
 use crate::store::{DbConnection, StoreError};
 
 /// Whose objects a caller may see: the operator sees everything, a partner admin only its own partner's.
@@ -116,7 +117,9 @@ impl Caller {
         }
     }
 
-    /// Records a successful admin action on `conn`, inside the caller's transaction.
+    /// Records a successful admin action on `conn`, inside the caller's transaction, and publishes it on the
+    /// change feed: every admin action changes the registry. It names the client it touched, else the partner,
+    /// else the catalog (scopes and roles), which touches every client.
     pub(crate) fn audit(
         &self,
         conn: &mut DbConnection,
@@ -130,6 +133,12 @@ impl Caller {
         event.partner_id = partner_id.map(str::to_string);
         event.client_id = client_id.map(str::to_string);
         event.details = Some(details);
+        let change = match (client_id, partner_id) {
+            (Some(client_id), _) => Change::Client(client_id.to_string()),
+            (None, Some(partner_id)) => Change::Partner(partner_id.to_string()),
+            (None, None) => Change::Catalog,
+        };
+        changes::publish(conn, change, event.occurred_at)?;
         audit::record_in(conn, event)
     }
 }

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::{clients, partners, secrets, Caller, RegistryResult};
+use crate::store::changes::{self, Change};
 use crate::store::models::RevokedTokenRow;
 use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
 use crate::store::{now, DbConnection, StoreError};
@@ -89,6 +90,8 @@ pub fn revoke_jti(
         let row =
             RevokedTokenRow { jti: jti.to_string(), client_id: client_id.to_string(), expires_at, revoked_at: now() };
         diesel::insert_into(revoked_tokens::table).values(&row).execute(conn)?;
+        // Cached snapshots hold the client's revoked token ids.
+        changes::publish(conn, Change::Client(client_id.to_string()), row.revoked_at)?;
         Ok(true)
     })
 }

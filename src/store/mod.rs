@@ -3,12 +3,13 @@
 //! The backend is picked from the URL scheme (`sqlite://` or `postgres://`), never guessed: SQLite accepts any
 //! string as a file name, and `MultiConnection::establish` hides the real connection error.
 
+pub mod changes;
 pub mod models;
 pub mod schema;
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, SubsecRound, Utc};
+use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
@@ -238,7 +239,7 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         .map_err(StoreError::from)
 }
 
-fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {
     if url.contains("connect_timeout=") {
         return url.to_string();
     }
@@ -336,9 +337,9 @@ pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The current UTC time, truncated to microseconds so that what Postgres stores equals what we computed.
+/// The system clock's time, for code that has no injected [`crate::clock::Clock`] yet.
 pub fn now() -> NaiveDateTime {
-    Utc::now().naive_utc().trunc_subsecs(6)
+    crate::clock::Clock::now(&crate::clock::SystemClock)
 }
 
 #[cfg(test)]

@@ -123,6 +123,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    registry_changes (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        target -> Text,
+        changed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(partner_scopes -> partners (partner_id));
 diesel::joinable!(clients -> partners (partner_id));
 diesel::joinable!(client_roles -> clients (client_id));

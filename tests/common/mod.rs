@@ -17,6 +17,7 @@ use partnergate::config::{ServerConfig, TokenSettings};
 use partnergate::registry::clients::{self, ClientLimits, CreatedClient, NewClient};
 use partnergate::registry::partners::{self, NewPartner};
 use partnergate::registry::{roles, scopes, Caller};
+use partnergate::store::changes::{self, Change, ChangeSink};
 use partnergate::store::{self, DbPool, PoolOptions};
 use partnergate::RunningServer;
 
@@ -76,6 +77,34 @@ impl Drop for TestDatabase {
             if let Ok(mut admin) = diesel::PgConnection::establish(&format!("{server}/postgres")) {
                 let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
+        }
+    }
+}
+
+/// A pooled connection whose committed registry changes are applied to the server's cache when it is dropped.
+pub struct ServerConn<'a> {
+    conn: store::PooledDb,
+    server: Option<&'a RunningServer>,
+}
+
+impl std::ops::Deref for ServerConn<'_> {
+    type Target = store::DbConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for ServerConn<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl Drop for ServerConn<'_> {
+    fn drop(&mut self) {
+        let published = changes::take_published();
+        if let Some(server) = self.server {
+            server.read_model().apply(&published);
         }
     }
 }
@@ -146,14 +175,25 @@ impl TestServer {
             .set(clients::created_at.eq(at))
             .execute(&mut *self.conn())
             .expect("backdate client");
+        // Written behind the registry's back: tell the cache.
+        if let Some(server) = &self.server {
+            server.read_model().apply(&[Change::Client(client_id.to_string())]);
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
 
-    pub fn conn(&self) -> store::PooledDb {
-        self.pool.get().expect("test connection")
+    /// A connection for direct registry calls, as an operator command would make them, except that the
+    /// changes they commit reach this server's registry cache at once (like the admin API's, when the
+    /// connection is dropped), instead of through the change feed within a second.
+    pub fn conn(&self) -> ServerConn<'_> {
+        ServerConn { conn: self.pool.get().expect("test connection"), server: self.server.as_ref() }
+    }
+
+    pub fn running(&self) -> &RunningServer {
+        self.server.as_ref().expect("the server is running")
     }
 
     pub async fn stop(mut self) {

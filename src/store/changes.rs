@@ -1,0 +1,135 @@
+//! The change feed (DESIGN.md section 3): every registry change names what changed, written in the change's own
+//! transaction, so that every instance can drop what it caches about it.
+//!
+//! - On PostgreSQL, [`publish`] sends `NOTIFY partnergate_changes` (delivered to every listener on commit, never
+//!   for a transaction that rolls back) and writes a row to `registry_changes`.
+//! - On SQLite (one host), it writes the row only; instances poll the table ([`changes_after`]), which also
+//!   carries the changes that `partnergate` commands make from another process.
+//!
+//! The instance that made a change applies it at once, after the commit: [`publish`] also notes the change on
+//! the calling thread, and whoever ran the transaction collects the notes with [`take_published`] once it has
+//! committed (the admin API's blocking runner, the audit writer). A rolled-back transaction's notes are
+//! discarded by the same runner, so a note never outlives a failed change for long; an extra note only costs
+//! a cache reload.
+
+use std::cell::RefCell;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::registry_changes;
+use super::{DbConnection, StoreError};
+
+/// The NOTIFY channel of the change feed.
+pub const CHANNEL: &str = "partnergate_changes";
+
+/// What changed: everything cached about it is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// A client, its secrets, grants, audiences or revoked tokens.
+    Client(String),
+    /// A partner: its standing, ceiling, limits or bulk revocation; touches every client of the partner.
+    Partner(String),
+    /// The scope or role catalog: touches every client.
+    Catalog,
+}
+
+impl Change {
+    fn kind_and_target(&self) -> (&'static str, &str) {
+        match self {
+            Change::Client(id) => ("client", id),
+            Change::Partner(id) => ("partner", id),
+            Change::Catalog => ("catalog", ""),
+        }
+    }
+
+    /// The feed's text form, `client:<id>`, `partner:<id>` or `catalog:` (the NOTIFY payload).
+    pub fn encode(&self) -> String {
+        let (kind, target) = self.kind_and_target();
+        format!("{kind}:{target}")
+    }
+
+    /// Reads the text form back; an unknown kind is read as a catalog change, so that whatever an instance
+    /// of a later version publishes at worst empties this one's cache.
+    pub fn decode(text: &str) -> Change {
+        Change::from_parts(text.split_once(':').unwrap_or((text, "")))
+    }
+
+    fn from_parts((kind, target): (&str, &str)) -> Change {
+        match kind {
+            "client" => Change::Client(target.to_string()),
+            "partner" => Change::Partner(target.to_string()),
+            _ => Change::Catalog,
+        }
+    }
+}
+
+/// Who wants to hear about committed changes (the read model's cache).
+pub trait ChangeSink: Send + Sync {
+    fn apply(&self, changes: &[Change]);
+}
+
+thread_local! {
+    static PUBLISHED: RefCell<Vec<Change>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records `change` in the current transaction on `conn`, and notes it for [`take_published`].
+pub fn publish(conn: &mut DbConnection, change: Change, at: NaiveDateTime) -> Result<(), StoreError> {
+    let (kind, target) = change.kind_and_target();
+    diesel::insert_into(registry_changes::table)
+        .values((
+            registry_changes::kind.eq(kind),
+            registry_changes::target.eq(target),
+            registry_changes::changed_at.eq(at),
+        ))
+        .execute(conn)?;
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(change.encode())
+            .execute(pg)?;
+    }
+    PUBLISHED.with(|published| published.borrow_mut().push(change));
+    Ok(())
+}
+
+/// The changes published on this thread since the last call; see the module documentation.
+pub fn take_published() -> Vec<Change> {
+    PUBLISHED.with(|published| std::mem::take(&mut *published.borrow_mut()))
+}
+
+/// The newest change's sequence number (0 when there is none): where a poller starts.
+pub fn latest_seq(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    let latest: Option<i64> = registry_changes::table.select(diesel::dsl::max(registry_changes::seq)).first(conn)?;
+    Ok(latest.unwrap_or(0))
+}
+
+/// Changes after `seq`, oldest first, at most `limit`, with their sequence numbers.
+pub fn changes_after(conn: &mut DbConnection, seq: i64, limit: i64) -> Result<Vec<(i64, Change)>, StoreError> {
+    let rows: Vec<(i64, String, String)> = registry_changes::table
+        .filter(registry_changes::seq.gt(seq))
+        .order(registry_changes::seq)
+        .limit(limit)
+        .select((registry_changes::seq, registry_changes::kind, registry_changes::target))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(seq, kind, target)| (seq, Change::from_parts((&kind, &target)))).collect())
+}
+
+/// Forgets changes older than `before`; every poller has long read them.
+pub fn prune(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
+    Ok(diesel::delete(registry_changes::table.filter(registry_changes::changed_at.lt(before))).execute(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips() {
+        for change in [Change::Client("pgc_1".into()), Change::Partner("acme".into()), Change::Catalog] {
+            assert_eq!(Change::decode(&change.encode()), change);
+        }
+        assert_eq!(Change::decode("keys:whatever"), Change::Catalog);
+        assert_eq!(Change::decode("client:id:with:colons"), Change::Client("id:with:colons".into()));
+    }
+}
