@@ -10,18 +10,6 @@ use common::*;
 use partnergate::keys::{self, Algorithm, KeyRing};
 use partnergate::store::{self, PoolOptions, StoreError};
 
-fn partnergate(server: &TestServer, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_partnergate"))
-        .args(["--json", "--database-url", &server.db.url, "--keys-dir"])
-        .arg(&server.keys_dir)
-        .args(args)
-        .env_remove("PARTNERGATE_CLIENT_SECRET")
-        .output()
-        .expect("run partnergate");
-    assert!(output.status.success(), "partnergate {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err})"))
-}
-
 #[actix_web::test]
 async fn operator_registers_with_the_cli_and_the_token_command_fetches_a_verified_token() {
     let server = TestServer::start().await;
@@ -187,15 +175,21 @@ async fn cli_covers_the_admin_operations_and_records_them() {
     assert!(fetch_token(&server, auth.clone(), &id, &first_secret, &[], None).await.is_err(), "grace 0: old expired");
     fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.expect("new secret works");
 
+    // Each command is another process: its change reaches the server through the change feed.
+    let (server_ref, auth_ref, id_ref, secret_ref) = (&server, &auth, &id, &second_secret);
+    let refused =
+        move || async move { fetch_token(server_ref, auth_ref.clone(), id_ref, secret_ref, &[], None).await.is_err() };
+    let works = move || async move { !refused().await };
     partnergate(&server, &["client", "disable", &id]);
-    assert!(fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.is_err());
+    until(PROPAGATION_BOUND, "disabled by the CLI", refused).await;
     partnergate(&server, &["client", "enable", &id]);
-    fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.expect("enabled again");
+    until(PROPAGATION_BOUND, "enabled by the CLI", works).await;
     partnergate(&server, &["partner", "suspend", "shop"]);
-    assert!(fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.is_err());
+    until(PROPAGATION_BOUND, "suspended by the CLI", refused).await;
     partnergate(&server, &["partner", "resume", "shop"]);
+    until(PROPAGATION_BOUND, "resumed by the CLI", works).await;
     partnergate(&server, &["client", "revoke-secret", &id, &secret_id, "--revoke-tokens"]);
-    assert!(fetch_token(&server, auth.clone(), &id, &second_secret, &[], None).await.is_err());
+    until(PROPAGATION_BOUND, "secret revoked by the CLI", refused).await;
 
     let events = partnergate(&server, &["audit", "--client", &id, "--limit", "100"]);
     let types: Vec<&str> =

@@ -75,3 +75,81 @@ impl TokenService {
         authenticate(snapshot, presented, &secret, at, event)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Outcome, RequestMeta};
+    use crate::clock::{Clock, ManualClock};
+    use crate::readmodel::snapshot::test_snapshot;
+    use crate::readmodel::SecretState;
+
+    struct Case {
+        clock: ManualClock,
+        client: ClientSnapshot,
+        secret: ClientSecret,
+    }
+
+    /// A client with one secret that expires in an hour.
+    fn case() -> Case {
+        let clock = ManualClock::at(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc());
+        let mut client = test_snapshot("pgc_a", "acme", clock.now());
+        let secret = ClientSecret::generate();
+        let state = SecretState {
+            id: "sec_1".into(),
+            expires_at: Some(clock.now() + chrono::Duration::hours(1)),
+            revoked_at: None,
+        };
+        client.secrets.insert(secret.digest(), state);
+        Case { clock, client, secret }
+    }
+
+    fn run(case: &Case, presented_secret: &ClientSecret) -> Result<AuthenticatedClient, AuthFailure> {
+        let presented = PresentedCredentials {
+            client_id: case.client.client_id.clone(),
+            secret: presented_secret.expose().to_string(),
+            method: AuthMethod::ClientSecretBasic,
+        };
+        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());
+        authenticate(Some(Arc::new(case.client.clone())), &presented, presented_secret, case.clock.now(), &mut event)
+            .map_err(|err| match err {
+                OAuthError::InvalidClient { reason, .. } => reason,
+                other => panic!("not invalid_client: {other}"),
+            })
+    }
+
+    #[test]
+    fn the_matching_secret_authenticates_until_it_expires() {
+        let case = case();
+        assert_eq!(run(&case, &case.secret).unwrap().secret_id, "sec_1");
+        assert_eq!(run(&case, &ClientSecret::generate()).unwrap_err(), AuthFailure::WrongSecret);
+        case.clock.advance(chrono::Duration::hours(1));
+        assert_eq!(run(&case, &case.secret).unwrap_err(), AuthFailure::SecretExpired);
+    }
+
+    #[test]
+    fn revoked_secrets_disabled_clients_and_suspended_partners_fail() {
+        let mut revoked = case();
+        revoked.client.secrets.values_mut().for_each(|s| s.revoked_at = Some(revoked.clock.now()));
+        assert_eq!(run(&revoked, &revoked.secret).unwrap_err(), AuthFailure::SecretRevoked);
+        let mut disabled = case();
+        disabled.client.enabled = false;
+        assert_eq!(run(&disabled, &disabled.secret).unwrap_err(), AuthFailure::ClientDisabled);
+        let mut suspended = case();
+        suspended.client.partner_suspended = true;
+        assert_eq!(run(&suspended, &suspended.secret).unwrap_err(), AuthFailure::PartnerSuspended);
+    }
+
+    #[test]
+    fn an_unknown_client_fails_like_a_wrong_secret_to_the_caller() {
+        let case = case();
+        let presented = PresentedCredentials {
+            client_id: "pgc_missing".into(),
+            secret: case.secret.expose().to_string(),
+            method: AuthMethod::ClientSecretPost,
+        };
+        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());
+        let err = authenticate(None, &presented, &case.secret, case.clock.now(), &mut event).unwrap_err();
+        assert_eq!(err, OAuthError::InvalidClient { reason: AuthFailure::UnknownClient, basic_challenge: false });
+    }
+}

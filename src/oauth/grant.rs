@@ -158,6 +158,53 @@ pub(crate) async fn client_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::readmodel::snapshot::test_snapshot;
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            issuer: "https://issuer".into(),
+            default_audience: "https://default".into(),
+            admin_audience: "https://issuer/admin".into(),
+            default_lifetime_secs: 600,
+            max_lifetime_secs: 3600,
+        }
+    }
+
+    #[test]
+    fn claims_follow_the_snapshot_and_the_clock() {
+        let clock = ManualClock::at(chrono::DateTime::from_timestamp(1_800_000_000, 250_000_000).unwrap().naive_utc());
+        let mut client = test_snapshot("pgc_a", "acme", clock.now());
+        client.allowed_scopes = set(&["orders.read", "orders.write"]);
+        client.audiences = vec!["https://api.acme".into()];
+        let claims = claims_for(&client, &settings(), &TokenAsk::default(), clock.now(), "j1".into()).unwrap();
+        assert_eq!((claims.iat, claims.nbf, claims.exp), (1_800_000_000, 1_800_000_000, 1_800_000_600));
+        assert_eq!(claims.scope, "orders.read orders.write");
+        assert_eq!(claims.aud, Audience::One("https://api.acme".into()));
+        assert_eq!((claims.sub.as_str(), claims.partner_id.as_str()), ("pgc_a", "acme"));
+
+        client.token_lifetime_secs = Some(7200);
+        clock.advance(chrono::Duration::seconds(10));
+        let ask = TokenAsk { scopes: Some(vec!["orders.read".into()]), audiences: vec![] };
+        let claims = claims_for(&client, &settings(), &ask, clock.now(), "j2".into()).unwrap();
+        assert_eq!(claims.exp - claims.iat, 3600, "never above the server maximum");
+        assert_eq!(claims.iat, 1_800_000_010);
+        let ask = TokenAsk { scopes: Some(vec!["admin.all".into()]), audiences: vec![] };
+        assert_eq!(
+            claims_for(&client, &settings(), &ask, clock.now(), "j3".into()).unwrap_err().code(),
+            "invalid_scope"
+        );
+    }
+
+    #[test]
+    fn a_token_waits_for_the_second_after_a_bulk_revocation() {
+        let clock = ManualClock::at(chrono::DateTime::from_timestamp(1_800_000_000, 400_000_000).unwrap().naive_utc());
+        let cutoff = Some(clock.now());
+        assert_eq!(wait_past_cutoff(clock.now(), cutoff), Some(std::time::Duration::from_millis(600)));
+        assert_eq!(wait_past_cutoff(clock.now(), None), None);
+        clock.advance(chrono::Duration::milliseconds(600));
+        assert_eq!(wait_past_cutoff(clock.now(), cutoff), None, "from the next second on, tokens outlive the cut-off");
+    }
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| s.to_string()).collect()

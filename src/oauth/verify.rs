@@ -116,3 +116,72 @@ pub fn standing<'a>(
         None => Ok(client),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::Audience;
+    use crate::readmodel::snapshot::test_snapshot;
+
+    const CREATED: i64 = 1_800_000_000;
+
+    fn claims(iat: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "https://issuer".into(),
+            sub: "pgc_a".into(),
+            client_id: "pgc_a".into(),
+            aud: Audience::One("https://api".into()),
+            iat,
+            nbf: iat,
+            exp: iat + 600,
+            jti: "jti-1".into(),
+            scope: String::new(),
+            partner_id: "acme".into(),
+        }
+    }
+
+    fn client() -> ClientSnapshot {
+        test_snapshot("pgc_a", "acme", chrono::DateTime::from_timestamp(CREATED, 0).unwrap().naive_utc())
+    }
+
+    #[test]
+    fn a_token_stands_while_its_client_does() {
+        let client = client();
+        assert!(standing(Some(&client), &claims(CREATED + 5)).is_ok());
+        assert_eq!(standing(None, &claims(CREATED + 5)).unwrap_err(), Rejection::UnknownClient);
+        assert_eq!(
+            standing(Some(&client), &claims(CREATED - 1)).unwrap_err(),
+            Rejection::UnknownClient,
+            "older than its client"
+        );
+        let mut other_partner = claims(CREATED + 5);
+        other_partner.partner_id = "evil".into();
+        assert_eq!(standing(Some(&client), &other_partner).unwrap_err(), Rejection::UnknownClient);
+    }
+
+    #[test]
+    fn revocations_and_standing_end_a_token() {
+        let mut revoked = client();
+        revoked.revoked_jtis.insert("jti-1".into());
+        assert_eq!(standing(Some(&revoked), &claims(CREATED + 5)).unwrap_err(), Rejection::Revoked);
+        let mut bulk = client();
+        bulk.tokens_revoked_before = chrono::DateTime::from_timestamp(CREATED + 5, 500_000_000).map(|t| t.naive_utc());
+        assert_eq!(standing(Some(&bulk), &claims(CREATED + 5)).unwrap_err(), Rejection::RevokedInBulk);
+        assert!(standing(Some(&bulk), &claims(CREATED + 6)).is_ok(), "issued after the cut-off's second");
+        let mut disabled = client();
+        disabled.enabled = false;
+        assert_eq!(standing(Some(&disabled), &claims(CREATED + 5)).unwrap_err(), Rejection::ClientDisabled);
+        let mut suspended = client();
+        suspended.partner_suspended = true;
+        assert_eq!(standing(Some(&suspended), &claims(CREATED + 5)).unwrap_err(), Rejection::PartnerSuspended);
+    }
+
+    #[test]
+    fn the_type_must_be_an_access_token() {
+        assert!(is_access_token_type("at+jwt"));
+        assert!(is_access_token_type("AT+JWT"));
+        assert!(is_access_token_type("application/at+jwt"));
+        assert!(!is_access_token_type("JWT"));
+        assert!(!is_access_token_type(""));
+    }
+}

@@ -44,7 +44,7 @@ impl FeedListener {
         let running = stop.clone();
         let thread = match backend {
             Backend::Postgres => {
-                let url = crate::store::with_connect_timeout(&driver_url, connect_timeout);
+                let url = with_application_name(&crate::store::with_connect_timeout(&driver_url, connect_timeout));
                 let conn = listen(&url)?;
                 spawn("change-listener", move || listen_postgres(conn, &url, &*sink, &running))
             }
@@ -72,6 +72,17 @@ impl Drop for FeedListener {
 
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new().name(name.into()).spawn(work).expect("cannot start the change feed listener")
+}
+
+/// The listener's connection names itself, so that operators (and tests) can find it in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "partnergate-change-feed";
+
+fn with_application_name(url: &str) -> String {
+    if url.contains("application_name=") {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name={APPLICATION_NAME}")
 }
 
 fn listen(url: &str) -> Result<PgConnection, StoreError> {

@@ -158,6 +158,24 @@ fn allowed_scopes(conn: &mut DbConnection, client_id: &str, partner_id: &str) ->
     Ok(scopes.into_iter().collect())
 }
 
+/// A standing client with no secrets, scopes or audiences, created at `at`: a start for rule tests.
+#[cfg(test)]
+pub(crate) fn test_snapshot(client_id: &str, partner_id: &str, at: NaiveDateTime) -> ClientSnapshot {
+    ClientSnapshot {
+        client_id: client_id.to_string(),
+        partner_id: partner_id.to_string(),
+        enabled: true,
+        partner_suspended: false,
+        created_at: at,
+        token_lifetime_secs: None,
+        allowed_scopes: BTreeSet::new(),
+        audiences: Vec::new(),
+        tokens_revoked_before: None,
+        secrets: HashMap::new(),
+        revoked_jtis: HashSet::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -279,7 +279,9 @@ pub fn create(
             description: input.description.clone(),
             enabled: true,
             token_lifetime_secs: input.token_lifetime_secs,
-            tokens_revoked_before: None,
+            // A chosen id may have belonged to a deleted client, whose tokens may have been issued in this very
+            // second: a cut-off at creation keeps them dead (new tokens wait for the next second).
+            tokens_revoked_before: input.client_id.is_some().then_some(at),
             created_at: at,
             updated_at: at,
         };
@@ -365,15 +367,16 @@ pub fn update(
             let (role_list, scope_list) = (role_names.as_deref().unwrap_or(&[]), scope_names.as_deref().unwrap_or(&[]));
             check_grants(conn, caller, &row.partner_id, role_list, scope_list)?;
         }
-        let updated = ClientRow {
-            name: input.name.clone().unwrap_or(row.name),
-            description: input.description.clone().unwrap_or(row.description),
-            token_lifetime_secs: input.token_lifetime_secs.unwrap_or(row.token_lifetime_secs),
+        // Only the edited columns: a whole-row write would undo a concurrent disable or bulk revocation.
+        let edit = ClientEdit {
+            name: input.name.as_deref(),
+            description: input.description.as_deref(),
+            token_lifetime_secs: input.token_lifetime_secs,
             updated_at: now(),
-            ..row
         };
-        diesel::update(clients::table.find(id)).set(&updated).execute(conn)?;
+        diesel::update(clients::table.find(id)).set(&edit).execute(conn)?;
         replace_links(conn, id, role_names.as_deref(), scope_names.as_deref(), audiences.as_deref())?;
+        let updated = get_row(conn, &caller.tenancy, id)?;
         let after = assemble(conn, updated)?;
         caller.audit(
             conn,
@@ -384,6 +387,17 @@ pub fn update(
         )?;
         Ok(after)
     })
+}
+
+/// The columns a client update may write; `None` leaves a column as it is.
+#[derive(AsChangeset)]
+#[diesel(table_name = clients)]
+struct ClientEdit<'a> {
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    /// `Some(None)` clears it.
+    token_lifetime_secs: Option<Option<i32>>,
+    updated_at: chrono::NaiveDateTime,
 }
 
 /// Enables or disables a client; takes effect on its very next token request.

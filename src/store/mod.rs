@@ -233,6 +233,9 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
     };
     Pool::builder()
         .max_size(max_size)
+        // Connections open as load needs them rather than all at start: a start is quicker, and instances
+        // (and test runs) sharing one PostgreSQL do not take its connection slots for nothing.
+        .min_idle(Some(1))
         .connection_timeout(options.connect_timeout)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(BackendManager { backend, driver_url: manager_url })

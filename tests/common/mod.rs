@@ -116,8 +116,10 @@ pub struct TestServer {
     pub settings: TokenSettings,
     pub keys_dir: PathBuf,
     server: Option<RunningServer>,
-    _keys: tempfile::TempDir,
+    /// The keys directory this server created (a second instance shares the first one's).
+    _keys: Option<tempfile::TempDir>,
     pub db: TestDatabase,
+    pub config: ServerConfig,
 }
 
 impl TestServer {
@@ -151,17 +153,29 @@ impl TestServer {
             max_connections: 1024,
         };
         customize(&mut config);
+        Self::launch(config, db, Some(keys)).await
+    }
+
+    /// Another instance on this server's database and keys, as a second node behind a load balancer.
+    pub async fn start_beside(first: &TestServer) -> Self {
+        let config = first.config.clone();
+        let db = TestDatabase { url: first.db.url.clone(), _dir: None, postgres: None };
+        Self::launch(config, db, None).await
+    }
+
+    async fn launch(config: ServerConfig, db: TestDatabase, keys: Option<tempfile::TempDir>) -> Self {
         let server = partnergate::start(config.clone()).await.expect("server starts");
         let base_url = format!("http://{}", server.addr);
         let pool = store::connect(&db.url, &PoolOptions::default()).expect("test pool");
         TestServer {
             base_url,
             pool,
-            settings: config.token,
-            keys_dir: config.keys_dir,
+            settings: config.token.clone(),
+            keys_dir: config.keys_dir.clone(),
             server: Some(server),
             _keys: keys,
             db,
+            config,
         }
     }
 
@@ -605,4 +619,32 @@ pub fn slow_request(
         }
     }
     exchange
+}
+
+/// How long the change feed may take to bring a change made elsewhere (another instance, a CLI command) to a
+/// server: the documented bound.
+pub const PROPAGATION_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Polls `probe` until it holds and returns how long that took; panics when it does not within `limit`.
+pub async fn until<F, Fut>(limit: std::time::Duration, what: &str, mut probe: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if probe().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs a `partnergate` command as an operator would, in its own process, with `--json`; returns its output.
+pub fn partnergate(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    let args: Vec<&str> = std::iter::once("--json").chain(args.iter().copied()).collect();
+    let output = run_cli(server, &args);
+    assert!(output.status.success(), "partnergate {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err})"))
 }
