@@ -109,7 +109,11 @@ fn describe(c: &Client) -> String {
         c.id,
         c.partner_id,
         c.name,
-        if c.enabled { "enabled" } else { "disabled" },
+        match (c.enabled, &c.disabled_by) {
+            (true, _) => "enabled".to_string(),
+            (false, Some(by)) => format!("disabled by {by}"),
+            (false, None) => "disabled".to_string(),
+        },
         joined(&c.roles),
         joined(&c.scopes),
         joined(&c.audiences)

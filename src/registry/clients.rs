@@ -19,6 +19,9 @@ pub struct Client {
     pub name: String,
     pub description: String,
     pub enabled: bool,
+    /// Who disabled it (`operator` or `partner`), `null` while enabled. A client the operator disabled is
+    /// held: only the operator enables it again.
+    pub disabled_by: Option<String>,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
@@ -138,6 +141,7 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         name: row.name,
         description: row.description,
         enabled: row.enabled,
+        disabled_by: row.disabled_by,
         roles,
         scopes,
         audiences,
@@ -284,6 +288,7 @@ pub fn create(
             tokens_revoked_before: input.client_id.is_some().then_some(at),
             created_at: at,
             updated_at: at,
+            disabled_by: None,
         };
         diesel::insert_into(clients::table).values(&row).execute(conn)?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
@@ -400,13 +405,49 @@ struct ClientEdit<'a> {
     updated_at: chrono::NaiveDateTime,
 }
 
+/// Who disabled a client. The operator's disabling is a hold: a partner admin cannot lift it, and a partner
+/// admin disabling a held client leaves it the operator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    Operator,
+    Partner,
+}
+
+impl Holder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Holder::Operator => "operator",
+            Holder::Partner => "partner",
+        }
+    }
+
+    fn of(caller: &Caller) -> Self {
+        match caller.tenancy {
+            Tenancy::Operator => Holder::Operator,
+            Tenancy::Partner(_) => Holder::Partner,
+        }
+    }
+}
+
 /// Enables or disables a client; takes effect on its very next token request.
 pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: bool) -> RegistryResult<Client> {
     crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
+        let held = row.disabled_by.as_deref() == Some(Holder::Operator.as_str());
+        let disabled_by = match (enabled, held) {
+            (true, true) if Holder::of(caller) != Holder::Operator => {
+                return Err(RegistryError::Forbidden(
+                    "the operator disabled this client: only the operator can enable it".into(),
+                ))
+            }
+            (true, _) => None,
+            (false, true) => Some(Holder::Operator),
+            (false, false) => Some(Holder::of(caller)),
+        };
+        let disabled_by = disabled_by.map(Holder::as_str);
         diesel::update(clients::table.find(id))
-            .set((clients::enabled.eq(enabled), clients::updated_at.eq(now())))
+            .set((clients::enabled.eq(enabled), clients::disabled_by.eq(disabled_by), clients::updated_at.eq(now())))
             .execute(conn)?;
         let event = if enabled { "client.enable" } else { "client.disable" };
         caller.audit(
@@ -414,7 +455,10 @@ pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: 
             event,
             Some(&row.partner_id),
             Some(id),
-            json!({"before": {"enabled": row.enabled}, "after": {"enabled": enabled}}),
+            json!({
+                "before": {"enabled": row.enabled, "disabled_by": row.disabled_by},
+                "after": {"enabled": enabled, "disabled_by": disabled_by},
+            }),
         )?;
         get(conn, caller, id)
     })

@@ -14,6 +14,8 @@ pub struct Partner {
     pub id: String,
     pub name: String,
     pub suspended: bool,
+    /// `operator` while suspended: only the operator suspends and resumes partners.
+    pub suspended_by: Option<&'static str>,
     /// The scopes this partner's clients may ever hold.
     pub scope_ceiling: Vec<String>,
     pub rate_limit_per_minute: Option<i32>,
@@ -82,6 +84,7 @@ fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner>
         id: row.id,
         name: row.name,
         suspended: row.suspended,
+        suspended_by: row.suspended.then_some("operator"),
         scope_ceiling,
         rate_limit_per_minute: row.rate_limit_per_minute,
         token_quota_per_day: row.token_quota_per_day,

@@ -47,6 +47,8 @@ pub struct ClientRow {
     pub tokens_revoked_before: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `operator` or `partner` while disabled (see `registry::clients::Holder`).
+    pub disabled_by: Option<String>,
 }
 
 /// A stored secret. `secret_hash` is the hex SHA-256 of the secret; the secret itself is never stored.

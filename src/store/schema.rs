@@ -55,6 +55,7 @@ diesel::table! {
         tokens_revoked_before -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        disabled_by -> Nullable<Text>,
     }
 }
 

@@ -648,3 +648,36 @@ pub fn partnergate(server: &TestServer, args: &[&str]) -> serde_json::Value {
     assert!(output.status.success(), "partnergate {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err})"))
 }
+
+/// Creates the scopes of `names` that do not exist yet.
+pub fn ensure_catalog_scopes(server: &TestServer, names: &[&str]) {
+    let mut conn = server.conn();
+    for name in names {
+        if scopes::get(&mut conn, name).is_err() {
+            scopes::create(&mut conn, &Caller::cli(), name, "test scope").unwrap();
+        }
+    }
+}
+
+/// Partner `id` (ceiling: `business` and the client-admin scopes) and its admin client holding
+/// `authz.clients.read` and `.write` for the admin audience; the client and a token for it.
+pub async fn partner_admin_token(server: &TestServer, id: &str, business: &[&str]) -> (CreatedClient, String) {
+    ensure_catalog_scopes(server, business);
+    let mut ceiling = strings(business);
+    ceiling.extend(["authz.clients.read".to_string(), "authz.clients.write".to_string()]);
+    let partner =
+        NewPartner { id: id.into(), name: format!("Partner {id}"), scope_ceiling: ceiling, ..Default::default() };
+    partners::create(&mut server.conn(), &Caller::cli(), &partner).expect("partner");
+    let client = create_client(
+        server,
+        &NewClient {
+            partner_id: Some(id.into()),
+            name: format!("{id} admin"),
+            scopes: strings(&["authz.clients.read", "authz.clients.write"]),
+            audiences: vec![server.settings.admin_audience.clone()],
+            ..Default::default()
+        },
+    );
+    let token = server.token_for(&client, &[], None).await;
+    (client, token)
+}
