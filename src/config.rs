@@ -7,8 +7,10 @@ use std::time::Duration;
 use clap::Args;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/partnergate.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
 #[derive(Clone, Args)]
+#[command(next_help_heading = "Database")]
 pub struct DatabaseArgs {
     /// Database URL: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
     #[arg(long, env = "PARTNERGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
@@ -22,24 +24,38 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// Pool options for a database that must exist already (every operator command).
     pub fn pool_options(&self) -> crate::store::PoolOptions {
         crate::store::PoolOptions {
             max_size: self.database_pool_size.max(1),
             connect_timeout: Duration::from_secs(self.database_timeout_secs.max(1)),
+            create_if_missing: false,
         }
+    }
+
+    /// Pool options that create a missing SQLite database: only `serve` and `migrate` use them.
+    pub fn creating_pool_options(&self) -> crate::store::PoolOptions {
+        crate::store::PoolOptions { create_if_missing: true, ..self.pool_options() }
     }
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Signing keys")]
 pub struct KeysArgs {
     /// Directory of PKCS#8 PEM signing keys (see keys/README.md).
     #[arg(long, env = "PARTNERGATE_KEYS_DIR", default_value = "./keys", global = true)]
     pub keys_dir: PathBuf,
 }
 
-/// Token settings shared by `serve` and by commands that create clients (lifetime bounds).
+/// Where the server listens and what its tokens say. `serve` and `admin bootstrap` both flatten this one
+/// struct, so the admin audience that bootstrap registers is the one the server checks, from the same flags,
+/// `PARTNERGATE_*` variables and defaults.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Issuer and tokens")]
 pub struct TokenArgs {
+    /// Address to listen on; the default issuer is derived from it.
+    #[arg(long, env = "PARTNERGATE_BIND", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
     /// Issuer URL (`iss`); defaults to http://<bind>.
     #[arg(long, env = "PARTNERGATE_ISSUER")]
     pub issuer: Option<String>,
@@ -66,9 +82,6 @@ pub const MAX_RETENTION_DAYS: i64 = 36_500;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "PARTNERGATE_BIND", default_value = "127.0.0.1:8080")]
-    pub bind: SocketAddr,
     #[command(flatten)]
     pub token: TokenArgs,
     /// `Cache-Control: max-age` of the JWKS response, in seconds.
@@ -105,8 +118,17 @@ pub struct TokenSettings {
 }
 
 impl TokenArgs {
-    pub fn resolve(&self, bind: SocketAddr) -> Result<TokenSettings, String> {
-        let issuer = self.issuer.clone().unwrap_or_else(|| format!("http://{bind}"));
+    /// The settings `serve` would take without flags: from the `PARTNERGATE_*` variables and the defaults.
+    /// For commands that do not offer these flags (`token` derives its default URL from the issuer).
+    pub fn from_environment() -> Result<Self, String> {
+        use clap::{Args as _, FromArgMatches as _};
+        let command = TokenArgs::augment_args(clap::Command::new("partnergate").no_binary_name(true));
+        let matches = command.try_get_matches_from(std::iter::empty::<String>()).map_err(|err| err.to_string())?;
+        TokenArgs::from_arg_matches(&matches).map_err(|err| err.to_string())
+    }
+
+    pub fn resolve(&self) -> Result<TokenSettings, String> {
+        let issuer = self.issuer.clone().unwrap_or_else(|| format!("http://{}", self.bind));
         let issuer = issuer.trim_end_matches('/').to_string();
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             return Err(format!("issuer {issuer:?} must be an http(s) URL"));
@@ -149,10 +171,10 @@ impl ServerConfig {
     pub fn from_args(database: &DatabaseArgs, keys: &KeysArgs, serve: &ServeArgs) -> Result<Self, String> {
         Ok(ServerConfig {
             database_url: database.database_url.clone(),
-            pool: database.pool_options(),
+            pool: database.creating_pool_options(),
             keys_dir: keys.keys_dir.clone(),
-            bind: serve.bind,
-            token: serve.token.resolve(serve.bind)?,
+            bind: serve.token.bind,
+            token: serve.token.resolve()?,
             jwks_max_age_secs: serve.jwks_max_age_secs,
             max_body_bytes: serve.max_body_bytes,
             workers: serve.workers,

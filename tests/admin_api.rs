@@ -379,7 +379,10 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
     let default_token = server.token_for(&p, &[], None).await;
     let claims = server.verify(&default_token, &server.settings.default_audience).await;
     assert_eq!(claims["scope"], format!("{READ} {WRITE}"));
-    rejections.push(expect_unauthorized(&Admin::new(&server, default_token).get("/clients").await));
+    // It is told why: only a genuine token of this server gets that far, and the admin audience is public.
+    let wrong_audience = expect_unauthorized(&Admin::new(&server, default_token).get("/clients").await);
+    let expected = format!("wrong audience: expected {}", server.settings.admin_audience);
+    assert!(wrong_audience.contains(&expected), "{wrong_audience}");
     let admin_token = server.token_for(&p, &[], Some(&server.settings.admin_audience)).await;
     let pa = Admin::new(&server, admin_token);
     assert_eq!(ids(&pa.get("/clients").await.expect_json(200)["items"]), BTreeSet::from([p.client.id.clone()]));
@@ -406,7 +409,7 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
     assert_eq!(op.delete(&format!("/clients/{}", doomed.client.id)).await.status, 200);
     rejections.push(expect_unauthorized(&doomed_admin.get("/clients").await));
 
-    // Every rejected token gets the same answer: nothing tells an attacker which check failed.
+    // Every other rejected token gets the same answer: nothing tells an attacker which check failed.
     let distinct: BTreeSet<&String> = rejections.iter().collect();
     assert_eq!(distinct.len(), 1, "{distinct:?}");
     server.stop().await;

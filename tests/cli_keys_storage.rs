@@ -44,19 +44,11 @@ async fn operator_registers_with_the_cli_and_the_token_command_fetches_a_verifie
     assert_eq!(shown["secrets"].as_array().unwrap().len(), 1);
 
     // `token` runs the oauth2 crate inside the CLI; the secret comes from the environment, as documented.
-    let url = server.base_url.clone();
-    let cli_client_id = client_id.clone();
-    let output = actix_web::web::block(move || {
-        Command::new(env!("CARGO_BIN_EXE_partnergate"))
-            .args(["--json", "token", "--url", &url, "--client-id", &cli_client_id])
-            .env("PARTNERGATE_CLIENT_SECRET", &secret)
-            .output()
-            .expect("run partnergate token")
-    })
-    .await
-    .unwrap();
-    assert!(output.status.success(), "token failed: {}", String::from_utf8_lossy(&output.stderr));
-    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut token = partnergate_binary();
+    token.env("PARTNERGATE_CLIENT_SECRET", &secret);
+    let printed = run_command_async(&token, &["--json", "token", "--url", &server.base_url, "--client-id", &client_id])
+        .await
+        .json();
     assert_eq!(printed["claims"]["partner_id"], "acme");
     assert_eq!(printed["header"]["typ"], "at+jwt");
     let claims = server.verify(printed["access_token"].as_str().unwrap(), "https://api.acme.test").await;
@@ -68,13 +60,8 @@ async fn operator_registers_with_the_cli_and_the_token_command_fetches_a_verifie
 #[actix_web::test]
 async fn cli_errors_are_clear_and_exit_non_zero() {
     let server = TestServer::start().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_partnergate"))
-        .args(["--database-url", &server.db.url, "partner", "create", "Bad Id", "--name", "x"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("partner ids are"), "{stderr}");
+    let run = run_command(&server.cli(), &["partner", "create", "Bad Id", "--name", "x"]);
+    assert!(run.failed().contains("partner ids are"), "{}", run.stderr);
     server.stop().await;
 }
 
@@ -128,7 +115,7 @@ fn malformed_database_urls_are_refused_by_name() {
 
 #[test]
 fn an_unreachable_postgres_fails_fast_with_the_real_cause() {
-    let options = PoolOptions { max_size: 2, connect_timeout: Duration::from_secs(2) };
+    let options = PoolOptions { max_size: 2, connect_timeout: Duration::from_secs(2), ..PoolOptions::default() };
     let started = Instant::now();
     // Nothing listens on port 1; the password must not appear in the message.
     let err = store::connect("postgres://app:hunter2@127.0.0.1:1/partnergate", &options).unwrap_err();
@@ -141,13 +128,7 @@ fn an_unreachable_postgres_fails_fast_with_the_real_cause() {
 }
 
 fn partnergate_fails(server: &TestServer, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_partnergate"))
-        .args(["--database-url", &server.db.url])
-        .args(args)
-        .output()
-        .expect("run partnergate");
-    assert!(!output.status.success(), "partnergate {args:?} should fail");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    run_command(&server.cli(), args).failed().to_string()
 }
 
 #[actix_web::test]

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{CliError, CliResult, Context};
+use super::{facts, joined, CliError, CliResult, Context, SECRET_NOTE};
 use crate::config::TokenArgs;
 use crate::registry::bootstrap;
 use crate::registry::clients::ClientLimits;
@@ -11,10 +11,9 @@ use crate::registry::clients::ClientLimits;
 pub enum AdminCommand {
     /// Create the operator's admin client (scope authz.admin, audience = the admin audience) and print its
     /// secret once. Refuses if an admin client exists, unless --force.
+    /// Give it the server's settings (the same PARTNERGATE_* variables or flags as `serve`).
     Bootstrap {
-        /// The address the server listens on, from which the default issuer is derived.
-        #[arg(long, env = "PARTNERGATE_BIND", default_value = "127.0.0.1:8080")]
-        bind: std::net::SocketAddr,
+        /// The server's settings, from which the admin audience is derived exactly as `serve` derives it.
         #[command(flatten)]
         token: TokenArgs,
         /// Create another admin client even though one exists.
@@ -25,17 +24,19 @@ pub enum AdminCommand {
 
 pub fn run(ctx: &Context, command: AdminCommand) -> CliResult {
     match command {
-        AdminCommand::Bootstrap { bind, token, force } => {
-            let settings = token.resolve(bind).map_err(CliError)?;
+        AdminCommand::Bootstrap { token, force } => {
+            let settings = token.resolve().map_err(CliError)?;
             let limits = ClientLimits { max_token_lifetime_secs: settings.max_lifetime_secs };
             let created = bootstrap::admin_client(&mut *ctx.conn()?, &settings.admin_audience, limits, force)?;
             ctx.print(&created, |c| {
-                format!(
-                    "admin client_id:     {}\nadmin client_secret: {}\naudience: {}\n(the secret is shown only now; store it safely)",
-                    c.client.id,
-                    c.secret.secret.expose(),
-                    settings.admin_audience
-                )
+                let lines = [
+                    ("client_id", c.client.id.clone()),
+                    ("client_secret", c.secret.secret.expose().to_string()),
+                    ("partner", c.client.partner_id.clone()),
+                    ("scopes", joined(&c.client.scopes)),
+                    ("audience", settings.admin_audience.clone()),
+                ];
+                format!("{}\n{SECRET_NOTE}", facts(&lines))
             });
             Ok(())
         }

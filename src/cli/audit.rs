@@ -2,17 +2,21 @@
 
 use clap::{Args, Subcommand};
 
-use super::{CliResult, Context};
+use super::{table, CliResult, Context};
 use crate::audit::query::{self, AuditFilter};
 use crate::registry::Caller;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(flatten)]
+    pub database: crate::config::DatabaseArgs,
     #[command(subcommand)]
     pub action: Option<AuditAction>,
+    /// Only events of this partner.
     #[arg(long)]
     pub partner: Option<String>,
+    /// Only events of this client.
     #[arg(long)]
     pub client: Option<String>,
     /// Event type, e.g. token.request, client.create, secret.revoke.
@@ -27,6 +31,7 @@ pub struct AuditArgs {
     /// Events before this UTC time.
     #[arg(long)]
     pub until: Option<chrono::NaiveDateTime>,
+    /// Events per page.
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
     /// Continue with events older than this cursor (the previous page's next_cursor).
@@ -38,6 +43,7 @@ pub struct AuditArgs {
 pub enum AuditAction {
     /// Delete events older than N days.
     Prune {
+        /// Delete the events older than this many days.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::config::MAX_RETENTION_DAYS))]
         older_than_days: u32,
     },
@@ -62,27 +68,24 @@ pub fn run(ctx: &Context, args: AuditArgs) -> CliResult {
     };
     let page = query::list(&mut conn, &Caller::cli(), &filter)?;
     ctx.print(&page, |page| {
-        let mut lines: Vec<String> = page
-            .items
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} {} {:<20} {:<7} actor={} partner={} client={} {}",
-                    e.id,
-                    e.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3f"),
-                    e.event_type,
-                    e.outcome,
-                    e.actor.as_deref().unwrap_or("-"),
-                    e.partner_id.as_deref().unwrap_or("-"),
-                    e.client_id.as_deref().unwrap_or("-"),
-                    e.reason.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
+        let rows = page.items.iter().map(|e| {
+            let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_string());
+            [
+                e.id.to_string(),
+                e.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                e.event_type.clone(),
+                e.outcome.clone(),
+                or_dash(&e.actor),
+                or_dash(&e.partner_id),
+                or_dash(&e.client_id),
+                e.reason.clone().unwrap_or_default(),
+            ]
+        });
+        let mut out = table(["ID", "TIME (UTC)", "TYPE", "OUTCOME", "ACTOR", "PARTNER", "CLIENT", "REASON"], rows);
         if let Some(next) = page.next_cursor {
-            lines.push(format!("(more: --cursor {next})"));
+            out.push_str(&format!("\n(more: --cursor {next})"));
         }
-        lines.join("\n")
+        out
     });
     Ok(())
 }

@@ -2,14 +2,16 @@
 
 use clap::Subcommand;
 
-use super::{joined, CliResult, Context};
+use super::{facts, joined, table, CliResult, Context};
 use crate::registry::{roles, scopes, Caller};
 
 #[derive(Debug, Subcommand)]
 pub enum ScopeCommand {
     /// Register a scope (`resource.action`).
     Create {
+        /// The scope name, `resource.action` (e.g. `orders.read`).
         name: String,
+        /// What the scope allows, for people reading the catalog.
         #[arg(long, default_value = "")]
         description: String,
     },
@@ -17,13 +19,17 @@ pub enum ScopeCommand {
     List,
     /// Change a scope's description.
     Update {
+        /// The scope to change.
         name: String,
+        /// The new description.
         #[arg(long)]
         description: String,
     },
     /// Delete a scope; refused while in use unless --cascade.
     Delete {
+        /// The scope to delete.
         name: String,
+        /// Also remove it from every role, ceiling and client that holds it.
         #[arg(long)]
         cascade: bool,
     },
@@ -33,7 +39,9 @@ pub enum ScopeCommand {
 pub enum RoleCommand {
     /// Create a role bundling scopes.
     Create {
+        /// The role name (e.g. `order-reader`).
         name: String,
+        /// What the role is for.
         #[arg(long, default_value = "")]
         description: String,
         /// A scope of the role (repeatable).
@@ -44,15 +52,20 @@ pub enum RoleCommand {
     List,
     /// Change a role's description or scopes (the scopes replace the old list).
     Update {
+        /// The role to change.
         name: String,
+        /// The new description.
         #[arg(long)]
         description: Option<String>,
+        /// A scope of the role (repeatable); replaces the old list.
         #[arg(long = "scope")]
         scopes: Option<Vec<String>>,
     },
     /// Delete a role; refused while assigned unless --cascade.
     Delete {
+        /// The role to delete.
         name: String,
+        /// Also take it away from every client that has it.
         #[arg(long)]
         cascade: bool,
     },
@@ -69,7 +82,7 @@ pub fn run_scope(ctx: &Context, command: ScopeCommand) -> CliResult {
         ScopeCommand::List => {
             let list = scopes::list(&mut conn)?;
             ctx.print(&list, |list| {
-                list.iter().map(|s| format!("{:<32} {}", s.name, s.description)).collect::<Vec<_>>().join("\n")
+                table(["NAME", "DESCRIPTION"], list.iter().map(|s| [s.name.clone(), s.description.clone()]))
             });
         }
         ScopeCommand::Update { name, description } => {
@@ -90,17 +103,18 @@ pub fn run_role(ctx: &Context, command: RoleCommand) -> CliResult {
     match command {
         RoleCommand::Create { name, description, scopes } => {
             let role = roles::create(&mut conn, &caller, &name, &description, &scopes)?;
-            ctx.print(&role, |r| format!("created role {} with scopes {}", r.name, joined(&r.scopes)));
+            ctx.print(&role, |r| format!("created role {}\n{}", r.name, facts(&[("scopes", joined(&r.scopes))])));
         }
         RoleCommand::List => {
             let list = roles::list(&mut conn)?;
             ctx.print(&list, |list| {
-                list.iter().map(|r| format!("{:<24} {}", r.name, joined(&r.scopes))).collect::<Vec<_>>().join("\n")
+                let rows = list.iter().map(|r| [r.name.clone(), joined(&r.scopes), r.description.clone()]);
+                table(["NAME", "SCOPES", "DESCRIPTION"], rows)
             });
         }
         RoleCommand::Update { name, description, scopes } => {
             let role = roles::update(&mut conn, &caller, &name, description.as_deref(), scopes.as_deref())?;
-            ctx.print(&role, |r| format!("updated role {} with scopes {}", r.name, joined(&r.scopes)));
+            ctx.print(&role, |r| format!("updated role {}\n{}", r.name, facts(&[("scopes", joined(&r.scopes))])));
         }
         RoleCommand::Delete { name, cascade } => {
             roles::delete(&mut conn, &caller, &name, cascade)?;

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{joined, CliResult, Context};
+use super::{facts, joined, table, CliResult, Context, SECRET_NOTE};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
 use crate::registry::secrets::{self, NewSecret};
@@ -12,13 +12,16 @@ use crate::registry::{revocation, Caller};
 pub enum ClientCommand {
     /// Register a client; prints its id and first secret once.
     Create {
+        /// The partner the client belongs to.
         #[arg(long)]
         partner: String,
+        /// Display name (e.g. "Acme nightly sync").
         #[arg(long)]
         name: String,
         /// Keep an existing client id instead of generating a `pgc_` one.
         #[arg(long)]
         client_id: Option<String>,
+        /// What the integration does.
         #[arg(long, default_value = "")]
         description: String,
         /// A role of the client (repeatable).
@@ -40,8 +43,10 @@ pub enum ClientCommand {
     },
     /// List clients.
     List {
+        /// Only this partner's clients.
         #[arg(long)]
         partner: Option<String>,
+        /// Clients per page.
         #[arg(long, default_value_t = clients::DEFAULT_PAGE_SIZE)]
         limit: i64,
         /// Continue after this client id (the previous page's next_cursor).
@@ -50,74 +55,115 @@ pub enum ClientCommand {
     },
     /// Change a client; list options replace the whole list. `--clear-*` empties a list.
     Update {
+        /// The client to change.
         id: String,
+        /// The new display name.
         #[arg(long)]
         name: Option<String>,
+        /// The new description.
         #[arg(long)]
         description: Option<String>,
+        /// A role of the client (repeatable); replaces the old list.
         #[arg(long = "role")]
         roles: Option<Vec<String>>,
+        /// A direct scope (repeatable); replaces the old list; within the partner's ceiling.
         #[arg(long = "scope")]
         scopes: Option<Vec<String>>,
+        /// An audience the client may request (repeatable); replaces the old list.
         #[arg(long = "audience")]
         audiences: Option<Vec<String>>,
+        /// Remove every role.
         #[arg(long)]
         clear_roles: bool,
+        /// Remove every direct scope.
         #[arg(long)]
         clear_scopes: bool,
+        /// Remove every audience (the client then gets the server's default audience).
         #[arg(long)]
         clear_audiences: bool,
+        /// Token lifetime in seconds (default: the server's).
         #[arg(long)]
         token_lifetime_secs: Option<i32>,
+        /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
         max_token_lifetime_secs: i64,
     },
     /// Delete a client with its secrets.
-    Delete { id: String },
+    Delete {
+        /// The client to delete.
+        id: String,
+    },
     /// Show a client with its secrets (never the secrets themselves).
-    Show { id: String },
+    Show {
+        /// The client to show.
+        id: String,
+    },
     /// Create a new secret; with --grace-period-secs the client's other secrets expire after that long.
     RotateSecret {
+        /// The client that gets a new secret.
         id: String,
+        /// A name for the new secret (e.g. `2026-q4`).
         #[arg(long)]
         name: Option<String>,
+        /// The client's other secrets expire this many seconds from now (0: at once).
         #[arg(long)]
         grace_period_secs: Option<i64>,
+        /// The new secret itself expires this many seconds from now.
         #[arg(long)]
         expires_in_secs: Option<i64>,
     },
     /// Revoke one secret now; the client's other secrets keep working.
     RevokeSecret {
+        /// The client whose secret to revoke.
         id: String,
+        /// The secret's id (from `client show`), not the secret itself.
         secret_id: String,
         /// Also revoke every token issued to the client so far (the secret leaked).
         #[arg(long)]
         revoke_tokens: bool,
     },
     /// Revoke every token issued to the client so far.
-    RevokeTokens { id: String },
+    RevokeTokens {
+        /// The client whose tokens to revoke.
+        id: String,
+    },
     /// Disable a client: its next token request fails.
-    Disable { id: String },
+    Disable {
+        /// The client to disable.
+        id: String,
+    },
     /// Enable a disabled client.
-    Enable { id: String },
+    Enable {
+        /// The client to enable.
+        id: String,
+    },
 }
 
-fn describe(c: &Client) -> String {
-    format!(
-        "{}  partner={} name={:?} {}\n  roles: {}\n  scopes: {}\n  audiences: {}",
-        c.id,
-        c.partner_id,
-        c.name,
-        match (c.enabled, &c.disabled_by) {
-            (true, _) => "enabled".to_string(),
-            (false, Some(by)) => format!("disabled by {by}"),
-            (false, None) => "disabled".to_string(),
-        },
-        joined(&c.roles),
-        joined(&c.scopes),
-        joined(&c.audiences)
-    )
+/// A client, one fact per line.
+fn client_facts(c: &Client) -> Vec<(&'static str, String)> {
+    vec![
+        ("client_id", c.id.clone()),
+        ("partner", c.partner_id.clone()),
+        ("name", c.name.clone()),
+        ("state", state(c)),
+        ("roles", joined(&c.roles)),
+        ("scopes", joined(&c.scopes)),
+        ("audiences", joined(&c.audiences)),
+        ("token_lifetime", c.token_lifetime_secs.map_or("the server's default".to_string(), |s| format!("{s} s"))),
+    ]
+}
+
+fn state(c: &Client) -> String {
+    match (c.enabled, &c.disabled_by) {
+        (true, _) => "enabled".to_string(),
+        (false, Some(by)) => format!("disabled by {by}"),
+        (false, None) => "disabled".to_string(),
+    }
+}
+
+fn time(at: &Option<chrono::NaiveDateTime>) -> String {
+    at.as_ref().map_or("-".to_string(), crate::store::utc::format)
 }
 
 pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
@@ -149,23 +195,31 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             let limits = ClientLimits { max_token_lifetime_secs };
             let created = clients::create(&mut conn, &caller, &input, limits)?;
             ctx.print(&created, |c| {
-                format!(
-                    "client_id:     {}\nclient_secret: {}\n(the secret is shown only now; store it safely)\n{}",
-                    c.client.id,
-                    c.secret.secret.expose(),
-                    describe(&c.client)
-                )
+                let mut lines = client_facts(&c.client);
+                lines.insert(1, ("client_secret", c.secret.secret.expose().to_string()));
+                format!("{}\n{SECRET_NOTE}", facts(&lines))
             });
         }
         ClientCommand::List { partner, limit, cursor } => {
             let filter = ClientFilter { partner_id: partner, enabled: None, cursor, limit: Some(limit) };
             let page = clients::list(&mut conn, &Caller::cli(), &filter)?;
             ctx.print(&page, |page| {
-                let mut lines: Vec<String> = page.items.iter().map(describe).collect();
+                let rows = page.items.iter().map(|c| {
+                    [
+                        c.id.clone(),
+                        c.partner_id.clone(),
+                        c.name.clone(),
+                        state(c),
+                        joined(&c.roles),
+                        joined(&c.scopes),
+                        joined(&c.audiences),
+                    ]
+                });
+                let mut out = table(["ID", "PARTNER", "NAME", "STATE", "ROLES", "SCOPES", "AUDIENCES"], rows);
                 if let Some(next) = &page.next_cursor {
-                    lines.push(format!("(more: --cursor {next})"));
+                    out.push_str(&format!("\n(more: --cursor {next})"));
                 }
-                lines.join("\n")
+                out
             });
         }
         ClientCommand::Update {
@@ -192,7 +246,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let client = clients::update(&mut conn, &caller, &id, &input, limits)?;
-            ctx.print(&client, |c| format!("updated {}", describe(c)));
+            ctx.print(&client, |c| format!("updated client {}\n{}", c.id, facts(&client_facts(c))));
         }
         ClientCommand::Delete { id } => {
             clients::delete(&mut conn, &caller, &id)?;
@@ -203,29 +257,32 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             let secrets = secrets::list(&mut conn, &Caller::cli(), &id)?;
             let value = serde_json::json!({"client": client, "secrets": secrets});
             ctx.print(&value, |_| {
-                let mut out = describe(&client);
-                for s in &secrets {
-                    out.push_str(&format!(
-                        "\n  secret {} {:?} {}… created {} {}",
-                        s.id,
-                        s.name,
-                        s.prefix,
-                        s.created_at,
-                        if s.active { "active" } else { "inactive" }
-                    ));
-                }
-                out
+                let rows = secrets.iter().map(|s| {
+                    [
+                        s.id.clone(),
+                        s.name.clone(),
+                        format!("{}…", s.prefix),
+                        crate::store::utc::format(&s.created_at),
+                        time(&s.expires_at),
+                        time(&s.revoked_at),
+                        time(&s.last_used_at),
+                        if s.active { "active" } else { "inactive" }.to_string(),
+                    ]
+                });
+                let headers = ["SECRET ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "REVOKED", "LAST USED", "STATE"];
+                format!("{}\n\n{}", facts(&client_facts(&client)), table(headers, rows))
             });
         }
         ClientCommand::RotateSecret { id, name, grace_period_secs, expires_in_secs } => {
             let input = NewSecret { name, expires_in_secs, grace_period_secs };
             let issued = secrets::create(&mut conn, &caller, &id, &input)?;
             ctx.print(&issued, |s| {
-                format!(
-                    "secret_id:     {}\nclient_secret: {}\n(the secret is shown only now; store it safely)",
-                    s.id,
-                    s.secret.expose()
-                )
+                let lines = [
+                    ("client_id", id.clone()),
+                    ("secret_id", s.id.clone()),
+                    ("client_secret", s.secret.expose().to_string()),
+                ];
+                format!("{}\n{SECRET_NOTE}", facts(&lines))
             });
         }
         ClientCommand::RevokeSecret { id, secret_id, revoke_tokens } => {

@@ -11,12 +11,14 @@ mod partner;
 mod serve;
 mod token;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::config::{DatabaseArgs, KeysArgs};
+use crate::config::{DatabaseArgs, KeysArgs, ServeArgs};
 use crate::store::{self, DbPool};
 
+/// Each command takes only the options it uses: the database options belong to the commands that work on
+/// the database, the keys directory to `serve` and `keys`, and `token` (a partner's tool) has neither.
 #[derive(Debug, Parser)]
 #[command(
     name = "partnergate",
@@ -24,10 +26,6 @@ use crate::store::{self, DbPool};
     about = "OAuth2 client-credentials authorization server for partner integrations"
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub keys: KeysArgs,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -35,34 +33,52 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A command group that works on the database; the database options apply to each of its commands.
+#[derive(Debug, Args)]
+pub struct OnDatabase<C: Subcommand> {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(subcommand)]
+    pub command: C,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub keys: KeysArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (migrates the database and creates a signing key first if needed).
-    Serve(crate::config::ServeArgs),
-    /// Apply pending database migrations.
-    Migrate,
+    /// Run the server (creates and migrates the database and creates a signing key first if needed).
+    Serve(ServeCommand),
+    /// Create the database if needed and apply pending migrations.
+    Migrate(DatabaseArgs),
     /// Manage signing keys.
-    #[command(subcommand)]
-    Keys(keys::KeysCommand),
+    Keys(keys::KeysGroup),
     /// Manage the scope catalog.
-    #[command(subcommand)]
-    Scope(catalog::ScopeCommand),
+    Scope(OnDatabase<catalog::ScopeCommand>),
     /// Manage roles (named bundles of scopes).
-    #[command(subcommand)]
-    Role(catalog::RoleCommand),
+    Role(OnDatabase<catalog::RoleCommand>),
     /// Manage partners.
-    #[command(subcommand)]
-    Partner(partner::PartnerCommand),
+    Partner(OnDatabase<partner::PartnerCommand>),
     /// Manage clients and their secrets.
-    #[command(subcommand)]
-    Client(client::ClientCommand),
+    Client(OnDatabase<client::ClientCommand>),
     /// Read or prune the audit trail.
     Audit(audit::AuditArgs),
     /// Operator administration.
-    #[command(subcommand)]
-    Admin(admin::AdminCommand),
+    Admin(OnDatabase<admin::AdminCommand>),
     /// Fetch a token with the client-credentials grant (with the `oauth2` crate) and print its claims.
     Token(token::TokenArgs),
+    /// Print a shell completion script, e.g. `partnergate completions bash > ~/.local/share/bash-completion/completions/partnergate`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,17 +104,25 @@ cli_error_from!(
 
 pub type CliResult = Result<(), CliError>;
 
-/// Shared by every command: how to reach the database and how to print.
+/// Shared by every command: how to print, and how to reach the database for the commands that have one.
 pub struct Context {
-    pub database: DatabaseArgs,
-    pub keys: KeysArgs,
     pub json: bool,
+    database: Option<DatabaseArgs>,
 }
 
 impl Context {
-    /// A pool on the configured database, migrated.
+    pub fn new(json: bool) -> Self {
+        Context { json, database: None }
+    }
+
+    pub fn with_database(json: bool, database: DatabaseArgs) -> Self {
+        Context { json, database: Some(database) }
+    }
+
+    /// A pool on the configured database, which must exist, migrated.
     pub fn database(&self) -> Result<DbPool, CliError> {
-        let pool = store::connect(&self.database.database_url, &self.database.pool_options())?;
+        let database = self.database.as_ref().ok_or_else(|| CliError("this command has no database".into()))?;
+        let pool = store::connect(&database.database_url, &database.pool_options())?;
         store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
         Ok(pool)
     }
@@ -118,25 +142,63 @@ impl Context {
 }
 
 pub async fn run(cli: Cli) -> CliResult {
-    let ctx = Context { database: cli.database, keys: cli.keys, json: cli.json };
+    let json = cli.json;
     match cli.command {
-        Command::Serve(args) => serve::run(&ctx, args).await,
-        Command::Migrate => {
-            let pool = store::connect(&ctx.database.database_url, &ctx.database.pool_options())?;
+        Command::Serve(args) => serve::run(&Context::new(json), args).await,
+        Command::Migrate(database) => {
+            let ctx = Context::new(json);
+            let pool = store::connect(&database.database_url, &database.creating_pool_options())?;
             let applied = store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
             ctx.print(&serde_json::json!({"applied": applied}), |_| format!("applied {applied} migration(s)"));
             Ok(())
         }
-        Command::Keys(command) => keys::run(&ctx, command),
-        Command::Scope(command) => catalog::run_scope(&ctx, command),
-        Command::Role(command) => catalog::run_role(&ctx, command),
-        Command::Partner(command) => partner::run(&ctx, command),
-        Command::Client(command) => client::run(&ctx, command),
-        Command::Token(args) => token::run(&ctx, args).await,
-        Command::Admin(command) => admin::run(&ctx, command),
-        Command::Audit(args) => audit::run(&ctx, args),
+        Command::Keys(group) => keys::run(&Context::new(json), &group.keys, group.command),
+        Command::Scope(group) => catalog::run_scope(&Context::with_database(json, group.database), group.command),
+        Command::Role(group) => catalog::run_role(&Context::with_database(json, group.database), group.command),
+        Command::Partner(group) => partner::run(&Context::with_database(json, group.database), group.command),
+        Command::Client(group) => client::run(&Context::with_database(json, group.database), group.command),
+        Command::Admin(group) => admin::run(&Context::with_database(json, group.database), group.command),
+        Command::Audit(args) => audit::run(&Context::with_database(json, args.database.clone()), args),
+        Command::Token(args) => token::run(&Context::new(json), args).await,
+        Command::Completions { shell } => {
+            // Generated into memory: clap_complete panics on a write error (a closed pipe), this reports it.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "partnergate", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            Ok(())
+        }
     }
 }
+
+/// A table for human output: a header row, then one row per item, columns padded to their widest cell.
+pub(crate) fn table<const N: usize>(headers: [&str; N], rows: impl IntoIterator<Item = [String; N]>) -> String {
+    let rows: Vec<[String; N]> = rows.into_iter().collect();
+    let mut widths = headers.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut lines = vec![line(&headers.map(str::to_string))];
+    if rows.is_empty() {
+        lines.push("(none)".to_string());
+    }
+    lines.extend(rows.iter().map(|row| line(row)));
+    lines.join("\n")
+}
+
+/// One fact per line, `name: value`, values aligned, for what a command created or changed.
+pub(crate) fn facts(items: &[(&str, String)]) -> String {
+    let width = items.iter().map(|(name, _)| name.len() + 1).max().unwrap_or(0);
+    items.iter().map(|(name, value)| format!("{:<width$} {value}", format!("{name}:"))).collect::<Vec<_>>().join("\n")
+}
+
+/// Shown with every secret, the only time it is shown.
+pub(crate) const SECRET_NOTE: &str = "(the secret is shown only now; store it safely)";
 
 /// A list of names for human output.
 pub(crate) fn joined(items: &[String]) -> String {

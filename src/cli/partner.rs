@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{joined, CliResult, Context};
+use super::{facts, joined, table, CliResult, Context};
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
 
 use crate::registry::{revocation, Caller};
@@ -13,13 +13,16 @@ pub enum PartnerCommand {
     Create {
         /// Partner id: a lowercase slug such as `acme`.
         id: String,
+        /// Display name (e.g. "Acme Corp").
         #[arg(long)]
         name: String,
         /// A scope the partner's clients may hold (repeatable): the ceiling.
         #[arg(long = "ceiling")]
         ceiling: Vec<String>,
+        /// Token requests per minute for the whole partner (stored, not enforced yet).
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
+        /// Tokens per day for the whole partner (stored, not enforced yet).
         #[arg(long)]
         token_quota_per_day: Option<i32>,
     },
@@ -27,33 +30,57 @@ pub enum PartnerCommand {
     List,
     /// Change a partner's name, ceiling (replaces the whole list) or limits.
     Update {
+        /// The partner to change.
         id: String,
+        /// The new display name.
         #[arg(long)]
         name: Option<String>,
         /// The new ceiling, repeatable; replaces the old one.
         #[arg(long = "ceiling")]
         ceiling: Option<Vec<String>>,
+        /// Token requests per minute for the whole partner (stored, not enforced yet).
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
+        /// Tokens per day for the whole partner (stored, not enforced yet).
         #[arg(long)]
         token_quota_per_day: Option<i32>,
     },
     /// Suspend a partner: none of its clients gets a token until it is resumed.
-    Suspend { id: String },
+    Suspend {
+        /// The partner to suspend.
+        id: String,
+    },
     /// Resume a suspended partner.
-    Resume { id: String },
+    Resume {
+        /// The partner to resume.
+        id: String,
+    },
     /// Revoke every token issued so far to any client of the partner.
-    RevokeTokens { id: String },
+    RevokeTokens {
+        /// The partner whose tokens to revoke.
+        id: String,
+    },
 }
 
-fn describe(p: &partners::Partner) -> String {
-    format!(
-        "{:<20} {:<30} {:<9} ceiling: {}",
-        p.id,
-        p.name,
-        if p.suspended { "suspended" } else { "active" },
-        joined(&p.scope_ceiling)
-    )
+/// A partner, one fact per line.
+fn partner_facts(p: &partners::Partner) -> String {
+    let limit = |value: Option<i32>| value.map_or("-".to_string(), |v| v.to_string());
+    facts(&[
+        ("partner", p.id.clone()),
+        ("name", p.name.clone()),
+        ("state", state(p).to_string()),
+        ("ceiling", joined(&p.scope_ceiling)),
+        ("rate_limit_per_minute", limit(p.rate_limit_per_minute)),
+        ("token_quota_per_day", limit(p.token_quota_per_day)),
+    ])
+}
+
+fn state(p: &partners::Partner) -> &'static str {
+    if p.suspended {
+        "suspended"
+    } else {
+        "active"
+    }
 }
 
 pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
@@ -63,11 +90,15 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
         PartnerCommand::Create { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {
             let input = NewPartner { id, name, scope_ceiling: ceiling, rate_limit_per_minute, token_quota_per_day };
             let partner = partners::create(&mut conn, &caller, &input)?;
-            ctx.print(&partner, |p| format!("created partner {}", describe(p)));
+            ctx.print(&partner, |p| format!("created partner {}\n{}", p.id, partner_facts(p)));
         }
         PartnerCommand::List => {
             let list = partners::list(&mut conn, &Caller::cli())?;
-            ctx.print(&list, |list| list.iter().map(describe).collect::<Vec<_>>().join("\n"));
+            ctx.print(&list, |list| {
+                let rows =
+                    list.iter().map(|p| [p.id.clone(), p.name.clone(), state(p).to_string(), joined(&p.scope_ceiling)]);
+                table(["ID", "NAME", "STATE", "CEILING"], rows)
+            });
         }
         PartnerCommand::Update { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {
             let input = PartnerUpdate {
@@ -77,7 +108,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
                 token_quota_per_day: token_quota_per_day.map(Some),
             };
             let partner = partners::update(&mut conn, &caller, &id, &input)?;
-            ctx.print(&partner, |p| format!("updated {}", describe(p)));
+            ctx.print(&partner, |p| format!("updated partner {}\n{}", p.id, partner_facts(p)));
         }
         PartnerCommand::Suspend { id } => {
             let partner = partners::set_suspended(&mut conn, &caller, &id, true)?;

@@ -4,8 +4,14 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use clap::{Args, ValueEnum};
-use oauth2::basic::BasicClient;
-use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponse};
+use oauth2::{
+    AsyncHttpClient, AuthType, ClientId, ClientSecret, HttpClientError, HttpRequest, RequestTokenError, Scope,
+    TokenResponse, TokenUrl,
+};
 
 use super::{CliError, CliResult, Context};
 
@@ -17,14 +23,17 @@ pub enum AuthMethod {
     Post,
 }
 
+/// Only what a partner needs: where the server is, the credentials, what to ask for.
 #[derive(Args)]
 pub struct TokenArgs {
-    /// Server base URL.
-    #[arg(long, env = "PARTNERGATE_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// Server base URL. Default: the issuer as `serve` derives it, from PARTNERGATE_ISSUER, else
+    /// http://<PARTNERGATE_BIND>, else http://127.0.0.1:8080.
+    #[arg(long, env = "PARTNERGATE_URL")]
+    pub url: Option<String>,
+    /// The client id (`pgc_...`).
     #[arg(long, env = "PARTNERGATE_CLIENT_ID")]
     pub client_id: String,
-    /// Prefer the environment variable: a flag ends up in shell history.
+    /// The client secret (`pgs_...`). Prefer the environment variable: a flag ends up in shell history.
     #[arg(long, env = "PARTNERGATE_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: String,
     /// A scope to request (repeatable); none requests every allowed scope.
@@ -33,8 +42,12 @@ pub struct TokenArgs {
     /// The audience to request (RFC 8707 `resource` if it is a URI, else `audience`).
     #[arg(long)]
     pub audience: Option<String>,
+    /// How to present the credentials.
     #[arg(long, value_enum, default_value = "basic")]
     pub auth: AuthMethod,
+    /// Seconds to wait for the server, connecting included.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout_secs: u64,
 }
 
 fn decode_part(part: &str) -> serde_json::Value {
@@ -45,11 +58,34 @@ fn decode_part(part: &str) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// The server's base URL: the flag or PARTNERGATE_URL, else the issuer `serve` would use.
+fn base_url(args: &TokenArgs) -> Result<String, CliError> {
+    let url = match &args.url {
+        Some(url) => url.clone(),
+        None => {
+            let settings = crate::config::TokenArgs::from_environment().and_then(|token| token.resolve());
+            settings
+                .map_err(|err| CliError(format!("no --url given and the server settings are invalid: {err}")))?
+                .issuer
+        }
+    };
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Status and body of the server's answer, kept so that a refusal can be reported with both: the `oauth2`
+/// crate's errors carry neither for a non-JSON body.
+struct Answer {
+    status: reqwest::StatusCode,
+    body: Vec<u8>,
+}
+
+type TokenError = RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>;
+
 pub async fn run(ctx: &Context, args: TokenArgs) -> CliResult {
-    let token_url = TokenUrl::new(format!("{}/oauth2/token", args.url.trim_end_matches('/')))
-        .map_err(|err| CliError(format!("invalid --url: {err}")))?;
-    let client = BasicClient::new(ClientId::new(args.client_id))
-        .set_client_secret(ClientSecret::new(args.client_secret))
+    let url = format!("{}/oauth2/token", base_url(&args)?);
+    let token_url = TokenUrl::new(url.clone()).map_err(|err| CliError(format!("invalid URL {url:?}: {err}")))?;
+    let client = BasicClient::new(ClientId::new(args.client_id.clone()))
+        .set_client_secret(ClientSecret::new(args.client_secret.clone()))
         .set_token_uri(token_url)
         .set_auth_type(match args.auth {
             AuthMethod::Basic => AuthType::BasicAuth,
@@ -58,17 +94,29 @@ pub async fn run(ctx: &Context, args: TokenArgs) -> CliResult {
     // No redirects: a token request must not be replayed to another host (oauth2 crate guidance).
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(args.timeout_secs))
         .build()
         .map_err(|err| CliError(err.to_string()))?;
+    let answer: Mutex<Option<Answer>> = Mutex::new(None);
+    let (http_ref, answer_ref) = (&http, &answer);
+    let recording_client = move |request: HttpRequest| async move {
+        let response = http_ref.call(request).await?;
+        let kept = Answer { status: response.status(), body: response.body().clone() };
+        *answer_ref.lock().expect("answer lock") = Some(kept);
+        Ok::<_, HttpClientError<reqwest::Error>>(response)
+    };
     let mut request = client.exchange_client_credentials();
-    for scope in args.scopes {
-        request = request.add_scope(Scope::new(scope));
+    for scope in &args.scopes {
+        request = request.add_scope(Scope::new(scope.clone()));
     }
     if let Some(audience) = &args.audience {
         let name = if audience.contains("://") { "resource" } else { "audience" };
         request = request.add_extra_param(name, audience.clone());
     }
-    let response = request.request_async(&http).await.map_err(|err| CliError(describe_error(&err)))?;
+    let response = request.request_async(&recording_client).await.map_err(|err| {
+        let answer = answer.lock().expect("answer lock").take();
+        CliError(explain(&url, &err, answer, args.timeout_secs))
+    })?;
     let access_token = response.access_token().secret().clone();
     let mut parts = access_token.split('.');
     let header = decode_part(parts.next().unwrap_or_default());
@@ -90,16 +138,65 @@ pub async fn run(ctx: &Context, args: TokenArgs) -> CliResult {
     Ok(())
 }
 
-fn describe_error<RE: std::error::Error + 'static>(
-    err: &oauth2::RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
-) -> String {
-    match err {
-        oauth2::RequestTokenError::ServerResponse(response) => format!(
-            "the server refused: {}{}",
-            response.error(),
-            response.error_description().map(|d| format!(" ({d})")).unwrap_or_default()
-        ),
-        other => format!("token request failed: {other}"),
+/// One line naming the URL and the cause: the transport failure, or the status and body of the refusal.
+fn explain(url: &str, err: &TokenError, answer: Option<Answer>, timeout_secs: u64) -> String {
+    if let RequestTokenError::Request(transport) = err {
+        return format!("token request to {url} failed: {}", transport_cause(transport, timeout_secs));
+    }
+    let Some(answer) = answer else { return format!("token request to {url} failed: {err}") };
+    if answer.status != reqwest::StatusCode::OK {
+        return format!("{url} answered HTTP {}: {}", answer.status, body_excerpt(&answer.body));
+    }
+    // A 200 whose body is not a token response; the body is not printed, it may hold a token.
+    format!("{url} answered HTTP 200 but not with a token response: {err}")
+}
+
+fn transport_cause(err: &HttpClientError<reqwest::Error>, timeout_secs: u64) -> String {
+    let HttpClientError::Reqwest(err) = err else { return err.to_string() };
+    // reqwest's own message repeats the URL, which the caller names already.
+    let chain = match std::error::Error::source(err.as_ref()) {
+        Some(source) if err.url().is_some() => error_chain(source),
+        _ => error_chain(err.as_ref()),
+    };
+    if err.is_timeout() {
+        format!("no answer within {timeout_secs} s (timeout): {chain}")
+    } else if err.is_connect() {
+        let lower = chain.to_lowercase();
+        if ["tls", "certificate", "handshake", "corrupt message"].iter().any(|word| lower.contains(word)) {
+            format!("TLS handshake failed: {chain}")
+        } else {
+            format!("cannot connect: {chain}")
+        }
+    } else {
+        chain
+    }
+}
+
+/// The error and its sources, each said once (wrappers often repeat their source's text).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(current) = next {
+        let text = current.to_string();
+        if !parts.iter().any(|seen| seen.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
+/// The start of a body as text, for an error message.
+fn body_excerpt(body: &[u8]) -> String {
+    const LIMIT: usize = 500;
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_string();
+    }
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 

@@ -77,6 +77,11 @@ pub enum StoreError {
     InvalidUrl(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    #[error(
+        "no database at {0}: create it with `partnergate migrate` (or start `partnergate serve`), or point \
+         PARTNERGATE_DATABASE_URL at the server's database"
+    )]
+    Missing(String),
     #[error("database migration failed: {0}")]
     Migration(String),
     #[error("database error: {0}")]
@@ -187,11 +192,15 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
 pub struct PoolOptions {
     pub max_size: u32,
     pub connect_timeout: Duration,
+    /// Create a missing SQLite file (and its directory), private to the owner. The CLI asks for it only in
+    /// `serve` and `migrate`: any other command on a mistyped path would otherwise work on a new, empty
+    /// database.
+    pub create_if_missing: bool,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_size: 16, connect_timeout: Duration::from_secs(5) }
+        PoolOptions { max_size: 16, connect_timeout: Duration::from_secs(5), create_if_missing: true }
     }
 }
 
@@ -201,13 +210,7 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
     match backend {
         Backend::Sqlite => {
             if driver_url != ":memory:" {
-                if let Some(parent) = std::path::Path::new(&driver_url).parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|err| {
-                            StoreError::Unavailable(format!("cannot create directory {}: {err}", parent.display()))
-                        })?;
-                    }
-                }
+                sqlite_file::ensure(std::path::Path::new(&driver_url), options.create_if_missing)?;
             }
             let mut probe = SqliteConnection::establish(&driver_url)
                 .map_err(|err| StoreError::Unavailable(format!("sqlite {driver_url}: {err}")))?;
@@ -240,6 +243,48 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         .connection_customizer(Box::new(SqlitePragmas))
         .build(BackendManager { backend, driver_url: manager_url })
         .map_err(StoreError::from)
+}
+
+/// The SQLite file: refused when missing (unless asked to create it), and created private (0700 directory,
+/// 0600 file) because it holds every client's secret hashes and the audit trail. SQLite gives the `-wal`
+/// and `-shm` files the permissions of the database file, so they are private too.
+mod sqlite_file {
+    use std::fs;
+    use std::path::Path;
+
+    use super::StoreError;
+
+    pub fn ensure(path: &Path, create: bool) -> Result<(), StoreError> {
+        if path.exists() {
+            return Ok(());
+        }
+        if !create {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            private_dir_builder().create(parent).map_err(|err| {
+                StoreError::Unavailable(format!("cannot create directory {}: {err}", parent.display()))
+            })?;
+        }
+        let mut file = fs::OpenOptions::new();
+        file.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+        match file.open(path) {
+            // An empty file is an empty SQLite database; another process may have created it meanwhile.
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(err) => Err(StoreError::Unavailable(format!("cannot create {}: {err}", path.display()))),
+        }
+    }
+
+    fn private_dir_builder() -> fs::DirBuilder {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+    }
 }
 
 pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {

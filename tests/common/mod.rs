@@ -524,15 +524,9 @@ pub fn audit_rows(server: &TestServer) -> Vec<partnergate::store::models::AuditE
         .expect("audit rows")
 }
 
-/// The real binary with `args` after the global options for `server`'s database and keys.
+/// The real binary with `args`, set up (through the environment) for `server`'s database and keys.
 pub fn run_cli(server: &TestServer, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_partnergate"))
-        .args(["--database-url", &server.db.url, "--keys-dir"])
-        .arg(&server.keys_dir)
-        .args(args)
-        .env_remove("PARTNERGATE_CLIENT_SECRET")
-        .output()
-        .expect("run partnergate")
+    server.cli().args(args).output().expect("run partnergate")
 }
 
 /// Log lines written through the server's own (redacting) logger, captured for leak checks. The logger is
@@ -680,4 +674,163 @@ pub async fn partner_admin_token(server: &TestServer, id: &str, business: &[&str
     );
     let token = server.token_for(&client, &[], None).await;
     (client, token)
+}
+
+/// The real `partnergate` binary, without the developer's own `PARTNERGATE_*` settings: each test says
+/// what it sets, through the environment as an operator would.
+pub fn partnergate_binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_partnergate"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PARTNERGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("RUST_BACKTRACE", "0");
+    command
+}
+
+impl TestServer {
+    /// The binary set up for this server's database and keys directory.
+    pub fn cli(&self) -> std::process::Command {
+        let mut command = partnergate_binary();
+        command.env("PARTNERGATE_DATABASE_URL", &self.db.url).env("PARTNERGATE_KEYS_DIR", &self.keys_dir);
+        command
+    }
+}
+
+/// How a CLI run ended.
+pub struct CliRun {
+    pub args: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A fresh command with the template's program, arguments and environment (a `Command` cannot be cloned,
+/// and running one again would append to its arguments).
+pub fn command_like(template: &std::process::Command) -> std::process::Command {
+    let mut command = std::process::Command::new(template.get_program());
+    command.args(template.get_args());
+    copy_env(template, &mut command);
+    command
+}
+
+fn copy_env(from: &std::process::Command, to: &mut std::process::Command) {
+    for (name, value) in from.get_envs() {
+        match value {
+            Some(value) => to.env(name, value),
+            None => to.env_remove(name),
+        };
+    }
+}
+
+/// Runs the template with `args` added, to its end (blocking: for commands that do not call an in-process
+/// server).
+pub fn run_command(template: &std::process::Command, args: &[&str]) -> CliRun {
+    let output = command_like(template).args(args).output().expect("run partnergate");
+    CliRun {
+        args: format!("{args:?}"),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the command off the test's runtime, for commands that call the in-process server.
+pub async fn run_command_async(template: &std::process::Command, args: &[&str]) -> CliRun {
+    let mut command = command_like(template);
+    command.args(args);
+    actix_web::web::block(move || run_command(&command, &[])).await.expect("CLI thread")
+}
+
+impl CliRun {
+    /// Stdout of a run that must have succeeded.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "partnergate {} failed: {}", self.args, self.stderr);
+        &self.stdout
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|err| panic!("{} printed no JSON ({err}): {}", self.args, self.stdout))
+    }
+
+    /// Stderr of a run that must have failed: a non-zero exit, an `error:` message, never a panic.
+    pub fn failed(&self) -> &str {
+        assert!(self.code.is_some_and(|code| code != 0), "partnergate {} should fail: {}", self.args, self.stdout);
+        assert!(self.stderr.contains("error"), "{}: no error message: {}", self.args, self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}: {}", self.args, self.stderr);
+        &self.stderr
+    }
+}
+
+/// A loopback port that nothing listens on (it was free a moment ago).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().unwrap().port()
+}
+
+/// `partnergate serve` as its own process on a free loopback port, configured through the environment;
+/// killed when dropped. Started under a usual umask (022), so a private file is private because the server
+/// made it so.
+pub struct ServeProcess {
+    pub base_url: String,
+    pub port: u16,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl ServeProcess {
+    /// `command` carries the environment (database, keys, issuer settings); the bind is added here.
+    pub async fn start(command: &std::process::Command, log_dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let log = log_dir.join(format!("serve-{port}.log"));
+        let child = under_umask_022(command)
+            .arg("serve")
+            .env("PARTNERGATE_BIND", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("serve log file"))
+            .spawn()
+            .expect("start partnergate serve");
+        let mut process = ServeProcess { base_url: format!("http://127.0.0.1:{port}"), port, child, log };
+        process.wait_ready().await;
+        process
+    }
+
+    async fn wait_ready(&mut self) {
+        let ready = format!("{}/readyz", self.base_url);
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().expect("serve status") {
+                panic!("partnergate serve exited ({status}): {}", self.log_text());
+            }
+            if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("partnergate serve not ready within 30 s: {}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+}
+
+/// The template run through `sh` under umask 022, the usual one; arguments added to the result follow the
+/// template's.
+pub fn under_umask_022(template: &std::process::Command) -> std::process::Command {
+    let mut shell = std::process::Command::new("sh");
+    shell.args(["-c", "umask 022 && exec \"$@\"", "sh"]).arg(template.get_program()).args(template.get_args());
+    copy_env(template, &mut shell);
+    shell
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::problem::Problem;
 use super::request_id::request_meta;
 use super::AppState;
+use crate::oauth::verify::Rejection;
 use crate::registry::{Caller, RegistryError};
 
 /// The authenticated admin caller of a request.
@@ -53,12 +54,22 @@ impl FromRequest for AdminCaller {
             let caller = checked.map_err(|rejection| {
                 log::info!("admin token rejected: {}", rejection.as_str());
                 req.extensions_mut().insert(failures::Rejected(rejection.as_str()));
-                Problem::invalid_token("the token is invalid, expired, revoked or not for the admin API")
+                Problem::invalid_token(refusal_message(rejection, &state.tokens.settings().admin_audience))
             })?;
             req.extensions_mut()
                 .insert(failures::Identified { actor: caller.actor.clone(), tenancy: caller.tenancy.clone() });
             Ok(AdminCaller(caller))
         })
+    }
+}
+
+/// What a refused caller is told. The audience is said outright: a token for another audience is the usual
+/// mistake (a client registered for the wrong admin audience), and the expected one is public in the metadata.
+/// The other reasons stay in the server log and the `admin.refused` event.
+fn refusal_message(rejection: Rejection, admin_audience: &str) -> String {
+    match rejection {
+        Rejection::WrongAudience => format!("wrong audience: expected {admin_audience}"),
+        _ => "the token is invalid, expired, revoked or not for the admin API".to_string(),
     }
 }
 
