@@ -19,9 +19,11 @@ const URLS: &[(&str, &str)] = &[
 
 fn partnergate(url: &str, args: &[&str]) -> (bool, String) {
     let keys = tempfile::tempdir().unwrap();
+    // Settings through the environment: each command takes only the options it uses.
     let output = Command::new(env!("CARGO_BIN_EXE_partnergate"))
-        .args(["--database-url", url, "--database-timeout-secs", "1", "--keys-dir"])
-        .arg(keys.path())
+        .env("PARTNERGATE_DATABASE_URL", url)
+        .env("PARTNERGATE_DATABASE_TIMEOUT_SECS", "1")
+        .env("PARTNERGATE_KEYS_DIR", keys.path())
         .args(args)
         .env("RUST_LOG", "debug")
         .output()
@@ -51,9 +53,9 @@ async fn the_serve_log_names_the_database_without_its_password() {
         if db.url.starts_with("postgres") { format!("{}?password=Hunter2Served", db.url) } else { db.url.clone() };
     let keys = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_partnergate"))
-        .args(["--database-url", &with_password, "--keys-dir"])
+        .args(["serve", "--database-url", &with_password, "--keys-dir"])
         .arg(keys.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(["--bind", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
         .stderr(Stdio::piped())
         .spawn()
