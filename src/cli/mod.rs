@@ -122,7 +122,7 @@ impl Context {
     /// A pool on the configured database, which must exist, migrated.
     pub fn database(&self) -> Result<DbPool, CliError> {
         let database = self.database.as_ref().ok_or_else(|| CliError("this command has no database".into()))?;
-        let pool = store::connect(&database.database_url, &database.pool_options())?;
+        let pool = store::connect(&database.database_url, &one_connection(database.pool_options()))?;
         store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
         Ok(pool)
     }
@@ -141,13 +141,20 @@ impl Context {
     }
 }
 
+/// A command uses one connection at a time. A larger pool opens the next ones on its own threads, and a
+/// process that exits while one of them is inside libpq's connection setup can crash (SIGSEGV, seen on
+/// PostgreSQL), turning a command that succeeded into a failure.
+fn one_connection(options: store::PoolOptions) -> store::PoolOptions {
+    store::PoolOptions { max_size: 1, ..options }
+}
+
 pub async fn run(cli: Cli) -> CliResult {
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::run(&Context::new(json), args).await,
         Command::Migrate(database) => {
             let ctx = Context::new(json);
-            let pool = store::connect(&database.database_url, &database.creating_pool_options())?;
+            let pool = store::connect(&database.database_url, &one_connection(database.creating_pool_options()))?;
             let applied = store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
             ctx.print(&serde_json::json!({"applied": applied}), |_| format!("applied {applied} migration(s)"));
             Ok(())

@@ -639,7 +639,12 @@ where
 pub fn partnergate(server: &TestServer, args: &[&str]) -> serde_json::Value {
     let args: Vec<&str> = std::iter::once("--json").chain(args.iter().copied()).collect();
     let output = run_cli(server, &args);
-    assert!(output.status.success(), "partnergate {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "partnergate {args:?} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err})"))
 }
 
