@@ -69,16 +69,57 @@ pub fn audience(value: &str) -> Result<(), RegistryError> {
     }
 }
 
-/// Human-readable names and descriptions.
+/// Human-readable names and descriptions: letters of any script, but no character that changes how the
+/// rest of the text is shown without being seen itself (a bidi override U+202E makes `Acme<U+202E>gnp.exe` read
+/// differently in a console, an audit viewer or a consent screen; a zero-width space makes two names look
+/// the same).
 pub fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<(), RegistryError> {
     let count = value.chars().count();
     if count < min || count > max {
         return Err(invalid(field, format!("must be {min} to {max} characters")));
     }
-    if value.chars().any(|c| c.is_control()) {
-        return Err(invalid(field, "must not contain control characters"));
+    if let Some(c) = value.chars().find(|&c| is_invisible(c)) {
+        return Err(invalid(
+            field,
+            format!(
+                "must not contain control, format or separator characters such as bidi overrides, zero-width \
+                 characters or a BOM (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
     }
     Ok(())
+}
+
+/// Control characters (Unicode category Cc), format characters (Cf: bidi embeddings, overrides and
+/// isolates, zero-width space and joiners, word joiner, BOM, soft hyphen, tags...) and the line and paragraph
+/// separators (Zl, Zp). The Cf ranges are those of Unicode 15.1; the standard library has no category lookup.
+fn is_invisible(c: char) -> bool {
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x2028, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let code = u32::from(c);
+    c.is_control() || FORMAT.iter().any(|&(low, high)| (low..=high).contains(&code))
 }
 
 pub fn token_lifetime(secs: Option<i32>, max: i64) -> Result<(), RegistryError> {
@@ -130,5 +171,20 @@ mod tests {
                 && text("name", "", 1, 10).is_err()
                 && text("name", "a\nb", 1, 10).is_err()
         );
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_every_script_accepted() {
+        for bad in ["a\u{202E}b", "a\u{2066}b", "a\u{200B}b", "a\u{200D}b", "\u{FEFF}a", "a\u{2028}b", "a\u{2029}b"] {
+            let err = text("name", bad, 1, 100).unwrap_err().to_string();
+            assert!(err.contains("U+"), "{bad:?}: {err}");
+        }
+        for bad in ["a\u{00AD}b", "a\u{E0041}b", "a\u{7F}b", "a\u{85}b", "a\tb"] {
+            assert!(text("name", bad, 1, 100).is_err(), "{bad:?}");
+        }
+        for good in ["株式会社アクメ", "شركة أكمي", "Акме Трейдинг", "Ärger & Söhne", "ACME 🚀", "עברית", "एक्मे"]
+        {
+            assert!(text("name", good, 1, 100).is_ok(), "{good}");
+        }
     }
 }

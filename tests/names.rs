@@ -1,0 +1,92 @@
+//! Names and descriptions (issue 7 item 6): control, format and separator characters (bidi overrides,
+//! zero-width characters, a BOM, line separators) are refused with `400 invalid_input` at the admin API and
+//! a clear error with a non-zero exit at the CLI; letters of any script are accepted.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Text that reads as something else, or hides a difference, once displayed.
+const TRICKS: &[&str] = &[
+    "Acme\u{202E}gnp.exe",
+    "Acme\u{2067}Corp",
+    "Ac\u{200B}me",
+    "Ac\u{200D}me",
+    "\u{FEFF}Acme",
+    "Acme\u{2028}Corp",
+    "Acme\u{2029}Corp",
+    "Acme\u{00AD}Corp",
+    "Acme\u{0085}Corp",
+];
+
+const SCRIPTS: &[&str] = &["株式会社アクメ", "شركة أكمي للتجارة", "ООО «Акме»", "Ärger & Söhne", "ΑΚΜΕ Α.Ε."];
+
+async fn send(server: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Reply {
+    admin_request(server, method, path, Some(token), Some(("application/json", body.to_string()))).await
+}
+
+#[actix_web::test]
+async fn the_admin_api_refuses_invisible_characters_and_accepts_every_script() {
+    let server = TestServer::start().await;
+    let (_op, token) = server.operator().await;
+    send(&server, &token, Method::POST, "/scopes", json!({"name": "orders.read"})).await.expect_json(201);
+    send(&server, &token, Method::POST, "/partners", json!({"id": "acme", "name": "Acme"})).await.expect_json(201);
+    send(&server, &token, Method::POST, "/roles", json!({"name": "feed"})).await.expect_json(201);
+    let created = send(&server, &token, Method::POST, "/clients", json!({"partner_id": "acme", "name": "sync"})).await;
+    let cid = created.expect_json(201)["client"]["id"].as_str().unwrap().to_string();
+
+    for trick in TRICKS {
+        let attempts = [
+            (Method::POST, "/partners".to_string(), json!({"id": "evil", "name": trick})),
+            (Method::PATCH, "/partners/acme".to_string(), json!({"name": trick})),
+            (Method::POST, "/clients".to_string(), json!({"partner_id": "acme", "name": trick})),
+            (Method::POST, "/clients".to_string(), json!({"partner_id": "acme", "name": "x", "description": trick})),
+            (Method::PATCH, format!("/clients/{cid}"), json!({"name": trick})),
+            (Method::PATCH, format!("/clients/{cid}"), json!({"description": trick})),
+            (Method::POST, format!("/clients/{cid}/secrets"), json!({"name": trick})),
+            (Method::POST, "/scopes".to_string(), json!({"name": "orders.write", "description": trick})),
+            (Method::PATCH, "/scopes/orders.read".to_string(), json!({"description": trick})),
+            (Method::POST, "/roles".to_string(), json!({"name": "other", "description": trick})),
+            (Method::PATCH, "/roles/feed".to_string(), json!({"description": trick})),
+        ];
+        for (method, path, body) in attempts {
+            let reply = send(&server, &token, method.clone(), &path, body).await;
+            let problem = reply.expect_problem(400, "invalid_input");
+            assert!(problem["message"].as_str().unwrap().contains("U+"), "{method} {path}: {problem}");
+        }
+    }
+    admin_request(&server, Method::GET, "/partners/evil", Some(&token), None).await.expect_problem(404, "not_found");
+    let acme = admin_request(&server, Method::GET, "/partners/acme", Some(&token), None).await.expect_json(200);
+    assert_eq!(acme["name"], "Acme", "nothing was changed");
+
+    for (i, name) in SCRIPTS.iter().enumerate() {
+        let id = format!("partner-{i}");
+        let partner = send(&server, &token, Method::POST, "/partners", json!({"id": id, "name": name})).await;
+        assert_eq!(partner.expect_json(201)["name"], *name);
+        let body = json!({"partner_id": id, "name": name, "description": format!("{name}\u{3000}{name}")});
+        let client = send(&server, &token, Method::POST, "/clients", body).await;
+        assert_eq!(client.expect_json(201)["client"]["name"], *name);
+        let role =
+            send(&server, &token, Method::POST, "/roles", json!({"name": format!("r{i}"), "description": name})).await;
+        assert_eq!(role.expect_json(201)["description"], *name);
+    }
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn the_cli_refuses_them_with_a_clear_error() {
+    let server = TestServer::start().await;
+    for trick in TRICKS {
+        let output = run_cli(&server, &["partner", "create", "evil", "--name", trick]);
+        assert!(!output.status.success(), "{trick:?} accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("name: must not contain") && stderr.contains("U+"), "{stderr}");
+        let output = run_cli(&server, &["scope", "create", "orders.read", "--description", trick]);
+        assert!(!output.status.success(), "{trick:?} accepted as a description");
+    }
+    let output = run_cli(&server, &["partner", "create", "acme", "--name", SCRIPTS[0]]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    server.stop().await;
+}
