@@ -1014,7 +1014,11 @@ async fn partner_admin_passes_on_only_the_reserved_scopes_it_holds() {
     admin.post("/clients", json!({"name": "minted", "roles": ["introspector"]})).await.expect_problem(403, "forbidden");
     let listed = admin.get("/clients").await.expect_json(200);
     assert_eq!(listed["items"].as_array().unwrap().len(), 1, "nothing minted: {listed}");
-    // What it holds itself it may pass on: another integration admin is no escalation.
+    // What it holds itself it may pass on: another integration admin is no escalation, once the operator
+    // allows the admin audience in the partner's audience ceiling.
+    let peer = admin.post("/clients", json!({"name": "peer admin", "scopes": [WRITE], "audiences": [audience]})).await;
+    peer.expect_problem(403, "audience_outside_ceiling");
+    op.patch("/partners/minter", json!({"audience_ceiling": [audience]})).await.expect_json(200);
     let peer = admin.post("/clients", json!({"name": "peer admin", "scopes": [WRITE], "audiences": [audience]})).await;
     assert_eq!(peer.expect_json(201)["client"]["scopes"], json!([WRITE]));
     server.stop().await;

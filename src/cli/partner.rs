@@ -19,6 +19,9 @@ pub enum PartnerCommand {
         /// A scope the partner's clients may hold (repeatable): the ceiling.
         #[arg(long = "ceiling")]
         ceiling: Vec<String>,
+        /// An audience the partner's admin may give its clients (repeatable): the audience ceiling.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
         /// Token requests per minute for the whole partner (stored, not enforced yet).
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
@@ -38,6 +41,12 @@ pub enum PartnerCommand {
         /// The new ceiling, repeatable; replaces the old one.
         #[arg(long = "ceiling")]
         ceiling: Option<Vec<String>>,
+        /// The new audience ceiling, repeatable; replaces the old one.
+        #[arg(long = "audience", conflicts_with = "clear_audiences")]
+        audiences: Option<Vec<String>>,
+        /// Empty the audience ceiling.
+        #[arg(long)]
+        clear_audiences: bool,
         /// Token requests per minute for the whole partner (stored, not enforced yet).
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
@@ -70,6 +79,7 @@ fn partner_facts(p: &partners::Partner) -> String {
         ("name", p.name.clone()),
         ("state", state(p).to_string()),
         ("ceiling", joined(&p.scope_ceiling)),
+        ("audience_ceiling", joined(&p.audience_ceiling)),
         ("rate_limit_per_minute", limit(p.rate_limit_per_minute)),
         ("token_quota_per_day", limit(p.token_quota_per_day)),
     ])
@@ -87,8 +97,15 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
     let mut conn = ctx.conn()?;
     let caller = Caller::cli();
     match command {
-        PartnerCommand::Create { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {
-            let input = NewPartner { id, name, scope_ceiling: ceiling, rate_limit_per_minute, token_quota_per_day };
+        PartnerCommand::Create { id, name, ceiling, audiences, rate_limit_per_minute, token_quota_per_day } => {
+            let input = NewPartner {
+                id,
+                name,
+                scope_ceiling: ceiling,
+                audience_ceiling: audiences,
+                rate_limit_per_minute,
+                token_quota_per_day,
+            };
             let partner = partners::create(&mut conn, &caller, &input)?;
             ctx.print(&partner, |p| format!("created partner {}\n{}", p.id, partner_facts(p)));
         }
@@ -100,10 +117,19 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
                 table(["ID", "NAME", "STATE", "CEILING"], rows)
             });
         }
-        PartnerCommand::Update { id, name, ceiling, rate_limit_per_minute, token_quota_per_day } => {
+        PartnerCommand::Update {
+            id,
+            name,
+            ceiling,
+            audiences,
+            clear_audiences,
+            rate_limit_per_minute,
+            token_quota_per_day,
+        } => {
             let input = PartnerUpdate {
                 name,
                 scope_ceiling: ceiling,
+                audience_ceiling: if clear_audiences { Some(Vec::new()) } else { audiences },
                 rate_limit_per_minute: rate_limit_per_minute.map(Some),
                 token_quota_per_day: token_quota_per_day.map(Some),
             };

@@ -72,6 +72,9 @@ impl From<RegistryError> for Problem {
             RegistryError::AlreadyExists { .. } => Problem::new(StatusCode::CONFLICT, "already_exists", message),
             RegistryError::InUse { .. } => Problem::new(StatusCode::CONFLICT, "in_use", message),
             RegistryError::OutsideCeiling(_) => Problem::new(StatusCode::FORBIDDEN, "scope_outside_ceiling", message),
+            RegistryError::AudienceOutsideCeiling(_) => {
+                Problem::new(StatusCode::FORBIDDEN, "audience_outside_ceiling", message)
+            }
             RegistryError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", message),
             RegistryError::Store(store) if store.is_constraint_violation() => Problem::new(
                 StatusCode::CONFLICT,

@@ -199,6 +199,28 @@ fn check_grants(
     }
 }
 
+/// A partner admin gives its clients only audiences of its partner's audience ceiling; an audience the client
+/// already has (the operator may have given it one outside the ceiling) may stay. The operator gives any.
+fn check_audiences(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    partner_id: &str,
+    audiences: &[String],
+    already: &[String],
+) -> RegistryResult<()> {
+    if matches!(caller.tenancy, Tenancy::Operator) {
+        return Ok(());
+    }
+    let ceiling = partners::audience_ceiling(conn, partner_id)?;
+    let outside: Vec<String> =
+        audiences.iter().filter(|a| !ceiling.contains(a) && !already.contains(a)).cloned().collect();
+    if outside.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::AudienceOutsideCeiling(outside))
+    }
+}
+
 fn replace_links(
     conn: &mut DbConnection,
     client_id: &str,
@@ -275,6 +297,7 @@ pub fn create(
         let role_names = roles::require_known(conn, &input.roles)?;
         let scope_names = scopes::require_known(conn, &input.scopes)?;
         check_grants(conn, caller, &partner_id, &role_names, &scope_names)?;
+        check_audiences(conn, caller, &partner_id, &audiences, &[])?;
         let at = now();
         let row = ClientRow {
             id: client_id.clone(),
@@ -371,6 +394,9 @@ pub fn update(
         if role_names.is_some() || scope_names.is_some() {
             let (role_list, scope_list) = (role_names.as_deref().unwrap_or(&[]), scope_names.as_deref().unwrap_or(&[]));
             check_grants(conn, caller, &row.partner_id, role_list, scope_list)?;
+        }
+        if let Some(audiences) = &audiences {
+            check_audiences(conn, caller, &row.partner_id, audiences, &before.audiences)?;
         }
         // Only the edited columns: a whole-row write would undo a concurrent disable or bulk revocation.
         let edit = ClientEdit {

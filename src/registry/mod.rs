@@ -155,6 +155,8 @@ pub enum RegistryError {
     InUse { kind: &'static str, id: String, message: String },
     #[error("scopes outside the partner's ceiling: {}", .0.join(" "))]
     OutsideCeiling(Vec<String>),
+    #[error("audiences outside the partner's audience ceiling: {}", .0.join(" "))]
+    AudienceOutsideCeiling(Vec<String>),
     #[error("{0}")]
     Forbidden(String),
     #[error(transparent)]

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{not_found, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 use crate::store::models::PartnerRow;
-use crate::store::schema::{partner_scopes, partners};
+use crate::store::schema::{client_audiences, clients, partner_audiences, partner_scopes, partners};
 use crate::store::{now, DbConnection};
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +18,8 @@ pub struct Partner {
     pub suspended_by: Option<&'static str>,
     /// The scopes this partner's clients may ever hold.
     pub scope_ceiling: Vec<String>,
+    /// The audiences this partner's admin may give its clients (the operator gives any).
+    pub audience_ceiling: Vec<String>,
     pub rate_limit_per_minute: Option<i32>,
     pub token_quota_per_day: Option<i32>,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -33,6 +35,8 @@ pub struct NewPartner {
     pub name: String,
     #[serde(default)]
     pub scope_ceiling: Vec<String>,
+    #[serde(default)]
+    pub audience_ceiling: Vec<String>,
     pub rate_limit_per_minute: Option<i32>,
     pub token_quota_per_day: Option<i32>,
 }
@@ -43,6 +47,9 @@ pub struct NewPartner {
 pub struct PartnerUpdate {
     pub name: Option<String>,
     pub scope_ceiling: Option<Vec<String>>,
+    /// Replaces the audience ceiling; refused with `in_use` while a client of the partner has an audience
+    /// that the new ceiling drops.
+    pub audience_ceiling: Option<Vec<String>>,
     /// `null` clears a limit.
     #[serde(default, deserialize_with = "validate::nullable")]
     pub rate_limit_per_minute: Option<Option<i32>>,
@@ -70,6 +77,53 @@ fn replace_ceiling(conn: &mut DbConnection, partner_id: &str, ceiling: &[String]
     Ok(())
 }
 
+fn replace_audience_ceiling(conn: &mut DbConnection, partner_id: &str, ceiling: &[String]) -> RegistryResult<()> {
+    diesel::delete(partner_audiences::table.filter(partner_audiences::partner_id.eq(partner_id))).execute(conn)?;
+    for audience in ceiling {
+        diesel::insert_into(partner_audiences::table)
+            .values((partner_audiences::partner_id.eq(partner_id), partner_audiences::audience.eq(audience)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn audience_ceiling(conn: &mut DbConnection, partner_id: &str) -> RegistryResult<Vec<String>> {
+    Ok(partner_audiences::table
+        .filter(partner_audiences::partner_id.eq(partner_id))
+        .order(partner_audiences::audience)
+        .select(partner_audiences::audience)
+        .load(conn)?)
+}
+
+/// Shrinking the audience ceiling must not strand clients: refused while one of the partner's clients has
+/// an audience that `ceiling` drops (change those clients first).
+fn require_unused(conn: &mut DbConnection, partner_id: &str, ceiling: &[String]) -> RegistryResult<()> {
+    let dropped: Vec<String> =
+        audience_ceiling(conn, partner_id)?.into_iter().filter(|a| !ceiling.contains(a)).collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<(String, String)> = client_audiences::table
+        .inner_join(clients::table)
+        .filter(clients::partner_id.eq(partner_id))
+        .filter(client_audiences::audience.eq_any(&dropped))
+        .select((client_audiences::client_id, client_audiences::audience))
+        .order((client_audiences::audience, client_audiences::client_id))
+        .limit(20)
+        .load(conn)?;
+    match users.first() {
+        None => Ok(()),
+        Some((client, audience)) => Err(RegistryError::InUse {
+            kind: "audience",
+            id: audience.clone(),
+            message: format!(
+                "client {client} of partner {partner_id} has it{}; change its audiences before dropping it",
+                if users.len() > 1 { " (and others)" } else { "" }
+            ),
+        }),
+    }
+}
+
 pub fn ceiling(conn: &mut DbConnection, partner_id: &str) -> RegistryResult<Vec<String>> {
     Ok(partner_scopes::table
         .filter(partner_scopes::partner_id.eq(partner_id))
@@ -80,12 +134,14 @@ pub fn ceiling(conn: &mut DbConnection, partner_id: &str) -> RegistryResult<Vec<
 
 fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner> {
     let scope_ceiling = ceiling(conn, &row.id)?;
+    let audience_ceiling = audience_ceiling(conn, &row.id)?;
     Ok(Partner {
         id: row.id,
         name: row.name,
         suspended: row.suspended,
         suspended_by: row.suspended.then_some("operator"),
         scope_ceiling,
+        audience_ceiling,
         rate_limit_per_minute: row.rate_limit_per_minute,
         token_quota_per_day: row.token_quota_per_day,
         created_at: row.created_at,
@@ -98,6 +154,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
     validate::partner_id(&input.id)?;
     validate::text("name", &input.name, 1, 200)?;
     validate_limits(input.rate_limit_per_minute, input.token_quota_per_day)?;
+    let audiences = validate::list(&input.audience_ceiling, validate::audience)?;
     crate::store::write_transaction(conn, |conn| {
         let ceiling = scopes::require_known(conn, &input.scope_ceiling)?;
         if partners::table.find(&input.id).count().get_result::<i64>(conn)? > 0 {
@@ -116,6 +173,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
         };
         diesel::insert_into(partners::table).values(&row).execute(conn)?;
         replace_ceiling(conn, &row.id, &ceiling)?;
+        replace_audience_ceiling(conn, &row.id, &audiences)?;
         let partner = from_row(conn, row)?;
         caller.audit(conn, "partner.create", Some(&partner.id), None, json!({"after": partner}))?;
         Ok(partner)
@@ -153,8 +211,13 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
         validate::text("name", name, 1, 200)?;
     }
     validate_limits(input.rate_limit_per_minute.flatten(), input.token_quota_per_day.flatten())?;
+    let audiences = input.audience_ceiling.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
     crate::store::write_transaction(conn, |conn| {
         let before = get(conn, caller, id)?;
+        if let Some(audiences) = &audiences {
+            require_unused(conn, id, audiences)?;
+            replace_audience_ceiling(conn, id, audiences)?;
+        }
         if let Some(ceiling) = &input.scope_ceiling {
             let ceiling = scopes::require_known(conn, ceiling)?;
             replace_ceiling(conn, id, &ceiling)?;

@@ -30,6 +30,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    partner_audiences (partner_id, audience) {
+        partner_id -> Text,
+        audience -> Text,
+    }
+}
+
+diesel::table! {
     roles (name) {
         name -> Text,
         description -> Text,
@@ -134,6 +141,7 @@ diesel::table! {
 }
 
 diesel::joinable!(partner_scopes -> partners (partner_id));
+diesel::joinable!(partner_audiences -> partners (partner_id));
 diesel::joinable!(clients -> partners (partner_id));
 diesel::joinable!(client_roles -> clients (client_id));
 diesel::joinable!(client_scopes -> clients (client_id));
@@ -145,6 +153,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     partners,
     scopes,
     partner_scopes,
+    partner_audiences,
     roles,
     role_scopes,
     clients,
