@@ -87,3 +87,57 @@ fn the_build_script_watches_every_migration_directory() {
     }
     assert!(script.contains("cargo:rerun-if-changed="), "{script}");
 }
+
+/// `keys generate` in a directory whose keys do not all load (here a damaged file) publishes the new key but
+/// does not make it the signing key; every generated key is recorded in the audit trail.
+#[actix_web::test]
+async fn keys_generate_beside_a_broken_key_does_not_activate_and_is_audited() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cli = server.cli();
+    cli.env("PARTNERGATE_KEYS_DIR", dir.path());
+    let first = run_command(&cli, &["--json", "keys", "generate"]).json();
+    assert_eq!(first["active"], true, "the first key of a directory signs: {first}");
+    let damaged = dir.path().join("damaged.pem");
+    std::fs::write(&damaged, "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&damaged, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let second = run_command(&cli, &["--json", "keys", "generate", "--alg", "EdDSA"]).json();
+    assert_eq!(second["active"], false, "published only: {second}");
+    let active = std::fs::read_to_string(dir.path().join("active")).unwrap();
+    assert_eq!(active.trim(), first["kid"].as_str().unwrap(), "the signing key is unchanged");
+
+    let recorded: Vec<serde_json::Value> = audit_rows(&server)
+        .into_iter()
+        .filter(|r| r.event_type == "key.generate")
+        .map(|r| serde_json::from_str(r.details.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!((recorded[0]["kid"].clone(), recorded[0]["active"].clone()), (first["kid"].clone(), true.into()));
+    assert_eq!((recorded[1]["kid"].clone(), recorded[1]["alg"].clone()), (second["kid"].clone(), "EdDSA".into()));
+    server.stop().await;
+}
+
+/// Pruning the audit trail is on the trail: who, how old, how many.
+#[actix_web::test]
+async fn audit_prune_is_audited() {
+    use diesel::prelude::*;
+    use partnergate::store::schema::audit_events;
+    let server = TestServer::start().await;
+    server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let old = partnergate::store::now() - chrono::Duration::days(10);
+    let aged = diesel::update(audit_events::table).set(audit_events::occurred_at.eq(old)).execute(&mut *server.conn());
+    let aged = aged.unwrap();
+    assert!(aged > 0);
+    let pruned = run_command(&server.cli(), &["--json", "audit", "prune", "--older-than-days", "5"]).json();
+    assert_eq!(pruned["deleted"], aged);
+    let rows = audit_rows(&server);
+    assert_eq!(rows.len(), 1, "only the prune's own event is left");
+    assert_eq!((rows[0].event_type.as_str(), rows[0].actor.as_deref()), ("audit.prune", Some("cli")));
+    let details: serde_json::Value = serde_json::from_str(rows[0].details.as_deref().unwrap()).unwrap();
+    assert_eq!((details["deleted"].clone(), details["older_than_days"].clone()), (aged.into(), 5.into()));
+    server.stop().await;
+}

@@ -3,14 +3,19 @@
 use clap::{Args, Subcommand};
 
 use super::{table, CliResult, Context};
+use crate::audit::{self, AuditEvent, Outcome, RequestMeta};
 use crate::config::KeysArgs;
 use crate::keys::{self, Algorithm, KeyRing};
+use crate::registry::Caller;
 
 /// The keys commands with the keys directory they work on.
 #[derive(Debug, Args)]
 pub struct KeysGroup {
     #[command(flatten)]
     pub keys: KeysArgs,
+    /// Key changes are recorded in the audit trail of this database.
+    #[command(flatten)]
+    pub database: crate::config::DatabaseArgs,
     #[command(subcommand)]
     pub command: KeysCommand,
 }
@@ -33,10 +38,17 @@ pub enum KeysCommand {
 pub fn run(ctx: &Context, dir: &KeysArgs, command: KeysCommand) -> CliResult {
     match command {
         KeysCommand::Generate { alg, activate } => {
-            let has_keys = KeyRing::load(&dir.keys_dir).is_ok();
             // The first key of a directory signs; later ones are published first so verifiers can fetch them.
-            let activate = activate || !has_keys;
+            // A directory with keys that do not load (a wrong mode, a bad file) is not empty: a new key there
+            // must not take over signing behind the operator's back.
+            let activate = activate || !keys::has_keys(&dir.keys_dir)?;
+            // The database first: a key change is recorded, so it is not made when it could not be.
+            let mut conn = ctx.conn()?;
             let kid = keys::generate(&dir.keys_dir, alg, activate)?;
+            let mut event = AuditEvent::new("key.generate", Outcome::Success, RequestMeta::default());
+            event.actor = Some(Caller::cli().actor);
+            event.details = Some(serde_json::json!({"kid": kid, "alg": alg, "active": activate}));
+            audit::record_in(&mut conn, event)?;
             ctx.print(&serde_json::json!({"kid": kid, "alg": alg, "active": activate}), |_| {
                 format!("generated {alg} key {kid}{}", if activate { " (active)" } else { " (published)" })
             });

@@ -159,7 +159,7 @@ pub async fn run(cli: Cli) -> CliResult {
             ctx.print(&serde_json::json!({"applied": applied}), |_| format!("applied {applied} migration(s)"));
             Ok(())
         }
-        Command::Keys(group) => keys::run(&Context::new(json), &group.keys, group.command),
+        Command::Keys(group) => keys::run(&Context::with_database(json, group.database), &group.keys, group.command),
         Command::Scope(group) => catalog::run_scope(&Context::with_database(json, group.database), group.command),
         Command::Role(group) => catalog::run_role(&Context::with_database(json, group.database), group.command),
         Command::Partner(group) => partner::run(&Context::with_database(json, group.database), group.command),

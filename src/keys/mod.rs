@@ -159,8 +159,13 @@ impl KeyRing {
     }
 }
 
-fn has_keys(dir: &Path) -> Result<bool, KeyError> {
-    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+/// Whether `dir` holds any key file, loadable or not (a missing directory holds none).
+pub fn has_keys(dir: &Path) -> Result<bool, KeyError> {
+    let entries = match fs::read_dir(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        other => other.map_err(io_error(dir))?,
+    };
+    for entry in entries {
         if entry.map_err(io_error(dir))?.path().extension().and_then(|e| e.to_str()) == Some("pem") {
             return Ok(true);
         }
