@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{facts, joined, table, CliResult, Context};
+use super::{facts, joined, table, with_next, CliResult, Context};
+use crate::registry::paging::PageRequest;
 use crate::registry::{roles, scopes, Caller};
 
 #[derive(Debug, Subcommand)]
@@ -15,8 +16,8 @@ pub enum ScopeCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// List the catalog.
-    List,
+    /// List the catalog, a page at a time.
+    List(PageRequest),
     /// Change a scope's description.
     Update {
         /// The scope to change.
@@ -48,8 +49,8 @@ pub enum RoleCommand {
         #[arg(long = "scope")]
         scopes: Vec<String>,
     },
-    /// List roles with their scopes.
-    List,
+    /// List roles with their scopes, a page at a time.
+    List(PageRequest),
     /// Change a role's description or scopes (the scopes replace the old list).
     Update {
         /// The role to change.
@@ -79,10 +80,11 @@ pub fn run_scope(ctx: &Context, command: ScopeCommand) -> CliResult {
             let scope = scopes::create(&mut conn, &caller, &name, &description)?;
             ctx.print(&scope, |s| format!("created scope {}", s.name));
         }
-        ScopeCommand::List => {
-            let list = scopes::list(&mut conn)?;
-            ctx.print(&list, |list| {
-                table(["NAME", "DESCRIPTION"], list.iter().map(|s| [s.name.clone(), s.description.clone()]))
+        ScopeCommand::List(request) => {
+            let page = scopes::list(&mut conn, &request)?;
+            ctx.print(&page, |page| {
+                let rows = page.items.iter().map(|s| [s.name.clone(), s.description.clone()]);
+                with_next(table(["NAME", "DESCRIPTION"], rows), &page.next_cursor)
             });
         }
         ScopeCommand::Update { name, description } => {
@@ -105,11 +107,11 @@ pub fn run_role(ctx: &Context, command: RoleCommand) -> CliResult {
             let role = roles::create(&mut conn, &caller, &name, &description, &scopes)?;
             ctx.print(&role, |r| format!("created role {}\n{}", r.name, facts(&[("scopes", joined(&r.scopes))])));
         }
-        RoleCommand::List => {
-            let list = roles::list(&mut conn)?;
-            ctx.print(&list, |list| {
-                let rows = list.iter().map(|r| [r.name.clone(), joined(&r.scopes), r.description.clone()]);
-                table(["NAME", "SCOPES", "DESCRIPTION"], rows)
+        RoleCommand::List(request) => {
+            let page = roles::list(&mut conn, &request)?;
+            ctx.print(&page, |page| {
+                let rows = page.items.iter().map(|r| [r.name.clone(), joined(&r.scopes), r.description.clone()]);
+                with_next(table(["NAME", "SCOPES", "DESCRIPTION"], rows), &page.next_cursor)
             });
         }
         RoleCommand::Update { name, description, scopes } => {

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{facts, joined, table, CliResult, Context, SECRET_NOTE};
+use super::{facts, joined, table, with_next, CliResult, Context, SECRET_NOTE};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
 use crate::registry::secrets::{self, NewSecret};
@@ -215,11 +215,10 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                         joined(&c.audiences),
                     ]
                 });
-                let mut out = table(["ID", "PARTNER", "NAME", "STATE", "ROLES", "SCOPES", "AUDIENCES"], rows);
-                if let Some(next) = &page.next_cursor {
-                    out.push_str(&format!("\n(more: --cursor {next})"));
-                }
-                out
+                with_next(
+                    table(["ID", "PARTNER", "NAME", "STATE", "ROLES", "SCOPES", "AUDIENCES"], rows),
+                    &page.next_cursor,
+                )
             });
         }
         ClientCommand::Update {

@@ -207,6 +207,14 @@ pub(crate) fn facts(items: &[(&str, String)]) -> String {
 /// Shown with every secret, the only time it is shown.
 pub(crate) const SECRET_NOTE: &str = "(the secret is shown only now; store it safely)";
 
+/// A page's table, with how to get the next page when there is one.
+pub(crate) fn with_next(mut out: String, next_cursor: &Option<String>) -> String {
+    if let Some(next) = next_cursor {
+        out.push_str(&format!("\n(more: --cursor {next})"));
+    }
+    out
+}
+
 /// A list of names for human output.
 pub(crate) fn joined(items: &[String]) -> String {
     if items.is_empty() {

@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{facts, joined, table, CliResult, Context};
+use super::{facts, joined, table, with_next, CliResult, Context};
+use crate::registry::paging::PageRequest;
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
 
 use crate::registry::{revocation, Caller};
@@ -29,8 +30,8 @@ pub enum PartnerCommand {
         #[arg(long)]
         token_quota_per_day: Option<i32>,
     },
-    /// List partners.
-    List,
+    /// List partners, a page at a time.
+    List(PageRequest),
     /// Change a partner's name, ceiling (replaces the whole list) or limits.
     Update {
         /// The partner to change.
@@ -109,12 +110,14 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             let partner = partners::create(&mut conn, &caller, &input)?;
             ctx.print(&partner, |p| format!("created partner {}\n{}", p.id, partner_facts(p)));
         }
-        PartnerCommand::List => {
-            let list = partners::list(&mut conn, &Caller::cli())?;
-            ctx.print(&list, |list| {
-                let rows =
-                    list.iter().map(|p| [p.id.clone(), p.name.clone(), state(p).to_string(), joined(&p.scope_ceiling)]);
-                table(["ID", "NAME", "STATE", "CEILING"], rows)
+        PartnerCommand::List(request) => {
+            let page = partners::list(&mut conn, &Caller::cli(), &request)?;
+            ctx.print(&page, |page| {
+                let rows = page
+                    .items
+                    .iter()
+                    .map(|p| [p.id.clone(), p.name.clone(), state(p).to_string(), joined(&p.scope_ceiling)]);
+                with_next(table(["ID", "NAME", "STATE", "CEILING"], rows), &page.next_cursor)
             });
         }
         PartnerCommand::Update {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::credentials::new_client_id;
+use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
@@ -85,14 +86,7 @@ pub struct ClientFilter {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-pub const DEFAULT_PAGE_SIZE: i64 = 50;
-pub const MAX_PAGE_SIZE: i64 = 500;
+pub use super::paging::{Page, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Limits that come from server configuration rather than the database.
 #[derive(Debug, Clone, Copy)]
@@ -337,13 +331,7 @@ pub fn get(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult
 pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> RegistryResult<Page<Client>> {
     caller.require(Permission::ClientsRead)?;
     let tenancy = &caller.tenancy;
-    let limit = filter.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(RegistryError::Invalid {
-            field: "limit",
-            message: format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        });
-    }
+    let limit = PageRequest { cursor: None, limit: filter.limit }.size()?;
     let mut query = clients::table.select(ClientRow::as_select()).order(clients::id).limit(limit + 1).into_boxed();
     if let Tenancy::Partner(own) = tenancy {
         query = query.filter(clients::partner_id.eq(own.clone()));
@@ -357,15 +345,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> 
     if let Some(cursor) = &filter.cursor {
         query = query.filter(clients::id.gt(cursor.clone()));
     }
-    let mut rows = query.load(conn)?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
-    let items = rows.into_iter().map(|row| assemble(conn, row)).collect::<RegistryResult<Vec<_>>>()?;
-    Ok(Page { items, next_cursor })
+    paging::page(query.load(conn)?, limit, |r: &ClientRow| r.id.clone()).try_map(|row| assemble(conn, row))
 }
 
 pub fn update(

@@ -6,6 +6,7 @@
 pub mod bootstrap;
 pub mod clients;
 pub mod credentials;
+pub mod paging;
 pub mod partners;
 pub mod revocation;
 pub mod roles;

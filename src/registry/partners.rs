@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::paging::{self, Page, PageRequest};
 use super::{not_found, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 use crate::store::models::PartnerRow;
 use crate::store::schema::{client_audiences, clients, partner_audiences, partner_scopes, partners};
@@ -195,14 +196,18 @@ pub fn get(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult
     from_row(conn, row)
 }
 
-pub fn list(conn: &mut DbConnection, caller: &Caller) -> RegistryResult<Vec<Partner>> {
+/// Partners by id, a page at a time (a platform can have thousands); a partner admin sees only its own.
+pub fn list(conn: &mut DbConnection, caller: &Caller, request: &PageRequest) -> RegistryResult<Page<Partner>> {
     caller.require(Permission::ClientsRead)?;
-    let mut query = partners::table.select(PartnerRow::as_select()).order(partners::id).into_boxed();
+    let size = request.size()?;
+    let mut query = partners::table.select(PartnerRow::as_select()).order(partners::id).limit(size + 1).into_boxed();
     if let Tenancy::Partner(own) = &caller.tenancy {
         query = query.filter(partners::id.eq(own.clone()));
     }
-    let rows = query.load(conn)?;
-    rows.into_iter().map(|row| from_row(conn, row)).collect()
+    if let Some(cursor) = &request.cursor {
+        query = query.filter(partners::id.gt(cursor.clone()));
+    }
+    paging::page(query.load(conn)?, size, |r: &PartnerRow| r.id.clone()).try_map(|row| from_row(conn, row))
 }
 
 pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &PartnerUpdate) -> RegistryResult<Partner> {

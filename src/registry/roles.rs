@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
+use super::paging::{self, Page, PageRequest};
 use super::{not_found, scopes, validate, Caller, RegistryError, RegistryResult};
 use crate::store::models::RoleRow;
 use crate::store::schema::{client_roles, role_scopes, roles};
@@ -68,19 +69,24 @@ pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Role> {
     Ok(Role { name: row.name, description: row.description, scopes, created_at: row.created_at })
 }
 
-pub fn list(conn: &mut DbConnection) -> RegistryResult<Vec<Role>> {
-    let rows: Vec<RoleRow> = roles::table.order(roles::name).select(RoleRow::as_select()).load(conn)?;
+/// Roles by name with their scopes, a page at a time.
+pub fn list(conn: &mut DbConnection, request: &PageRequest) -> RegistryResult<Page<Role>> {
+    let size = request.size()?;
+    let mut query = roles::table.order(roles::name).select(RoleRow::as_select()).limit(size + 1).into_boxed();
+    if let Some(cursor) = &request.cursor {
+        query = query.filter(roles::name.gt(cursor.clone()));
+    }
+    let page = paging::page(query.load(conn)?, size, |r: &RoleRow| r.name.clone());
+    let names: Vec<&str> = page.items.iter().map(|r| r.name.as_str()).collect();
     let pairs: Vec<(String, String)> = role_scopes::table
+        .filter(role_scopes::role.eq_any(&names))
         .order((role_scopes::role, role_scopes::scope))
         .select((role_scopes::role, role_scopes::scope))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let scopes = pairs.iter().filter(|(r, _)| *r == row.name).map(|(_, s)| s.clone()).collect();
-            Role { name: row.name, description: row.description, scopes, created_at: row.created_at }
-        })
-        .collect())
+    page.try_map(|row| {
+        let scopes = pairs.iter().filter(|(r, _)| *r == row.name).map(|(_, s)| s.clone()).collect();
+        Ok(Role { name: row.name, description: row.description, scopes, created_at: row.created_at })
+    })
 }
 
 pub fn update(

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
+use super::paging::{self, Page, PageRequest};
 use super::{not_found, validate, Caller, RegistryError, RegistryResult};
 use crate::store::models::ScopeRow;
 use crate::store::schema::{client_scopes, partner_scopes, role_scopes, scopes};
@@ -47,9 +48,20 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, name: &str, description:
     })
 }
 
-pub fn list(conn: &mut DbConnection) -> RegistryResult<Vec<Scope>> {
+/// The whole catalog, for the server metadata's `scopes_supported`.
+pub fn all(conn: &mut DbConnection) -> RegistryResult<Vec<Scope>> {
     let rows: Vec<ScopeRow> = scopes::table.order(scopes::name).select(ScopeRow::as_select()).load(conn)?;
     Ok(rows.into_iter().map(Scope::from).collect())
+}
+
+/// Scopes by name, a page at a time.
+pub fn list(conn: &mut DbConnection, request: &PageRequest) -> RegistryResult<Page<Scope>> {
+    let size = request.size()?;
+    let mut query = scopes::table.order(scopes::name).select(ScopeRow::as_select()).limit(size + 1).into_boxed();
+    if let Some(cursor) = &request.cursor {
+        query = query.filter(scopes::name.gt(cursor.clone()));
+    }
+    paging::page(query.load(conn)?, size, |r: &ScopeRow| r.name.clone()).try_map(|row| Ok(Scope::from(row)))
 }
 
 pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Scope> {

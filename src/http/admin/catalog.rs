@@ -5,9 +5,10 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AdminCaller, CascadeQuery, Listing};
+use super::{AdminCaller, CascadeQuery};
 use crate::http::problem::Problem;
 use crate::http::AppState;
+use crate::registry::paging::PageRequest;
 use crate::registry::{roles, scopes};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -63,9 +64,13 @@ async fn create_scope(
     Ok(HttpResponse::Created().json(scope))
 }
 
-async fn list_scopes(state: web::Data<AppState>, _caller: AdminCaller) -> Result<HttpResponse, Problem> {
-    let items = state.run(scopes::list).await?;
-    Ok(HttpResponse::Ok().json(Listing::complete(items)))
+async fn list_scopes(
+    state: web::Data<AppState>,
+    _caller: AdminCaller,
+    query: web::Query<PageRequest>,
+) -> Result<HttpResponse, Problem> {
+    let page = state.run(move |conn| scopes::list(conn, &query)).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 async fn get_scope(
@@ -107,9 +112,13 @@ async fn create_role(
     Ok(HttpResponse::Created().json(role))
 }
 
-async fn list_roles(state: web::Data<AppState>, _caller: AdminCaller) -> Result<HttpResponse, Problem> {
-    let items = state.run(roles::list).await?;
-    Ok(HttpResponse::Ok().json(Listing::complete(items)))
+async fn list_roles(
+    state: web::Data<AppState>,
+    _caller: AdminCaller,
+    query: web::Query<PageRequest>,
+) -> Result<HttpResponse, Problem> {
+    let page = state.run(move |conn| roles::list(conn, &query)).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 async fn get_role(

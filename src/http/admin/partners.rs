@@ -2,9 +2,10 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{AdminCaller, Listing};
+use super::AdminCaller;
 use crate::http::problem::Problem;
 use crate::http::AppState;
+use crate::registry::paging::PageRequest;
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,9 +26,13 @@ async fn create(
     Ok(HttpResponse::Created().json(partner))
 }
 
-async fn list(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
-    let items = state.run(move |conn| partners::list(conn, &caller)).await?;
-    Ok(HttpResponse::Ok().json(Listing::complete(items)))
+async fn list(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+    query: web::Query<PageRequest>,
+) -> Result<HttpResponse, Problem> {
+    let page = state.run(move |conn| partners::list(conn, &caller, &query)).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 async fn get(
