@@ -11,9 +11,9 @@ use oauth2::basic::BasicErrorResponseType;
 use oauth2::{AuthType, RequestTokenError};
 use partnergate::keys::KeyRing;
 use partnergate::oauth::{AccessTokenClaims, Audience};
-use partnergate::registry::clients::{self, ClientFilter, CreatedClient, NewClient};
+use partnergate::registry::clients::{self, ClientFilter, CreatedClient};
 use partnergate::registry::credentials::{new_client_id, new_secret_id, random_base62};
-use partnergate::registry::partners::{self, NewPartner};
+use partnergate::registry::partners;
 use partnergate::registry::secrets::{self, NewSecret};
 use partnergate::registry::{bootstrap, roles, scopes, Caller, RegistryError};
 use reqwest::Method;
@@ -185,7 +185,7 @@ async fn partner_admin_cannot_see_or_touch_another_partners_clients() {
 #[actix_web::test]
 async fn partner_admin_cannot_grant_beyond_its_ceiling() {
     let server = TestServer::start().await;
-    ensure_scopes(&server, &["orders.read", "billing.write"]);
+    ensure_catalog_scopes(&server, &["orders.read", "billing.write"]);
     roles::create(&mut server.conn(), &Caller::cli(), "esc-wide", "", &strings(&["orders.read", "billing.write"]))
         .unwrap();
     let (a_admin, a) = partner_admin(&server, "esc-a", &["orders.read"], &[READ, WRITE]).await;
@@ -272,7 +272,7 @@ async fn partner_admin_cannot_grant_beyond_its_ceiling() {
 async fn partial_updates_change_only_what_they_name() {
     let server = TestServer::start().await;
     let (_, op) = operator(&server).await;
-    ensure_scopes(&server, &["upd.read", "upd.write"]);
+    ensure_catalog_scopes(&server, &["upd.read", "upd.write"]);
     let partner = json!({"id": "upd-p", "name": "Updates", "scope_ceiling": ["upd.read", "upd.write"],
                          "rate_limit_per_minute": 1000, "token_quota_per_day": 50000});
     op.post("/partners", partner).await.expect_json(201);
@@ -423,7 +423,7 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
 async fn secret_rotation_overlaps_then_expires_the_old_secret() {
     let server = TestServer::start().await;
     let (_, op) = operator(&server).await;
-    ensure_scopes(&server, &["orders.read"]);
+    ensure_catalog_scopes(&server, &["orders.read"]);
     op.post("/partners", json!({"id": "rot-p", "name": "Rotation", "scope_ceiling": ["orders.read"]}))
         .await
         .expect_json(201);
@@ -586,7 +586,7 @@ async fn admin_bootstrap_runs_once_and_yields_an_operator_token() {
 async fn admin_api_validates_its_input() {
     let server = TestServer::start().await;
     let (_, op) = operator(&server).await;
-    ensure_scopes(&server, &["val.read"]);
+    ensure_catalog_scopes(&server, &["val.read"]);
 
     for bad in ["Bad-Id", "a", "-lead", "has space", "under_score", "dot.ted", &"x".repeat(64), ""] {
         let reply = op.post("/partners", json!({"id": bad, "name": "Bad"})).await;
@@ -657,7 +657,7 @@ async fn admin_api_validates_its_input() {
         .expect_problem(400, "invalid_input");
 
     // A scope still held by a role: 409 in_use; with cascade it goes, and the role no longer lists it.
-    ensure_scopes(&server, &["val.write"]);
+    ensure_catalog_scopes(&server, &["val.write"]);
     let role = op.post("/roles", json!({"name": "val-role", "scopes": ["val.read", "val.write"]})).await;
     assert_eq!(role.expect_json(201)["scopes"], json!(["val.read", "val.write"]));
     let in_use = op.delete("/scopes/val.read").await.expect_problem(409, "in_use");
@@ -838,35 +838,8 @@ async fn partner_admin<'a>(
     business: &[&str],
     admin_scopes: &[&str],
 ) -> (CreatedClient, Admin<'a>) {
-    ensure_scopes(server, business);
-    let mut ceiling = strings(business);
-    ceiling.extend([READ.to_string(), WRITE.to_string()]);
-    let partner =
-        NewPartner { id: id.into(), name: format!("Partner {id}"), scope_ceiling: ceiling, ..Default::default() };
-    partners::create(&mut server.conn(), &Caller::cli(), &partner).expect("partner");
-    let client = create_client(
-        server,
-        &NewClient {
-            partner_id: Some(id.into()),
-            name: format!("{id} admin"),
-            scopes: strings(admin_scopes),
-            audiences: vec![server.settings.admin_audience.clone()],
-            ..Default::default()
-        },
-    );
-    let token = server.token_for(&client, &[], None).await;
-    let claims = server.verify(&token, &server.settings.admin_audience).await;
-    assert_eq!(claims["scope"], admin_scopes.join(" "));
+    let (client, token) = partner_admin_holding(server, id, business, admin_scopes).await;
     (client, Admin::new(server, token))
-}
-
-fn ensure_scopes(server: &TestServer, names: &[&str]) {
-    let mut conn = server.conn();
-    for name in names {
-        if scopes::get(&mut conn, name).is_err() {
-            scopes::create(&mut conn, &Caller::cli(), name, "test scope").unwrap();
-        }
-    }
 }
 
 /// A client and its secret listing as the registry has them, for before/after comparisons.

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Text that reads as something else, or hides a difference, once displayed.
 const TRICKS: &[&str] = &[
@@ -23,18 +23,17 @@ const TRICKS: &[&str] = &[
 
 const SCRIPTS: &[&str] = &["株式会社アクメ", "شركة أكمي للتجارة", "ООО «Акме»", "Ärger & Söhne", "ΑΚΜΕ Α.Ε."];
 
-async fn send(server: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Reply {
-    admin_request(server, method, path, Some(token), Some(("application/json", body.to_string()))).await
-}
-
 #[actix_web::test]
 async fn the_admin_api_refuses_invisible_characters_and_accepts_every_script() {
     let server = TestServer::start().await;
     let (_op, token) = server.operator().await;
-    send(&server, &token, Method::POST, "/scopes", json!({"name": "orders.read"})).await.expect_json(201);
-    send(&server, &token, Method::POST, "/partners", json!({"id": "acme", "name": "Acme"})).await.expect_json(201);
-    send(&server, &token, Method::POST, "/roles", json!({"name": "feed"})).await.expect_json(201);
-    let created = send(&server, &token, Method::POST, "/clients", json!({"partner_id": "acme", "name": "sync"})).await;
+    admin_json(&server, &token, Method::POST, "/scopes", json!({"name": "orders.read"})).await.expect_json(201);
+    admin_json(&server, &token, Method::POST, "/partners", json!({"id": "acme", "name": "Acme"}))
+        .await
+        .expect_json(201);
+    admin_json(&server, &token, Method::POST, "/roles", json!({"name": "feed"})).await.expect_json(201);
+    let created =
+        admin_json(&server, &token, Method::POST, "/clients", json!({"partner_id": "acme", "name": "sync"})).await;
     let cid = created.expect_json(201)["client"]["id"].as_str().unwrap().to_string();
 
     for trick in TRICKS {
@@ -52,7 +51,7 @@ async fn the_admin_api_refuses_invisible_characters_and_accepts_every_script() {
             (Method::PATCH, "/roles/feed".to_string(), json!({"description": trick})),
         ];
         for (method, path, body) in attempts {
-            let reply = send(&server, &token, method.clone(), &path, body).await;
+            let reply = admin_json(&server, &token, method.clone(), &path, body).await;
             let problem = reply.expect_problem(400, "invalid_input");
             assert!(problem["message"].as_str().unwrap().contains("U+"), "{method} {path}: {problem}");
         }
@@ -63,13 +62,14 @@ async fn the_admin_api_refuses_invisible_characters_and_accepts_every_script() {
 
     for (i, name) in SCRIPTS.iter().enumerate() {
         let id = format!("partner-{i}");
-        let partner = send(&server, &token, Method::POST, "/partners", json!({"id": id, "name": name})).await;
+        let partner = admin_json(&server, &token, Method::POST, "/partners", json!({"id": id, "name": name})).await;
         assert_eq!(partner.expect_json(201)["name"], *name);
         let body = json!({"partner_id": id, "name": name, "description": format!("{name}\u{3000}{name}")});
-        let client = send(&server, &token, Method::POST, "/clients", body).await;
+        let client = admin_json(&server, &token, Method::POST, "/clients", body).await;
         assert_eq!(client.expect_json(201)["client"]["name"], *name);
         let role =
-            send(&server, &token, Method::POST, "/roles", json!({"name": format!("r{i}"), "description": name})).await;
+            admin_json(&server, &token, Method::POST, "/roles", json!({"name": format!("r{i}"), "description": name}))
+                .await;
         assert_eq!(role.expect_json(201)["description"], *name);
     }
     server.stop().await;

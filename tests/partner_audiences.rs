@@ -12,16 +12,13 @@ const ORDERS: &str = "https://orders.example.com";
 const BILLING: &str = "https://billing.example.com";
 const ELSEWHERE: &str = "https://elsewhere.example.com";
 
-async fn send(server: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Reply {
-    admin_request(server, method, path, Some(token), Some(("application/json", body.to_string()))).await
-}
-
 #[actix_web::test]
 async fn a_partner_admin_gives_only_audiences_within_its_ceiling() {
     let server = TestServer::start().await;
     let (_op, operator) = server.operator().await;
     let (_admin, partner) = partner_admin_token(&server, "acme", &["orders.read"]).await;
-    let set = send(&server, &operator, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [ORDERS]})).await;
+    let set =
+        admin_json(&server, &operator, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [ORDERS]})).await;
     assert_eq!(set.expect_json(200)["audience_ceiling"], json!([ORDERS]));
     let shown = admin_request(&server, Method::GET, "/partners/acme", Some(&partner), None).await;
     assert_eq!(shown.expect_json(200)["audience_ceiling"], json!([ORDERS]), "its admin sees its ceiling");
@@ -30,14 +27,14 @@ async fn a_partner_admin_gives_only_audiences_within_its_ceiling() {
     let admin_audience = server.settings.admin_audience.clone();
     for outside in [ELSEWHERE, admin_audience.as_str()] {
         let body = json!({"name": "sync", "scopes": ["orders.read"], "audiences": [ORDERS, outside]});
-        let refused = send(&server, &partner, Method::POST, "/clients", body).await;
+        let refused = admin_json(&server, &partner, Method::POST, "/clients", body).await;
         let problem = refused.expect_problem(403, "audience_outside_ceiling");
         assert!(problem["message"].as_str().unwrap().contains(outside), "{problem}");
     }
 
     // Inside: created, and the client gets tokens for it.
     let body = json!({"name": "sync", "scopes": ["orders.read"], "audiences": [ORDERS]});
-    let created: Value = send(&server, &partner, Method::POST, "/clients", body).await.expect_json(201);
+    let created: Value = admin_json(&server, &partner, Method::POST, "/clients", body).await.expect_json(201);
     let cid = created["client"]["id"].as_str().unwrap().to_string();
     let secret = created["secret"]["secret"].as_str().unwrap().to_string();
     let token = fetch_token(&server, oauth2::AuthType::BasicAuth, &cid, &secret, &[], Some(ORDERS)).await.unwrap();
@@ -45,30 +42,33 @@ async fn a_partner_admin_gives_only_audiences_within_its_ceiling() {
 
     // Adding an outside audience later is refused as well, and leaves the client as it was.
     let path = format!("/clients/{cid}");
-    let refused = send(&server, &partner, Method::PATCH, &path, json!({"audiences": [ORDERS, ELSEWHERE]})).await;
+    let refused = admin_json(&server, &partner, Method::PATCH, &path, json!({"audiences": [ORDERS, ELSEWHERE]})).await;
     refused.expect_problem(403, "audience_outside_ceiling");
     let client = admin_request(&server, Method::GET, &path, Some(&partner), None).await.expect_json(200);
     assert_eq!(client["audiences"], json!([ORDERS]));
 
     // The operator gives any audience; the partner admin may keep it while editing the list.
-    send(&server, &operator, Method::PATCH, &path, json!({"audiences": [ORDERS, ELSEWHERE]})).await.expect_json(200);
-    send(&server, &partner, Method::PATCH, &path, json!({"audiences": [ELSEWHERE]})).await.expect_json(200);
-    let refused = send(&server, &partner, Method::PATCH, &path, json!({"audiences": [ELSEWHERE, BILLING]})).await;
+    admin_json(&server, &operator, Method::PATCH, &path, json!({"audiences": [ORDERS, ELSEWHERE]}))
+        .await
+        .expect_json(200);
+    admin_json(&server, &partner, Method::PATCH, &path, json!({"audiences": [ELSEWHERE]})).await.expect_json(200);
+    let refused = admin_json(&server, &partner, Method::PATCH, &path, json!({"audiences": [ELSEWHERE, BILLING]})).await;
     refused.expect_problem(403, "audience_outside_ceiling");
 
     // Shrinking the ceiling while a client uses a dropped audience is refused; once unused, it works.
-    send(&server, &partner, Method::PATCH, &path, json!({"audiences": [ORDERS]})).await.expect_json(200);
+    admin_json(&server, &partner, Method::PATCH, &path, json!({"audiences": [ORDERS]})).await.expect_json(200);
     let shrink =
-        send(&server, &operator, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [BILLING]})).await;
+        admin_json(&server, &operator, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [BILLING]})).await;
     let problem = shrink.expect_problem(409, "in_use");
     assert!(problem["message"].as_str().unwrap().contains(&cid), "names the client: {problem}");
-    send(&server, &partner, Method::PATCH, &path, json!({"audiences": []})).await.expect_json(200);
+    admin_json(&server, &partner, Method::PATCH, &path, json!({"audiences": []})).await.expect_json(200);
     let shrink =
-        send(&server, &operator, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [BILLING]})).await;
+        admin_json(&server, &operator, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [BILLING]})).await;
     assert_eq!(shrink.expect_json(200)["audience_ceiling"], json!([BILLING]));
 
     // Only the operator sets a ceiling.
-    let own = send(&server, &partner, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [ELSEWHERE]})).await;
+    let own =
+        admin_json(&server, &partner, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [ELSEWHERE]})).await;
     own.expect_problem(403, "forbidden");
     server.stop().await;
 }

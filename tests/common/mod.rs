@@ -661,6 +661,17 @@ pub fn ensure_catalog_scopes(server: &TestServer, names: &[&str]) {
 /// Partner `id` (ceiling: `business` and the client-admin scopes) and its admin client holding
 /// `authz.clients.read` and `.write` for the admin audience; the client and a token for it.
 pub async fn partner_admin_token(server: &TestServer, id: &str, business: &[&str]) -> (CreatedClient, String) {
+    partner_admin_holding(server, id, business, &["authz.clients.read", "authz.clients.write"]).await
+}
+
+/// Partner `id` (ceiling: `business` and the client-admin scopes) and its admin client holding `admin_scopes`
+/// with the admin audience as its only audience; the client and a verified token for it.
+pub async fn partner_admin_holding(
+    server: &TestServer,
+    id: &str,
+    business: &[&str],
+    admin_scopes: &[&str],
+) -> (CreatedClient, String) {
     ensure_catalog_scopes(server, business);
     let mut ceiling = strings(business);
     ceiling.extend(["authz.clients.read".to_string(), "authz.clients.write".to_string()]);
@@ -672,13 +683,26 @@ pub async fn partner_admin_token(server: &TestServer, id: &str, business: &[&str
         &NewClient {
             partner_id: Some(id.into()),
             name: format!("{id} admin"),
-            scopes: strings(&["authz.clients.read", "authz.clients.write"]),
+            scopes: strings(admin_scopes),
             audiences: vec![server.settings.admin_audience.clone()],
             ..Default::default()
         },
     );
     let token = server.token_for(&client, &[], None).await;
+    let claims = server.verify(&token, &server.settings.admin_audience).await;
+    assert_eq!(claims["scope"], admin_scopes.join(" "));
     (client, token)
+}
+
+/// An admin API request with a JSON body.
+pub async fn admin_json(
+    server: &TestServer,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> Reply {
+    admin_request(server, method, path, Some(token), Some(("application/json", body.to_string()))).await
 }
 
 /// The real `partnergate` binary, without the developer's own `PARTNERGATE_*` settings: each test says
