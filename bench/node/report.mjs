@@ -59,6 +59,42 @@ if (ratios.length) {
   out.push('');
   out.push(...ratios);
 }
+// The targets of the hot-path issue, for this build only (not the baseline), from the first round; they
+// are reported, not enforced: a slow machine is no failed check.
+const targetLines = [];
+const mine = (backend, scenario, connections) =>
+  rows.filter((r) => r.server === `partnergate-${backend}` && r.scenario === scenario && r.connections === connections);
+const target = (text, ok) => targetLines.push(`- ${ok ? 'met' : '**not met**'}: ${text}`);
+for (const r of mine('postgres', 'token', 64)) {
+  const peer = sibling(r, 'oidc-provider');
+  target(`round ${r.round}, token endpoint on PostgreSQL at 64 connections ≥ 20,000 req/s (${int(r.rps)})`, r.rps >= 20000);
+  target(`round ${r.round}, its p99 ≤ 10 ms (${ms(r.p99_ms)} ms)`, r.p99_ms <= 10);
+  if (peer) target(`round ${r.round}, ≥ 6× oidc-provider (${(r.rps / peer.rps).toFixed(2)}×)`, r.rps >= 6 * peer.rps);
+}
+for (const r of mine('sqlite', 'token', 64)) {
+  target(`round ${r.round}, token endpoint on SQLite at 64 connections ≥ 20,000 req/s (${int(r.rps)})`, r.rps >= 20000);
+}
+for (const backend of ['postgres', 'sqlite']) {
+  for (const r of mine(backend, 'jwks', 64)) {
+    target(`round ${r.round}, JWKS (${backend}) ≥ 100,000 req/s (${int(r.rps)})`, r.rps >= 100000);
+  }
+  for (const r of mine(backend, 'introspect', 64)) {
+    target(`round ${r.round}, introspection (${backend}) ≥ 10,000 req/s (${int(r.rps)})`, r.rps >= 10000);
+  }
+  const runs = rows.filter((r) => r.server === `partnergate-${backend}`);
+  if (runs.length) {
+    const rss = Math.max(...runs.map((r) => r.rss_mb));
+    target(`RSS under load (${backend}) ≤ 64 MB (${rss.toFixed(1)} MB)`, rss <= 64);
+  }
+}
+const sqliteServer = meta.servers.find((s) => s.name === 'partnergate-sqlite');
+if (sqliteServer) target(`ready ≤ 1 s after start on SQLite (${int(sqliteServer.ready_ms)} ms)`, sqliteServer.ready_ms <= 1000);
+if (targetLines.length) {
+  out.push('');
+  out.push('Targets (2 cores, load generator on the same machine; reported, not checked):');
+  out.push('');
+  out.push(...targetLines);
+}
 out.push('');
 if (failures.length) {
   out.push(`**CHECKS FAILED (${failures.length}):**`);
