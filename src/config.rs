@@ -105,6 +105,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTNERGATE_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections: u64,
+    /// Serve an http:// issuer on a non-loopback address (refused by default: secrets in clear text).
+    #[arg(long, env = "PARTNERGATE_ALLOW_INSECURE_ISSUER")]
+    pub allow_insecure_issuer: bool,
 }
 
 /// Token settings after defaults are resolved.
@@ -169,12 +172,14 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn from_args(database: &DatabaseArgs, keys: &KeysArgs, serve: &ServeArgs) -> Result<Self, String> {
+        let token = serve.token.resolve()?;
+        crate::insecure::check_issuer(&token.issuer, serve.token.bind, serve.allow_insecure_issuer)?;
         Ok(ServerConfig {
             database_url: database.database_url.clone(),
             pool: database.creating_pool_options(),
             keys_dir: keys.keys_dir.clone(),
             bind: serve.token.bind,
-            token: serve.token.resolve()?,
+            token,
             jwks_max_age_secs: serve.jwks_max_age_secs,
             max_body_bytes: serve.max_body_bytes,
             workers: serve.workers,

@@ -8,11 +8,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod insecure;
 pub mod keys;
 pub mod oauth;
 pub mod readmodel;
 pub mod redact;
 pub mod registry;
+pub mod shutdown;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -52,9 +54,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Waits until the server stops (Ctrl-C or SIGTERM stop it gracefully), then flushes the audit queue.
+    /// Serves until SIGTERM or SIGINT (see [`shutdown`]), then flushes the audit queue.
     pub async fn wait(self) -> std::io::Result<()> {
+        let on_signal = tokio::spawn(shutdown::on_signal(self.handle.clone()));
         let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        on_signal.abort();
         self.maintenance.abort();
         finish_audit(self.audit_thread).await;
         stop_feed(self.feed).await;
@@ -127,11 +131,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .wrap_fn(move |req, service| http::body_timeout::limit(req, service, body_read_timeout))
-            .wrap_fn(http::guard::reject_control_characters)
+            .wrap_fn(http::guard::check_head)
+            .wrap_fn(http::errors::shape)
             .wrap_fn(http::request_id::assign)
+            .wrap_fn(http::headers::secure)
             .configure(http::routes)
     })
-    .shutdown_timeout(10)
+    // `RunningServer::wait` handles SIGTERM and SIGINT; actix-web's own handling stops at once on SIGINT.
+    .disable_signals()
+    .shutdown_timeout(shutdown::DEADLINE.as_secs())
     .max_connections(config.max_connections);
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));

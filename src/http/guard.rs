@@ -1,10 +1,22 @@
-//! Refuses request URIs that carry percent-encoded control characters (`%00` above all): no path segment or
-//! query value of this API may contain one, and PostgreSQL refuses NUL in text, which would surface as a 500.
+//! Checks on the request head before routing: bounded sizes, and no percent-encoded control characters
+//! (`%00` above all) in the URI: no path segment or query value of this API may contain one, and PostgreSQL
+//! refuses NUL in text, which would surface as a 500. actix-http's own bounds (a head over 128 KiB, more than
+//! 96 headers) are far above ours and answer with an empty body; these answer in the path's error shape.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::{Error, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::Error;
 use futures_util::future::LocalBoxFuture;
+
+use super::errors::error_for;
+
+/// Longest request target (path and query): ids, cursors and filters fit many times over.
+pub const MAX_URI_BYTES: usize = 4096;
+/// Most bytes of header names and values together: an admin bearer token is under 2 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most header fields in one request.
+pub const MAX_HEADERS: usize = 64;
 
 /// `%XX` with XX below 0x20 or equal to 0x7F, anywhere in the raw URI.
 pub fn has_encoded_control(raw: &str) -> bool {
@@ -17,8 +29,25 @@ pub fn has_encoded_control(raw: &str) -> bool {
     })
 }
 
+/// Why the head is refused, if it is.
+fn refusal(req: &ServiceRequest) -> Option<(StatusCode, &'static str)> {
+    let raw = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("");
+    if raw.len() > MAX_URI_BYTES {
+        return Some((StatusCode::URI_TOO_LONG, "the request URI is too long"));
+    }
+    let headers = req.headers();
+    let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "the request headers are too large"));
+    }
+    if has_encoded_control(raw) {
+        return Some((StatusCode::BAD_REQUEST, "the request URI contains an encoded control character"));
+    }
+    None
+}
+
 /// The middleware body, for `App::wrap_fn`.
-pub fn reject_control_characters<S, B>(
+pub fn check_head<S, B>(
     req: ServiceRequest,
     service: &S,
 ) -> LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>>
@@ -27,12 +56,8 @@ where
     S::Future: 'static,
     B: MessageBody + 'static,
 {
-    let raw = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("");
-    if has_encoded_control(raw) {
-        let response = HttpResponse::BadRequest().json(serde_json::json!({
-            "error": "invalid_input",
-            "message": "the request URI contains an encoded control character"
-        }));
+    if let Some((status, message)) = refusal(&req) {
+        let response = error_for(req.path(), status, message);
         return Box::pin(async move { Ok(req.into_response(response).map_into_right_body()) });
     }
     let response = service.call(req);

@@ -4,15 +4,18 @@
 pub mod admin;
 pub mod body_timeout;
 mod discovery;
+pub mod errors;
 mod form;
 pub mod guard;
+pub mod headers;
 mod health;
 mod oauth_response;
 pub mod problem;
 pub mod request_id;
 mod token;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::oauth::TokenService;
 use crate::registry::clients::ClientLimits;
@@ -72,14 +75,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// An OAuth endpoint answers other methods with 405 and `Allow: POST`.
 fn post_only(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        HttpResponse::MethodNotAllowed().insert_header(("allow", "POST")).json(serde_json::json!({
-            "error": "invalid_request",
-            "error_description": "use POST"
-        }))
+    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
+        let mut response = errors::error_for(req.path(), StatusCode::METHOD_NOT_ALLOWED, "use POST");
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        response
     }))
 }
 
-async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    errors::error_for(req.path(), StatusCode::NOT_FOUND, "no such endpoint")
 }

@@ -43,7 +43,6 @@ pub fn status_of(err: &OAuthError) -> StatusCode {
 
 pub fn error_response(err: &OAuthError) -> HttpResponse {
     let mut builder = HttpResponse::build(status_of(err));
-    no_store(&mut builder);
     match err {
         OAuthError::InvalidClient { basic_challenge: true, .. } => {
             builder.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"partnergate\"")));
@@ -57,9 +56,16 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
     let description = match err {
         // The internal cause is logged above; the caller gets a stable sentence.
         OAuthError::TemporarilyUnavailable(_) => "the service is temporarily unavailable; retry later".to_string(),
-        // The one place a description is written: what the caller sent (a scope, a resource, a repeated
-        // parameter's name) may be a secret or a token, and is not echoed (DESIGN.md 4.4).
-        other => crate::redact::credentials(&other.description()).into_owned(),
+        other => other.description(),
     };
-    builder.json(ErrorBody { error: err.code(), error_description: description })
+    error_body(&mut builder, err.code(), &description)
+}
+
+/// An RFC 6749 section 5.2 body with `code` and `description` on `builder`, for the grant's errors above and
+/// for errors the framework raised before a handler ran (`super::errors`).
+pub fn error_body(builder: &mut actix_web::HttpResponseBuilder, code: &str, description: &str) -> HttpResponse {
+    // The one place a description is written: what the caller sent (a scope, a resource, a repeated
+    // parameter's name) may be a secret or a token, and is not echoed (DESIGN.md 4.4).
+    let description = crate::redact::credentials(description).into_owned();
+    no_store(builder).json(ErrorBody { error: code, error_description: description })
 }

@@ -26,6 +26,8 @@ pub enum KeyError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
     Permissions { path: PathBuf, mode: u32 },
+    #[error("{path} is writable by group or others (mode {mode:o}), so they could plant or swap a signing key; run `chmod go-w {path}`")]
+    Writable { path: PathBuf, mode: u32 },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("no signing keys in {0}; run `partnergate keys generate`")]
@@ -73,6 +75,9 @@ pub struct KeyRing {
 impl KeyRing {
     /// Loads every key in `dir`; refuses private key files that group or others can read.
     pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        // A readable directory only lists kids, which JWKS publishes anyway; a writable one is a forgery.
+        check_not_writable(dir)?;
+        check_not_writable(&dir.join(ACTIVE_FILE))?;
         let mut keys = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_error(dir))? {
             let path = entry.map_err(io_error(dir))?.path();
@@ -106,6 +111,7 @@ impl KeyRing {
     /// Loads the ring, first generating an active ES256 key if the directory has no key at all.
     pub fn load_or_init(dir: &Path) -> Result<Self, KeyError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
+        check_not_writable(dir)?;
         if !has_keys(dir)? {
             let kid = generate(dir, Algorithm::ES256, true)?;
             log::info!("generated signing key {kid} (ES256) in {}", dir.display());
@@ -193,6 +199,27 @@ fn check_permissions(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyErro
     Ok(())
 }
 
+/// Refuses `path` (if it exists) when group or others may write it.
+#[cfg(unix)]
+fn check_not_writable(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(KeyError::Io { path: path.to_path_buf(), source }),
+    };
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(KeyError::Writable { path: path.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_not_writable(_path: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn check_permissions(_path: &Path, _metadata: &fs::Metadata) -> Result<(), KeyError> {
     Ok(())
@@ -268,5 +295,25 @@ mod tests {
         let err = KeyRing::load(dir.path()).unwrap_err();
         assert!(matches!(err, KeyError::Permissions { .. }), "{err}");
         assert!(err.to_string().contains("chmod 600"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn writable_directory_or_active_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), Algorithm::ES256, true).unwrap();
+        for (path, mode) in [(dir.path().to_path_buf(), 0o777), (dir.path().to_path_buf(), 0o770)] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = KeyRing::load(dir.path()).unwrap_err();
+            assert!(matches!(err, KeyError::Writable { .. }), "{mode:o}: {err}");
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+        }
+        // Readable by all is fine: the directory lists kids, which the JWKS publishes.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        KeyRing::load(dir.path()).unwrap();
+        let active = dir.path().join(ACTIVE_FILE);
+        fs::set_permissions(&active, fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(KeyRing::load(dir.path()).unwrap_err(), KeyError::Writable { .. }));
     }
 }

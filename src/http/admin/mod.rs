@@ -10,7 +10,7 @@ mod revocation;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{mime, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
@@ -98,7 +98,18 @@ pub struct CascadeQuery {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let json_config = web::JsonConfig::default()
         .limit(64 * 1024)
-        .error_handler(|err, _| Problem::bad_input(format!("invalid JSON body: {err}")).into());
+        // Strict: `application/json` (UTF-8, the only charset JSON has), not `text/json` or `+json` types.
+        .content_type(|mime| {
+            mime.essence_str() == "application/json"
+                && mime.get_param(mime::CHARSET).is_none_or(|charset| charset == mime::UTF_8)
+        })
+        .error_handler(|err, _| {
+            let message = match err {
+                actix_web::error::JsonPayloadError::ContentType => "Content-Type must be application/json".into(),
+                other => format!("invalid JSON body: {other}"),
+            };
+            Problem::bad_input(message).into()
+        });
     let query_config =
         web::QueryConfig::default().error_handler(|err, _| Problem::bad_input(format!("invalid query: {err}")).into());
     let path_config =
