@@ -231,42 +231,11 @@ impl TestServer {
         direct: &[&str],
         audiences: &[&str],
     ) -> CreatedClient {
-        let mut conn = self.conn();
-        let caller = Caller::cli();
-        let mut all: Vec<&str> = ceiling.iter().chain(role_scopes).chain(direct).copied().collect();
-        all.sort();
-        all.dedup();
-        for scope in all {
-            if scopes::get(&mut conn, scope).is_err() {
-                scopes::create(&mut conn, &caller, scope, "test scope").unwrap();
-            }
-        }
-        let role = format!("role-{partner_id}");
-        roles::create(&mut conn, &caller, &role, "", &strings(role_scopes)).unwrap();
-        partners::create(
-            &mut conn,
-            &caller,
-            &NewPartner {
-                id: partner_id.into(),
-                name: format!("Partner {partner_id}"),
-                scope_ceiling: strings(ceiling),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        self.client(partner_id, &[&role], direct, audiences)
+        seed_on(&mut self.conn(), partner_id, ceiling, role_scopes, direct, audiences)
     }
 
     pub fn client(&self, partner_id: &str, roles: &[&str], direct: &[&str], audiences: &[&str]) -> CreatedClient {
-        let input = NewClient {
-            partner_id: Some(partner_id.into()),
-            name: "test client".into(),
-            roles: strings(roles),
-            scopes: strings(direct),
-            audiences: strings(audiences),
-            ..Default::default()
-        };
-        clients::create(&mut self.conn(), &Caller::cli(), &input, LIMITS).unwrap()
+        client_on(&mut self.conn(), partner_id, roles, direct, audiences)
     }
 
     /// The operator's admin client (`admin bootstrap`) and an admin token for it.
@@ -308,6 +277,59 @@ impl TestServer {
             .unwrap_or_else(|err| panic!("token does not verify: {err}"))
             .claims
     }
+}
+
+/// [`TestServer::seed`] on any connection, for a database that a server in another process will use.
+pub fn seed_on(
+    conn: &mut store::DbConnection,
+    partner_id: &str,
+    ceiling: &[&str],
+    role_scopes: &[&str],
+    direct: &[&str],
+    audiences: &[&str],
+) -> CreatedClient {
+    let caller = Caller::cli();
+    let mut all: Vec<&str> = ceiling.iter().chain(role_scopes).chain(direct).copied().collect();
+    all.sort();
+    all.dedup();
+    for scope in all {
+        if scopes::get(conn, scope).is_err() {
+            scopes::create(conn, &caller, scope, "test scope").unwrap();
+        }
+    }
+    let role = format!("role-{partner_id}");
+    roles::create(conn, &caller, &role, "", &strings(role_scopes)).unwrap();
+    partners::create(
+        conn,
+        &caller,
+        &NewPartner {
+            id: partner_id.into(),
+            name: format!("Partner {partner_id}"),
+            scope_ceiling: strings(ceiling),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    client_on(conn, partner_id, &[&role], direct, audiences)
+}
+
+/// [`TestServer::client`] on any connection.
+pub fn client_on(
+    conn: &mut store::DbConnection,
+    partner_id: &str,
+    roles: &[&str],
+    direct: &[&str],
+    audiences: &[&str],
+) -> CreatedClient {
+    let input = NewClient {
+        partner_id: Some(partner_id.into()),
+        name: "test client".into(),
+        roles: strings(roles),
+        scopes: strings(direct),
+        audiences: strings(audiences),
+        ..Default::default()
+    };
+    clients::create(conn, &Caller::cli(), &input, LIMITS).unwrap()
 }
 
 pub fn strings(items: &[&str]) -> Vec<String> {
@@ -514,13 +536,18 @@ pub async fn admin_request(
 
 /// Every stored audit row, oldest first, `details` as stored text.
 pub fn audit_rows(server: &TestServer) -> Vec<partnergate::store::models::AuditEventRow> {
+    audit_rows_in(&server.pool)
+}
+
+/// [`audit_rows`] of any database.
+pub fn audit_rows_in(pool: &DbPool) -> Vec<partnergate::store::models::AuditEventRow> {
     use diesel::prelude::*;
     use partnergate::store::models::AuditEventRow;
     use partnergate::store::schema::audit_events;
     audit_events::table
         .select(AuditEventRow::as_select())
         .order(audit_events::id)
-        .load(&mut *server.conn())
+        .load(&mut pool.get().expect("audit connection"))
         .expect("audit rows")
 }
 
@@ -811,18 +838,76 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// `command` carries the environment (database, keys, issuer settings); the bind is added here.
     pub async fn start(command: &std::process::Command, log_dir: &std::path::Path) -> Self {
+        Self::start_on(command, log_dir, "127.0.0.1", &[]).await
+    }
+
+    /// [`ServeProcess::start`] listening on `host` (loopback or all addresses: it is reached on loopback),
+    /// with `serve_args` after `serve`.
+    pub async fn start_on(
+        command: &std::process::Command,
+        log_dir: &std::path::Path,
+        host: &str,
+        serve_args: &[&str],
+    ) -> Self {
+        let mut process = Self::spawn(command, log_dir, host, serve_args);
+        process.wait_ready().await;
+        process
+    }
+
+    fn spawn(command: &std::process::Command, log_dir: &std::path::Path, host: &str, serve_args: &[&str]) -> Self {
         let port = free_port();
         let log = log_dir.join(format!("serve-{port}.log"));
         let child = under_umask_022(command)
             .arg("serve")
-            .env("PARTNERGATE_BIND", format!("127.0.0.1:{port}"))
+            .args(serve_args)
+            .env("PARTNERGATE_BIND", format!("{host}:{port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).expect("serve log file"))
             .spawn()
             .expect("start partnergate serve");
-        let mut process = ServeProcess { base_url: format!("http://127.0.0.1:{port}"), port, child, log };
-        process.wait_ready().await;
-        process
+        ServeProcess { base_url: format!("http://127.0.0.1:{port}"), port, child, log }
+    }
+
+    /// Runs `serve` expecting it to refuse to start: its exit status and log (it is killed after `limit`).
+    pub fn refused(
+        command: &std::process::Command,
+        log_dir: &std::path::Path,
+        host: &str,
+        limit: std::time::Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let mut process = Self::spawn(command, log_dir, host, &[]);
+        let status = process.wait_exit(limit);
+        (status, process.log_text())
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit; kills it and panics after `limit`.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for partnergate") {
+                return status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("partnergate did not exit within {limit:?}:\n{}", self.log_text());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     async fn wait_ready(&mut self) {
