@@ -98,9 +98,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let clock = clock::system();
     let read_model_clock = clock.clone();
     let (pool, key_ring, read_model, feed) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        // Keys first: a refused key directory then exits before any pool thread is inside libpq.
+        let key_ring = KeyRing::load_or_init(&setup.keys_dir)?;
         let pool = store::connect(&setup.database_url, &setup.pool)?;
         store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
-        let key_ring = KeyRing::load_or_init(&setup.keys_dir)?;
         let read_model = ReadModel::new(pool.clone(), read_model_clock);
         let feed =
             FeedListener::start(&setup.database_url, pool.clone(), setup.pool.connect_timeout, read_model.clone())?;
