@@ -72,15 +72,6 @@ impl ReadModel {
         entries.by_client.clear();
     }
 
-    /// How many client ids are cached, for tests and diagnostics.
-    pub fn len(&self) -> usize {
-        self.read().by_client.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     // A panic while holding the lock leaves a map that is still consistent (every update is a single call).
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner())

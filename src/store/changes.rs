@@ -8,9 +8,8 @@
 //!
 //! The instance that made a change applies it at once, after the commit: [`publish`] also notes the change on
 //! the calling thread, and whoever ran the transaction collects the notes with [`take_published`] once it has
-//! committed (the admin API's blocking runner, the audit writer). A rolled-back transaction's notes are
-//! discarded by the same runner, so a note never outlives a failed change for long; an extra note only costs
-//! a cache reload.
+//! finished (the admin API's blocking runner, the audit writer) and applies them. Notes of a transaction that
+//! rolled back are applied too: an extra note only costs a cache reload.
 
 use std::cell::RefCell;
 

@@ -34,9 +34,8 @@ pub struct RoleRow {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = clients)]
-#[diesel(treat_none_as_null = true)]
 pub struct ClientRow {
     pub id: String,
     pub partner_id: String,
