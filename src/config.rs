@@ -108,6 +108,29 @@ pub struct ServeArgs {
     /// Serve an http:// issuer on a non-loopback address (refused by default: secrets in clear text).
     #[arg(long, env = "PARTNERGATE_ALLOW_INSECURE_ISSUER")]
     pub allow_insecure_issuer: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits at the token endpoint (see `limits` and the README's "Limits"). 0 turns a limit off.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Token requests per minute per client, on each instance, for clients without their own limit.
+    #[arg(long, env = "PARTNERGATE_CLIENT_RATE_LIMIT_PER_MINUTE", default_value_t = 1200,
+          value_parser = clap::value_parser!(u32).range(0..=6_000_000))]
+    pub client_rate_limit_per_minute: u32,
+    /// Failed client authentications per minute from one address before it is refused for a minute.
+    #[arg(long, env = "PARTNERGATE_AUTH_FAILURES_PER_MINUTE_PER_ADDRESS", default_value_t = 30)]
+    pub auth_failures_per_minute_per_address: u32,
+    /// Failed authentications per minute of one client id, from all addresses, before addresses that failed
+    /// are refused for it for a minute (others are still served).
+    #[arg(long, env = "PARTNERGATE_AUTH_FAILURES_PER_MINUTE_PER_CLIENT", default_value_t = 60)]
+    pub auth_failures_per_minute_per_client: u32,
+    /// Address or CIDR range of a reverse proxy whose `X-Forwarded-For` is believed (repeatable, or
+    /// comma-separated in the variable). Without one, the TCP peer is the source address.
+    #[arg(long = "trusted-proxy", env = "PARTNERGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Token settings after defaults are resolved.
@@ -168,6 +191,9 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Per worker thread.
     pub max_connections: usize,
+    pub client_rate_limit_per_minute: u32,
+    pub throttle: crate::limits::ThrottleSettings,
+    pub trusted_proxies: crate::http::client_address::TrustedProxies,
 }
 
 impl ServerConfig {
@@ -186,6 +212,12 @@ impl ServerConfig {
             audit_retention_days: serve.audit_retention_days,
             body_read_timeout: Duration::from_secs(serve.body_read_timeout_secs),
             max_connections: usize::try_from(serve.max_connections).unwrap_or(usize::MAX),
+            client_rate_limit_per_minute: serve.limits.client_rate_limit_per_minute,
+            throttle: crate::limits::ThrottleSettings {
+                address_failures_per_minute: serve.limits.auth_failures_per_minute_per_address,
+                client_failures_per_minute: serve.limits.auth_failures_per_minute_per_client,
+            },
+            trusted_proxies: crate::http::client_address::TrustedProxies::parse(&serve.limits.trusted_proxies)?,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod insecure;
 pub mod keys;
+pub mod limits;
 pub mod oauth;
 pub mod readmodel;
 pub mod redact;
@@ -110,7 +111,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     .await
     .expect("server setup panicked")?;
 
-    let (audit_writer, audit_thread) = AuditWriter::start(pool.clone(), WriterOptions::default(), read_model.clone());
+    let limits = Arc::new(limits::Limits {
+        rates: limits::RateLimits::new(config.client_rate_limit_per_minute),
+        quota: Arc::new(limits::QuotaBook::default()),
+        throttle: limits::AuthThrottle::new(config.throttle),
+    });
+    let (audit_writer, audit_thread) =
+        AuditWriter::start(pool.clone(), WriterOptions::default(), read_model.clone(), limits.quota.clone());
     let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days));
     let tokens = TokenService::new(
         read_model.clone(),
@@ -118,6 +125,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         Arc::new(config.token.clone()),
         clock,
         audit_writer.clone(),
+        limits,
     );
     let state = AppState {
         pool: pool.clone(),
@@ -128,9 +136,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
     };
     let body_read_timeout = config.body_read_timeout;
+    let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(trusted_proxies.clone())
             .wrap_fn(move |req, service| http::body_timeout::limit(req, service, body_read_timeout))
             .wrap_fn(http::guard::check_head)
             .wrap_fn(http::errors::shape)
@@ -165,6 +175,12 @@ async fn maintenance(pool: store::DbPool, audit_retention_days: u32) {
             let tokens = registry::revocation::prune_expired(&mut conn)?;
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, store::now() - chrono::Duration::hours(1))?;
+            // Yesterday's count stays readable; older days are in the audit trail.
+            registry::usage::prune_before(
+                &mut conn,
+                &registry::usage::day_of(store::now() - chrono::Duration::days(2)),
+            )
+            .map_err(store::StoreError::from)?;
             let events = if audit_retention_days > 0 {
                 audit::query::prune_older_than(&mut conn, audit_retention_days)?
             } else {

@@ -9,7 +9,7 @@ pub mod query;
 pub mod writer;
 
 pub use event::{AuditEvent, Outcome, RequestMeta};
-pub use writer::{AuditError, AuditWriter, Effect, WriterOptions};
+pub use writer::{AuditError, AuditWriter, Effect, Recorded, WriterOptions};
 
 use diesel::prelude::*;
 

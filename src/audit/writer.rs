@@ -8,13 +8,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use super::AuditEvent;
-use crate::registry::revocation;
+use crate::limits::quota::{Admission, QuotaBook, QuotaTerms};
+use crate::registry::{revocation, usage};
 use crate::store::changes::{self, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 use crate::store::schema::{audit_events, client_secrets};
@@ -28,6 +30,22 @@ pub enum AuditError {
     Stopped,
     #[error("the audit batch could not be written: {0}")]
     WriteFailed(String),
+    #[error("the audit record was not committed within {} ms", RECORD_DEADLINE.as_millis())]
+    TimedOut,
+}
+
+/// How long a request waits for its record's commit. With the database gone, a request answers 503 after
+/// this rather than after the pool's or the network's timeouts.
+pub const RECORD_DEADLINE: Duration = Duration::from_millis(1500);
+/// How long the writer waits for a pooled connection; less than `RECORD_DEADLINE`.
+const CONNECTION_WAIT: Duration = Duration::from_millis(1000);
+
+/// What became of a recorded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Stored,
+    /// Its token would exceed the partner's daily quota: recorded as refused, and not to be handed out.
+    OverQuota,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,12 +67,14 @@ pub enum Effect {
     SecretUsed(String),
     /// A token revoked by its client (RFC 7009).
     RevokeToken(RevokedTokenRow),
+    /// A token about to be handed out: counted against its partner's day, or refused over quota.
+    CountToken(QuotaTerms),
 }
 
 struct Pending {
     row: NewAuditEventRow,
     effects: Vec<Effect>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<Recorded, String>>,
 }
 
 #[derive(Clone)]
@@ -64,38 +84,52 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     /// Starts the writer thread. Join the handle after dropping every `AuditWriter` to flush on shutdown.
-    /// `changes` hears of the registry changes a batch committed (token revocations).
-    pub fn start(pool: DbPool, options: WriterOptions, changes: Arc<dyn ChangeSink>) -> (AuditWriter, JoinHandle<()>) {
+    /// `changes` hears of the registry changes a batch committed (token revocations), `quota` of the partners'
+    /// counts it saw.
+    pub fn start(
+        pool: DbPool,
+        options: WriterOptions,
+        changes: Arc<dyn ChangeSink>,
+        quota: Arc<QuotaBook>,
+    ) -> (AuditWriter, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(options.queue_capacity.max(1));
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(pool, receiver, options.max_batch.max(1), &*changes))
+            .spawn(move || run(pool, receiver, options.max_batch.max(1), &*changes, &quota))
             .expect("cannot start the audit writer thread");
         (AuditWriter { queue }, handle)
     }
 
     /// Queues `event` and waits until it is committed.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
-        self.record_with(event, Vec::new()).await
+        self.record_with(event, Vec::new()).await.map(|_| ())
     }
 
-    /// Like `record`, and applies `effects` in the same commit as the event.
-    pub async fn record_with(&self, event: AuditEvent, effects: Vec<Effect>) -> Result<(), AuditError> {
+    /// Like `record`, and applies `effects` in the same commit as the event. Gives up after
+    /// [`RECORD_DEADLINE`]; a record given up on before the writer took it is not written.
+    pub async fn record_with(&self, event: AuditEvent, effects: Vec<Effect>) -> Result<Recorded, AuditError> {
         let (done, committed) = oneshot::channel();
         let pending = Pending { row: event.into_row(), effects, done };
         self.queue.try_send(pending).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
         })?;
-        match committed.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(AuditError::WriteFailed(message)),
-            Err(_) => Err(AuditError::Stopped),
+        match tokio::time::timeout(RECORD_DEADLINE, committed).await {
+            Ok(Ok(Ok(recorded))) => Ok(recorded),
+            Ok(Ok(Err(message))) => Err(AuditError::WriteFailed(message)),
+            Ok(Err(_)) => Err(AuditError::Stopped),
+            Err(_) => Err(AuditError::TimedOut),
         }
     }
 }
 
-fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize, changes: &dyn ChangeSink) {
+fn run(
+    pool: DbPool,
+    mut receiver: mpsc::Receiver<Pending>,
+    max_batch: usize,
+    changes: &dyn ChangeSink,
+    quota: &QuotaBook,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -105,7 +139,16 @@ fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize, ch
                 Err(_) => break,
             }
         }
-        let results = commit(&pool, &batch);
+        // A request that gave up waiting (its deadline passed, its client went away) handed nothing out and
+        // answered an error: its record and effects are dropped, so that it neither counts nor revokes.
+        batch.retain(|pending| !pending.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (results, counts) = commit(&pool, &batch);
+        for (partner_id, day, counted) in &counts {
+            quota.observe(partner_id, day, *counted);
+        }
         // Applied whether or not a write failed: a rolled-back change's note costs only a reload.
         changes.apply(&changes::take_published());
         for (pending, result) in batch.drain(..).zip(results) {
@@ -115,35 +158,57 @@ fn run(pool: DbPool, mut receiver: mpsc::Receiver<Pending>, max_batch: usize, ch
     }
 }
 
-/// Commits the batch, one result per event. When the database refuses the batch for its content rather than
-/// for being unreachable, the events are retried one by one, so that one bad event fails only its own request.
-fn commit(pool: &DbPool, batch: &[Pending]) -> Vec<Result<(), String>> {
-    let mut conn = match pool.get() {
+/// A partner's count of one day, as a commit left it.
+type DayCount = (String, String, i64);
+
+/// Commits the batch, one result per event, and the partners' day counts it saw. When the database refuses
+/// the batch for its content rather than for being unreachable, the events are retried one by one, so that
+/// one bad event fails only its own request.
+fn commit(pool: &DbPool, batch: &[Pending]) -> (Vec<Result<Recorded, String>>, Vec<DayCount>) {
+    let failed = |err: String| (vec![Err(err); batch.len()], Vec::new());
+    let mut conn = match pool.get_timeout(CONNECTION_WAIT) {
         Ok(conn) => conn,
         Err(err) => {
             log::error!("audit batch of {} events failed: {err}", batch.len());
-            return vec![Err(err.to_string()); batch.len()];
+            return failed(err.to_string());
         }
     };
     match write_batch(&mut conn, batch) {
-        Ok(()) => vec![Ok(()); batch.len()],
+        Ok(written) => (written.verdicts.into_iter().map(Ok).collect(), written.counts),
         Err(err @ StoreError::Query(_)) if batch.len() > 1 => {
             log::warn!("audit batch of {} events failed ({err}); writing them one by one", batch.len());
-            batch.chunks(1).map(|one| write_batch(&mut conn, one).map_err(|err| err.to_string())).collect()
+            let mut counts = Vec::new();
+            let results = batch
+                .chunks(1)
+                .map(|one| match write_batch(&mut conn, one) {
+                    Ok(mut written) => {
+                        counts.append(&mut written.counts);
+                        Ok(written.verdicts[0])
+                    }
+                    Err(err) => Err(err.to_string()),
+                })
+                .collect();
+            (results, counts)
         }
         Err(err) => {
             log::error!("audit batch of {} events failed: {err}", batch.len());
-            vec![Err(err.to_string()); batch.len()]
+            failed(err.to_string())
         }
     }
 }
 
-fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreError> {
-    let rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
-    // Rows are locked in one order (by secret id, then by jti), so that two instances' batches never deadlock.
+struct Written {
+    verdicts: Vec<Recorded>,
+    counts: Vec<DayCount>,
+}
+
+fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<Written, StoreError> {
+    // Rows are locked in one order (partner days, then secret ids, then jtis), so that two instances'
+    // batches never deadlock.
     let mut last_use: BTreeMap<&str, NaiveDateTime> = BTreeMap::new();
     let mut revocations: Vec<&RevokedTokenRow> = Vec::new();
-    for pending in batch {
+    let mut tokens: BTreeMap<(&str, String), Vec<(usize, &QuotaTerms)>> = BTreeMap::new();
+    for (index, pending) in batch.iter().enumerate() {
         for effect in &pending.effects {
             match effect {
                 Effect::SecretUsed(secret) => {
@@ -151,11 +216,47 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
                     *at = (*at).max(pending.row.occurred_at);
                 }
                 Effect::RevokeToken(row) => revocations.push(row),
+                Effect::CountToken(terms) => tokens
+                    .entry((terms.partner_id.as_str(), usage::day_of(pending.row.occurred_at)))
+                    .or_default()
+                    .push((index, terms)),
             }
         }
     }
     revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
     crate::store::write_transaction(conn, |conn| {
+        let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
+        let mut verdicts = vec![Recorded::Stored; batch.len()];
+        let mut counts = Vec::with_capacity(tokens.len());
+        for ((partner_id, day), requests) in &tokens {
+            // Adding nothing locks the partner's row for the day and reads its count.
+            let mut counted = usage::add(conn, partner_id, day, 0)?;
+            let mut admitted = 0;
+            for &(index, terms) in requests {
+                match terms.admit(counted) {
+                    Admission::Refused => {
+                        verdicts[index] = Recorded::OverQuota;
+                        rows[index].outcome = super::Outcome::Failure.as_str().to_string();
+                        rows[index].reason = Some(crate::limits::Limit::Quota.as_str().to_string());
+                        rows[index].jti = None;
+                        continue;
+                    }
+                    Admission::CountedOverQuota => {
+                        let over = serde_json::json!({"over_quota": {
+                            "mode": "log_only", "token_quota_per_day": terms.per_day, "tokens_today": counted + 1,
+                        }});
+                        rows[index].details = Some(over.to_string());
+                    }
+                    Admission::Counted => {}
+                }
+                counted += 1;
+                admitted += 1;
+            }
+            if admitted > 0 {
+                counted = usage::add(conn, partner_id, day, admitted)?;
+            }
+            counts.push((partner_id.to_string(), day.clone(), counted));
+        }
         // MultiConnection cannot do multi-row inserts; each backend's connection can.
         match conn {
             DbConnection::Postgresql(pg) => {
@@ -175,7 +276,7 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<(), StoreEr
         for row in revocations {
             revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at)?;
         }
-        Ok(())
+        Ok(Written { verdicts, counts })
     })
 }
 

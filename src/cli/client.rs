@@ -36,6 +36,9 @@ pub enum ClientCommand {
         /// Token lifetime in seconds (default: the server's).
         #[arg(long)]
         token_lifetime_secs: Option<i32>,
+        /// Token requests per minute, on each instance (default: the server's --client-rate-limit-per-minute).
+        #[arg(long)]
+        rate_limit_per_minute: Option<i32>,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -84,6 +87,12 @@ pub enum ClientCommand {
         /// Token lifetime in seconds (default: the server's).
         #[arg(long)]
         token_lifetime_secs: Option<i32>,
+        /// Token requests per minute, on each instance.
+        #[arg(long, conflicts_with = "default_rate_limit")]
+        rate_limit_per_minute: Option<i32>,
+        /// Drop the client's own rate limit: the server's default applies again.
+        #[arg(long)]
+        default_rate_limit: bool,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -151,6 +160,7 @@ fn client_facts(c: &Client) -> Vec<(&'static str, String)> {
         ("scopes", joined(&c.scopes)),
         ("audiences", joined(&c.audiences)),
         ("token_lifetime", c.token_lifetime_secs.map_or("the server's default".to_string(), |s| format!("{s} s"))),
+        ("rate_limit", c.rate_limit_per_minute.map_or("the server's default".to_string(), |n| format!("{n}/min"))),
     ]
 }
 
@@ -179,6 +189,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             scopes,
             audiences,
             token_lifetime_secs,
+            rate_limit_per_minute,
             max_token_lifetime_secs,
         } => {
             let input = NewClient {
@@ -190,6 +201,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 scopes,
                 audiences,
                 token_lifetime_secs,
+                rate_limit_per_minute,
                 secret_name: None,
             };
             let limits = ClientLimits { max_token_lifetime_secs };
@@ -232,6 +244,8 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             clear_scopes,
             clear_audiences,
             token_lifetime_secs,
+            rate_limit_per_minute,
+            default_rate_limit,
             max_token_lifetime_secs,
         } => {
             let list = |values: Option<Vec<String>>, clear: bool| if clear { Some(Vec::new()) } else { values };
@@ -242,6 +256,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 scopes: list(scopes, clear_scopes),
                 audiences: list(audiences, clear_audiences),
                 token_lifetime_secs: token_lifetime_secs.map(Some),
+                rate_limit_per_minute: if default_rate_limit { Some(None) } else { rate_limit_per_minute.map(Some) },
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let client = clients::update(&mut conn, &caller, &id, &input, limits)?;

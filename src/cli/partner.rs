@@ -6,7 +6,7 @@ use super::{facts, joined, table, with_next, CliResult, Context};
 use crate::registry::paging::PageRequest;
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
 
-use crate::registry::{revocation, Caller};
+use crate::registry::{revocation, usage, Caller};
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
@@ -23,12 +23,15 @@ pub enum PartnerCommand {
         /// An audience the partner's admin may give its clients (repeatable): the audience ceiling.
         #[arg(long = "audience")]
         audiences: Vec<String>,
-        /// Token requests per minute for the whole partner (stored, not enforced yet).
+        /// Token requests per minute of all the partner's clients together, on each instance.
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
-        /// Tokens per day for the whole partner (stored, not enforced yet).
+        /// Tokens per UTC day of all the partner's clients together, across instances.
         #[arg(long)]
         token_quota_per_day: Option<i32>,
+        /// Over quota, issue anyway: count and audit, do not refuse.
+        #[arg(long)]
+        quota_log_only: bool,
     },
     /// List partners, a page at a time.
     List(PageRequest),
@@ -48,12 +51,26 @@ pub enum PartnerCommand {
         /// Empty the audience ceiling.
         #[arg(long)]
         clear_audiences: bool,
-        /// Token requests per minute for the whole partner (stored, not enforced yet).
-        #[arg(long)]
+        /// Token requests per minute of all the partner's clients together, on each instance.
+        #[arg(long, conflicts_with = "no_rate_limit")]
         rate_limit_per_minute: Option<i32>,
-        /// Tokens per day for the whole partner (stored, not enforced yet).
+        /// Remove the partner's rate limit.
         #[arg(long)]
+        no_rate_limit: bool,
+        /// Tokens per UTC day of all the partner's clients together, across instances.
+        #[arg(long, conflicts_with = "no_quota")]
         token_quota_per_day: Option<i32>,
+        /// Remove the partner's daily quota.
+        #[arg(long)]
+        no_quota: bool,
+        /// `true`: over quota, issue anyway (count and audit); `false`: refuse with 429.
+        #[arg(long)]
+        quota_log_only: Option<bool>,
+    },
+    /// Show today's token count against the partner's daily quota.
+    Quota {
+        /// The partner.
+        id: String,
     },
     /// Suspend a partner: none of its clients gets a token until it is resumed.
     Suspend {
@@ -83,6 +100,7 @@ fn partner_facts(p: &partners::Partner) -> String {
         ("audience_ceiling", joined(&p.audience_ceiling)),
         ("rate_limit_per_minute", limit(p.rate_limit_per_minute)),
         ("token_quota_per_day", limit(p.token_quota_per_day)),
+        ("quota_mode", if p.quota_log_only { "log only" } else { "enforced" }.to_string()),
     ])
 }
 
@@ -98,7 +116,15 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
     let mut conn = ctx.conn()?;
     let caller = Caller::cli();
     match command {
-        PartnerCommand::Create { id, name, ceiling, audiences, rate_limit_per_minute, token_quota_per_day } => {
+        PartnerCommand::Create {
+            id,
+            name,
+            ceiling,
+            audiences,
+            rate_limit_per_minute,
+            token_quota_per_day,
+            quota_log_only,
+        } => {
             let input = NewPartner {
                 id,
                 name,
@@ -106,6 +132,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
                 audience_ceiling: audiences,
                 rate_limit_per_minute,
                 token_quota_per_day,
+                quota_log_only,
             };
             let partner = partners::create(&mut conn, &caller, &input)?;
             ctx.print(&partner, |p| format!("created partner {}\n{}", p.id, partner_facts(p)));
@@ -127,17 +154,36 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             audiences,
             clear_audiences,
             rate_limit_per_minute,
+            no_rate_limit,
             token_quota_per_day,
+            no_quota,
+            quota_log_only,
         } => {
+            let limit = |value: Option<i32>, clear: bool| if clear { Some(None) } else { value.map(Some) };
             let input = PartnerUpdate {
                 name,
                 scope_ceiling: ceiling,
                 audience_ceiling: if clear_audiences { Some(Vec::new()) } else { audiences },
-                rate_limit_per_minute: rate_limit_per_minute.map(Some),
-                token_quota_per_day: token_quota_per_day.map(Some),
+                rate_limit_per_minute: limit(rate_limit_per_minute, no_rate_limit),
+                token_quota_per_day: limit(token_quota_per_day, no_quota),
+                quota_log_only,
             };
             let partner = partners::update(&mut conn, &caller, &id, &input)?;
             ctx.print(&partner, |p| format!("updated partner {}\n{}", p.id, partner_facts(p)));
+        }
+        PartnerCommand::Quota { id } => {
+            let usage = usage::today(&mut conn, &caller, &id)?;
+            ctx.print(&usage, |u| {
+                let quota = u.token_quota_per_day.map_or("none".to_string(), |q| q.to_string());
+                facts(&[
+                    ("partner", u.partner_id.clone()),
+                    ("day", u.day.clone()),
+                    ("tokens", u.tokens.to_string()),
+                    ("quota", quota),
+                    ("quota_mode", if u.quota_log_only { "log only" } else { "enforced" }.to_string()),
+                    ("resets_at", crate::store::utc::format(&u.resets_at)),
+                ])
+            });
         }
         PartnerCommand::Suspend { id } => {
             let partner = partners::set_suspended(&mut conn, &caller, &id, true)?;

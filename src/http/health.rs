@@ -9,9 +9,14 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers and a signing key is loaded (the key ring cannot exist without one).
+/// How long readiness waits for the database: a load balancer's probe must get an answer, not a timeout.
+const DATABASE_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Ready when the database answers within [`DATABASE_WAIT`] and a signing key is loaded (the key ring cannot
+/// exist without one).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.run(|conn| crate::store::ping(conn).map_err(crate::registry::RegistryError::from)).await;
+    let ping = state.run(|conn| crate::store::ping(conn).map_err(crate::registry::RegistryError::from));
+    let database = tokio::time::timeout(DATABASE_WAIT, ping).await.unwrap_or(Err(super::problem::Problem::internal()));
     let kid = state.tokens.keys().active().kid().to_string();
     match database {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "active_kid": kid})),

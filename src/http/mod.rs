@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod body_timeout;
+pub mod client_address;
 mod discovery;
 pub mod errors;
 mod form;

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::oauth::OAuthError;
 
-/// Seconds a client should wait before retrying when the server is temporarily unavailable.
+/// Seconds a client should wait before retrying when the server is temporarily unavailable (a limit's
+/// refusal says its own wait).
 const RETRY_AFTER_SECS: &str = "5";
 
 #[derive(Serialize)]
@@ -32,6 +33,7 @@ pub fn status_of(err: &OAuthError) -> StatusCode {
         OAuthError::UnauthorizedClient(_) => StatusCode::FORBIDDEN,
 
         OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
         // DESIGN 4.1: every invalid_request is 400, an oversized body included.
         OAuthError::InvalidRequest(_)
         | OAuthError::BodyTooLarge
@@ -50,6 +52,9 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
         OAuthError::TemporarilyUnavailable(message) => {
             log::warn!("token endpoint unavailable: {message}");
             builder.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        OAuthError::Limited(refusal) => {
+            builder.insert_header((header::RETRY_AFTER, refusal.retry_after_secs().to_string()));
         }
         _ => {}
     }

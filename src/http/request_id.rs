@@ -49,7 +49,7 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
         .map(|ua| ua.chars().take(256).collect());
     RequestMeta {
         request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
-        source_ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        source_ip: super::client_address::of(req).map(|ip| ip.to_string()),
         user_agent,
     }
 }

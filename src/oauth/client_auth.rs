@@ -2,6 +2,7 @@
 //! partner's standing. Every failure is `invalid_client` to the caller; the reason goes to the audit trail, and
 //! the audit event names the client, partner and secret as far as they are known.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
@@ -63,16 +64,29 @@ pub fn authenticate(
 }
 
 impl TokenService {
-    /// Authenticates the presented credentials against the read model at time `at`.
+    /// Authenticates the presented credentials against the read model at time `at`, under the throttle of
+    /// failed authentications (`limits::throttle`): a throttled attempt is refused before its secret is looked
+    /// at, and recorded with the reason `auth_throttled`.
     pub(crate) async fn authenticate(
         &self,
         presented: &PresentedCredentials,
         at: NaiveDateTime,
         event: &mut AuditEvent,
     ) -> Result<AuthenticatedClient, OAuthError> {
-        let secret = check_format(presented, event)?;
-        let snapshot = self.read_model.client(&presented.client_id).await.map_err(OAuthError::unavailable)?;
-        authenticate(snapshot, presented, &secret, at, event)
+        let address: Option<IpAddr> = event.meta.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let throttle = &self.limits.throttle;
+        throttle.check(address, &presented.client_id).map_err(OAuthError::Limited)?;
+        let result = match check_format(presented, event) {
+            Ok(secret) => {
+                let snapshot = self.read_model.client(&presented.client_id).await.map_err(OAuthError::unavailable)?;
+                authenticate(snapshot, presented, &secret, at, event)
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(OAuthError::InvalidClient { .. }) = &result {
+            throttle.failed(address, &presented.client_id);
+        }
+        result
     }
 }
 

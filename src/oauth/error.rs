@@ -1,6 +1,8 @@
 //! The token grant's errors. The variants are the RFC 6749 section 5.2 codes; the HTTP layer maps them to
 //! status codes and bodies. Authentication failures carry their real reason for the audit trail only.
 
+use crate::limits::Refusal;
+
 /// Why client authentication failed. The caller always sees the same `invalid_client`; the audit event
 /// records this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,9 @@ pub enum OAuthError {
     BodyTooLarge,
     #[error("temporarily_unavailable: {0}")]
     TemporarilyUnavailable(String),
+    /// Refused by a rate limit, the quota or the authentication throttle: `429` with `Retry-After`.
+    #[error("temporarily_unavailable: {}", .0.limit.as_str())]
+    Limited(Refusal),
 }
 
 impl OAuthError {
@@ -67,7 +72,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
-            OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            OAuthError::TemporarilyUnavailable(_) | OAuthError::Limited(_) => "temporarily_unavailable",
         }
     }
 
@@ -82,6 +87,7 @@ impl OAuthError {
             | OAuthError::TemporarilyUnavailable(message) => message.clone(),
             OAuthError::InvalidClient { .. } => "client authentication failed".to_string(),
             OAuthError::BodyTooLarge => "request body too large".to_string(),
+            OAuthError::Limited(refusal) => refusal.description(),
         }
     }
 
@@ -89,6 +95,7 @@ impl OAuthError {
     pub fn audit_reason(&self) -> String {
         match self {
             OAuthError::InvalidClient { reason, .. } => reason.as_str().to_string(),
+            OAuthError::Limited(refusal) => refusal.limit.as_str().to_string(),
             other => format!("{}: {}", other.code(), other.description()),
         }
     }

@@ -12,7 +12,9 @@ use super::claims::{AccessTokenClaims, Audience};
 use super::error::OAuthError;
 use super::request::{self, OAuthRequest};
 use super::{Recording, TokenService};
+use crate::audit::Effect;
 use crate::config::TokenSettings;
+use crate::limits::quota::QuotaTerms;
 use crate::readmodel::ClientSnapshot;
 use crate::registry::credentials::random_bytes;
 
@@ -145,12 +147,18 @@ pub(crate) async fn client_credentials(
             return Err(OAuthError::TemporarilyUnavailable("the client's tokens were just revoked; retry".into()));
         }
     }
+    let client = &authenticated.client;
+    service.limits.rates.check(client).map_err(OAuthError::Limited)?;
     let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
-    let claims = claims_for(&authenticated.client, &service.settings, &ask, now, jti)?;
+    let claims = claims_for(client, &service.settings, &ask, now, jti)?;
+    // Last, so that only a token that would otherwise be issued meets the quota; the audit writer counts it
+    // and decides exactly (see `limits::quota`).
+    service.limits.quota.check(client, now).map_err(OAuthError::Limited)?;
     let access_token = service.keys.sign_jwt(&claims);
     event.scopes = Some(claims.scope.clone());
     event.audience = Some(claims.aud.joined());
     event.jti = Some(claims.jti.clone());
+    recording.effects.push(Effect::CountToken(QuotaTerms::of(client)));
     let expires_in = claims.exp - claims.iat;
     Ok(IssuedToken { access_token, token_type: "Bearer", expires_in, scope: claims.scope })
 }

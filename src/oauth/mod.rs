@@ -16,10 +16,11 @@ pub use error::{AuthFailure, OAuthError};
 pub use grant::IssuedToken;
 pub use request::{FormParams, OAuthRequest};
 
-use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, RequestMeta};
+use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, Recorded, RequestMeta};
 use crate::clock::SharedClock;
 use crate::config::TokenSettings;
 use crate::keys::KeyRing;
+use crate::limits::Limits;
 use crate::readmodel::ReadModel;
 use crate::registry::Caller;
 use crate::store::StoreError;
@@ -33,6 +34,7 @@ pub struct TokenService {
     settings: Arc<TokenSettings>,
     clock: SharedClock,
     audit: AuditWriter,
+    limits: Arc<Limits>,
 }
 
 /// What one request leaves for the audit writer: its event, filled in as facts become known, and the changes
@@ -49,8 +51,9 @@ impl TokenService {
         settings: Arc<TokenSettings>,
         clock: SharedClock,
         audit: AuditWriter,
+        limits: Arc<Limits>,
     ) -> Self {
-        TokenService { read_model, keys, settings, clock, audit }
+        TokenService { read_model, keys, settings, clock, audit, limits }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -135,10 +138,15 @@ impl TokenService {
                 effects.clear();
             }
         }
-        self.audit
+        let recorded = self
+            .audit
             .record_with(event, effects)
             .await
             .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
-        result
+        match recorded {
+            Recorded::Stored => result,
+            // The writer found the partner's quota used up by the time this token would count: it is dropped.
+            Recorded::OverQuota => Err(OAuthError::Limited(crate::limits::quota::refusal(self.clock.now()))),
+        }
     }
 }

@@ -57,6 +57,12 @@ pub struct ClientSnapshot {
     pub secrets: HashMap<SecretDigest, SecretState>,
     /// Individually revoked token ids of this client that may still verify.
     pub revoked_jtis: HashSet<String>,
+    /// Token requests per minute; `None`: the server's default.
+    pub rate_limit_per_minute: Option<i32>,
+    /// The partner's limits, shared by all its clients.
+    pub partner_rate_limit_per_minute: Option<i32>,
+    pub partner_token_quota_per_day: Option<i32>,
+    pub partner_quota_log_only: bool,
 }
 
 impl ClientSnapshot {
@@ -120,6 +126,10 @@ pub fn load(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Resu
             tokens_revoked_before: client.tokens_revoked_before.max(partner.tokens_revoked_before),
             secrets: secrets.into_iter().filter_map(secret_entry).collect(),
             revoked_jtis: revoked_jtis.into_iter().collect(),
+            rate_limit_per_minute: client.rate_limit_per_minute,
+            partner_rate_limit_per_minute: partner.rate_limit_per_minute,
+            partner_token_quota_per_day: partner.token_quota_per_day,
+            partner_quota_log_only: partner.quota_log_only,
         }))
     })
 }
@@ -173,6 +183,10 @@ pub(crate) fn test_snapshot(client_id: &str, partner_id: &str, at: NaiveDateTime
         tokens_revoked_before: None,
         secrets: HashMap::new(),
         revoked_jtis: HashSet::new(),
+        rate_limit_per_minute: None,
+        partner_rate_limit_per_minute: None,
+        partner_token_quota_per_day: None,
+        partner_quota_log_only: false,
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
     pub token_lifetime_secs: Option<i32>,
+    /// Token requests per minute on each instance; `null`: the server's default.
+    pub rate_limit_per_minute: Option<i32>,
     #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -51,6 +53,8 @@ pub struct NewClient {
     #[serde(default)]
     pub audiences: Vec<String>,
     pub token_lifetime_secs: Option<i32>,
+    /// Token requests per minute on each instance; absent: the server's default.
+    pub rate_limit_per_minute: Option<i32>,
     /// Name of the first secret; defaults to `secret-1`.
     pub secret_name: Option<String>,
 }
@@ -67,6 +71,9 @@ pub struct ClientUpdate {
     /// `null` clears it (the server default applies).
     #[serde(default, deserialize_with = "validate::nullable")]
     pub token_lifetime_secs: Option<Option<i32>>,
+    /// `null` clears it (the server default applies).
+    #[serde(default, deserialize_with = "validate::nullable")]
+    pub rate_limit_per_minute: Option<Option<i32>>,
 }
 
 /// A new client and its first secret, shown once.
@@ -140,6 +147,7 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         scopes,
         audiences,
         token_lifetime_secs: row.token_lifetime_secs,
+        rate_limit_per_minute: row.rate_limit_per_minute,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -261,6 +269,7 @@ pub fn create(
 
     validate::text("description", &input.description, 0, 1000)?;
     validate::token_lifetime(input.token_lifetime_secs, limits.max_token_lifetime_secs)?;
+    validate::rate_limit(input.rate_limit_per_minute)?;
     let audiences = validate::list(&input.audiences, validate::audience)?;
     let secret_name = input.secret_name.clone().unwrap_or_else(|| "secret-1".to_string());
     validate::text("secret_name", &secret_name, 1, 100)?;
@@ -306,6 +315,7 @@ pub fn create(
             created_at: at,
             updated_at: at,
             disabled_by: None,
+            rate_limit_per_minute: input.rate_limit_per_minute,
         };
         diesel::insert_into(clients::table).values(&row).execute(conn)?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
@@ -364,6 +374,9 @@ pub fn update(
     if let Some(lifetime) = input.token_lifetime_secs {
         validate::token_lifetime(lifetime, limits.max_token_lifetime_secs)?;
     }
+    if let Some(rate) = input.rate_limit_per_minute {
+        validate::rate_limit(rate)?;
+    }
     let audiences = input.audiences.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
     crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
@@ -383,6 +396,7 @@ pub fn update(
             name: input.name.as_deref(),
             description: input.description.as_deref(),
             token_lifetime_secs: input.token_lifetime_secs,
+            rate_limit_per_minute: input.rate_limit_per_minute,
             updated_at: now(),
         };
         diesel::update(clients::table.find(id)).set(&edit).execute(conn)?;
@@ -408,6 +422,7 @@ struct ClientEdit<'a> {
     description: Option<&'a str>,
     /// `Some(None)` clears it.
     token_lifetime_secs: Option<Option<i32>>,
+    rate_limit_per_minute: Option<Option<i32>>,
     updated_at: chrono::NaiveDateTime,
 }
 

@@ -12,6 +12,7 @@ pub mod revocation;
 pub mod roles;
 pub mod scopes;
 pub mod secrets;
+pub mod usage;
 mod validate;
 
 use crate::audit::{self, AuditEvent, Outcome, RequestMeta};

@@ -21,8 +21,12 @@ pub struct Partner {
     pub scope_ceiling: Vec<String>,
     /// The audiences this partner's admin may give its clients (the operator gives any).
     pub audience_ceiling: Vec<String>,
+    /// Token requests per minute of all the partner's clients together, on each instance.
     pub rate_limit_per_minute: Option<i32>,
+    /// Tokens per UTC day of all the partner's clients together, across instances.
     pub token_quota_per_day: Option<i32>,
+    /// Over quota, tokens are still issued, counted and audited as over quota, not refused.
+    pub quota_log_only: bool,
     #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -40,6 +44,8 @@ pub struct NewPartner {
     pub audience_ceiling: Vec<String>,
     pub rate_limit_per_minute: Option<i32>,
     pub token_quota_per_day: Option<i32>,
+    #[serde(default)]
+    pub quota_log_only: bool,
 }
 
 /// A partial update: absent fields stay as they are.
@@ -56,12 +62,11 @@ pub struct PartnerUpdate {
     pub rate_limit_per_minute: Option<Option<i32>>,
     #[serde(default, deserialize_with = "validate::nullable")]
     pub token_quota_per_day: Option<Option<i32>>,
+    pub quota_log_only: Option<bool>,
 }
 
 fn validate_limits(rate: Option<i32>, quota: Option<i32>) -> RegistryResult<()> {
-    if rate.is_some_and(|r| r < 1) {
-        return Err(RegistryError::Invalid { field: "rate_limit_per_minute", message: "must be at least 1".into() });
-    }
+    validate::rate_limit(rate)?;
     if quota.is_some_and(|q| q < 1) {
         return Err(RegistryError::Invalid { field: "token_quota_per_day", message: "must be at least 1".into() });
     }
@@ -145,6 +150,7 @@ fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner>
         audience_ceiling,
         rate_limit_per_minute: row.rate_limit_per_minute,
         token_quota_per_day: row.token_quota_per_day,
+        quota_log_only: row.quota_log_only,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -171,6 +177,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
             tokens_revoked_before: None,
             created_at: at,
             updated_at: at,
+            quota_log_only: input.quota_log_only,
         };
         diesel::insert_into(partners::table).values(&row).execute(conn)?;
         replace_ceiling(conn, &row.id, &ceiling)?;
@@ -236,6 +243,9 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
         }
         if let Some(quota) = input.token_quota_per_day {
             diesel::update(target).set(partners::token_quota_per_day.eq(quota)).execute(conn)?;
+        }
+        if let Some(log_only) = input.quota_log_only {
+            diesel::update(target).set(partners::quota_log_only.eq(log_only)).execute(conn)?;
         }
         diesel::update(target).set(partners::updated_at.eq(now())).execute(conn)?;
         let after = get(conn, caller, id)?;

@@ -131,6 +131,18 @@ pub fn token_lifetime(secs: Option<i32>, max: i64) -> Result<(), RegistryError> 
     }
 }
 
+/// Largest rate limit: beyond this a limit protects nothing, and a typo is likelier than intent.
+pub const MAX_RATE_LIMIT_PER_MINUTE: i32 = 6_000_000;
+
+pub fn rate_limit(per_minute: Option<i32>) -> Result<(), RegistryError> {
+    match per_minute {
+        Some(n) if !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&n) => {
+            Err(invalid("rate_limit_per_minute", format!("must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// For `Option<Option<T>>` fields of partial updates, with `#[serde(default, deserialize_with = ...)]`: an
 /// absent field is `None` (keep), `null` is `Some(None)` (clear), a value is `Some(Some(v))`. Plain serde
 /// reads `null` as `None`, which made clearing impossible.

@@ -288,11 +288,26 @@ mod sqlite_file {
 }
 
 pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_string();
+    let mut url = url.to_string();
+    // A database that stops answering (a cut network, a black-holed address) must fail a connection in
+    // seconds rather than after the kernel's TCP retries (minutes): the token endpoint then answers 503
+    // instead of hanging. `tcp_user_timeout` bounds unacknowledged writes, keepalives catch an idle dead peer.
+    let timeout_secs = timeout.as_secs().max(1).to_string();
+    let params = [
+        ("connect_timeout", timeout_secs.as_str()),
+        ("tcp_user_timeout", "2000"),
+        ("keepalives", "1"),
+        ("keepalives_idle", "5"),
+        ("keepalives_interval", "2"),
+        ("keepalives_count", "2"),
+    ];
+    for (name, value) in params {
+        if !url.contains(&format!("{name}=")) {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{separator}{name}={value}");
+        }
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout={}", timeout.as_secs().max(1))
+    url
 }
 
 /// Applies every pending migration of the connection's backend; returns how many ran.

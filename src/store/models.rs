@@ -16,6 +16,8 @@ pub struct PartnerRow {
     pub tokens_revoked_before: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Over quota, tokens are still issued (and counted, and audited as over quota).
+    pub quota_log_only: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -48,6 +50,8 @@ pub struct ClientRow {
     pub updated_at: NaiveDateTime,
     /// `operator` or `partner` while disabled (see `registry::clients::Holder`).
     pub disabled_by: Option<String>,
+    /// Token requests per minute; `None`: the server's default.
+    pub rate_limit_per_minute: Option<i32>,
 }
 
 /// A stored secret. `secret_hash` is the hex SHA-256 of the secret; the secret itself is never stored.

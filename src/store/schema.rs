@@ -11,6 +11,7 @@ diesel::table! {
         tokens_revoked_before -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        quota_log_only -> Bool,
     }
 }
 
@@ -63,6 +64,15 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         disabled_by -> Nullable<Text>,
+        rate_limit_per_minute -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    partner_usage (partner_id, day) {
+        partner_id -> Text,
+        day -> Text,
+        tokens -> BigInt,
     }
 }
 
@@ -143,6 +153,7 @@ diesel::table! {
 diesel::joinable!(partner_scopes -> partners (partner_id));
 diesel::joinable!(partner_audiences -> partners (partner_id));
 diesel::joinable!(clients -> partners (partner_id));
+diesel::joinable!(partner_usage -> partners (partner_id));
 diesel::joinable!(client_roles -> clients (client_id));
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_audiences -> clients (client_id));
@@ -163,4 +174,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_secrets,
     revoked_tokens,
     audit_events,
+    partner_usage,
 );

@@ -151,6 +151,11 @@ impl TestServer {
             audit_retention_days: 90,
             body_read_timeout: std::time::Duration::from_secs(5),
             max_connections: 1024,
+            // No limits unless a test sets them: the concurrency tests send thousands of requests from one
+            // client and one address, and the property test thousands of bad credentials.
+            client_rate_limit_per_minute: 0,
+            throttle: partnergate::limits::ThrottleSettings::off(),
+            trusted_proxies: Default::default(),
         };
         customize(&mut config);
         Self::launch(config, db, Some(keys)).await

@@ -7,6 +7,7 @@ use crate::http::problem::Problem;
 use crate::http::AppState;
 use crate::registry::paging::PageRequest;
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
+use crate::registry::usage as partner_usage;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/partners", web::post().to(create))
@@ -14,7 +15,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/partners/{id}", web::get().to(get))
         .route("/partners/{id}", web::patch().to(update))
         .route("/partners/{id}/suspend", web::post().to(suspend))
-        .route("/partners/{id}/resume", web::post().to(resume));
+        .route("/partners/{id}/resume", web::post().to(resume))
+        .route("/partners/{id}/usage", web::get().to(usage));
 }
 
 async fn create(
@@ -70,4 +72,14 @@ async fn resume(
 ) -> Result<HttpResponse, Problem> {
     let partner = state.run(move |conn| partners::set_suspended(conn, &caller, &id, false)).await?;
     Ok(HttpResponse::Ok().json(partner))
+}
+
+/// Today's token count against the partner's daily quota.
+async fn usage(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let usage = state.run(move |conn| partner_usage::today(conn, &caller, &id)).await?;
+    Ok(HttpResponse::Ok().json(usage))
 }

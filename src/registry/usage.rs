@@ -1,0 +1,88 @@
+//! Daily token usage per partner: the counts the audit writer keeps in `partner_usage`, in the commit of the
+//! token requests' audit events, and what the admin API and CLI read of them. Days are UTC.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use serde::Serialize;
+
+use super::{partners, Caller, RegistryResult};
+use crate::store::schema::partner_usage;
+use crate::store::DbConnection;
+
+/// A partner's tokens today against its quota.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    pub partner_id: String,
+    /// The UTC day counted, `YYYY-MM-DD`.
+    pub day: String,
+    pub tokens: i64,
+    pub token_quota_per_day: Option<i32>,
+    pub quota_log_only: bool,
+    /// When the count starts again from zero: the next UTC midnight.
+    #[serde(serialize_with = "crate::store::utc::serialize")]
+    pub resets_at: NaiveDateTime,
+}
+
+/// The key a day's count is stored under.
+pub fn day_of(at: NaiveDateTime) -> String {
+    at.date().format("%Y-%m-%d").to_string()
+}
+
+/// The next UTC midnight after `at`.
+pub fn next_reset(at: NaiveDateTime) -> NaiveDateTime {
+    let tomorrow: NaiveDate = at.date().succ_opt().unwrap_or(NaiveDate::MAX);
+    tomorrow.and_hms_opt(0, 0, 0).unwrap_or(NaiveDateTime::MAX)
+}
+
+/// The partner's count for the day of `at`, as the caller may see it (a partner admin only its own).
+pub fn today(conn: &mut DbConnection, caller: &Caller, partner_id: &str) -> RegistryResult<Usage> {
+    let partner = partners::get(conn, caller, partner_id)?;
+    let at = crate::store::now();
+    let day = day_of(at);
+    let tokens = tokens_on(conn, partner_id, &day)?;
+    Ok(Usage {
+        partner_id: partner.id,
+        day,
+        tokens,
+        token_quota_per_day: partner.token_quota_per_day,
+        quota_log_only: partner.quota_log_only,
+        resets_at: next_reset(at),
+    })
+}
+
+fn tokens_on(conn: &mut DbConnection, partner_id: &str, day: &str) -> QueryResult<i64> {
+    Ok(partner_usage::table.find((partner_id, day)).select(partner_usage::tokens).first(conn).optional()?.unwrap_or(0))
+}
+
+/// Adds `tokens` to the partner's count for `day` and returns the new count. Inside a write transaction the
+/// upsert locks the row on PostgreSQL (SQLite's write lock covers it), so instances that share the database
+/// see each other's counts and count one after the other.
+pub fn add(conn: &mut DbConnection, partner_id: &str, day: &str, tokens: i64) -> QueryResult<i64> {
+    diesel::sql_query(
+        "INSERT INTO partner_usage (partner_id, day, tokens) VALUES ($1, $2, $3) \
+         ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens",
+    )
+    .bind::<Text, _>(partner_id)
+    .bind::<Text, _>(day)
+    .bind::<BigInt, _>(tokens)
+    .execute(conn)?;
+    tokens_on(conn, partner_id, day)
+}
+
+/// Forgets counts of days before `day` (they are in the audit trail).
+pub fn prune_before(conn: &mut DbConnection, day: &str) -> QueryResult<usize> {
+    diesel::delete(partner_usage::table.filter(partner_usage::day.lt(day))).execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_dates_and_reset_at_midnight() {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
+        assert_eq!(day_of(at), "2027-01-15");
+        assert_eq!(crate::store::utc::format(&next_reset(at)), "2027-01-16T00:00:00Z");
+    }
+}
