@@ -1,0 +1,281 @@
+//! Limits at the token endpoint, against the real server: rate limits per client and per partner with the
+//! real `Retry-After` and recovery, the daily partner quota (enforced and log-only, shared by two instances on
+//! one database), and the failed-authentication throttle, where an attacker's failures never lock out the
+//! holder of the secret.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use partnergate::registry::clients::CreatedClient;
+use reqwest::Method;
+
+fn secret_of(client: &CreatedClient) -> &str {
+    client.secret.secret.expose()
+}
+
+/// A token request from `address` (sent as `X-Forwarded-For`, believed only behind a trusted proxy).
+async fn token_request(server: &TestServer, client_id: &str, secret: &str, address: Option<&str>) -> Reply {
+    let authorization = basic_auth(client_id, secret);
+    let mut headers = vec![("authorization", authorization.as_str())];
+    if let Some(address) = address {
+        headers.push(("x-forwarded-for", address));
+    }
+    Reply::from(post_form(server, "/oauth2/token", "grant_type=client_credentials", &headers).await).await
+}
+
+async fn ask(server: &TestServer, client: &CreatedClient) -> Reply {
+    token_request(server, &client.client.id, secret_of(client), None).await
+}
+
+/// A `429` in the RFC 6749 shape; its `Retry-After` in seconds.
+fn limited(reply: &Reply) -> u64 {
+    reply.expect_oauth_error(429, "temporarily_unavailable");
+    assert_eq!(reply.header("cache-control"), "no-store");
+    reply.header("retry-after").parse().unwrap_or_else(|_| panic!("Retry-After in seconds: {}", reply.dump()))
+}
+
+fn audit_reasons(server: &TestServer, client_id: &str) -> Vec<String> {
+    audit_rows(server)
+        .into_iter()
+        .filter(|row| row.event_type == "token.request" && row.client_id.as_deref() == Some(client_id))
+        .filter_map(|row| row.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_the_real_wait_and_then_is_served() {
+    let server = TestServer::start().await;
+    let client = server.seed("rate", &["rate.read"], &["rate.read"], &[], &[]);
+    let (_, operator) = server.operator().await;
+    let path = format!("/clients/{}", client.client.id);
+    // 60 a minute: a burst of 10, then one a second.
+    admin_json(&server, &operator, Method::PATCH, &path, serde_json::json!({"rate_limit_per_minute": 60}))
+        .await
+        .expect_json(200);
+
+    for _ in 0..10 {
+        ask(&server, &client).await.expect_json(200);
+    }
+    let refused = ask(&server, &client).await;
+    let wait = limited(&refused);
+    assert_eq!(wait, 1, "one token a second: {}", refused.dump());
+    assert!(refused.json()["error_description"].as_str().unwrap().contains("rate limit"));
+
+    // Waiting what Retry-After said is enough; the wait is measured, not assumed.
+    let refused_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    ask(&server, &client).await.expect_json(200);
+    assert!(refused_at.elapsed() < Duration::from_secs(wait + 1));
+    assert!(audit_reasons(&server, &client.client.id).iter().any(|r| r == "client_rate_limited"));
+
+    // `null` restores the server's default, which is no limit in this test server.
+    admin_json(&server, &operator, Method::PATCH, &path, serde_json::json!({"rate_limit_per_minute": null}))
+        .await
+        .expect_json(200);
+    for _ in 0..30 {
+        ask(&server, &client).await.expect_json(200);
+    }
+    let bad = admin_json(&server, &operator, Method::PATCH, &path, serde_json::json!({"rate_limit_per_minute": 0}));
+    bad.await.expect_problem(400, "invalid_input");
+}
+
+#[tokio::test]
+async fn a_partner_limit_is_shared_by_its_clients_and_the_server_default_applies_to_the_rest() {
+    let server = TestServer::start_with(|config| config.client_rate_limit_per_minute = 6).await;
+    let first = server.seed("shared", &["s.read"], &["s.read"], &[], &[]);
+    let second = server.client("shared", &["role-shared"], &[], &[]);
+    // The server default: 6 a minute is a burst of 1 and one every 10 s.
+    ask(&server, &first).await.expect_json(200);
+    let wait = limited(&ask(&server, &first).await);
+    assert!((9..=10).contains(&wait), "one every 10 s: {wait}");
+
+    // Through the CLI, as an operator would: the partner's limit (12 a minute: a burst of 2) counts both
+    // clients together, and a client's own limit lifts the server default.
+    partnergate(&server, &["partner", "update", "shared", "--rate-limit-per-minute", "12"]);
+    partnergate(&server, &["client", "update", &second.client.id, "--rate-limit-per-minute", "600"]);
+    until(PROPAGATION_BOUND, "the CLI's limits reach the server", || async {
+        ask(&server, &second).await.status == 200
+    })
+    .await;
+    let mut served = 1;
+    let refusal = loop {
+        let reply = ask(&server, &second).await;
+        if reply.status != 200 {
+            break reply;
+        }
+        served += 1;
+        assert!(served <= 2, "the partner's burst is 2");
+    };
+    let wait = limited(&refusal);
+    assert!((4..=5).contains(&wait), "one every 5 s: {}", refusal.dump());
+    assert!(audit_reasons(&server, &second.client.id).iter().any(|r| r == "partner_rate_limited"));
+    let shown = partnergate(&server, &["partner", "update", "shared", "--no-rate-limit"]);
+    assert_eq!(shown["rate_limit_per_minute"], serde_json::Value::Null);
+}
+
+/// Seconds from now to the next UTC midnight.
+fn until_midnight() -> i64 {
+    let now = chrono::Utc::now().naive_utc();
+    let midnight = now.date().succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap();
+    (midnight - now).num_seconds()
+}
+
+#[tokio::test]
+async fn a_daily_quota_refuses_with_the_reset_time_and_log_only_mode_counts_on() {
+    let server = TestServer::start().await;
+    let client = server.seed("quota", &["q.read"], &["q.read"], &[], &[]);
+    let (_, operator) = server.operator().await;
+    admin_json(&server, &operator, Method::PATCH, "/partners/quota", serde_json::json!({"token_quota_per_day": 3}))
+        .await
+        .expect_json(200);
+    for _ in 0..3 {
+        ask(&server, &client).await.expect_json(200);
+    }
+    for _ in 0..2 {
+        let refused = ask(&server, &client).await;
+        let wait = limited(&refused) as i64;
+        assert!((wait - until_midnight()).abs() <= 2, "resets at UTC midnight: {wait} s");
+        assert!(refused.json()["error_description"].as_str().unwrap().contains("quota"));
+    }
+    let usage = admin_request(&server, Method::GET, "/partners/quota/usage", Some(&operator), None).await;
+    let usage = usage.expect_json(200);
+    assert_eq!((usage["tokens"].as_i64(), usage["token_quota_per_day"].as_i64()), (Some(3), Some(3)), "{usage}");
+    assert_eq!(usage["day"], chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let reasons = audit_reasons(&server, &client.client.id);
+    assert_eq!(reasons.iter().filter(|r| *r == "quota_exceeded").count(), 2, "{reasons:?}");
+
+    // Log-only: tokens are issued and counted past the quota, and their audit events say so.
+    let shown = partnergate(&server, &["partner", "update", "quota", "--quota-log-only", "true"]);
+    assert_eq!(shown["quota_log_only"], true);
+    until(PROPAGATION_BOUND, "log-only mode reaches the server", || async {
+        ask(&server, &client).await.status == 200
+    })
+    .await;
+    ask(&server, &client).await.expect_json(200);
+    let quota = partnergate(&server, &["partner", "quota", "quota"]);
+    assert_eq!(quota["tokens"], 5, "{quota}");
+    assert_eq!(quota["quota_log_only"], true);
+    let over: Vec<_> = audit_rows(&server)
+        .into_iter()
+        .filter(|row| row.event_type == "token.request" && row.outcome == "success")
+        .filter(|row| row.client_id.as_deref() == Some(client.client.id.as_str()))
+        .filter_map(|row| row.details)
+        .collect();
+    assert_eq!(over.len(), 2, "{over:?}");
+    assert!(over.iter().all(|d| d.contains("over_quota") && d.contains("log_only")), "{over:?}");
+
+    // A partner admin reads its own usage and no other partner's.
+    let (_, partner_admin) = partner_admin_token(&server, "other", &[]).await;
+    admin_request(&server, Method::GET, "/partners/other/usage", Some(&partner_admin), None).await.expect_json(200);
+    admin_request(&server, Method::GET, "/partners/quota/usage", Some(&partner_admin), None)
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_quota_holds_across_two_instances_on_one_database() {
+    let first = TestServer::start().await;
+    let second = TestServer::start_beside(&first).await;
+    let client = first.seed("pooled", &["p.read"], &["p.read"], &[], &[]);
+    partnergate(&first, &["partner", "update", "pooled", "--token-quota-per-day", "20"]);
+    until(PROPAGATION_BOUND, "both instances know the quota", || async {
+        let a = first.running().read_model().client(&client.client.id).await.unwrap();
+        let b = second.running().read_model().client(&client.client.id).await.unwrap();
+        [a, b].iter().all(|s| s.as_ref().is_some_and(|s| s.partner_token_quota_per_day == Some(20)))
+    })
+    .await;
+
+    // 30 concurrent requests to each instance; the partner may get 20 tokens in all.
+    let mut requests = Vec::new();
+    for server in [&first, &second] {
+        for _ in 0..30 {
+            requests.push(ask(server, &client));
+        }
+    }
+    let replies = futures_util::future::join_all(requests).await;
+    let granted = replies.iter().filter(|r| r.status == 200).count();
+    for refused in replies.iter().filter(|r| r.status != 200) {
+        limited(refused);
+    }
+    assert_eq!(granted, 20, "exactly the quota across both instances");
+    let usage = partnergate(&first, &["partner", "quota", "pooled"]);
+    assert_eq!(usage["tokens"], 20);
+    let successes = audit_rows(&first)
+        .into_iter()
+        .filter(|row| row.event_type == "token.request" && row.outcome == "success")
+        .filter(|row| row.client_id.as_deref() == Some(client.client.id.as_str()))
+        .count();
+    assert_eq!(successes, 20, "one success record per token handed out");
+}
+
+#[tokio::test]
+async fn an_attackers_failures_never_lock_out_the_holder_of_the_secret() {
+    let server = TestServer::start_with(|config| {
+        config.throttle =
+            partnergate::limits::ThrottleSettings { address_failures_per_minute: 5, client_failures_per_minute: 10 };
+        // The test plays a load balancer on loopback, so that it can speak for many addresses.
+        config.trusted_proxies =
+            partnergate::http::client_address::TrustedProxies::parse(&["127.0.0.1".into()]).unwrap();
+    })
+    .await;
+    let victim = server.seed("victim", &["v.read"], &["v.read"], &[], &[]);
+    let id = victim.client.id.clone();
+    let holder = Some("203.0.113.10");
+    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+
+    // One address guessing: five failures, then refused for a minute, whatever it sends.
+    for _ in 0..6 {
+        token_request(&server, &id, wrong.expose(), Some("198.51.100.1"))
+            .await
+            .expect_oauth_error(401, "invalid_client");
+    }
+    let blocked = token_request(&server, &id, wrong.expose(), Some("198.51.100.1")).await;
+    let wait = limited(&blocked);
+    assert!((55..=60).contains(&wait), "blocked for the rest of a minute: {wait}");
+    limited(&token_request(&server, "pgc_someoneelse", wrong.expose(), Some("198.51.100.1")).await);
+    token_request(&server, &id, secret_of(&victim), holder).await.expect_json(200);
+
+    // Many addresses guessing one client id: it is under attack, and every address that failed is refused
+    // for it, while the holder, from an address that never failed, is served throughout.
+    for n in 1..=20 {
+        let attacker = format!("192.0.2.{n}");
+        let reply = token_request(&server, &id, wrong.expose(), Some(&attacker)).await;
+        assert!(matches!(reply.status, 401 | 429), "{}", reply.dump());
+        token_request(&server, &id, secret_of(&victim), holder).await.expect_json(200);
+    }
+    for n in 1..=20 {
+        let attacker = format!("192.0.2.{n}");
+        limited(&token_request(&server, &id, wrong.expose(), Some(&attacker)).await);
+    }
+    // A fresh address gets one guess, no more.
+    token_request(&server, &id, wrong.expose(), Some("192.0.2.200")).await.expect_oauth_error(401, "invalid_client");
+    limited(&token_request(&server, &id, wrong.expose(), Some("192.0.2.200")).await);
+    for _ in 0..5 {
+        token_request(&server, &id, secret_of(&victim), holder).await.expect_json(200);
+    }
+    let reasons = audit_reasons(&server, &id);
+    assert!(reasons.iter().filter(|r| *r == "auth_throttled").count() >= 22, "throttled attempts are audited");
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let server = TestServer::start_with(|config| {
+        config.throttle =
+            partnergate::limits::ThrottleSettings { address_failures_per_minute: 3, client_failures_per_minute: 0 };
+    })
+    .await;
+    let client = server.seed("spoof", &["x.read"], &["x.read"], &[], &[]);
+    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    // A new made-up address on each try does not buy new guesses: the peer is loopback every time.
+    for n in 1..=4 {
+        let claimed = format!("198.51.100.{n}");
+        token_request(&server, &client.client.id, wrong.expose(), Some(&claimed))
+            .await
+            .expect_oauth_error(401, "invalid_client");
+    }
+    limited(&token_request(&server, &client.client.id, wrong.expose(), Some("198.51.100.99")).await);
+    let sources: Vec<_> = audit_rows(&server).into_iter().filter_map(|row| row.source_ip).collect();
+    assert!(sources.iter().all(|ip| ip == "127.0.0.1"), "{sources:?}");
+}
