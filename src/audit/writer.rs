@@ -30,7 +30,7 @@ pub enum AuditError {
     Stopped,
     #[error("the audit batch could not be written: {0}")]
     WriteFailed(String),
-    #[error("the audit record was not committed within {} ms", RECORD_DEADLINE.as_millis())]
+    #[error("the audit record was not committed in time")]
     TimedOut,
 }
 
@@ -108,13 +108,23 @@ impl AuditWriter {
     /// Like `record`, and applies `effects` in the same commit as the event. Gives up after
     /// [`RECORD_DEADLINE`]; a record given up on before the writer took it is not written.
     pub async fn record_with(&self, event: AuditEvent, effects: Vec<Effect>) -> Result<Recorded, AuditError> {
+        self.record_until(event, effects, tokio::time::Instant::now() + RECORD_DEADLINE).await
+    }
+
+    /// Like `record_with`, giving up at `deadline`.
+    pub async fn record_until(
+        &self,
+        event: AuditEvent,
+        effects: Vec<Effect>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Recorded, AuditError> {
         let (done, committed) = oneshot::channel();
         let pending = Pending { row: event.into_row(), effects, done };
         self.queue.try_send(pending).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
         })?;
-        match tokio::time::timeout(RECORD_DEADLINE, committed).await {
+        match tokio::time::timeout_at(deadline, committed).await {
             Ok(Ok(Ok(recorded))) => Ok(recorded),
             Ok(Ok(Err(message))) => Err(AuditError::WriteFailed(message)),
             Ok(Err(_)) => Err(AuditError::Stopped),

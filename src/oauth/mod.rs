@@ -37,11 +37,16 @@ pub struct TokenService {
     limits: Arc<Limits>,
 }
 
+/// Every OAuth request answers within this, the database reachable or not: a registry read and the audit
+/// commit share it, and what does not make it answers `503 temporarily_unavailable` with `Retry-After`.
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1800);
+
 /// What one request leaves for the audit writer: its event, filled in as facts become known, and the changes
 /// (`effects`) that must commit together with it.
 pub struct Recording {
     pub event: AuditEvent,
     pub effects: Vec<Effect>,
+    deadline: tokio::time::Instant,
 }
 
 impl TokenService {
@@ -116,7 +121,7 @@ impl TokenService {
     fn recording(&self, event_type: &'static str, request: &OAuthRequest) -> Recording {
         let mut event = AuditEvent::new(event_type, Outcome::Failure, request.meta.clone());
         event.occurred_at = self.clock.now();
-        Recording { event, effects: Vec::new() }
+        Recording { event, effects: Vec::new(), deadline: tokio::time::Instant::now() + REQUEST_DEADLINE }
     }
 
     /// Records the request and only then answers; when the event cannot be recorded the caller gets
@@ -125,7 +130,7 @@ impl TokenService {
     /// endpoint decided on (such as a revocation) are committed by the audit writer together with the event,
     /// so that neither lands without the other; a failed request's effects are dropped.
     async fn finish<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
-        let Recording { mut event, mut effects } = recording;
+        let Recording { mut event, mut effects, deadline } = recording;
         match &result {
             Ok(_) => {
                 if event.reason.is_none() {
@@ -140,7 +145,7 @@ impl TokenService {
         }
         let recorded = self
             .audit
-            .record_with(event, effects)
+            .record_until(event, effects, deadline)
             .await
             .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
         match recorded {

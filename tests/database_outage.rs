@@ -1,0 +1,264 @@
+//! The database goes away under load and comes back (PostgreSQL, through a loopback TCP proxy the test
+//! controls): connections refused, then connections black-holed. During the cut the token endpoint answers
+//! `503 temporarily_unavailable` with `Retry-After` within 2 s, `readyz` says not ready, and no token leaves
+//! without its audit record; when the database is back, service resumes by itself.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PASS: u8 = 0;
+const REFUSE: u8 = 1;
+const BLACK_HOLE: u8 = 2;
+
+/// A TCP proxy to PostgreSQL on a fixed loopback port. Refusing closes the listening socket (new connections
+/// get RST) and every open connection; black-holing keeps every socket open and forwards nothing, as a
+/// network that drops packets would. Each change of mode starts new connections afresh.
+struct Proxy {
+    addr: SocketAddr,
+    mode: Arc<AtomicU8>,
+    /// Bumped on every change of mode: connections of an older epoch stop.
+    epoch: Arc<AtomicU8>,
+    upstream: SocketAddr,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Arc<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = Arc::new(Proxy {
+            addr,
+            mode: Arc::new(AtomicU8::new(PASS)),
+            epoch: Arc::new(AtomicU8::new(0)),
+            upstream,
+            listener: Mutex::new(None),
+        });
+        proxy.listen(listener);
+        proxy
+    }
+
+    fn listen(self: &Arc<Self>, listener: TcpListener) {
+        let proxy = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let proxy = proxy.clone();
+                tokio::spawn(async move { proxy.serve(client).await });
+            }
+        });
+        *self.listener.lock().unwrap() = Some(task);
+    }
+
+    async fn serve(self: Arc<Self>, client: TcpStream) {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        if self.mode.load(Ordering::SeqCst) == BLACK_HOLE {
+            // Accepted, and then nothing: hold the socket until the mode changes.
+            while self.epoch.load(Ordering::SeqCst) == epoch {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return;
+        }
+        let Ok(server) = TcpStream::connect(self.upstream).await else { return };
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let current = |proxy: &Proxy| proxy.epoch.load(Ordering::SeqCst) == epoch;
+        let mut up = [0u8; 16 * 1024];
+        let mut down = [0u8; 16 * 1024];
+        loop {
+            tokio::select! {
+                read = client_read.read(&mut up) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) if current(&self) => { if server_write.write_all(&up[..n]).await.is_err() { return } }
+                    Ok(_) => {}
+                },
+                read = server_read.read(&mut down) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) if current(&self) => { if client_write.write_all(&down[..n]).await.is_err() { return } }
+                    Ok(_) => {}
+                },
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            if !current(&self) && self.mode.load(Ordering::SeqCst) != BLACK_HOLE {
+                // Refused or restored: this connection ends (dropping both halves closes both sockets).
+                return;
+            }
+        }
+    }
+
+    async fn set(self: &Arc<Self>, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let listening = self.listener.lock().unwrap().is_some();
+        match (mode, listening) {
+            (REFUSE, true) => {
+                if let Some(task) = self.listener.lock().unwrap().take() {
+                    task.abort();
+                }
+                // The aborted task drops the listening socket; wait until the port refuses.
+                until(Duration::from_secs(5), "the proxy port refuses", || async {
+                    TcpStream::connect(self.addr).await.is_err()
+                })
+                .await;
+            }
+            (PASS | BLACK_HOLE, false) => {
+                let listener = TcpListener::bind(self.addr).await.expect("the proxy port again");
+                self.listen(listener);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the load saw: per response, when it was sent, its latency, status and `Retry-After`.
+#[derive(Clone, Debug)]
+struct Seen {
+    sent: Instant,
+    latency: Duration,
+    status: u16,
+    retry_after: Option<String>,
+    jti: Option<String>,
+}
+
+fn jti_of(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["jti"].as_str().map(str::to_string)
+}
+
+async fn readyz(server: &TestServer) -> (u16, Duration) {
+    let started = Instant::now();
+    let status = reqwest::get(server.url("/readyz")).await.unwrap().status().as_u16();
+    (status, started.elapsed())
+}
+
+/// Cuts the database in `mode` under load, checks what the endpoints answer, restores it, waits for recovery.
+async fn cut_and_restore(server: &TestServer, proxy: &Arc<Proxy>, mode: u8, seen: &Arc<Mutex<Vec<Seen>>>) {
+    let label = if mode == REFUSE { "refused" } else { "black-holed" };
+    proxy.set(mode).await;
+    let cut_at = Instant::now();
+    // Requests sent from 2 s after the cut (the pool's connections have noticed by then) must all be 503s.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, latency) = readyz(server).await;
+    assert_eq!(status, 503, "readyz while the database is {label}");
+    assert!(latency < Duration::from_secs(2), "readyz answered in {latency:?}");
+    {
+        let seen = seen.lock().unwrap();
+        let during: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| s.sent >= cut_at + Duration::from_secs(2) && s.sent + s.latency < Instant::now())
+            .collect();
+        let since_cut: Vec<(u128, u128, u16)> = seen
+            .iter()
+            .filter(|s| s.sent >= cut_at - Duration::from_millis(200))
+            .map(|s| ((s.sent - cut_at.min(s.sent)).as_millis(), s.latency.as_millis(), s.status))
+            .collect();
+        assert!(during.len() >= 4, "the load kept going while {label}: {} responses; {since_cut:?}", during.len());
+        for response in &during {
+            assert_eq!(response.status, 503, "while {label}: {response:?}");
+            assert!(response.retry_after.is_some(), "503 with Retry-After: {response:?}");
+        }
+        let slowest = seen.iter().filter(|s| s.sent >= cut_at).map(|s| s.latency).max().unwrap_or_default();
+        assert!(
+            slowest <= Duration::from_millis(2500),
+            "every request answered within 2 s (+ scheduling): {slowest:?}"
+        );
+    }
+    proxy.set(PASS).await;
+    let restored_at = Instant::now();
+    until(Duration::from_secs(20), "tokens again after the database is back", || async {
+        let seen = seen.lock().unwrap();
+        seen.iter().rev().take(4).filter(|s| s.sent > restored_at).filter(|s| s.status == 200).count() == 4
+    })
+    .await;
+    assert_eq!(readyz(server).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_answers_503_during_an_outage_and_recovers_by_itself() {
+    if std::env::var("PARTNERGATE_TEST_BACKEND").as_deref() != Ok("postgres") {
+        println!("skipped: the outage test cuts a PostgreSQL connection (PARTNERGATE_TEST_BACKEND=postgres)");
+        return;
+    }
+    let upstream_url = std::env::var("PARTNERGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
+    let upstream_url = reqwest::Url::parse(&upstream_url).unwrap();
+    let upstream: SocketAddr =
+        format!("{}:{}", upstream_url.host_str().unwrap(), upstream_url.port().unwrap_or(5432)).parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let server = TestServer::start_with(|config| {
+        // The test's own database, reached through the proxy.
+        let mut proxied = reqwest::Url::parse(&config.database_url).unwrap();
+        proxied.set_port(Some(proxy.addr.port())).unwrap();
+        config.database_url = proxied.to_string();
+        config.pool.connect_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let client = server.seed("outage", &["o.read"], &["o.read"], &[], &[]);
+    let authorization = basic_auth(&client.client.id, client.secret.secret.expose());
+
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (url, authorization, seen, running) =
+            (server.url("/oauth2/token"), authorization.clone(), seen.clone(), running.clone());
+        load.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+            while running.load(Ordering::SeqCst) {
+                let sent = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("authorization", &authorization)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("grant_type=client_credentials")
+                    .send()
+                    .await
+                    .expect("the server answers even when its database does not");
+                let status = response.status().as_u16();
+                let retry_after =
+                    response.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default().to_string());
+                let body: serde_json::Value = response.json().await.expect("a JSON body");
+                if status != 200 {
+                    assert_eq!(body["error"], "temporarily_unavailable", "{status}: {body}");
+                }
+                let jti = body["access_token"].as_str().and_then(jti_of);
+                seen.lock().unwrap().push(Seen { sent, latency: sent.elapsed(), status, retry_after, jti });
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    until(Duration::from_secs(10), "tokens before the cut", || async {
+        seen.lock().unwrap().iter().filter(|s| s.status == 200).count() >= 20
+    })
+    .await;
+
+    cut_and_restore(&server, &proxy, REFUSE, &seen).await;
+    cut_and_restore(&server, &proxy, BLACK_HOLE, &seen).await;
+
+    running.store(false, Ordering::SeqCst);
+    for task in load {
+        task.await.expect("the load ran to the end");
+    }
+    // No token left without its audit record: every token handed out has its success event.
+    let recorded: std::collections::HashSet<String> = audit_rows(&server)
+        .into_iter()
+        .filter(|row| row.event_type == "token.request" && row.outcome == "success")
+        .filter_map(|row| row.jti)
+        .collect();
+    let seen = seen.lock().unwrap();
+    let issued: Vec<&String> = seen.iter().filter_map(|s| s.jti.as_ref()).collect();
+    assert!(issued.len() >= 30, "tokens before, between and after the cuts: {}", issued.len());
+    let unrecorded: Vec<&&String> = issued.iter().filter(|jti| !recorded.contains(**jti)).collect();
+    assert!(unrecorded.is_empty(), "tokens without an audit record: {unrecorded:?}");
+    server.stop().await;
+}
