@@ -255,10 +255,9 @@ async fn the_token_endpoint_answers_503_during_an_outage_and_recovers_by_itself(
         .filter(|row| row.event_type == "token.request" && row.outcome == "success")
         .filter_map(|row| row.jti)
         .collect();
-    let seen = seen.lock().unwrap();
-    let issued: Vec<&String> = seen.iter().filter_map(|s| s.jti.as_ref()).collect();
+    let issued: Vec<String> = seen.lock().unwrap().iter().filter_map(|s| s.jti.clone()).collect();
     assert!(issued.len() >= 30, "tokens before, between and after the cuts: {}", issued.len());
-    let unrecorded: Vec<&&String> = issued.iter().filter(|jti| !recorded.contains(**jti)).collect();
+    let unrecorded: Vec<&String> = issued.iter().filter(|jti| !recorded.contains(*jti)).collect();
     assert!(unrecorded.is_empty(), "tokens without an audit record: {unrecorded:?}");
     server.stop().await;
 }

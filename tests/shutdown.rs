@@ -51,6 +51,8 @@ async fn shutdown_under_load(signal: &str) {
         .env("PARTNERGATE_DATABASE_URL", &db.url)
         .env("PARTNERGATE_KEYS_DIR", dir.path().join("keys"))
         .env("PARTNERGATE_WORKERS", "2")
+        // Six loops of one client outrun the default per-client rate limit; this test is about shutdown.
+        .env("PARTNERGATE_CLIENT_RATE_LIMIT_PER_MINUTE", "0")
         .env("RUST_LOG", "info");
     let mut server = ServeProcess::start(&command, dir.path()).await;
     let authorization = basic_auth(&client.client.id, client.secret.secret.expose());
