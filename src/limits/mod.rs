@@ -66,17 +66,6 @@ pub struct Limits {
     pub throttle: AuthThrottle,
 }
 
-impl Limits {
-    /// No limit at all: for tools and tests that build a token service by hand.
-    pub fn none() -> Self {
-        Limits {
-            rates: RateLimits::new(0),
-            quota: std::sync::Arc::new(QuotaBook::default()),
-            throttle: AuthThrottle::new(ThrottleSettings::off()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
