@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 
-pub trait Clock: Send + Sync {
+pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current UTC time, truncated to microseconds so that what PostgreSQL stores equals what we computed.
     fn now(&self) -> NaiveDateTime;
 }

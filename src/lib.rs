@@ -118,7 +118,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let (audit_writer, audit_thread) =
         AuditWriter::start(pool.clone(), WriterOptions::default(), read_model.clone(), limits.quota.clone());
-    let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days));
+    let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days, clock.clone()));
     let tokens = TokenService::new(
         read_model.clone(),
         Arc::new(key_ring),
@@ -165,22 +165,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 }
 
 /// Hourly housekeeping: forget revoked `jti`s of expired tokens and apply the audit retention.
-async fn maintenance(pool: store::DbPool, audit_retention_days: u32) {
+async fn maintenance(pool: store::DbPool, audit_retention_days: u32, clock: clock::SharedClock) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
         interval.tick().await;
-        let pool = pool.clone();
+        let (pool, now) = (pool.clone(), clock.now());
         let outcome = tokio::task::spawn_blocking(move || -> Result<(usize, usize), registry::RegistryError> {
             let mut conn = pool.get()?;
-            let tokens = registry::revocation::prune_expired(&mut conn)?;
+            let tokens = registry::revocation::prune_expired(&mut conn, now)?;
             // Every listener has read a change within a second; an hour is room for a stalled poller.
-            store::changes::prune(&mut conn, store::now() - chrono::Duration::hours(1))?;
+            store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.
-            registry::usage::prune_before(
-                &mut conn,
-                &registry::usage::day_of(store::now() - chrono::Duration::days(2)),
-            )
-            .map_err(store::StoreError::from)?;
+            registry::usage::prune_before(&mut conn, &registry::usage::day_of(now - chrono::Duration::days(2)))
+                .map_err(store::StoreError::from)?;
             let events = if audit_retention_days > 0 {
                 audit::query::prune_older_than(&mut conn, audit_retention_days)?
             } else {

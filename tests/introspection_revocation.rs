@@ -604,13 +604,27 @@ async fn a_client_revokes_only_its_own_tokens() {
     assert_eq!(rows[0].2.and_utc().timestamp(), exp);
 
     // Pruning keeps the revocations of unexpired tokens and forgets those of expired ones.
-    assert_eq!(revocation::prune_expired(&mut server.conn()).unwrap(), 0);
+    assert_eq!(revocation::prune_expired(&mut server.conn(), partnergate::store::now()).unwrap(), 0);
     assert_eq!(revoked_rows(&server), 2);
     let long_ago = partnergate::store::now() - chrono::Duration::hours(1);
-    assert!(revocation::revoke_jti(&mut server.conn(), "expired-jti", &owner.client.id, long_ago).unwrap());
-    assert!(!revocation::revoke_jti(&mut server.conn(), "expired-jti", &owner.client.id, long_ago).unwrap());
+    assert!(revocation::revoke_jti(
+        &mut server.conn(),
+        "expired-jti",
+        &owner.client.id,
+        long_ago,
+        partnergate::store::now()
+    )
+    .unwrap());
+    assert!(!revocation::revoke_jti(
+        &mut server.conn(),
+        "expired-jti",
+        &owner.client.id,
+        long_ago,
+        partnergate::store::now()
+    )
+    .unwrap());
     assert_eq!(revoked_rows(&server), 3);
-    assert_eq!(revocation::prune_expired(&mut server.conn()).unwrap(), 1);
+    assert_eq!(revocation::prune_expired(&mut server.conn(), partnergate::store::now()).unwrap(), 1);
     assert_eq!(revoked_rows(&server), 2);
     let left: i64 = revoked_tokens::table
         .filter(revoked_tokens::jti.eq("expired-jti"))
@@ -647,7 +661,11 @@ async fn pruning_does_not_revive_a_revoked_token_within_the_expiry_leeway() {
     while chrono::Utc::now().timestamp_millis() < (claims.exp + 1) * 1000 + 300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(revocation::prune_expired(&mut server.conn()).unwrap(), 0, "pruned inside the leeway");
+    assert_eq!(
+        revocation::prune_expired(&mut server.conn(), partnergate::store::now()).unwrap(),
+        0,
+        "pruned inside the leeway"
+    );
     assert_eq!(revoked_rows(&server), 1);
     assert_inactive(&server, &rs, &token, "revoked, just past exp", "revoked").await;
     server.stop().await;

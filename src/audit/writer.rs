@@ -284,7 +284,7 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending]) -> Result<Written, St
                 .execute(conn)?;
         }
         for row in revocations {
-            revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at)?;
+            revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
         }
         Ok(Written { verdicts, counts })
     })

@@ -94,7 +94,8 @@ impl TokenService {
             Err(rejection) => return Ok(Err(rejection)),
         };
         let current = claims.scopes().filter(|scope| client.allowed_scopes.contains(*scope));
-        Ok(Ok(Caller::from_token(&claims.client_id, &client.partner_id, current, meta)))
+        let caller = Caller::from_token(&claims.client_id, &client.partner_id, current, meta);
+        Ok(Ok(caller.with_clock(self.clock.clone())))
     }
 
     /// The client-credentials grant. Answers only after the request's audit event is committed.

@@ -11,7 +11,7 @@ use super::{not_found, partners, roles, scopes, validate, Caller, Permission, Re
 
 use crate::store::models::ClientRow;
 use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, role_scopes};
-use crate::store::{now, DbConnection};
+use crate::store::DbConnection;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
@@ -301,7 +301,7 @@ pub fn create(
         let scope_names = scopes::require_known(conn, &input.scopes)?;
         check_grants(conn, caller, &partner_id, &role_names, &scope_names)?;
         check_audiences(conn, caller, &partner_id, &audiences, &[])?;
-        let at = now();
+        let at = caller.now();
         let row = ClientRow {
             id: client_id.clone(),
             partner_id: partner_id.clone(),
@@ -319,7 +319,7 @@ pub fn create(
         };
         diesel::insert_into(clients::table).values(&row).execute(conn)?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
-        let secret = secrets::insert(conn, &row.id, &secret_name, None)?;
+        let secret = secrets::insert(conn, &row.id, &secret_name, at, None)?;
         let client = assemble(conn, row)?;
         caller.audit(
             conn,
@@ -397,7 +397,7 @@ pub fn update(
             description: input.description.as_deref(),
             token_lifetime_secs: input.token_lifetime_secs,
             rate_limit_per_minute: input.rate_limit_per_minute,
-            updated_at: now(),
+            updated_at: caller.now(),
         };
         diesel::update(clients::table.find(id)).set(&edit).execute(conn)?;
         replace_links(conn, id, role_names.as_deref(), scope_names.as_deref(), audiences.as_deref())?;
@@ -468,7 +468,11 @@ pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: 
         };
         let disabled_by = disabled_by.map(Holder::as_str);
         diesel::update(clients::table.find(id))
-            .set((clients::enabled.eq(enabled), clients::disabled_by.eq(disabled_by), clients::updated_at.eq(now())))
+            .set((
+                clients::enabled.eq(enabled),
+                clients::disabled_by.eq(disabled_by),
+                clients::updated_at.eq(caller.now()),
+            ))
             .execute(conn)?;
         let event = if enabled { "client.enable" } else { "client.disable" };
         caller.audit(

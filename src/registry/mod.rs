@@ -15,7 +15,10 @@ pub mod secrets;
 pub mod usage;
 mod validate;
 
+use chrono::NaiveDateTime;
+
 use crate::audit::{self, AuditEvent, Outcome, RequestMeta};
+use crate::clock::SharedClock;
 use crate::store::changes::{self, Change};
 use crate::store::{DbConnection, StoreError};
 
@@ -55,6 +58,8 @@ pub struct Caller {
     permissions: Vec<Permission>,
     /// The reserved `authz.*` scopes of the caller's token: the only ones a partner admin may pass on.
     reserved_scopes: Vec<String>,
+    /// The time every rule of the caller's actions is decided at (creation times, expiries, cut-offs).
+    clock: SharedClock,
 }
 
 impl Caller {
@@ -66,7 +71,18 @@ impl Caller {
             meta: RequestMeta::default(),
             permissions: vec![Permission::ClientsRead, Permission::ClientsWrite, Permission::AuditRead],
             reserved_scopes: Vec::new(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// The same caller on another clock (the server's; a test's `ManualClock`).
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        Caller { clock, ..self }
+    }
+
+    /// Now, by the caller's clock: the one source of time for registry changes.
+    pub fn now(&self) -> NaiveDateTime {
+        self.clock.now()
     }
 
     /// An admin API caller authenticated by a token of `client_id` (of `partner_id`) carrying `token_scopes`.
@@ -94,7 +110,14 @@ impl Caller {
         }
         let reserved_scopes =
             token_scopes.iter().filter(|s| s.starts_with(scopes::RESERVED_PREFIX)).map(|s| s.to_string()).collect();
-        Caller { tenancy: Tenancy::Partner(partner_id.to_string()), actor, meta, permissions, reserved_scopes }
+        Caller {
+            tenancy: Tenancy::Partner(partner_id.to_string()),
+            actor,
+            meta,
+            permissions,
+            reserved_scopes,
+            clock: crate::clock::system(),
+        }
     }
 
     /// Whether the caller's token carries this reserved scope (the operator holds them all).
@@ -131,6 +154,7 @@ impl Caller {
         details: serde_json::Value,
     ) -> Result<(), StoreError> {
         let mut event = AuditEvent::new(event_type, Outcome::Success, self.meta.clone());
+        event.occurred_at = self.now();
         event.actor = Some(self.actor.clone());
         event.partner_id = partner_id.map(str::to_string);
         event.client_id = client_id.map(str::to_string);

@@ -8,7 +8,7 @@ use super::paging::{self, Page, PageRequest};
 use super::{not_found, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 use crate::store::models::PartnerRow;
 use crate::store::schema::{client_audiences, clients, partner_audiences, partner_scopes, partners};
-use crate::store::{now, DbConnection};
+use crate::store::DbConnection;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Partner {
@@ -167,7 +167,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
         if partners::table.find(&input.id).count().get_result::<i64>(conn)? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "partner", id: input.id.clone() });
         }
-        let at = now();
+        let at = caller.now();
         let row = PartnerRow {
             id: input.id.clone(),
             name: input.name.clone(),
@@ -247,7 +247,7 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
         if let Some(log_only) = input.quota_log_only {
             diesel::update(target).set(partners::quota_log_only.eq(log_only)).execute(conn)?;
         }
-        diesel::update(target).set(partners::updated_at.eq(now())).execute(conn)?;
+        diesel::update(target).set(partners::updated_at.eq(caller.now())).execute(conn)?;
         let after = get(conn, caller, id)?;
         caller.audit(conn, "partner.update", Some(id), None, json!({"before": before, "after": after}))?;
         Ok(after)
@@ -260,7 +260,7 @@ pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspend
     crate::store::write_transaction(conn, |conn| {
         get(conn, caller, id)?;
         diesel::update(partners::table.find(id))
-            .set((partners::suspended.eq(suspended), partners::updated_at.eq(now())))
+            .set((partners::suspended.eq(suspended), partners::updated_at.eq(caller.now())))
             .execute(conn)?;
         let event = if suspended { "partner.suspend" } else { "partner.resume" };
         caller.audit(conn, event, Some(id), None, json!({"after": {"suspended": suspended}}))?;

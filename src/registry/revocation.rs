@@ -9,7 +9,7 @@ use super::{clients, partners, secrets, Caller, RegistryResult};
 use crate::store::changes::{self, Change};
 use crate::store::models::RevokedTokenRow;
 use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
-use crate::store::{now, DbConnection, StoreError};
+use crate::store::{DbConnection, StoreError};
 
 /// Revokes every token issued to the client until now. New tokens work again from the next second on.
 pub fn revoke_client_tokens(
@@ -20,7 +20,7 @@ pub fn revoke_client_tokens(
     crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
-        let cutoff = now();
+        let cutoff = caller.now();
         diesel::update(clients_table::table.find(client_id))
             .set(clients_table::tokens_revoked_before.eq(Some(cutoff)))
             .execute(conn)?;
@@ -44,7 +44,7 @@ pub fn revoke_partner_tokens(
     caller.require_operator("partner-wide revocation")?;
     crate::store::write_transaction(conn, |conn| {
         partners::get(conn, caller, partner_id)?;
-        let cutoff = now();
+        let cutoff = caller.now();
         diesel::update(partners_table::table.find(partner_id))
             .set(partners_table::tokens_revoked_before.eq(Some(cutoff)))
             .execute(conn)?;
@@ -75,7 +75,7 @@ pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, StoreError
     Ok(revoked_tokens::table.find(jti).count().get_result::<i64>(conn)? > 0)
 }
 
-/// Records a revoked `jti` until `expires_at`; false if it was already. Revoking twice is not an error, also
+/// Records a revoked `jti` (revoked at `revoked_at`) until `expires_at`; false if it was already. Revoking twice is not an error, also
 /// when two instances revoke the same token at once: on PostgreSQL both may find no row, and the second
 /// insert then fails on the primary key once the first commits. That is "already revoked" too; the insert
 /// runs in its own savepoint (a nested transaction), so the caller's transaction (the audit writer's batch)
@@ -86,30 +86,25 @@ pub fn revoke_jti(
     jti: &str,
     client_id: &str,
     expires_at: NaiveDateTime,
+    revoked_at: NaiveDateTime,
 ) -> Result<bool, StoreError> {
     use diesel::result::{DatabaseErrorKind, Error};
-    let inserted = insert_revoked(conn, jti, client_id, expires_at);
+    let row = RevokedTokenRow { jti: jti.to_string(), client_id: client_id.to_string(), expires_at, revoked_at };
+    let inserted = insert_revoked(conn, &row);
     match inserted {
         Err(StoreError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => Ok(false),
         other => other,
     }
 }
 
-fn insert_revoked(
-    conn: &mut DbConnection,
-    jti: &str,
-    client_id: &str,
-    expires_at: NaiveDateTime,
-) -> Result<bool, StoreError> {
+fn insert_revoked(conn: &mut DbConnection, row: &RevokedTokenRow) -> Result<bool, StoreError> {
     crate::store::write_transaction(conn, |conn| {
-        if is_revoked(conn, jti)? {
+        if is_revoked(conn, &row.jti)? {
             return Ok(false);
         }
-        let row =
-            RevokedTokenRow { jti: jti.to_string(), client_id: client_id.to_string(), expires_at, revoked_at: now() };
-        diesel::insert_into(revoked_tokens::table).values(&row).execute(conn)?;
+        diesel::insert_into(revoked_tokens::table).values(row).execute(conn)?;
         // Cached snapshots hold the client's revoked token ids.
-        changes::publish(conn, Change::Client(client_id.to_string()), row.revoked_at)?;
+        changes::publish(conn, Change::Client(row.client_id.clone()), row.revoked_at)?;
         Ok(true)
     })
 }
@@ -120,9 +115,9 @@ fn insert_revoked(
 /// (`oauth::verify` asserts at compile time that this exceeds the leeway.)
 pub const KEEP_AFTER_EXPIRY_SECS: i64 = 60;
 
-/// Forgets revoked `jti`s whose tokens have expired anyway, leeway included; returns how many.
-pub fn prune_expired(conn: &mut DbConnection) -> RegistryResult<usize> {
-    let before = now() - chrono::Duration::seconds(KEEP_AFTER_EXPIRY_SECS);
+/// Forgets revoked `jti`s whose tokens had expired at `at` anyway, leeway included; returns how many.
+pub fn prune_expired(conn: &mut DbConnection, at: NaiveDateTime) -> RegistryResult<usize> {
+    let before = at - chrono::Duration::seconds(KEEP_AFTER_EXPIRY_SECS);
     Ok(diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(before))).execute(conn)?)
 }
 

@@ -9,7 +9,7 @@ use super::paging::{self, Page, PageRequest};
 use super::{not_found, scopes, validate, Caller, RegistryError, RegistryResult};
 use crate::store::models::RoleRow;
 use crate::store::schema::{client_roles, role_scopes, roles};
-use crate::store::{now, DbConnection};
+use crate::store::DbConnection;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Role {
@@ -45,7 +45,7 @@ pub fn create(
         if roles::table.find(name).count().get_result::<i64>(conn)? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "role", id: name.to_string() });
         }
-        let row = RoleRow { name: name.to_string(), description: description.to_string(), created_at: now() };
+        let row = RoleRow { name: name.to_string(), description: description.to_string(), created_at: caller.now() };
         diesel::insert_into(roles::table).values(&row).execute(conn)?;
         replace_scopes(conn, name, &scope_names)?;
         let role = get(conn, name)?;

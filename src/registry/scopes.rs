@@ -8,7 +8,7 @@ use super::paging::{self, Page, PageRequest};
 use super::{not_found, validate, Caller, RegistryError, RegistryResult};
 use crate::store::models::ScopeRow;
 use crate::store::schema::{client_scopes, partner_scopes, role_scopes, scopes};
-use crate::store::{now, DbConnection};
+use crate::store::DbConnection;
 
 /// Scopes that only the operator may grant; they open the admin API and introspection.
 pub const RESERVED_PREFIX: &str = "authz.";
@@ -41,7 +41,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, name: &str, description:
         if exists {
             return Err(RegistryError::AlreadyExists { kind: "scope", id: name.to_string() });
         }
-        let row = ScopeRow { name: name.to_string(), description: description.to_string(), created_at: now() };
+        let row = ScopeRow { name: name.to_string(), description: description.to_string(), created_at: caller.now() };
         diesel::insert_into(scopes::table).values(&row).execute(conn)?;
         caller.audit(conn, "scope.create", None, None, json!({"after": {"name": name, "description": description}}))?;
         Ok(row.into())

@@ -10,7 +10,7 @@ use super::credentials::{new_secret_id, ClientSecret};
 use super::{clients, not_found, validate, Caller, Permission, RegistryError, RegistryResult};
 use crate::store::models::ClientSecretRow;
 use crate::store::schema::client_secrets;
-use crate::store::{now, DbConnection};
+use crate::store::DbConnection;
 
 /// A secret as listings show it: never the secret itself.
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +92,7 @@ pub(crate) fn insert(
     conn: &mut DbConnection,
     client_id: &str,
     name: &str,
+    created_at: NaiveDateTime,
     expires_at: Option<NaiveDateTime>,
 ) -> RegistryResult<IssuedSecret> {
     let secret = ClientSecret::generate();
@@ -101,7 +102,7 @@ pub(crate) fn insert(
         name: name.to_string(),
         secret_hash: secret.hash(),
         prefix: secret.display_prefix(),
-        created_at: now(),
+        created_at,
         expires_at,
         revoked_at: None,
         last_used_at: None,
@@ -125,11 +126,11 @@ pub fn create(
     crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
-        let at = now();
+        let at = caller.now();
         let count: i64 =
             client_secrets::table.filter(client_secrets::client_id.eq(client_id)).count().get_result(conn)?;
         let name = input.name.clone().unwrap_or_else(|| format!("secret-{}", count + 1));
-        let issued = insert(conn, client_id, &name, lifetime.map(|d| at + d))?;
+        let issued = insert(conn, client_id, &name, at, lifetime.map(|d| at + d))?;
         let mut expired_others = Vec::new();
         if let Some(grace) = grace {
             let deadline = at + grace;
@@ -162,7 +163,7 @@ pub fn create(
 pub fn list(conn: &mut DbConnection, caller: &Caller, client_id: &str) -> RegistryResult<Vec<SecretInfo>> {
     caller.require(Permission::ClientsRead)?;
     clients::get_row(conn, &caller.tenancy, client_id)?;
-    let at = now();
+    let at = caller.now();
     let rows: Vec<ClientSecretRow> = client_secrets::table
         .filter(client_secrets::client_id.eq(client_id))
         .order((client_secrets::created_at, client_secrets::id))
@@ -188,7 +189,7 @@ pub fn revoke(
             .first(conn)
             .optional()?
             .ok_or_else(|| not_found("secret", secret_id))?;
-        let at = now();
+        let at = caller.now();
         if row.revoked_at.is_none() {
             diesel::update(client_secrets::table.find(secret_id))
                 .set(client_secrets::revoked_at.eq(Some(at)))
@@ -204,4 +205,49 @@ pub fn revoke(
         let row = ClientSecretRow { revoked_at: row.revoked_at.or(Some(at)), ..row };
         Ok(SecretInfo::from_row(row, at))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::registry::clients::{ClientLimits, NewClient};
+    use crate::registry::partners::{self, NewPartner};
+
+    /// The caller's clock decides creation times and the grace period: an hour passes without waiting.
+    #[test]
+    fn rotation_grace_periods_run_on_the_callers_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("clock.db").display());
+        let pool = crate::store::connect(&url, &Default::default()).unwrap();
+        let mut conn = pool.get().unwrap();
+        crate::store::run_migrations(&mut conn).unwrap();
+        let start = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap().naive_utc();
+        let clock = ManualClock::at(start);
+        let caller = Caller::cli().with_clock(std::sync::Arc::new(clock.clone()));
+        partners::create(
+            &mut conn,
+            &caller,
+            &NewPartner { id: "clock".into(), name: "Clock".into(), ..Default::default() },
+        )
+        .unwrap();
+        let input = NewClient { partner_id: Some("clock".into()), name: "c".into(), ..Default::default() };
+        let created =
+            clients::create(&mut conn, &caller, &input, ClientLimits { max_token_lifetime_secs: 60 }).unwrap();
+        assert_eq!(created.client.created_at, start);
+        assert_eq!(created.secret.created_at, start);
+
+        clock.advance(chrono::Duration::minutes(5));
+        let rotation = NewSecret { grace_period_secs: Some(3600), ..Default::default() };
+        let rotated = create(&mut conn, &caller, &created.client.id, &rotation).unwrap();
+        assert_eq!(rotated.created_at, clock.now());
+        let old = |conn: &mut DbConnection| {
+            list(conn, &caller, &created.client.id).unwrap().into_iter().find(|s| s.id == created.secret.id).unwrap()
+        };
+        assert_eq!(old(&mut conn).expires_at, Some(clock.now() + chrono::Duration::hours(1)));
+        clock.advance(chrono::Duration::minutes(59));
+        assert!(old(&mut conn).active, "within the grace period");
+        clock.advance(chrono::Duration::minutes(1));
+        assert!(!old(&mut conn).active, "expired at the end of the grace period, by the caller's clock");
+    }
 }

@@ -38,7 +38,7 @@ pub fn next_reset(at: NaiveDateTime) -> NaiveDateTime {
 /// The partner's count for the day of `at`, as the caller may see it (a partner admin only its own).
 pub fn today(conn: &mut DbConnection, caller: &Caller, partner_id: &str) -> RegistryResult<Usage> {
     let partner = partners::get(conn, caller, partner_id)?;
-    let at = crate::store::now();
+    let at = caller.now();
     let day = day_of(at);
     let tokens = tokens_on(conn, partner_id, &day)?;
     Ok(Usage {
