@@ -45,6 +45,42 @@ pub struct KeysArgs {
     /// Directory of PKCS#8 PEM signing keys (see keys/README.md).
     #[arg(long, env = "PARTNERGATE_KEYS_DIR", default_value = "./keys", global = true)]
     pub keys_dir: PathBuf,
+    /// File holding the key-encryption key (32 bytes, base64) that seals the stored signing keys; defaults to
+    /// <keys-dir>/key-encryption-key (generated on SQLite). PARTNERGATE_KEY_ENCRYPTION_KEY may give the key itself.
+    #[arg(long, env = "PARTNERGATE_KEY_ENCRYPTION_KEY_FILE", global = true)]
+    pub key_encryption_key_file: Option<PathBuf>,
+}
+
+impl KeysArgs {
+    /// Where the key-encryption key comes from: the key itself is read from the environment only (a flag
+    /// would show it in the process list).
+    pub fn kek_source(&self) -> crate::keys::kek::KekSource {
+        crate::keys::kek::KekSource {
+            value: std::env::var(crate::keys::kek::ENV_VALUE).ok(),
+            file: self.key_encryption_key_file.clone(),
+        }
+    }
+}
+
+/// The settings that bound a key rotation, for the `keys` commands: give them the server's values (the same
+/// variables), so that they judge as the server would.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Key rotation bounds")]
+pub struct KeyPolicyArgs {
+    /// The JWKS `Cache-Control: max-age` of the server, in seconds: a key is published at least this long
+    /// (and at least 10 minutes) before it may sign.
+    #[arg(long, env = "PARTNERGATE_JWKS_MAX_AGE_SECS", default_value_t = 300, global = true)]
+    pub jwks_max_age_secs: u32,
+    /// The server's longest token lifetime, in seconds: a retired key stays published this long (plus 60 s).
+    #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600, global = true,
+          value_parser = clap::value_parser!(i64).range(30..=MAX_LIFETIME_SECS))]
+    pub max_token_lifetime_secs: i64,
+}
+
+impl KeyPolicyArgs {
+    pub fn policy(&self) -> crate::keys::KeyPolicy {
+        crate::keys::KeyPolicy::new(self.jwks_max_age_secs, self.max_token_lifetime_secs)
+    }
 }
 
 /// Where the server listens and what its tokens say. `serve` and `admin bootstrap` both flatten this one
@@ -108,6 +144,19 @@ pub struct ServeArgs {
     /// Serve an http:// issuer on a non-loopback address (refused by default: secrets in clear text).
     #[arg(long, env = "PARTNERGATE_ALLOW_INSECURE_ISSUER")]
     pub allow_insecure_issuer: bool,
+    /// Rotate the signing key automatically every N days (0: never; one instance at a time does it).
+    #[arg(long, env = "PARTNERGATE_KEY_ROTATION_DAYS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub key_rotation_days: u32,
+    /// With the automatic rotation: publish the next key this many days before it signs.
+    #[arg(long, env = "PARTNERGATE_KEY_ANNOUNCE_DAYS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub key_announce_days: u32,
+    /// With the automatic rotation: keep a retired key published this many days (at least until its tokens
+    /// have expired).
+    #[arg(long, env = "PARTNERGATE_KEY_RETAIN_DAYS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub key_retain_days: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -194,12 +243,31 @@ pub struct ServerConfig {
     pub client_rate_limit_per_minute: u32,
     pub throttle: crate::limits::ThrottleSettings,
     pub trusted_proxies: crate::http::client_address::TrustedProxies,
+    pub kek: crate::keys::kek::KekSource,
+    pub key_policy: crate::keys::KeyPolicy,
+    /// The automatic rotation, if any, and how often the instance holding its lease looks at it.
+    pub key_schedule: Option<crate::keys::RotationSchedule>,
+    pub key_schedule_tick: Duration,
 }
 
 impl ServerConfig {
     pub fn from_args(database: &DatabaseArgs, keys: &KeysArgs, serve: &ServeArgs) -> Result<Self, String> {
         let token = serve.token.resolve()?;
         crate::insecure::check_issuer(&token.issuer, serve.token.bind, serve.allow_insecure_issuer)?;
+        let key_schedule = (serve.key_rotation_days > 0).then(|| {
+            let days = |n: u32| chrono::Duration::days(i64::from(n));
+            crate::keys::RotationSchedule {
+                every: days(serve.key_rotation_days),
+                announce: days(serve.key_announce_days),
+                keep: days(serve.key_retain_days),
+            }
+        });
+        if let Some(schedule) = &key_schedule {
+            if schedule.announce >= schedule.every {
+                return Err("--key-announce-days must be less than --key-rotation-days".into());
+            }
+        }
+        let key_policy = crate::keys::KeyPolicy::new(serve.jwks_max_age_secs, token.max_lifetime_secs);
         Ok(ServerConfig {
             database_url: database.database_url.clone(),
             pool: database.creating_pool_options(),
@@ -218,6 +286,10 @@ impl ServerConfig {
                 client_failures_per_minute: serve.limits.auth_failures_per_minute_per_client,
             },
             trusted_proxies: crate::http::client_address::TrustedProxies::parse(&serve.limits.trusted_proxies)?,
+            kek: keys.kek_source(),
+            key_policy,
+            key_schedule,
+            key_schedule_tick: Duration::from_secs(30),
         })
     }
 }

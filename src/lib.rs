@@ -27,7 +27,8 @@ use actix_web::{web, App, HttpServer};
 use audit::{AuditWriter, WriterOptions};
 use config::ServerConfig;
 use http::AppState;
-use keys::KeyRing;
+use keys::kek::{KeyEncryptionKey, WhenMissing};
+use keys::live::LiveKeys;
 use oauth::TokenService;
 use readmodel::listener::FeedListener;
 use readmodel::ReadModel;
@@ -39,6 +40,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -50,8 +53,11 @@ pub struct RunningServer {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     audit_thread: std::thread::JoinHandle<()>,
     maintenance: tokio::task::JoinHandle<()>,
+    key_schedule: tokio::task::JoinHandle<()>,
     feed: FeedListener,
     read_model: Arc<ReadModel>,
+    keys: Arc<LiveKeys>,
+    changes: Arc<dyn store::changes::ChangeSink>,
 }
 
 impl RunningServer {
@@ -61,6 +67,7 @@ impl RunningServer {
         let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
         on_signal.abort();
         self.maintenance.abort();
+        self.key_schedule.abort();
         finish_audit(self.audit_thread).await;
         stop_feed(self.feed).await;
         result
@@ -71,6 +78,7 @@ impl RunningServer {
         self.handle.stop(true).await;
         let _ = self.server.await;
         self.maintenance.abort();
+        self.key_schedule.abort();
         finish_audit(self.audit_thread).await;
         stop_feed(self.feed).await;
     }
@@ -78,6 +86,16 @@ impl RunningServer {
     /// This instance's registry cache, for tests and diagnostics.
     pub fn read_model(&self) -> &Arc<ReadModel> {
         &self.read_model
+    }
+
+    /// This instance's signing keys.
+    pub fn keys(&self) -> &Arc<LiveKeys> {
+        &self.keys
+    }
+
+    /// Everything on this instance that hears of committed changes (the registry cache, the key ring).
+    pub fn changes(&self) -> &Arc<dyn store::changes::ChangeSink> {
+        &self.changes
     }
 }
 
@@ -97,19 +115,35 @@ async fn finish_audit(thread: std::thread::JoinHandle<()>) {
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let setup = config.clone();
     let clock = clock::system();
-    let read_model_clock = clock.clone();
-    let (pool, key_ring, read_model, feed) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-        // Keys first: a refused key directory then exits before any pool thread is inside libpq.
-        let key_ring = KeyRing::load_or_init(&setup.keys_dir)?;
-        let pool = store::connect(&setup.database_url, &setup.pool)?;
-        store::run_migrations(&mut *pool.get().map_err(store::StoreError::from)?)?;
-        let read_model = ReadModel::new(pool.clone(), read_model_clock);
-        let feed =
-            FeedListener::start(&setup.database_url, pool.clone(), setup.pool.connect_timeout, read_model.clone())?;
-        Ok((pool, key_ring, read_model, feed))
-    })
-    .await
-    .expect("server setup panicked")?;
+    let setup_clock = clock.clone();
+    let (pool, live_keys, kek, read_model, changes, feed) =
+        tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+            // The keys directory first: a refused one then exits before any pool thread is inside libpq.
+            let (backend, _) = store::parse_database_url(&setup.database_url)?;
+            let directory = keys::read_dir_keys(&setup.keys_dir)?;
+            let when_missing = match backend {
+                store::Backend::Sqlite => WhenMissing::Generate,
+                store::Backend::Postgres => WhenMissing::Refuse,
+            };
+            let kek = Arc::new(KeyEncryptionKey::load(&setup.kek, &setup.keys_dir, when_missing)?);
+            let pool = store::connect(&setup.database_url, &setup.pool)?;
+            let mut conn = pool.get().map_err(store::StoreError::from)?;
+            store::run_migrations(&mut conn)?;
+            for key in keys::stored::initialize(&mut conn, &kek, &directory, setup_clock.now())? {
+                log::info!("signing key {} ({}) stored as {}", key.kid, key.alg, key.state.as_str());
+            }
+            drop(conn);
+            store::changes::take_published();
+            let live_keys = LiveKeys::stored(pool.clone(), kek.clone())?;
+            let read_model = ReadModel::new(pool.clone(), setup_clock);
+            let changes: Arc<dyn store::changes::ChangeSink> =
+                Arc::new(store::changes::Sinks(vec![read_model.clone(), live_keys.clone()]));
+            let feed =
+                FeedListener::start(&setup.database_url, pool.clone(), setup.pool.connect_timeout, changes.clone())?;
+            Ok((pool, live_keys, kek, read_model, changes, feed))
+        })
+        .await
+        .expect("server setup panicked")?;
 
     let limits = Arc::new(limits::Limits {
         rates: limits::RateLimits::new(config.client_rate_limit_per_minute),
@@ -119,9 +153,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (audit_writer, audit_thread) =
         AuditWriter::start(pool.clone(), WriterOptions::default(), read_model.clone(), limits.quota.clone());
     let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days, clock.clone()));
+    let key_manager = keys::KeyManager { kek, policy: config.key_policy, clock: clock.clone() };
+    let key_schedule = tokio::spawn(keys::schedule::run(
+        pool.clone(),
+        key_manager.clone(),
+        config.key_schedule,
+        config.key_schedule_tick,
+        changes.clone(),
+        live_keys.clone(),
+    ));
     let tokens = TokenService::new(
         read_model.clone(),
-        Arc::new(key_ring),
+        live_keys.clone(),
         Arc::new(config.token.clone()),
         clock,
         audit_writer.clone(),
@@ -131,6 +174,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         pool: pool.clone(),
         tokens,
         audit: audit_writer,
+        changes: changes.clone(),
+        keys: key_manager,
         jwks_max_age_secs: config.jwks_max_age_secs,
         max_body_bytes: config.max_body_bytes,
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
@@ -161,7 +206,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let handle = server.handle();
     let server = tokio::spawn(server);
     log::info!("partnergate listening on http://{addr} (issuer {})", config.token.issuer);
-    Ok(RunningServer { addr, handle, server, audit_thread, maintenance, feed, read_model })
+    Ok(RunningServer {
+        addr,
+        handle,
+        server,
+        audit_thread,
+        maintenance,
+        key_schedule,
+        feed,
+        read_model,
+        keys: live_keys,
+        changes,
+    })
 }
 
 /// Hourly housekeeping: forget revoked `jti`s of expired tokens and apply the audit retention.

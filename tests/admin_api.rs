@@ -348,7 +348,7 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
 
     // Claims signed with the server's own key: fresh ones are accepted (so the crafting is right), expired
     // ones (well beyond the 5 s leeway) are not.
-    let ring = KeyRing::load(&server.keys_dir).expect("the server's key ring");
+    let ring = server.running().keys().current();
     let now = now_secs();
     let crafted = |iat: i64, exp: i64| AccessTokenClaims {
         iss: server.settings.issuer.clone(),

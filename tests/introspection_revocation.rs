@@ -152,9 +152,9 @@ fn claims_for(server: &TestServer, client: &CreatedClient, audience: &str, scope
     }
 }
 
-/// A token signed with the server's own active key, loaded from its keys directory.
+/// A token signed with the server's own active key.
 fn sign_with_server_key(server: &TestServer, claims: &AccessTokenClaims) -> String {
-    KeyRing::load(&server.keys_dir).expect("server key ring").sign_jwt(claims)
+    server.running().keys().current().sign_jwt(claims)
 }
 
 /// One character of the signature changed (the first, so that it is never a padding bit).

@@ -23,12 +23,21 @@ fn claims_of(token: &str) -> HashMap<String, Value> {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-/// `claims` signed with the server's own signing key (read from its keys directory) under header `typ`.
+/// `claims` signed with the server's own signing key under header `typ`: the PEM it imported at its first
+/// start from its keys directory (see [`server_with_pem_key`]).
 fn resign(server: &TestServer, token: &str, typ: Option<&str>) -> String {
     let kid = jsonwebtoken::decode_header(token).unwrap().kid.expect("kid");
     let pem = std::fs::read(server.keys_dir.join(format!("{kid}.pem"))).expect("the server's signing key");
     let header = Header { typ: typ.map(str::to_string), kid: Some(kid), ..Header::new(Algorithm::ES256) };
     jsonwebtoken::encode(&header, &claims_of(token), &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap()
+}
+
+/// A server whose signing key was imported from a PEM file in its keys directory, which stays there.
+async fn server_with_pem_key() -> TestServer {
+    TestServer::start_with(|config| {
+        partnergate::keys::generate(&config.keys_dir, partnergate::keys::Algorithm::ES256, true).unwrap();
+    })
+    .await
 }
 
 async fn admin_status(server: &TestServer, token: &str) -> u16 {
@@ -44,7 +53,7 @@ async fn introspects_active(server: &TestServer, introspector: &CreatedClient, t
 
 #[actix_web::test]
 async fn only_tokens_typed_as_access_tokens_are_accepted() {
-    let server = TestServer::start().await;
+    let server = server_with_pem_key().await;
     let (_, admin) = server.operator().await;
     let introspector = server.seed("typ-p", &["authz.introspect", "typ.read"], &[], &["authz.introspect"], &[]);
     let subject = server.client("typ-p", &[], &["typ.read"], &[]);

@@ -1,19 +1,26 @@
-//! `partnergate keys ...`: signing keys in the keys directory.
+//! `partnergate keys ...`: the signing keys in the database, shared by every instance (see `keys::policy`
+//! for the rules). The instances hear of each change through the change feed and reload their key ring.
+
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{table, CliResult, Context};
-use crate::audit::{self, AuditEvent, Outcome, RequestMeta};
-use crate::config::KeysArgs;
-use crate::keys::{self, Algorithm, KeyRing};
+use super::{table, CliError, CliResult, Context};
+use crate::clock::Clock;
+use crate::config::{KeyPolicyArgs, KeysArgs};
+use crate::keys::kek::{KeyEncryptionKey, WhenMissing};
+use crate::keys::{self, stored, Algorithm, KeyRecord};
 use crate::registry::Caller;
+use crate::store::utc;
 
-/// The keys commands with the keys directory they work on.
+/// The keys commands with the keys directory (imports, the default key-encryption key file) they work on.
 #[derive(Debug, Args)]
 pub struct KeysGroup {
     #[command(flatten)]
     pub keys: KeysArgs,
-    /// Key changes are recorded in the audit trail of this database.
+    #[command(flatten)]
+    pub policy: KeyPolicyArgs,
+    /// The signing keys live in this database.
     #[command(flatten)]
     pub database: crate::config::DatabaseArgs,
     #[command(subcommand)]
@@ -22,51 +29,142 @@ pub struct KeysGroup {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a key (ES256 or EdDSA; RS256 keys come from openssl, see keys/README.md).
+    /// Generate a key and publish it (ES256 or EdDSA; RS256 keys come from openssl and `keys import`). The first
+    /// key of an empty database signs at once; later ones sign after `keys activate`.
     Generate {
         /// Signature algorithm of the new key: ES256 or EdDSA.
         #[arg(long, default_value = "ES256")]
         alg: Algorithm,
-        /// Make the new key the signing key at once (by default it is only published).
-        #[arg(long)]
-        activate: bool,
     },
-    /// List the keys with their kid, algorithm and state.
+    /// Import PKCS#8 PEM keys as published keys (kids already stored are skipped).
+    Import {
+        /// Key files or directories of `*.pem` files; the keys directory when none is given.
+        paths: Vec<PathBuf>,
+    },
+    /// List the keys with their state, algorithm and dates.
     List,
+    /// Make a published key the signing key; the active key retires. Refused for a key published for less
+    /// than max(JWKS max-age, 10 minutes), since verifiers may not have it yet.
+    Activate {
+        kid: String,
+        /// Activate even if the key has not been published long enough (verifiers may refuse its tokens).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Retire a published key that should never sign (the active key retires when another is activated).
+    Retire { kid: String },
+    /// Remove the retired keys whose tokens have all expired (out of the JWKS, private key erased).
+    Prune,
+    /// The safe rotation: remove what is due, publish a new key, and activate it once it has been published
+    /// long enough. Without --wait, run it again after the time it prints to finish.
+    Rotate {
+        /// Wait for the new key to be ready and activate it (this can take 10 minutes or more).
+        #[arg(long)]
+        wait: bool,
+        /// Activate the new key at once (verifiers that cached the JWKS may refuse its tokens).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
-pub fn run(ctx: &Context, dir: &KeysArgs, command: KeysCommand) -> CliResult {
+pub fn run(ctx: &Context, group: &KeysGroup, command: KeysCommand) -> CliResult {
+    let policy = group.policy.policy();
+    let caller = Caller::cli();
+    let clock = crate::clock::SystemClock;
+    let pool = ctx.database()?;
+    let mut conn = pool.get().map_err(crate::store::StoreError::from)?;
+    let kek = || -> Result<KeyEncryptionKey, CliError> {
+        let (backend, _) = crate::store::parse_database_url(&group.database.database_url)?;
+        let when_missing =
+            if backend == crate::store::Backend::Sqlite { WhenMissing::Generate } else { WhenMissing::Refuse };
+        Ok(KeyEncryptionKey::load(&group.keys.kek_source(), &group.keys.keys_dir, when_missing)?)
+    };
     match command {
-        KeysCommand::Generate { alg, activate } => {
-            // The first key of a directory signs; later ones are published first so verifiers can fetch them.
-            // A directory with keys that do not load (a wrong mode, a bad file) is not empty: a new key there
-            // must not take over signing behind the operator's back.
-            let activate = activate || !keys::has_keys(&dir.keys_dir)?;
-            // The database first: a key change is recorded, so it is not made when it could not be.
-            let mut conn = ctx.conn()?;
-            let kid = keys::generate(&dir.keys_dir, alg, activate)?;
-            let mut event = AuditEvent::new("key.generate", Outcome::Success, RequestMeta::default());
-            event.actor = Some(Caller::cli().actor);
-            event.details = Some(serde_json::json!({"kid": kid, "alg": alg, "active": activate}));
-            audit::record_in(&mut conn, event)?;
-            ctx.print(&serde_json::json!({"kid": kid, "alg": alg, "active": activate}), |_| {
-                format!("generated {alg} key {kid}{}", if activate { " (active)" } else { " (published)" })
+        KeysCommand::Generate { alg } => {
+            let key = stored::generate(&mut conn, &caller, &kek()?, alg, clock.now())?;
+            ctx.print(&key, |k| format!("generated {} key {} ({})", k.alg, k.kid, k.state.as_str()));
+        }
+        KeysCommand::Import { paths } => {
+            let paths = if paths.is_empty() { vec![group.keys.keys_dir.clone()] } else { paths };
+            let mut found = Vec::new();
+            for path in &paths {
+                if path.is_dir() {
+                    found.extend(keys::read_dir_keys(path)?);
+                } else {
+                    found.push(keys::read_key_file(path)?);
+                }
+            }
+            let imported = stored::import(&mut conn, &caller, &kek()?, &found, clock.now())?;
+            ctx.print(&imported, |keys| {
+                let mut out = format!("imported {} key(s) of {} found", keys.len(), found.len());
+                for k in keys {
+                    out.push_str(&format!("\n{} {} ({})", k.kid, k.alg, k.state.as_str()));
+                }
+                out
             });
         }
         KeysCommand::List => {
-            let ring = KeyRing::load(&dir.keys_dir)?;
-            ctx.print(&ring.list(), |keys| {
-                let rows = keys.iter().map(|k| {
-                    [
-                        k.kid.clone(),
-                        k.alg.to_string(),
-                        if k.active { "active" } else { "published" }.to_string(),
-                        k.file.clone(),
-                    ]
-                });
-                table(["KID", "ALG", "STATE", "FILE"], rows)
+            let keys = stored::records(&mut conn)?;
+            ctx.print(&keys, |keys| list_table(keys));
+        }
+        KeysCommand::Activate { kid, force } => {
+            let key = stored::activate(&mut conn, &caller, &policy, &kid, force, clock.now())?;
+            ctx.print(&key, |k| format!("{} is the signing key now", k.kid));
+        }
+        KeysCommand::Retire { kid } => {
+            let key = stored::retire(&mut conn, &caller, &kid, clock.now())?;
+            ctx.print(&key, |k| format!("{} retired", k.kid));
+        }
+        KeysCommand::Prune => {
+            let removed = stored::prune(&mut conn, &caller, &policy, clock.now())?;
+            ctx.print(&serde_json::json!({"removed": removed}), |_| format!("removed {} key(s)", removed.len()));
+        }
+        KeysCommand::Rotate { wait, force } => {
+            let kek = kek()?;
+            let mut report = stored::rotate(&mut conn, &caller, &kek, &policy, force, clock.now())?;
+            while let (true, Some(ready_at)) = (wait, report.ready_at) {
+                let pause = (ready_at - clock.now()).to_std().unwrap_or_default() + std::time::Duration::from_secs(1);
+                eprintln!("waiting until {} for verifiers to fetch the new key", utc::format(&ready_at));
+                std::thread::sleep(pause);
+                report = stored::rotate(&mut conn, &caller, &kek, &policy, false, clock.now())?;
+            }
+            ctx.print(&report, |r| {
+                let mut lines = Vec::new();
+                lines.extend(r.removed.iter().map(|kid| format!("removed {kid}")));
+                if let Some(k) = &r.published {
+                    lines.push(format!("published {}", k.kid));
+                }
+                if let Some(k) = &r.activated {
+                    lines.push(format!("{} is the signing key now", k.kid));
+                }
+                if let (Some(k), Some(at)) = (&r.waiting, &r.ready_at) {
+                    lines.push(format!(
+                        "{} signs from {}: run `partnergate keys rotate` again then",
+                        k.kid,
+                        utc::format(at)
+                    ));
+                }
+                lines.join("\n")
             });
         }
     }
     Ok(())
+}
+
+fn list_table(keys: &[KeyRecord]) -> String {
+    let date = |at: &Option<chrono::NaiveDateTime>| at.as_ref().map(utc::format).unwrap_or_else(|| "-".into());
+    table(
+        ["KID", "ALG", "STATE", "PUBLISHED", "ACTIVATED", "RETIRED", "REMOVED"],
+        keys.iter().map(|k| {
+            [
+                k.kid.clone(),
+                k.alg.to_string(),
+                k.state.as_str().to_string(),
+                utc::format(&k.published_at),
+                date(&k.activated_at),
+                date(&k.retired_at),
+                date(&k.removed_at),
+            ]
+        }),
+    )
 }

@@ -159,7 +159,11 @@ pub async fn run(cli: Cli) -> CliResult {
             ctx.print(&serde_json::json!({"applied": applied}), |_| format!("applied {applied} migration(s)"));
             Ok(())
         }
-        Command::Keys(group) => keys::run(&Context::with_database(json, group.database), &group.keys, group.command),
+        Command::Keys(mut group) => {
+            let ctx = Context::with_database(json, group.database.clone());
+            let command = std::mem::replace(&mut group.command, keys::KeysCommand::List);
+            keys::run(&ctx, &group, command)
+        }
         Command::Scope(group) => catalog::run_scope(&Context::with_database(json, group.database), group.command),
         Command::Role(group) => catalog::run_role(&Context::with_database(json, group.database), group.command),
         Command::Partner(group) => partner::run(&Context::with_database(json, group.database), group.command),

@@ -31,6 +31,10 @@ pub struct AppState {
     pub pool: DbPool,
     pub tokens: TokenService,
     pub audit: crate::audit::AuditWriter,
+    /// Everything on this instance that hears of committed changes (the registry cache, the key ring).
+    pub changes: std::sync::Arc<dyn ChangeSink>,
+    /// What changing the signing keys needs.
+    pub keys: crate::keys::KeyManager,
     pub jwks_max_age_secs: u32,
     pub max_body_bytes: usize,
     pub client_limits: ClientLimits,
@@ -45,17 +49,18 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> RegistryResult<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        let (result, published) = web::block(move || {
+        let (pool, sinks) = (self.pool.clone(), self.changes.clone());
+        let result = web::block(move || {
             // Notes a panicked or interrupted run may have left on this pooled thread are stale.
             changes::take_published();
             let result = pool.get().map_err(RegistryError::from).and_then(|mut conn| work(&mut conn));
-            (result, changes::take_published())
+            // Applied here, off the async workers: a key change reloads the key ring from the database. A
+            // failed change rolled back; applying its notes anyway costs only a reload.
+            sinks.apply(&changes::take_published());
+            result
         })
         .await
         .map_err(|_| Problem::internal())?;
-        // A failed change rolled back; applying its notes anyway costs only a reload.
-        self.tokens.read_model().apply(&published);
         result.map_err(Problem::from)
     }
 }

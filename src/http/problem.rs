@@ -76,6 +76,11 @@ impl From<RegistryError> for Problem {
                 Problem::new(StatusCode::FORBIDDEN, "audience_outside_ceiling", message)
             }
             RegistryError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", message),
+            RegistryError::Conflict(_) => Problem::new(StatusCode::CONFLICT, "conflict", message),
+            RegistryError::Keys(cause) => {
+                log::error!("signing keys: {cause}");
+                Problem::internal()
+            }
             RegistryError::Store(store) if store.is_constraint_violation() => Problem::new(
                 StatusCode::CONFLICT,
                 "conflict",

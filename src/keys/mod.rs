@@ -1,12 +1,21 @@
-//! The key ring: the PKCS#8 keys in the keys directory, which one signs, and the JWKS they publish.
+//! Signing keys: the key ring that signs and verifies tokens and renders the JWKS, and the keys' life in the
+//! database, shared by every instance (see [`policy`] for the rules, [`stored`] for the storage, [`live`] for
+//! the ring every instance reloads when the change feed says the keys changed).
 //!
-//! Every `*.pem` file in the directory is loaded and published. The active (signing) key is the one whose `kid`
-//! is written in the directory's `active` file; without that file, the most recently modified key signs.
 //! Tokens are assembled and signed here with `ring` key pairs parsed once at load: every `jsonwebtoken`
 //! version re-parses the private key on each `encode()`, which costs more than the whole rest of a token.
+//!
+//! A keys directory of PKCS#8 PEM files (`<kid>.pem`, mode 0600, the signing one named in `active`) is what
+//! older versions signed with; its keys are imported into the database on the first start, or by
+//! `keys import`. [`KeyRing::load`] still reads such a directory.
 
+pub mod kek;
+pub mod live;
 mod pem;
+pub mod policy;
+pub mod schedule;
 mod signing_key;
+pub mod stored;
 
 use std::fs;
 use std::io::Write;
@@ -16,9 +25,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
 
+pub use policy::{KeyPolicy, KeyRecord, KeyState, RotationSchedule};
 pub use signing_key::{thumbprint, Algorithm, PublicJwk, SigningKey};
 
 const ACTIVE_FILE: &str = "active";
+
+/// What the server needs to change its keys: the key-encryption key, the rotation bounds and the clock.
+#[derive(Clone)]
+pub struct KeyManager {
+    pub kek: std::sync::Arc<kek::KeyEncryptionKey>,
+    pub policy: KeyPolicy,
+    pub clock: crate::clock::SharedClock,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -36,18 +54,33 @@ pub enum KeyError {
     UnknownActive(String),
     #[error("{0}")]
     Generation(String),
+    #[error("{0}")]
+    Kek(String),
+    #[error("the stored signing keys have no active key; run `partnergate keys activate KID`")]
+    NoActive,
+    #[error("stored signing key {kid}: {message}")]
+    Stored { kid: String, message: String },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     move |source| KeyError::Io { path: path.to_path_buf(), source }
 }
 
-/// A loaded key with where it came from.
-#[derive(Debug)]
-pub struct LoadedKey {
+/// A key read from a keys directory, with its PKCS#8 document (to import it) and where it came from.
+pub struct PemKey {
+    pub der: Vec<u8>,
     pub key: SigningKey,
     pub path: PathBuf,
-    modified: std::time::SystemTime,
+    /// Named by the directory's `active` file (or, without one, the most recently modified key).
+    pub active: bool,
+}
+
+/// A key of the ring and its state.
+#[derive(Debug)]
+struct RingKey {
+    key: SigningKey,
+    state: KeyState,
+    file: Option<String>,
 }
 
 /// A key ring's listing entry, for `keys list`.
@@ -66,46 +99,45 @@ pub struct JwkSet<'a> {
 
 #[derive(Debug)]
 pub struct KeyRing {
-    keys: Vec<LoadedKey>,
+    keys: Vec<RingKey>,
     active: usize,
     /// `base64url(header)` of the active key, computed once.
     active_header: String,
 }
 
 impl KeyRing {
-    /// Loads every key in `dir`; refuses private key files that group or others can read.
-    pub fn load(dir: &Path) -> Result<Self, KeyError> {
-        // A readable directory only lists kids, which JWKS publishes anyway; a writable one is a forgery.
-        check_not_writable(dir)?;
-        check_not_writable(&dir.join(ACTIVE_FILE))?;
-        let mut keys = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_error(dir))? {
-            let path = entry.map_err(io_error(dir))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("pem") {
-                continue;
-            }
-            let metadata = fs::metadata(&path).map_err(io_error(&path))?;
-            check_permissions(&path, &metadata)?;
-            let text = fs::read_to_string(&path).map_err(io_error(&path))?;
-            let der = pem::decode_pkcs8(&text).map_err(|message| KeyError::Invalid { path: path.clone(), message })?;
-            let key =
-                SigningKey::from_pkcs8(&der).map_err(|message| KeyError::Invalid { path: path.clone(), message })?;
-            let modified = metadata.modified().map_err(io_error(&path))?;
-            keys.push(LoadedKey { key, path, modified });
-        }
-        if keys.is_empty() {
-            return Err(KeyError::Empty(dir.to_path_buf()));
-        }
+    /// A ring of keys and their states; exactly one must be active. Removed keys do not belong in it.
+    pub fn from_keys(keys: Vec<(SigningKey, KeyState)>) -> Result<Self, KeyError> {
+        Self::build(keys.into_iter().map(|(key, state)| RingKey { key, state, file: None }).collect())
+    }
+
+    fn build(mut keys: Vec<RingKey>) -> Result<Self, KeyError> {
+        keys.retain(|k| k.state != KeyState::Removed);
         keys.sort_by(|a, b| a.key.kid().cmp(b.key.kid()));
         keys.dedup_by(|a, b| a.key.kid() == b.key.kid());
-        let active = match read_active_kid(dir)? {
-            Some(kid) => keys.iter().position(|k| k.key.kid() == kid).ok_or(KeyError::UnknownActive(kid))?,
-            None => (0..keys.len()).max_by_key(|&i| (keys[i].modified, keys[i].key.kid().to_string())).unwrap_or(0),
-        };
+        let active = keys.iter().position(|k| k.state == KeyState::Active).ok_or(KeyError::NoActive)?;
         let active_key = &keys[active].key;
         let header = serde_json::json!({ "alg": active_key.alg().as_str(), "typ": "at+jwt", "kid": active_key.kid() });
         let active_header = URL_SAFE_NO_PAD.encode(header.to_string());
         Ok(KeyRing { keys, active, active_header })
+    }
+
+    /// The ring of a keys directory: every key published, the one its `active` file names (or the newest)
+    /// active. Refuses private key files that group or others can read.
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        let keys = read_dir_keys(dir)?;
+        if keys.is_empty() {
+            return Err(KeyError::Empty(dir.to_path_buf()));
+        }
+        Self::build(
+            keys.into_iter()
+                .map(|k| RingKey {
+                    state: if k.active { KeyState::Active } else { KeyState::Published },
+                    file: k.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    key: k.key,
+                })
+                .collect(),
+        )
     }
 
     /// Loads the ring, first generating an active ES256 key if the directory has no key at all.
@@ -123,6 +155,8 @@ impl KeyRing {
         &self.keys[self.active].key
     }
 
+    /// The key `kid` if the ring has it (in any state: an instance that has not yet heard of an activation
+    /// still holds the new key as published, and must verify the tokens another instance signs with it).
     pub fn find(&self, kid: &str) -> Option<&SigningKey> {
         self.keys.iter().map(|k| &k.key).find(|k| k.kid() == kid)
     }
@@ -145,7 +179,7 @@ impl KeyRing {
             .map(|(i, k)| KeyInfo {
                 kid: k.key.kid().to_string(),
                 alg: k.key.alg(),
-                file: k.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                file: k.file.clone().unwrap_or_default(),
                 active: i == self.active,
             })
             .collect()
@@ -163,6 +197,51 @@ impl KeyRing {
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         token
     }
+}
+
+/// Every key of a keys directory (none when it is missing), sorted by kid; refuses a directory or `active`
+/// file that group or others may write and key files they may read.
+pub fn read_dir_keys(dir: &Path) -> Result<Vec<PemKey>, KeyError> {
+    // A readable directory only lists kids, which JWKS publishes anyway; a writable one is a forgery.
+    check_not_writable(dir)?;
+    check_not_writable(&dir.join(ACTIVE_FILE))?;
+    if !has_keys(dir)? {
+        return Ok(Vec::new());
+    }
+    let mut keys = Vec::new();
+    let mut modified = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = entry.map_err(io_error(dir))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+            continue;
+        }
+        let key = read_key_file(&path)?;
+        let modified_at = fs::metadata(&path).and_then(|m| m.modified()).map_err(io_error(&path))?;
+        modified.push((modified_at, key.key.kid().to_string()));
+        keys.push(key);
+    }
+    keys.sort_by(|a, b| a.key.kid().cmp(b.key.kid()));
+    keys.dedup_by(|a, b| a.key.kid() == b.key.kid());
+    let active_kid = match read_active_kid(dir)? {
+        Some(kid) if keys.iter().any(|k| k.key.kid() == kid) => kid,
+        Some(kid) => return Err(KeyError::UnknownActive(kid)),
+        None => modified.into_iter().max().map(|(_, kid)| kid).unwrap_or_default(),
+    };
+    for key in &mut keys {
+        key.active = key.key.kid() == active_kid;
+    }
+    Ok(keys)
+}
+
+/// One PEM key file, refused when group or others can read it.
+pub fn read_key_file(path: &Path) -> Result<PemKey, KeyError> {
+    let metadata = fs::metadata(path).map_err(io_error(path))?;
+    check_permissions(path, &metadata)?;
+    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    let der = pem::decode_pkcs8(&text).map_err(|message| KeyError::Invalid { path: path.to_path_buf(), message })?;
+    let key =
+        SigningKey::from_pkcs8(&der).map_err(|message| KeyError::Invalid { path: path.to_path_buf(), message })?;
+    Ok(PemKey { der, key, path: path.to_path_buf(), active: false })
 }
 
 /// Whether `dir` holds any key file, loadable or not (a missing directory holds none).
@@ -190,7 +269,7 @@ fn read_active_kid(dir: &Path) -> Result<Option<String>, KeyError> {
 }
 
 #[cfg(unix)]
-fn check_permissions(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyError> {
+pub(crate) fn check_permissions(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -201,7 +280,7 @@ fn check_permissions(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyErro
 
 /// Refuses `path` (if it exists) when group or others may write it.
 #[cfg(unix)]
-fn check_not_writable(path: &Path) -> Result<(), KeyError> {
+pub fn check_not_writable(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
     let metadata = match fs::metadata(path) {
         Ok(metadata) => metadata,
@@ -216,12 +295,12 @@ fn check_not_writable(path: &Path) -> Result<(), KeyError> {
 }
 
 #[cfg(not(unix))]
-fn check_not_writable(_path: &Path) -> Result<(), KeyError> {
+pub fn check_not_writable(_path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path, _metadata: &fs::Metadata) -> Result<(), KeyError> {
+pub(crate) fn check_permissions(_path: &Path, _metadata: &fs::Metadata) -> Result<(), KeyError> {
     Ok(())
 }
 
@@ -246,7 +325,7 @@ pub fn set_active(dir: &Path, kid: &str) -> Result<(), KeyError> {
     fs::rename(&tmp, &path).map_err(io_error(&path))
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -154,7 +154,7 @@ pub(crate) async fn client_credentials(
     // Last, so that only a token that would otherwise be issued meets the quota; the audit writer counts it
     // and decides exactly (see `limits::quota`).
     service.limits.quota.check(client, now).map_err(OAuthError::Limited)?;
-    let access_token = service.keys.sign_jwt(&claims);
+    let access_token = service.keys().sign_jwt(&claims);
     event.scopes = Some(claims.scope.clone());
     event.audience = Some(claims.aud.joined());
     event.jti = Some(claims.jti.clone());

@@ -19,6 +19,7 @@ pub use request::{FormParams, OAuthRequest};
 use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, Recorded, RequestMeta};
 use crate::clock::SharedClock;
 use crate::config::TokenSettings;
+use crate::keys::live::LiveKeys;
 use crate::keys::KeyRing;
 use crate::limits::Limits;
 use crate::readmodel::ReadModel;
@@ -30,7 +31,7 @@ use crate::store::StoreError;
 #[derive(Clone)]
 pub struct TokenService {
     read_model: Arc<ReadModel>,
-    keys: Arc<KeyRing>,
+    keys: Arc<LiveKeys>,
     settings: Arc<TokenSettings>,
     clock: SharedClock,
     audit: AuditWriter,
@@ -52,7 +53,7 @@ pub struct Recording {
 impl TokenService {
     pub fn new(
         read_model: Arc<ReadModel>,
-        keys: Arc<KeyRing>,
+        keys: Arc<LiveKeys>,
         settings: Arc<TokenSettings>,
         clock: SharedClock,
         audit: AuditWriter,
@@ -65,8 +66,9 @@ impl TokenService {
         &self.settings
     }
 
-    pub fn keys(&self) -> &KeyRing {
-        &self.keys
+    /// The key ring to sign or verify with now (a snapshot: a reload swaps in another).
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.current()
     }
 
     pub fn read_model(&self) -> &Arc<ReadModel> {
@@ -83,7 +85,7 @@ impl TokenService {
         meta: RequestMeta,
     ) -> Result<Result<Caller, verify::Rejection>, StoreError> {
         let admin_audience = &self.settings.admin_audience;
-        let claims = match verify::verify_signature(&self.keys, &self.settings, &token, Some(admin_audience)) {
+        let claims = match verify::verify_signature(&self.keys(), &self.settings, &token, Some(admin_audience)) {
             Ok(claims) if claims.aud == Audience::One(admin_audience.clone()) => claims,
             Ok(_) => return Ok(Err(verify::Rejection::WrongAudience)),
             Err(rejection) => return Ok(Err(rejection)),

@@ -102,6 +102,8 @@ impl ChangeSink for ReadModel {
                     .by_client
                     .retain(|_, cached| cached.as_ref().is_none_or(|snapshot| &snapshot.partner_id != partner_id)),
                 Change::Catalog => entries.by_client.clear(),
+                // The key ring hears these; no client snapshot depends on the keys.
+                Change::Keys => {}
             }
         }
     }

@@ -85,6 +85,11 @@ impl Caller {
         self.clock.now()
     }
 
+    /// The operator acting through the server itself (the key rotation schedule), named `actor` in the audit.
+    pub fn system(actor: &str) -> Self {
+        Caller { actor: actor.to_string(), ..Caller::cli() }
+    }
+
     /// An admin API caller authenticated by a token of `client_id` (of `partner_id`) carrying `token_scopes`.
     /// `authz.admin` makes it the operator; otherwise it acts within its own partner only.
     pub fn from_token<'a>(
@@ -153,17 +158,29 @@ impl Caller {
         client_id: Option<&str>,
         details: serde_json::Value,
     ) -> Result<(), StoreError> {
-        let mut event = AuditEvent::new(event_type, Outcome::Success, self.meta.clone());
-        event.occurred_at = self.now();
-        event.actor = Some(self.actor.clone());
-        event.partner_id = partner_id.map(str::to_string);
-        event.client_id = client_id.map(str::to_string);
-        event.details = Some(details);
         let change = match (client_id, partner_id) {
             (Some(client_id), _) => Change::Client(client_id.to_string()),
             (None, Some(partner_id)) => Change::Partner(partner_id.to_string()),
             (None, None) => Change::Catalog,
         };
+        let mut event = AuditEvent::new(event_type, Outcome::Success, self.meta.clone());
+        event.occurred_at = self.now();
+        event.partner_id = partner_id.map(str::to_string);
+        event.client_id = client_id.map(str::to_string);
+        self.audit_change(conn, event, change, details)
+    }
+
+    /// Records a successful action described by `event` and publishes `change` on the change feed, inside
+    /// the caller's transaction (for changes that are not a client's, a partner's or the catalog's: the keys).
+    pub(crate) fn audit_change(
+        &self,
+        conn: &mut DbConnection,
+        mut event: AuditEvent,
+        change: Change,
+        details: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        event.actor = Some(self.actor.clone());
+        event.details = Some(details);
         changes::publish(conn, change, event.occurred_at)?;
         audit::record_in(conn, event)
     }
@@ -185,6 +202,12 @@ pub enum RegistryError {
     AudienceOutsideCeiling(Vec<String>),
     #[error("{0}")]
     Forbidden(String),
+    /// The request is valid but the current state refuses it (a signing key not published long enough).
+    #[error("{0}")]
+    Conflict(String),
+    /// Key material that cannot be used (a wrong key-encryption key, a damaged stored key).
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -31,6 +31,8 @@ pub enum Change {
     Partner(String),
     /// The scope or role catalog: touches every client.
     Catalog,
+    /// The signing keys: a key published, activated, retired or removed; every instance reloads its key ring.
+    Keys,
 }
 
 impl Change {
@@ -39,10 +41,11 @@ impl Change {
             Change::Client(id) => ("client", id),
             Change::Partner(id) => ("partner", id),
             Change::Catalog => ("catalog", ""),
+            Change::Keys => ("keys", ""),
         }
     }
 
-    /// The feed's text form, `client:<id>`, `partner:<id>` or `catalog:` (the NOTIFY payload).
+    /// The feed's text form, `client:<id>`, `partner:<id>`, `catalog:` or `keys:` (the NOTIFY payload).
     pub fn encode(&self) -> String {
         let (kind, target) = self.kind_and_target();
         format!("{kind}:{target}")
@@ -58,14 +61,26 @@ impl Change {
         match kind {
             "client" => Change::Client(target.to_string()),
             "partner" => Change::Partner(target.to_string()),
+            "keys" => Change::Keys,
             _ => Change::Catalog,
         }
     }
 }
 
-/// Who wants to hear about committed changes (the read model's cache).
+/// Who wants to hear about committed changes (the read model's cache, the key ring).
 pub trait ChangeSink: Send + Sync {
     fn apply(&self, changes: &[Change]);
+}
+
+/// Several sinks that hear the same changes, in order.
+pub struct Sinks(pub Vec<std::sync::Arc<dyn ChangeSink>>);
+
+impl ChangeSink for Sinks {
+    fn apply(&self, changes: &[Change]) {
+        for sink in &self.0 {
+            sink.apply(changes);
+        }
+    }
 }
 
 thread_local! {
@@ -125,10 +140,10 @@ mod tests {
 
     #[test]
     fn text_form_round_trips() {
-        for change in [Change::Client("pgc_1".into()), Change::Partner("acme".into()), Change::Catalog] {
+        for change in [Change::Client("pgc_1".into()), Change::Partner("acme".into()), Change::Catalog, Change::Keys] {
             assert_eq!(Change::decode(&change.encode()), change);
         }
-        assert_eq!(Change::decode("keys:whatever"), Change::Catalog);
+        assert_eq!(Change::decode("later-kind:whatever"), Change::Catalog);
         assert_eq!(Change::decode("client:id:with:colons"), Change::Client("id:with:colons".into()));
     }
 }

@@ -150,6 +150,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        public_jwk -> Text,
+        sealed_private_key -> Binary,
+        nonce -> Binary,
+        state -> Text,
+        published_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        retired_at -> Nullable<Timestamp>,
+        removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(partner_scopes -> partners (partner_id));
 diesel::joinable!(partner_audiences -> partners (partner_id));
 diesel::joinable!(clients -> partners (partner_id));

@@ -23,6 +23,20 @@ use partnergate::RunningServer;
 
 pub const LIMITS: ClientLimits = ClientLimits { max_token_lifetime_secs: 3600 };
 
+/// The key-encryption key of test servers on PostgreSQL, where the server does not generate one (instances
+/// on several hosts must share it). On SQLite the server generates it into its keys directory, where the
+/// `partnergate` commands of the test find it too.
+pub const POSTGRES_TEST_KEK: &str = "cGFydG5lcmdhdGUtdGVzdC1rZXktZW5jcnlwdGlvbiE=";
+
+pub fn on_postgres() -> bool {
+    std::env::var("PARTNERGATE_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+/// Where test servers read their key-encryption key from: see [`POSTGRES_TEST_KEK`].
+pub fn test_kek_source() -> partnergate::keys::kek::KekSource {
+    partnergate::keys::kek::KekSource { value: on_postgres().then(|| POSTGRES_TEST_KEK.to_string()), file: None }
+}
+
 /// A database that exists for one test and is removed afterwards.
 pub struct TestDatabase {
     pub url: String,
@@ -104,7 +118,7 @@ impl Drop for ServerConn<'_> {
     fn drop(&mut self) {
         let published = changes::take_published();
         if let Some(server) = self.server {
-            server.read_model().apply(&published);
+            server.changes().apply(&published);
         }
     }
 }
@@ -156,6 +170,10 @@ impl TestServer {
             client_rate_limit_per_minute: 0,
             throttle: partnergate::limits::ThrottleSettings::off(),
             trusted_proxies: Default::default(),
+            kek: test_kek_source(),
+            key_policy: partnergate::keys::KeyPolicy::new(300, 3600),
+            key_schedule: None,
+            key_schedule_tick: std::time::Duration::from_secs(30),
         };
         customize(&mut config);
         Self::launch(config, db, Some(keys)).await
@@ -747,6 +765,9 @@ pub fn partnergate_binary() -> std::process::Command {
         }
     }
     command.env("RUST_BACKTRACE", "0");
+    if on_postgres() {
+        command.env(partnergate::keys::kek::ENV_VALUE, POSTGRES_TEST_KEK);
+    }
     command
 }
 

@@ -5,6 +5,7 @@ mod audit;
 mod catalog;
 mod clients;
 mod failures;
+mod keys;
 mod partners;
 mod revocation;
 
@@ -124,6 +125,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(catalog::routes)
             .configure(clients::routes)
             .configure(revocation::routes)
-            .configure(audit::routes),
+            .configure(audit::routes)
+            .configure(keys::routes),
     );
 }
