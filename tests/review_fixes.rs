@@ -1,5 +1,5 @@
 //! The small ones from review (issue 7 item 9): revoking one token from two instances at once, embedded
-//! migrations rebuilt when a directory is added, `keys generate` beside a broken key, `audit prune` audited.
+//! migrations rebuilt when a directory is added, `keys generate` beside a signing key, `audit prune` audited.
 
 mod common;
 

@@ -46,13 +46,17 @@ pub enum KeysCommand {
     /// Make a published key the signing key; the active key retires. Refused for a key published for less
     /// than max(JWKS max-age, 10 minutes), since verifiers may not have it yet.
     Activate {
+        /// The published key's kid (see `keys list`).
         kid: String,
         /// Activate even if the key has not been published long enough (verifiers may refuse its tokens).
         #[arg(long)]
         force: bool,
     },
     /// Retire a published key that should never sign (the active key retires when another is activated).
-    Retire { kid: String },
+    Retire {
+        /// The published key's kid (see `keys list`).
+        kid: String,
+    },
     /// Remove the retired keys whose tokens have all expired (out of the JWKS, private key erased).
     Prune,
     /// The safe rotation: remove what is due, publish a new key, and activate it once it has been published

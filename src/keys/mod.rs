@@ -48,7 +48,7 @@ pub enum KeyError {
     Writable { path: PathBuf, mode: u32 },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("no signing keys in {0}; run `partnergate keys generate`")]
+    #[error("no signing keys in {0}")]
     Empty(PathBuf),
     #[error("the active file names {0}, which is not a key in the directory")]
     UnknownActive(String),
