@@ -57,6 +57,8 @@ async fn the_serve_log_names_the_database_without_its_password() {
         .arg(keys.path())
         .args(["--bind", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
+        // The key-encryption key (a PostgreSQL server does not generate one).
+        .env(partnergate::keys::kek::ENV_VALUE, POSTGRES_TEST_KEK)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start partnergate serve");
