@@ -9,6 +9,16 @@ use clap::Args;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/partnergate.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
+/// How the process log is written (`--log-format`, `PARTNERGATE_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `[time LEVEL target] message key=value ...`, for people.
+    #[default]
+    Text,
+    /// One JSON object per line (`ts`, `level`, `target`, `message` and the line's fields), for log pipelines.
+    Json,
+}
+
 #[derive(Clone, Args)]
 #[command(next_help_heading = "Database")]
 pub struct DatabaseArgs {

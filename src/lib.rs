@@ -191,6 +191,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .wrap_fn(http::errors::shape)
             .wrap_fn(http::request_id::assign)
             .wrap_fn(http::headers::secure)
+            .wrap_fn(http::access_log::record)
             .configure(http::routes)
     })
     // `RunningServer::wait` handles SIGTERM and SIGINT; actix-web's own handling stops at once on SIGINT.

@@ -29,6 +29,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How the process log (stderr) is written.
+    #[arg(long, env = "PARTNERGATE_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    pub log_format: crate::config::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -151,7 +154,7 @@ fn one_connection(options: store::PoolOptions) -> store::PoolOptions {
 pub async fn run(cli: Cli) -> CliResult {
     let json = cli.json;
     match cli.command {
-        Command::Serve(args) => serve::run(&Context::new(json), args).await,
+        Command::Serve(args) => serve::run(&Context::new(json), args, cli.log_format).await,
         Command::Migrate(database) => {
             let ctx = Context::new(json);
             let pool = store::connect(&database.database_url, &one_connection(database.creating_pool_options()))?;

@@ -1,6 +1,7 @@
 //! The HTTP surface (actix-web): routes, extractors, one file per endpoint group, and the mapping from
 //! domain errors to RFC 6749 bodies and admin problems. Handlers parse, call one domain function, map.
 
+pub mod access_log;
 pub mod admin;
 pub mod body_timeout;
 pub mod client_address;

@@ -48,6 +48,7 @@ pub struct Recording {
     pub event: AuditEvent,
     pub effects: Vec<Effect>,
     deadline: tokio::time::Instant,
+    named_client: request::NamedClient,
 }
 
 impl TokenService {
@@ -124,7 +125,12 @@ impl TokenService {
     fn recording(&self, event_type: &'static str, request: &OAuthRequest) -> Recording {
         let mut event = AuditEvent::new(event_type, Outcome::Failure, request.meta.clone());
         event.occurred_at = self.clock.now();
-        Recording { event, effects: Vec::new(), deadline: tokio::time::Instant::now() + REQUEST_DEADLINE }
+        Recording {
+            event,
+            effects: Vec::new(),
+            deadline: tokio::time::Instant::now() + REQUEST_DEADLINE,
+            named_client: request.named_client.clone(),
+        }
     }
 
     /// Records the request and only then answers; when the event cannot be recorded the caller gets
@@ -133,7 +139,8 @@ impl TokenService {
     /// endpoint decided on (such as a revocation) are committed by the audit writer together with the event,
     /// so that neither lands without the other; a failed request's effects are dropped.
     async fn finish<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
-        let Recording { mut event, mut effects, deadline } = recording;
+        let Recording { mut event, mut effects, deadline, named_client } = recording;
+        named_client.note(event.client_id.as_deref());
         match &result {
             Ok(_) => {
                 if event.reason.is_none() {

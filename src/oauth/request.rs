@@ -38,6 +38,24 @@ pub struct OAuthRequest {
     /// The raw `Authorization` header.
     pub authorization: Option<String>,
     pub meta: crate::audit::RequestMeta,
+    /// Filled with the client id the request's audit event names, for the HTTP layer's access log.
+    pub named_client: NamedClient,
+}
+
+/// The client id a request named (presented, not necessarily authenticated), readable after the answer.
+#[derive(Debug, Clone, Default)]
+pub struct NamedClient(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl NamedClient {
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
+    pub(crate) fn note(&self, client_id: Option<&str>) {
+        if let Some(id) = client_id {
+            let _ = self.0.set(id.to_string());
+        }
+    }
 }
 
 /// Never prints the `Authorization` header: it carries the client secret.

@@ -588,7 +588,7 @@ impl CapturedLog {
     /// Installs `partnergate::cli::logging` at `filter` level, writing into the returned capture.
     pub fn install(filter: &str) -> Self {
         let log = CapturedLog::default();
-        partnergate::cli::logging::builder()
+        partnergate::cli::logging::builder(partnergate::config::LogFormat::Text)
             .parse_filters(filter)
             .target(env_logger::Target::Pipe(Box::new(log.clone())))
             .init();

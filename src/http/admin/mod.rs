@@ -59,6 +59,9 @@ impl FromRequest for AdminCaller {
             })?;
             req.extensions_mut()
                 .insert(failures::Identified { actor: caller.actor.clone(), tenancy: caller.tenancy.clone() });
+            if let Some(client_id) = caller.actor.strip_prefix("client:") {
+                req.extensions_mut().insert(crate::http::access_log::LoggedClient(client_id.to_string()));
+            }
             Ok(AdminCaller(caller))
         })
     }

@@ -1,0 +1,109 @@
+//! The access log of the real binary in JSON (`PARTNERGATE_LOG_FORMAT=json`): one object per line, one
+//! access line per request with its method, path, status, latency, client id and request id, and never the
+//! secret, the token or the query string a request carried.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn json_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("not a JSON line ({err}): {line}")))
+        .collect()
+}
+
+fn access_lines(log: &str) -> Vec<serde_json::Value> {
+    json_lines(log).into_iter().filter(|line| line["target"] == "partnergate::access").collect()
+}
+
+#[tokio::test]
+async fn one_json_access_line_per_request_without_credentials() {
+    let db = TestDatabase::new();
+    let pool = db.pool();
+    let client = seed_on(&mut pool.get().unwrap(), "access-log", &["orders.read"], &["orders.read"], &[], &[]);
+    let (client_id, secret) = (client.client.id.clone(), client.secret.secret.expose().to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = partnergate_binary();
+    command
+        .env("PARTNERGATE_DATABASE_URL", &db.url)
+        .env("PARTNERGATE_KEYS_DIR", dir.path().join("keys"))
+        .env("PARTNERGATE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    let server = ServeProcess::start(&command, dir.path()).await;
+    let before = access_lines(&server.log_text()).len();
+    let http = reqwest::Client::new();
+
+    let granted = http
+        .post(server.url("/oauth2/token"))
+        .header("authorization", basic_auth(&client_id, &secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-request-id", "granted-1")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+    let token: serde_json::Value = granted.json().await.unwrap();
+    let access_token = token["access_token"].as_str().unwrap().to_string();
+
+    // The right secret with one character changed, in the body: refused, and the body never logged.
+    let mut wrong = secret.clone();
+    wrong.replace_range(10..11, if &secret[10..11] == "a" { "b" } else { "a" });
+    let refused = http
+        .post(server.url("/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-request-id", "refused-1")
+        .body(form(&[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &wrong)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // A secret and a token in the query string: the path is logged without it.
+    let query = form(&[("client_secret", &secret), ("token", &access_token)]);
+    let health =
+        http.get(server.url(&format!("/healthz?{query}"))).header("x-request-id", "health-1").send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = access_lines(&server.log_text());
+        if lines.len() >= before + 3 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let by_id = |id: &str| {
+        let matching: Vec<_> = lines.iter().filter(|line| line["request_id"] == id).collect();
+        assert_eq!(matching.len(), 1, "one access line for {id}: {lines:#?}");
+        matching[0].clone()
+    };
+
+    let line = by_id("granted-1");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["path"], "/oauth2/token");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["client_id"], client_id.as_str());
+    assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{line}");
+    assert!(line["ts"].as_str().is_some_and(|ts| ts.contains('T')), "{line}");
+
+    let line = by_id("refused-1");
+    assert_eq!((line["path"].as_str(), line["status"].as_u64()), (Some("/oauth2/token"), Some(401)));
+    assert_eq!(line["client_id"], client_id.as_str(), "the client id the refused request named");
+
+    let line = by_id("health-1");
+    assert_eq!((line["method"].as_str(), line["path"].as_str()), (Some("GET"), Some("/healthz")));
+    assert_eq!(line["client_id"], "-");
+
+    let log = server.log_text();
+    json_lines(&log);
+    for (what, credential) in [("secret", &secret), ("wrong secret", &wrong), ("token", &access_token)] {
+        assert!(!log.contains(credential.as_str()), "the {what} is in the log:\n{log}");
+    }
+    assert!(!log.to_lowercase().contains("basic "), "an Authorization header is in the log:\n{log}");
+    assert!(!log.contains("grant_type"), "a form body or query is in the log:\n{log}");
+}
