@@ -58,7 +58,7 @@ async fn the_serve_log_names_the_database_without_its_password() {
         .args(["--bind", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
         // The key-encryption key (a PostgreSQL server does not generate one).
-        .env(partnergate::keys::kek::ENV_VALUE, POSTGRES_TEST_KEK)
+        .env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start partnergate serve");

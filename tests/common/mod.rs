@@ -24,17 +24,24 @@ use partnergate::RunningServer;
 pub const LIMITS: ClientLimits = ClientLimits { max_token_lifetime_secs: 3600 };
 
 /// The key-encryption key of test servers on PostgreSQL, where the server does not generate one (instances
-/// on several hosts must share it). On SQLite the server generates it into its keys directory, where the
-/// `partnergate` commands of the test find it too.
-pub const POSTGRES_TEST_KEK: &str = "cGFydG5lcmdhdGUtdGVzdC1rZXktZW5jcnlwdGlvbiE=";
+/// on several hosts must share it): 32 random bytes, base64, made once per test binary, so every server,
+/// second instance and `partnergate` command of one test run shares it and nothing fixed is committed. On
+/// SQLite the server generates it into its keys directory, where the `partnergate` commands find it too.
+pub fn postgres_test_kek() -> &'static str {
+    static KEK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEK.get_or_init(|| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(partnergate::registry::credentials::random_bytes::<32>())
+    })
+}
 
 pub fn on_postgres() -> bool {
     std::env::var("PARTNERGATE_TEST_BACKEND").as_deref() == Ok("postgres")
 }
 
-/// Where test servers read their key-encryption key from: see [`POSTGRES_TEST_KEK`].
+/// Where test servers read their key-encryption key from: see [`postgres_test_kek`].
 pub fn test_kek_source() -> partnergate::keys::kek::KekSource {
-    partnergate::keys::kek::KekSource { value: on_postgres().then(|| POSTGRES_TEST_KEK.to_string()), file: None }
+    partnergate::keys::kek::KekSource { value: on_postgres().then(|| postgres_test_kek().to_string()), file: None }
 }
 
 /// A database that exists for one test and is removed afterwards.
@@ -766,7 +773,7 @@ pub fn partnergate_binary() -> std::process::Command {
     }
     command.env("RUST_BACKTRACE", "0");
     if on_postgres() {
-        command.env(partnergate::keys::kek::ENV_VALUE, POSTGRES_TEST_KEK);
+        command.env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek());
     }
     command
 }
