@@ -31,7 +31,7 @@ async fn one_json_access_line_per_request_without_credentials() {
         .env("PARTNERGATE_DATABASE_URL", &db.url)
         .env("PARTNERGATE_KEYS_DIR", dir.path().join("keys"))
         .env("PARTNERGATE_LOG_FORMAT", "json")
-        .env(partnergate::keys::kek::ENV_VALUE, POSTGRES_TEST_KEK)
+        .env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek())
         .env("RUST_LOG", "info");
     let server = ServeProcess::start(&command, dir.path()).await;
     let before = access_lines(&server.log_text()).len();
