@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod catalog;
 mod client;
+mod healthcheck;
 mod keys;
 pub mod logging;
 mod partner;
@@ -77,6 +78,8 @@ pub enum Command {
     Admin(OnDatabase<admin::AdminCommand>),
     /// Fetch a token with the client-credentials grant (with the `oauth2` crate) and print its claims.
     Token(token::TokenArgs),
+    /// Exit 0 when a running server's /readyz answers 200 (the container health check).
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Print a shell completion script, e.g. `partnergate completions bash > ~/.local/share/bash-completion/completions/partnergate`.
     Completions {
         /// The shell to complete for.
@@ -174,6 +177,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Admin(group) => admin::run(&Context::with_database(json, group.database), group.command),
         Command::Audit(args) => audit::run(&Context::with_database(json, args.database.clone()), args),
         Command::Token(args) => token::run(&Context::new(json), args).await,
+        Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Completions { shell } => {
             // Generated into memory: clap_complete panics on a write error (a closed pipe), this reports it.
             let mut script = Vec::new();
