@@ -13,7 +13,8 @@ use crate::store::DbConnection;
 pub const DEFAULT_PAGE_SIZE: i64 = 100;
 pub const MAX_PAGE_SIZE: i64 = 1000;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     pub partner_id: Option<String>,
@@ -34,8 +35,9 @@ pub struct AuditFilter {
 /// An event as the API and CLI show it.
 pub type AuditRecord = AuditEventRow;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
+    #[schema(value_type = Vec<crate::store::models::AuditEventRow>)]
     pub items: Vec<AuditRecord>,
     pub next_cursor: Option<i64>,
 }

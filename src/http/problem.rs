@@ -8,6 +8,15 @@ use serde_json::json;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 
+/// The body of every admin API error, as the OpenAPI document describes it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProblemBody {
+    /// A stable code: `invalid_input`, `invalid_token`, `forbidden`, `not_found`, `conflict`, ...
+    pub error: String,
+    /// For people.
+    pub message: String,
+}
+
 #[derive(Debug)]
 pub struct Problem {
     pub status: StatusCode,

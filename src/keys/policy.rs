@@ -20,7 +20,7 @@ pub const MIN_PUBLISH_SECS: i64 = 600;
 /// late and signs once more with the retired key.
 pub const CLOCK_SKEW_SECS: i64 = 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     Published,
@@ -51,7 +51,7 @@ impl KeyState {
 }
 
 /// A key's state and dates (no key material).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KeyRecord {
     pub kid: String,
     pub alg: Algorithm,

@@ -327,7 +327,7 @@ fn remove(conn: &mut DbConnection, caller: &Caller, kids: &[String], now: NaiveD
 }
 
 /// What one `keys rotate` did, and what is left to do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RotationReport {
     pub removed: Vec<String>,
     pub published: Option<KeyRecord>,

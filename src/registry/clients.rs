@@ -13,7 +13,7 @@ use crate::store::models::ClientRow;
 use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, role_scopes};
 use crate::store::DbConnection;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Client {
     pub id: String,
     pub partner_id: String,
@@ -35,7 +35,7 @@ pub struct Client {
     pub updated_at: chrono::NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
     /// Operator only: keep an existing client id (e.g. when migrating from another server). Otherwise a
@@ -60,7 +60,7 @@ pub struct NewClient {
 }
 
 /// A partial update: absent fields stay as they are; lists replace the whole list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientUpdate {
     pub name: Option<String>,
@@ -77,13 +77,14 @@ pub struct ClientUpdate {
 }
 
 /// A new client and its first secret, shown once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedClient {
     pub client: Client,
     pub secret: IssuedSecret,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClientFilter {
     pub partner_id: Option<String>,

@@ -10,12 +10,13 @@ use crate::store::models::PartnerRow;
 use crate::store::schema::{client_audiences, clients, partner_audiences, partner_scopes, partners};
 use crate::store::DbConnection;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Partner {
     pub id: String,
     pub name: String,
     pub suspended: bool,
     /// `operator` while suspended: only the operator suspends and resumes partners.
+    #[schema(value_type = Option<String>)]
     pub suspended_by: Option<&'static str>,
     /// The scopes this partner's clients may ever hold.
     pub scope_ceiling: Vec<String>,
@@ -33,7 +34,7 @@ pub struct Partner {
     pub updated_at: chrono::NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
     pub id: String,
@@ -49,7 +50,7 @@ pub struct NewPartner {
 }
 
 /// A partial update: absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerUpdate {
     pub name: Option<String>,

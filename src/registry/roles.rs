@@ -11,7 +11,7 @@ use crate::store::models::RoleRow;
 use crate::store::schema::{client_roles, role_scopes, roles};
 use crate::store::DbConnection;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Role {
     pub name: String,
     pub description: String,

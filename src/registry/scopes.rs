@@ -18,7 +18,7 @@ pub const CLIENTS_WRITE: &str = "authz.clients.write";
 pub const AUDIT_READ: &str = "authz.audit.read";
 pub const INTROSPECT: &str = "authz.introspect";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Scope {
     pub name: String,
     pub description: String,

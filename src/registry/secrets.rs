@@ -13,7 +13,7 @@ use crate::store::schema::client_secrets;
 use crate::store::DbConnection;
 
 /// A secret as listings show it: never the secret itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SecretInfo {
     pub id: String,
     pub name: String,
@@ -46,11 +46,12 @@ impl SecretInfo {
 }
 
 /// A freshly created secret, the only time its clear text exists outside the client's hands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedSecret {
     pub id: String,
     pub name: String,
     #[serde(serialize_with = "expose_secret")]
+    #[schema(value_type = String)]
     pub secret: ClientSecret,
     pub prefix: String,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -63,7 +64,7 @@ fn expose_secret<S: serde::Serializer>(secret: &ClientSecret, serializer: S) -> 
     serializer.serialize_str(secret.expose())
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSecret {
     /// A label such as `production` or `ci`; defaults to `secret-<n>`.

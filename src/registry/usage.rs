@@ -11,7 +11,7 @@ use crate::store::schema::partner_usage;
 use crate::store::DbConnection;
 
 /// A partner's tokens today against its quota.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     pub partner_id: String,
     /// The UTC day counted, `YYYY-MM-DD`.

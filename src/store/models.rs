@@ -93,7 +93,7 @@ pub struct RevokedTokenRow {
 }
 
 /// A stored audit event; it serializes as the API and CLI show it, with `details` as JSON.
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEventRow {
     pub id: i64,
@@ -114,6 +114,7 @@ pub struct AuditEventRow {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     #[serde(serialize_with = "json_text")]
+    #[schema(value_type = Option<Object>)]
     pub details: Option<String>,
 }
 

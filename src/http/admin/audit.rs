@@ -2,15 +2,25 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::AdminCaller;
-use crate::audit::query::{self, AuditFilter};
+use super::{AdminCaller, RouteTable};
+use crate::audit::query::{self, AuditFilter, AuditPage};
 use crate::http::problem::Problem;
+use crate::http::problem::ProblemBody;
 use crate::http::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/audit", web::get().to(list));
+pub fn routes(routes: &mut RouteTable) {
+    routes.get("/audit", list);
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    operation_id = "list_audit_events",
+    tag = "audit",
+    summary = "The audit trail, newest first (a partner admin: its own partner's events)",
+    params(AuditFilter),
+    responses((status = 200, body = AuditPage), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn list(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,

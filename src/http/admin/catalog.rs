@@ -3,44 +3,46 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{AdminCaller, CascadeQuery};
+use super::{AdminCaller, CascadeQuery, Deleted, RouteTable};
 use crate::http::problem::Problem;
+use crate::http::problem::ProblemBody;
 use crate::http::AppState;
-use crate::registry::paging::PageRequest;
-use crate::registry::{roles, scopes};
+use crate::registry::paging::{Page, PageRequest};
+use crate::registry::roles::{self, Role};
+use crate::registry::scopes::{self, Scope};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/scopes", web::post().to(create_scope))
-        .route("/scopes", web::get().to(list_scopes))
-        .route("/scopes/{name}", web::get().to(get_scope))
-        .route("/scopes/{name}", web::patch().to(update_scope))
-        .route("/scopes/{name}", web::delete().to(delete_scope))
-        .route("/roles", web::post().to(create_role))
-        .route("/roles", web::get().to(list_roles))
-        .route("/roles/{name}", web::get().to(get_role))
-        .route("/roles/{name}", web::patch().to(update_role))
-        .route("/roles/{name}", web::delete().to(delete_role));
+pub fn routes(routes: &mut RouteTable) {
+    routes
+        .post("/scopes", create_scope)
+        .get("/scopes", list_scopes)
+        .get("/scopes/{name}", get_scope)
+        .patch("/scopes/{name}", update_scope)
+        .delete("/scopes/{name}", delete_scope)
+        .post("/roles", create_role)
+        .get("/roles", list_roles)
+        .get("/roles/{name}", get_role)
+        .patch("/roles/{name}", update_role)
+        .delete("/roles/{name}", delete_role);
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewScope {
+pub struct NewScope {
     name: String,
     #[serde(default)]
     description: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScopeUpdate {
+pub struct ScopeUpdate {
     description: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRole {
+pub struct NewRole {
     name: String,
     #[serde(default)]
     description: String,
@@ -48,13 +50,22 @@ struct NewRole {
     scopes: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleUpdate {
+pub struct RoleUpdate {
     description: Option<String>,
     scopes: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/scopes",
+    operation_id = "create_scope",
+    tag = "catalog",
+    summary = "Register a scope (operator)",
+    request_body = NewScope,
+    responses((status = 201, body = Scope), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn create_scope(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -64,6 +75,15 @@ async fn create_scope(
     Ok(HttpResponse::Created().json(scope))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/scopes",
+    operation_id = "list_scopes",
+    tag = "catalog",
+    summary = "List the scope catalog",
+    params(PageRequest),
+    responses((status = 200, body = Page<Scope>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn list_scopes(
     state: web::Data<AppState>,
     _caller: AdminCaller,
@@ -73,6 +93,15 @@ async fn list_scopes(
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/scopes/{name}",
+    operation_id = "get_scope",
+    tag = "catalog",
+    summary = "Get a scope",
+    params(("name" = String, Path, description = "the scope name")),
+    responses((status = 200, body = Scope), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn get_scope(
     state: web::Data<AppState>,
     _caller: AdminCaller,
@@ -82,6 +111,16 @@ async fn get_scope(
     Ok(HttpResponse::Ok().json(scope))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/scopes/{name}",
+    operation_id = "update_scope",
+    tag = "catalog",
+    summary = "Change a scope's description (operator)",
+    params(("name" = String, Path, description = "the scope name")),
+    request_body = ScopeUpdate,
+    responses((status = 200, body = Scope), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn update_scope(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -92,6 +131,15 @@ async fn update_scope(
     Ok(HttpResponse::Ok().json(scope))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/scopes/{name}",
+    operation_id = "delete_scope",
+    tag = "catalog",
+    summary = "Delete a scope (operator)",
+    params(("name" = String, Path, description = "the scope name"), CascadeQuery),
+    responses((status = 200, body = Deleted), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn delete_scope(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -100,9 +148,18 @@ async fn delete_scope(
 ) -> Result<HttpResponse, Problem> {
     let deleted = name.clone();
     state.run(move |conn| scopes::delete(conn, &caller, &name, query.cascade)).await?;
-    Ok(HttpResponse::Ok().json(json!({"deleted": deleted})))
+    Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/roles",
+    operation_id = "create_role",
+    tag = "catalog",
+    summary = "Define a role (operator)",
+    request_body = NewRole,
+    responses((status = 201, body = Role), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn create_role(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -112,6 +169,15 @@ async fn create_role(
     Ok(HttpResponse::Created().json(role))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/roles",
+    operation_id = "list_roles",
+    tag = "catalog",
+    summary = "List the role catalog",
+    params(PageRequest),
+    responses((status = 200, body = Page<Role>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn list_roles(
     state: web::Data<AppState>,
     _caller: AdminCaller,
@@ -121,6 +187,15 @@ async fn list_roles(
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/roles/{name}",
+    operation_id = "get_role",
+    tag = "catalog",
+    summary = "Get a role",
+    params(("name" = String, Path, description = "the role name")),
+    responses((status = 200, body = Role), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn get_role(
     state: web::Data<AppState>,
     _caller: AdminCaller,
@@ -130,6 +205,16 @@ async fn get_role(
     Ok(HttpResponse::Ok().json(role))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/roles/{name}",
+    operation_id = "update_role",
+    tag = "catalog",
+    summary = "Change a role (operator)",
+    params(("name" = String, Path, description = "the role name")),
+    request_body = RoleUpdate,
+    responses((status = 200, body = Role), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn update_role(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -142,6 +227,15 @@ async fn update_role(
     Ok(HttpResponse::Ok().json(role))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/roles/{name}",
+    operation_id = "delete_role",
+    tag = "catalog",
+    summary = "Delete a role (operator)",
+    params(("name" = String, Path, description = "the role name"), CascadeQuery),
+    responses((status = 200, body = Deleted), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn delete_role(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -150,5 +244,5 @@ async fn delete_role(
 ) -> Result<HttpResponse, Problem> {
     let deleted = name.clone();
     state.run(move |conn| roles::delete(conn, &caller, &name, query.cascade)).await?;
-    Ok(HttpResponse::Ok().json(json!({"deleted": deleted})))
+    Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }

@@ -4,26 +4,37 @@
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
-use super::{AdminCaller, Listing};
+use super::{AdminCaller, Deleted, Listing, RouteTable};
 use crate::http::problem::Problem;
+use crate::http::problem::ProblemBody;
 use crate::http::AppState;
-use crate::registry::clients::{self, ClientFilter, ClientUpdate, NewClient};
+use crate::registry::clients::{self, Client, ClientFilter, ClientUpdate, CreatedClient, NewClient};
 use crate::registry::revocation;
-use crate::registry::secrets::{self, NewSecret};
+use crate::registry::secrets::{self, IssuedSecret, NewSecret, SecretInfo};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/clients", web::post().to(create))
-        .route("/clients", web::get().to(list))
-        .route("/clients/{id}", web::get().to(get))
-        .route("/clients/{id}", web::patch().to(update))
-        .route("/clients/{id}", web::delete().to(delete))
-        .route("/clients/{id}/enable", web::post().to(enable))
-        .route("/clients/{id}/disable", web::post().to(disable))
-        .route("/clients/{id}/secrets", web::post().to(create_secret))
-        .route("/clients/{id}/secrets", web::get().to(list_secrets))
-        .route("/clients/{id}/secrets/{secret_id}", web::delete().to(revoke_secret));
+pub fn routes(routes: &mut RouteTable) {
+    routes
+        .post("/clients", create)
+        .get("/clients", list)
+        .get("/clients/{id}", get)
+        .patch("/clients/{id}", update)
+        .delete("/clients/{id}", delete)
+        .post("/clients/{id}/enable", enable)
+        .post("/clients/{id}/disable", disable)
+        .post("/clients/{id}/secrets", create_secret)
+        .get("/clients/{id}/secrets", list_secrets)
+        .delete("/clients/{id}/secrets/{secret_id}", revoke_secret);
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients",
+    operation_id = "create_client",
+    tag = "clients",
+    summary = "Create a client and its first secret (shown once)",
+    request_body = NewClient,
+    responses((status = 201, body = CreatedClient), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn create(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -34,6 +45,15 @@ async fn create(
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(created))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/clients",
+    operation_id = "list_clients",
+    tag = "clients",
+    summary = "List clients (a partner admin: its own partner's)",
+    params(ClientFilter),
+    responses((status = 200, body = Listing<Client>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn list(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -43,6 +63,15 @@ async fn list(
     Ok(HttpResponse::Ok().json(Listing { items: page.items, next_cursor: page.next_cursor }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/clients/{id}",
+    operation_id = "get_client",
+    tag = "clients",
+    summary = "Get a client",
+    params(("id" = String, Path, description = "the client id")),
+    responses((status = 200, body = Client), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn get(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -52,6 +81,16 @@ async fn get(
     Ok(HttpResponse::Ok().json(client))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/clients/{id}",
+    operation_id = "update_client",
+    tag = "clients",
+    summary = "Update a client",
+    params(("id" = String, Path, description = "the client id")),
+    request_body = ClientUpdate,
+    responses((status = 200, body = Client), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn update(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -63,6 +102,15 @@ async fn update(
     Ok(HttpResponse::Ok().json(client))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/clients/{id}",
+    operation_id = "delete_client",
+    tag = "clients",
+    summary = "Delete a client",
+    params(("id" = String, Path, description = "the client id")),
+    responses((status = 200, body = Deleted), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn delete(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -70,9 +118,18 @@ async fn delete(
 ) -> Result<HttpResponse, Problem> {
     let deleted = id.clone();
     state.run(move |conn| clients::delete(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"deleted": deleted})))
+    Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients/{id}/enable",
+    operation_id = "enable_client",
+    tag = "clients",
+    summary = "Enable a client",
+    params(("id" = String, Path, description = "the client id")),
+    responses((status = 200, body = Client), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn enable(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -82,6 +139,15 @@ async fn enable(
     Ok(HttpResponse::Ok().json(client))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients/{id}/disable",
+    operation_id = "disable_client",
+    tag = "clients",
+    summary = "Disable a client",
+    params(("id" = String, Path, description = "the client id")),
+    responses((status = 200, body = Client), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn disable(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -99,6 +165,16 @@ fn has_body(req: &HttpRequest) -> bool {
 
 /// The body is optional: none at all means the defaults. A body that is there must be a valid `NewSecret`;
 /// a mistyped or unknown field must not silently rotate without the grace period the caller asked for.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients/{id}/secrets",
+    operation_id = "create_secret",
+    tag = "secrets",
+    summary = "Create a secret (rotate), optionally expiring the others after a grace period",
+    params(("id" = String, Path, description = "the client id")),
+    request_body = Option<NewSecret>,
+    responses((status = 201, body = IssuedSecret), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn create_secret(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -115,6 +191,15 @@ async fn create_secret(
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(issued))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/clients/{id}/secrets",
+    operation_id = "list_secrets",
+    tag = "secrets",
+    summary = "List a client's secrets (never the secrets themselves)",
+    params(("id" = String, Path, description = "the client id")),
+    responses((status = 200, body = Listing<SecretInfo>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn list_secrets(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -124,6 +209,15 @@ async fn list_secrets(
     Ok(HttpResponse::Ok().json(Listing::complete(items)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/clients/{id}/secrets/{secret_id}",
+    operation_id = "revoke_secret",
+    tag = "secrets",
+    summary = "Revoke one secret now",
+    params(("id" = String, Path, description = "the client id"), ("secret_id" = String, Path, description = "the secret id"), RevokeSecretQuery),
+    responses((status = 200, body = SecretInfo), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn revoke_secret(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -137,7 +231,8 @@ async fn revoke_secret(
 }
 
 /// `?revoke_tokens=true`: the secret leaked, so every token issued to the client so far goes too.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RevokeSecretQuery {
     #[serde(default)]

@@ -2,37 +2,55 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{AdminCaller, Listing};
+use super::{AdminCaller, Listing, RouteTable};
 use crate::http::problem::Problem;
+use crate::http::problem::ProblemBody;
 use crate::http::AppState;
+use crate::keys::policy::KeyRecord;
+use crate::keys::stored::RotationReport;
 use crate::keys::{stored, Algorithm};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/keys", web::get().to(list))
-        .route("/keys", web::post().to(generate))
-        .route("/keys/prune", web::post().to(prune))
-        .route("/keys/rotate", web::post().to(rotate))
-        .route("/keys/{kid}/activate", web::post().to(activate))
-        .route("/keys/{kid}/retire", web::post().to(retire));
+pub fn routes(routes: &mut RouteTable) {
+    routes
+        .get("/keys", list)
+        .post("/keys", generate)
+        .post("/keys/prune", prune)
+        .post("/keys/rotate", rotate)
+        .post("/keys/{kid}/activate", activate)
+        .post("/keys/{kid}/retire", retire);
 }
 
-#[derive(Debug, Deserialize)]
+/// The kids a prune removed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Pruned {
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub struct NewKey {
     #[serde(default)]
     alg: Option<String>,
 }
 
 /// `?force=true`: activate a key that has not been published long enough.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ForceQuery {
     #[serde(default)]
     force: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys",
+    operation_id = "list_keys",
+    tag = "keys",
+    summary = "The signing keys with their states and dates (operator)",
+    responses((status = 200, body = Listing<KeyRecord>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn list(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
     let keys = state
         .run(move |conn| {
@@ -43,6 +61,15 @@ async fn list(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> R
     Ok(HttpResponse::Ok().json(Listing::complete(keys)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys",
+    operation_id = "generate_key",
+    tag = "keys",
+    summary = "Generate a key; it is published, not yet signing (operator)",
+    request_body = Option<NewKey>,
+    responses((status = 201, body = KeyRecord), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn generate(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -57,6 +84,15 @@ async fn generate(
     Ok(HttpResponse::Created().json(key))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{kid}/activate",
+    operation_id = "activate_key",
+    tag = "keys",
+    summary = "Make a published key the signing key (operator)",
+    params(("kid" = String, Path, description = "the key id (RFC 7638 thumbprint)"), ForceQuery),
+    responses((status = 200, body = KeyRecord), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn activate(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -70,6 +106,15 @@ async fn activate(
     Ok(HttpResponse::Ok().json(key))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{kid}/retire",
+    operation_id = "retire_key",
+    tag = "keys",
+    summary = "Retire a key: it stays in the JWKS until its tokens expire (operator)",
+    params(("kid" = String, Path, description = "the key id (RFC 7638 thumbprint)")),
+    responses((status = 200, body = KeyRecord), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn retire(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -80,12 +125,29 @@ async fn retire(
     Ok(HttpResponse::Ok().json(key))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/prune",
+    operation_id = "prune_keys",
+    tag = "keys",
+    summary = "Remove retired keys whose tokens have expired (operator)",
+    responses((status = 200, body = Pruned), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn prune(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
     let keys = state.keys.clone();
     let removed = state.run(move |conn| stored::prune(conn, &caller, &keys.policy, keys.clock.now())).await?;
-    Ok(HttpResponse::Ok().json(json!({"removed": removed})))
+    Ok(HttpResponse::Ok().json(Pruned { removed }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/rotate",
+    operation_id = "rotate_keys",
+    tag = "keys",
+    summary = "One step of the safe rotation sequence (operator)",
+    params(ForceQuery),
+    responses((status = 200, body = RotationReport), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn rotate(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,

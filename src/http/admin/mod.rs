@@ -6,8 +6,12 @@ mod catalog;
 mod clients;
 mod failures;
 mod keys;
+pub mod openapi;
 mod partners;
 mod revocation;
+mod routes;
+
+pub use routes::{route_table, RouteTable, BASE_PATH};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -78,7 +82,7 @@ fn refusal_message(rejection: Rejection, admin_audience: &str) -> String {
 }
 
 /// A list response: `{"items": [...], "next_cursor": ...}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Listing<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -91,8 +95,16 @@ impl<T> Listing<T> {
     }
 }
 
+/// The answer to a deletion.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// The id or name of what was deleted.
+    pub deleted: String,
+}
+
 /// Query string flag `?cascade=true` for deletions.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CascadeQuery {
     #[serde(default)]
@@ -119,16 +131,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let path_config =
         web::PathConfig::default().error_handler(|err, _| Problem::bad_input(format!("invalid path: {err}")).into());
     cfg.service(
-        web::scope("/admin/v1")
+        web::scope(BASE_PATH)
             .wrap_fn(failures::record)
             .app_data(json_config)
             .app_data(query_config)
             .app_data(path_config)
-            .configure(partners::routes)
-            .configure(catalog::routes)
-            .configure(clients::routes)
-            .configure(revocation::routes)
-            .configure(audit::routes)
-            .configure(keys::routes),
+            .configure(|cfg| register(&mut RouteTable::registering(cfg))),
     );
+}
+
+/// Every admin route, in one place: the router registers them and `route_table` lists them (the OpenAPI
+/// test compares that list with the document's paths).
+fn register(routes: &mut RouteTable) {
+    partners::routes(routes);
+    catalog::routes(routes);
+    clients::routes(routes);
+    revocation::routes(routes);
+    audit::routes(routes);
+    keys::routes(routes);
+    openapi::routes(routes);
 }

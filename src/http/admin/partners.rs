@@ -2,23 +2,34 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::AdminCaller;
+use super::{AdminCaller, RouteTable};
 use crate::http::problem::Problem;
+use crate::http::problem::ProblemBody;
 use crate::http::AppState;
-use crate::registry::paging::PageRequest;
-use crate::registry::partners::{self, NewPartner, PartnerUpdate};
-use crate::registry::usage as partner_usage;
+use crate::registry::paging::{Page, PageRequest};
+use crate::registry::partners::{self, NewPartner, Partner, PartnerUpdate};
+use crate::registry::usage::{self as partner_usage, Usage};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/partners", web::post().to(create))
-        .route("/partners", web::get().to(list))
-        .route("/partners/{id}", web::get().to(get))
-        .route("/partners/{id}", web::patch().to(update))
-        .route("/partners/{id}/suspend", web::post().to(suspend))
-        .route("/partners/{id}/resume", web::post().to(resume))
-        .route("/partners/{id}/usage", web::get().to(usage));
+pub fn routes(routes: &mut RouteTable) {
+    routes
+        .post("/partners", create)
+        .get("/partners", list)
+        .get("/partners/{id}", get)
+        .patch("/partners/{id}", update)
+        .post("/partners/{id}/suspend", suspend)
+        .post("/partners/{id}/resume", resume)
+        .get("/partners/{id}/usage", usage);
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/partners",
+    operation_id = "create_partner",
+    tag = "partners",
+    summary = "Create a partner (operator)",
+    request_body = NewPartner,
+    responses((status = 201, body = Partner), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn create(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -28,6 +39,15 @@ async fn create(
     Ok(HttpResponse::Created().json(partner))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/partners",
+    operation_id = "list_partners",
+    tag = "partners",
+    summary = "List partners (a partner admin: its own)",
+    params(PageRequest),
+    responses((status = 200, body = Page<Partner>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn list(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -37,6 +57,15 @@ async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/partners/{id}",
+    operation_id = "get_partner",
+    tag = "partners",
+    summary = "Get a partner",
+    params(("id" = String, Path, description = "the partner id")),
+    responses((status = 200, body = Partner), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn get(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -46,6 +75,16 @@ async fn get(
     Ok(HttpResponse::Ok().json(partner))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/partners/{id}",
+    operation_id = "update_partner",
+    tag = "partners",
+    summary = "Update a partner's name, ceilings and limits (operator)",
+    params(("id" = String, Path, description = "the partner id")),
+    request_body = PartnerUpdate,
+    responses((status = 200, body = Partner), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn update(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -56,6 +95,15 @@ async fn update(
     Ok(HttpResponse::Ok().json(partner))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/partners/{id}/suspend",
+    operation_id = "suspend_partner",
+    tag = "partners",
+    summary = "Suspend a partner (operator)",
+    params(("id" = String, Path, description = "the partner id")),
+    responses((status = 200, body = Partner), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn suspend(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -65,6 +113,15 @@ async fn suspend(
     Ok(HttpResponse::Ok().json(partner))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/partners/{id}/resume",
+    operation_id = "resume_partner",
+    tag = "partners",
+    summary = "Resume a partner (operator)",
+    params(("id" = String, Path, description = "the partner id")),
+    responses((status = 200, body = Partner), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn resume(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -75,6 +132,15 @@ async fn resume(
 }
 
 /// Today's token count against the partner's daily quota.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/partners/{id}/usage",
+    operation_id = "partner_usage",
+    tag = "partners",
+    summary = "Today's token count against the daily quota",
+    params(("id" = String, Path, description = "the partner id")),
+    responses((status = 200, body = Usage), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn usage(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,

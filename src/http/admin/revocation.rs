@@ -1,32 +1,58 @@
 //! Bulk revocation: every token issued so far to a client, or to a whole partner.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
-use super::AdminCaller;
+use super::{AdminCaller, RouteTable};
 use crate::http::problem::Problem;
+use crate::http::problem::ProblemBody;
 use crate::http::AppState;
 use crate::registry::revocation;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/clients/{id}/revoke-tokens", web::post().to(revoke_client_tokens))
-        .route("/partners/{id}/revoke-tokens", web::post().to(revoke_partner_tokens));
+pub fn routes(routes: &mut RouteTable) {
+    routes
+        .post("/clients/{id}/revoke-tokens", revoke_client_tokens)
+        .post("/partners/{id}/revoke-tokens", revoke_partner_tokens);
 }
 
+/// The cut-off of a bulk revocation: tokens issued before it are refused.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TokensRevoked {
+    /// RFC 3339 UTC.
+    pub tokens_revoked_before: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients/{id}/revoke-tokens",
+    operation_id = "revoke_client_tokens",
+    tag = "revocation",
+    summary = "Revoke every token issued to a client so far",
+    params(("id" = String, Path, description = "the client id")),
+    responses((status = 200, body = TokensRevoked), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn revoke_client_tokens(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let cutoff = state.run(move |conn| revocation::revoke_client_tokens(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().json(json!({"tokens_revoked_before": crate::store::utc::format(&cutoff)})))
+    Ok(HttpResponse::Ok().json(TokensRevoked { tokens_revoked_before: crate::store::utc::format(&cutoff) }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/partners/{id}/revoke-tokens",
+    operation_id = "revoke_partner_tokens",
+    tag = "revocation",
+    summary = "Revoke every token issued to a partner's clients so far",
+    params(("id" = String, Path, description = "the partner id")),
+    responses((status = 200, body = TokensRevoked), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
 async fn revoke_partner_tokens(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let cutoff = state.run(move |conn| revocation::revoke_partner_tokens(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().json(json!({"tokens_revoked_before": crate::store::utc::format(&cutoff)})))
+    Ok(HttpResponse::Ok().json(TokensRevoked { tokens_revoked_before: crate::store::utc::format(&cutoff) }))
 }
