@@ -5,6 +5,7 @@ pub mod access_log;
 pub mod admin;
 pub mod body_timeout;
 pub mod client_address;
+mod console;
 mod discovery;
 pub mod errors;
 mod form;
@@ -77,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .configure(admin::routes)
+        .configure(console::routes)
         .default_service(web::to(not_found));
 }
 

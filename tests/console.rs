@@ -1,0 +1,186 @@
+//! The web console in a real browser (headless Chromium through chromedriver, spoken to over the W3C
+//! WebDriver protocol with reqwest), against the real server. Without chromedriver the test says it was
+//! skipped and why; with `CI=true` a missing browser fails. Screenshots go to target/console-screenshots/.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use common::{form, partner_admin_token, post_form, until, TestServer};
+use serde_json::{json, Value};
+
+/// A chromedriver process and one browser session in it.
+struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    session: String,
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        let Some(chromedriver) = which("chromedriver") else {
+            let why = "chromedriver is not installed (apt-get install chromium chromium-driver)";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "browser tests cannot run: {why}");
+            eprintln!("browser tests skipped: {why}");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        until(Duration::from_secs(20), "chromedriver ready", || {
+            let http = http.clone();
+            let url = format!("{base}/status");
+            async move { http.get(url).send().await.is_ok() }
+        })
+        .await;
+        let mut args = vec!["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"];
+        args.push("--disable-dev-shm-usage");
+        let mut options = json!({"args": args});
+        if let Some(binary) = which("chromium") {
+            options["binary"] = json!(binary);
+        }
+        let capabilities =
+            json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}});
+        let created: Value =
+            http.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let session = created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}"));
+        Some(Browser { driver, http, session: format!("{base}/session/{session}") })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let request = self.http.request(method, format!("{}{path}", self.session));
+        let request = if body.is_null() { request } else { request.json(&body) };
+        let reply: Value = request.send().await.expect("webdriver").json().await.expect("webdriver JSON");
+        assert!(reply["value"].get("error").is_none(), "webdriver {path}: {reply}");
+        reply["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({"url": url})).await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", json!({"script": script, "args": []})).await
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let found = self.call(reqwest::Method::POST, "/element", json!({"using": "css selector", "value": css})).await;
+        found.as_object().unwrap().values().next().unwrap().as_str().unwrap().to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.element(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{element}/clear"), json!({})).await;
+        self.call(reqwest::Method::POST, &format!("/element/{element}/value"), json!({"text": text})).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.element(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
+    }
+
+    /// Polls a script until it returns a truthy value, and returns that value.
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let value = self.script(script).await;
+            if !(value.is_null() || value == json!(false) || value == json!("")) {
+                return value;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.call(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    async fn sign_in(&self, console: &str, client_id: &str, secret: &str) {
+        self.go(console).await;
+        self.type_into("#client-id", client_id).await;
+        self.type_into("#client-secret", secret).await;
+        self.click("#sign-in-button").await;
+        self.wait_for("signed in", "return document.getElementById('who').textContent").await;
+    }
+
+    async fn stop(mut self) {
+        let _ = self.http.delete(&self.session).send().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn which(name: &str) -> Option<String> {
+    let path = std::env::var("PATH").ok()?;
+    path.split(':').map(|dir| format!("{dir}/{name}")).find(|candidate| std::path::Path::new(candidate).is_file())
+}
+
+#[tokio::test]
+async fn partner_admin_manages_clients_in_the_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let server = TestServer::start().await;
+    let (admin_a, _) = partner_admin_token(&server, "browser-a", &["orders.read"]).await;
+    let (admin_b, _) = partner_admin_token(&server, "browser-b", &["orders.read"]).await;
+    let console = server.url("/console");
+
+    let page = reqwest::get(&console).await.unwrap();
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+
+    browser.sign_in(&console, &admin_a.client.id, admin_a.secret.secret.expose()).await;
+    let who = browser.script("return document.getElementById('who').textContent").await;
+    assert!(who.as_str().unwrap().contains("browser-a"), "{who}");
+    let kept = browser.script("return document.getElementById('client-secret').value").await;
+    assert_eq!(kept, json!(""), "the secret field is cleared after sign-in");
+
+    browser.type_into("#new-name", "browser sync").await;
+    browser.type_into("#new-scopes", "orders.read").await;
+    browser.click("#create-button").await;
+    let secret =
+        browser.wait_for("the new secret", "return document.getElementById('new-secret-value').textContent").await;
+    let secret = secret.as_str().unwrap().to_string();
+    assert!(secret.starts_with("pgs_"), "{secret}");
+    let client_id = browser
+        .wait_for("the new client's row", "const r = [...document.querySelectorAll('#clients-table tbody tr')].find(r => r.cells[1].textContent === 'browser sync'); return r && r.dataset.clientId")
+        .await;
+    let client_id = client_id.as_str().unwrap().to_string();
+    browser.screenshot("clients-with-new-secret").await;
+    browser.click("#dismiss-secret").await;
+    let shown = browser.script("return document.getElementById('new-secret-value').textContent").await;
+    assert_eq!(shown, json!(""), "the secret is not shown again");
+
+    let grant = form(&[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &secret)]);
+    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 200);
+
+    browser.click(&format!("tr[data-client-id='{client_id}'] button")).await; // Disable
+    browser
+        .wait_for("disabled", &format!("const r = document.querySelector(\"tr[data-client-id='{client_id}']\"); return r && r.cells[2].textContent === 'no'"))
+        .await;
+    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 401);
+    browser.screenshot("clients-disabled").await;
+
+    browser.click("#sign-out").await;
+    browser.sign_in(&console, &admin_b.client.id, admin_b.secret.secret.expose()).await;
+    let rows = browser.script("return document.querySelectorAll('#clients-table tbody tr').length").await;
+    let other = browser.script(&format!("return !!document.querySelector(\"tr[data-client-id='{client_id}']\")")).await;
+    assert_eq!(other, json!(false), "partner b sees none of partner a's clients");
+    assert_eq!(rows, json!(1), "partner b sees only its own admin client");
+    browser.screenshot("other-partner").await;
+
+    browser.stop().await;
+    server.stop().await;
+}
