@@ -166,6 +166,33 @@ async fn partner_admin_manages_clients_in_the_browser() {
     let grant = form(&[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &secret)]);
     assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 200);
 
+    // Rotate with no grace period, then revoke the first secret: only the new one works.
+    browser.click(&format!("tr[data-client-id='{client_id}'] button:nth-of-type(2)")).await; // Secrets
+    browser.wait_for("the secrets", "return document.querySelectorAll('#secrets-table tbody tr').length === 1").await;
+    browser.click("#rotate").await;
+    let rotated = browser
+        .wait_for(
+            "the rotated secret",
+            &format!("const s = document.getElementById('new-secret-value').textContent; return s !== '{secret}' && s"),
+        )
+        .await;
+    let rotated = rotated.as_str().unwrap().to_string();
+    browser.wait_for("two secrets", "return document.querySelectorAll('#secrets-table tbody tr').length === 2").await;
+    browser.screenshot("secrets-rotated").await;
+    let marked = browser
+        .script(&format!("const r = [...document.querySelectorAll('#secrets-table tbody tr')].find(r => '{secret}'.startsWith(r.cells[2].textContent)); if (!r) return false; r.querySelector('button').id = 'revoke-first'; return true"))
+        .await;
+    assert_eq!(marked, json!(true), "the first secret's row is found by its prefix");
+    browser.click("#revoke-first").await;
+    browser.wait_for("one revoked", "return [...document.querySelectorAll('#secrets-table tbody tr')].filter(r => r.cells[5].textContent).length === 1").await;
+    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 401, "the revoked secret is refused");
+    let grant = form(&[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &rotated)]);
+    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 200, "the new secret works");
+    let audit_hidden = browser
+        .script("return document.getElementById('audit').hidden && document.getElementById('operator').hidden")
+        .await;
+    assert_eq!(audit_hidden, json!(true), "a partner admin without audit or operator scopes sees neither page");
+
     browser.click(&format!("tr[data-client-id='{client_id}'] button")).await; // Disable
     browser
         .wait_for("disabled", &format!("const r = document.querySelector(\"tr[data-client-id='{client_id}']\"); return r && r.cells[2].textContent === 'no'"))
@@ -180,6 +207,20 @@ async fn partner_admin_manages_clients_in_the_browser() {
     assert_eq!(other, json!(false), "partner b sees none of partner a's clients");
     assert_eq!(rows, json!(1), "partner b sees only its own admin client");
     browser.screenshot("other-partner").await;
+
+    // The operator finds the client's token requests (granted and refused) in the audit view.
+    browser.click("#sign-out").await;
+    let (operator, _) = server.operator().await;
+    browser.sign_in(&console, &operator.client.id, operator.secret.secret.expose()).await;
+    browser.wait_for("operator pages", "return !document.getElementById('operator').hidden && document.querySelectorAll('#partners-table tbody tr').length >= 2").await;
+    browser.type_into("#audit-client", &client_id).await;
+    browser.type_into("#audit-type", "token.request").await;
+    browser.click("#audit-search").await;
+    browser
+        .wait_for("the token requests", "const rows = [...document.querySelectorAll('#audit-table tbody tr')]; return rows.some(r => r.cells[2].textContent === 'success') && rows.some(r => r.cells[2].textContent === 'failure')")
+        .await;
+    browser.screenshot("audit").await;
+    browser.screenshot("operator").await;
 
     browser.stop().await;
     server.stop().await;

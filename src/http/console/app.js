@@ -52,7 +52,12 @@ async function signIn(event) {
   $("app").hidden = false;
   $("sign-out").hidden = false;
   $("error").hidden = true;
+  const scopes = who.scope.split(" ");
+  $("operator").hidden = !scopes.includes("authz.admin");
+  $("audit").hidden = !(scopes.includes("authz.admin") || scopes.includes("authz.audit.read"));
   await loadClients();
+  if (!$("audit").hidden) await loadAudit(null);
+  if (!$("operator").hidden) await loadOperator();
 }
 
 function signOut() {
@@ -89,6 +94,7 @@ async function loadClients() {
         await api("POST", `/clients/${client.id}/${client.enabled ? "disable" : "enable"}`);
         await loadClients();
       }),
+      button("Secrets", () => loadSecrets(client.id)),
       button("Revoke tokens", () => api("POST", `/clients/${client.id}/revoke-tokens`)),
       button("Delete", async () => {
         if (!confirm(`Delete ${client.name}? Its secrets stop working at once.`)) return;
@@ -96,6 +102,90 @@ async function loadClients() {
         await loadClients();
       }),
     );
+  }
+}
+
+function cells(row, values) {
+  for (const value of values) row.insertCell().textContent = value ?? "";
+}
+
+let secretsOf = null;
+async function loadSecrets(clientId) {
+  secretsOf = clientId;
+  $("secrets-client").textContent = clientId;
+  $("secrets").hidden = false;
+  const secrets = await api("GET", `/clients/${clientId}/secrets`);
+  const body = $("secrets-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const secret of secrets.items) {
+    const row = body.insertRow();
+    row.dataset.secretId = secret.id;
+    cells(row, [secret.id, secret.name, secret.prefix, secret.created_at, secret.expires_at, secret.revoked_at,
+      secret.last_used_at]);
+    if (!secret.revoked_at) {
+      row.insertCell().append(button("Revoke", async () => {
+        await api("DELETE", `/clients/${clientId}/secrets/${secret.id}`);
+        await loadSecrets(clientId);
+      }));
+    }
+  }
+}
+
+async function rotate() {
+  const issued = await api("POST", `/clients/${secretsOf}/secrets`, { grace_period_secs: Number($("grace").value) });
+  $("new-secret-value").textContent = issued.secret;
+  $("new-secret").hidden = false;
+  await loadSecrets(secretsOf);
+}
+
+let auditCursor = null;
+async function loadAudit(cursor) {
+  const query = new URLSearchParams({ limit: "50" });
+  const filters = { since: "audit-since", until: "audit-until", client_id: "audit-client", event_type: "audit-type",
+    outcome: "audit-outcome" };
+  for (const [name, id] of Object.entries(filters)) if ($(id).value) query.set(name, $(id).value);
+  if (cursor !== null) query.set("cursor", cursor);
+  const page = await api("GET", `/audit?${query}`);
+  const body = $("audit-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const event of page.items) {
+    cells(body.insertRow(), [event.occurred_at, event.event_type, event.outcome, event.reason, event.client_id,
+      event.partner_id, event.request_id]);
+  }
+  auditCursor = page.next_cursor;
+  $("audit-next").hidden = auditCursor === null;
+}
+
+async function loadOperator() {
+  const partners = await api("GET", "/partners?limit=500");
+  const body = $("partners-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const partner of partners.items) {
+    const row = body.insertRow();
+    cells(row, [partner.id, partner.name, partner.suspended ? "yes" : "no", partner.scope_ceiling.join(" "),
+      partner.rate_limit_per_minute, partner.token_quota_per_day]);
+    row.insertCell().append(button(partner.suspended ? "Resume" : "Suspend", async () => {
+      await api("POST", `/partners/${partner.id}/${partner.suspended ? "resume" : "suspend"}`);
+      await loadOperator();
+    }));
+  }
+  const scopes = await api("GET", "/scopes?limit=500");
+  $("scopes-list").replaceChildren(...scopes.items.map((scope) => {
+    const item = document.createElement("li");
+    item.textContent = `${scope.name}: ${scope.description}`;
+    return item;
+  }));
+  const roles = await api("GET", "/roles?limit=500");
+  $("roles-list").replaceChildren(...roles.items.map((role) => {
+    const item = document.createElement("li");
+    item.textContent = `${role.name}: ${role.scopes.join(" ")}`;
+    return item;
+  }));
+  const keys = await api("GET", "/keys");
+  const keyRows = $("keys-table").querySelector("tbody");
+  keyRows.replaceChildren();
+  for (const key of keys.items) {
+    cells(keyRows.insertRow(), [key.kid, key.alg, key.state, key.published_at, key.activated_at, key.retired_at]);
   }
 }
 
@@ -112,6 +202,12 @@ async function createClient(event) {
 
 $("sign-in").addEventListener("submit", (e) => signIn(e).catch((err) => showError(String(err))));
 $("sign-out").addEventListener("click", signOut);
+$("rotate").addEventListener("click", () => rotate().catch(() => {}));
+$("audit-filter").addEventListener("submit", (e) => {
+  e.preventDefault();
+  loadAudit(null).catch(() => {});
+});
+$("audit-next").addEventListener("click", () => loadAudit(auditCursor).catch(() => {}));
 $("create-client").addEventListener("submit", (e) => createClient(e).catch(() => {}));
 $("copy-secret").addEventListener("click", () => navigator.clipboard.writeText($("new-secret-value").textContent));
 $("dismiss-secret").addEventListener("click", () => {
