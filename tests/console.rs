@@ -219,6 +219,14 @@ async fn partner_admin_manages_clients_in_the_browser() {
     browser
         .wait_for("the token requests", "const rows = [...document.querySelectorAll('#audit-table tbody tr')]; return rows.some(r => r.cells[2].textContent === 'success') && rows.some(r => r.cells[2].textContent === 'failure')")
         .await;
+    let bars = browser
+        .wait_for("the usage chart", &format!("const c = document.querySelector(\"#usage-chart svg[data-client-id='{client_id}']\"); return c && c.querySelectorAll('rect.granted').length > 0 && c.querySelectorAll('rect.denied').length > 0"))
+        .await;
+    assert_eq!(bars, json!(true));
+    let last_used = browser
+        .wait_for("last used", &format!("const r = document.querySelector(\"tr[data-client-id='{client_id}']\"); return r && r.cells[6].textContent"))
+        .await;
+    assert_ne!(last_used, json!("never"), "the client's secrets were used");
     browser.screenshot("audit").await;
     browser.screenshot("operator").await;
 

@@ -88,6 +88,10 @@ async function loadClients() {
       client.scopes.join(" "), client.audiences.join(" ")]) {
       row.insertCell().textContent = value;
     }
+    const lastUsed = row.insertCell();
+    api("GET", `/clients/${client.id}/secrets`).then((secrets) => {
+      lastUsed.textContent = secrets.items.map((s) => s.last_used_at).filter(Boolean).sort().pop() || "never";
+    }).catch(() => {});
     const actions = row.insertCell();
     actions.append(
       button(client.enabled ? "Disable" : "Enable", async () => {
@@ -141,7 +145,7 @@ async function rotate() {
 let auditCursor = null;
 async function loadAudit(cursor) {
   const query = new URLSearchParams({ limit: "50" });
-  const filters = { since: "audit-since", until: "audit-until", client_id: "audit-client", event_type: "audit-type",
+  const filters = { partner_id: "audit-partner", since: "audit-since", until: "audit-until", client_id: "audit-client", event_type: "audit-type",
     outcome: "audit-outcome" };
   for (const [name, id] of Object.entries(filters)) if ($(id).value) query.set(name, $(id).value);
   if (cursor !== null) query.set("cursor", cursor);
@@ -153,7 +157,59 @@ async function loadAudit(cursor) {
       event.partner_id, event.request_id]);
   }
   auditCursor = page.next_cursor;
+  await drawUsage(query);
   $("audit-next").hidden = auditCursor === null;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(name, attributes) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  return element;
+}
+
+// Token requests of the filtered time range (the newest 1000), per client and minute, granted vs denied.
+async function drawUsage(filterQuery) {
+  const query = new URLSearchParams(filterQuery);
+  query.set("event_type", "token.request");
+  query.set("limit", "1000");
+  query.delete("cursor");
+  const page = await api("GET", `/audit?${query}`);
+  const perClient = new Map();
+  for (const event of page.items) {
+    const minute = event.occurred_at.slice(0, 16);
+    const client = event.client_id || "(unknown client)";
+    if (!perClient.has(client)) perClient.set(client, new Map());
+    const buckets = perClient.get(client);
+    const bucket = buckets.get(minute) || { granted: 0, denied: 0 };
+    bucket[event.outcome === "success" ? "granted" : "denied"] += 1;
+    buckets.set(minute, bucket);
+  }
+  const chart = $("usage-chart");
+  chart.replaceChildren();
+  for (const [client, buckets] of perClient) {
+    const minutes = [...buckets.keys()].sort();
+    const max = Math.max(...minutes.map((m) => buckets.get(m).granted + buckets.get(m).denied));
+    const width = Math.max(200, minutes.length * 14);
+    const figure = svg("svg", { width, height: 80, role: "img", "data-client-id": client });
+    figure.append(svg("title", {}));
+    figure.firstChild.textContent = client;
+    minutes.forEach((minute, i) => {
+      const { granted, denied } = buckets.get(minute);
+      const g = (granted / max) * 60;
+      const d = (denied / max) * 60;
+      const bar = svg("rect", { x: i * 14, y: 70 - g, width: 10, height: g, fill: "#2a2", class: "granted" });
+      bar.append(svg("title", {}));
+      bar.firstChild.textContent = `${minute}: ${granted} granted`;
+      const refused = svg("rect", { x: i * 14, y: 70 - g - d, width: 10, height: d, fill: "#c22", class: "denied" });
+      refused.append(svg("title", {}));
+      refused.firstChild.textContent = `${minute}: ${denied} denied`;
+      figure.append(bar, refused);
+    });
+    const label = document.createElement("div");
+    label.textContent = `${client}: ${minutes[0]} to ${minutes[minutes.length - 1]} UTC`;
+    chart.append(label, figure);
+  }
 }
 
 async function loadOperator() {
