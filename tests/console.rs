@@ -111,10 +111,26 @@ impl Browser {
 
     async fn sign_in(&self, console: &str, client_id: &str, secret: &str) {
         self.go(console).await;
+        // Every call the console makes is recorded, to be checked against the OpenAPI document.
+        self.script("window.calls = []; const f = window.fetch; window.fetch = (url, options) => { window.calls.push([(options && options.method) || 'GET', url]); return f(url, options); }; return true").await;
         self.type_into("#client-id", client_id).await;
         self.type_into("#client-secret", secret).await;
         self.click("#sign-in-button").await;
         self.wait_for("signed in", "return document.getElementById('who').textContent").await;
+    }
+
+    /// The calls recorded since the last sign-in: (method, path without the query).
+    async fn calls(&self) -> Vec<(String, String)> {
+        let calls = self.script("return window.calls").await;
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|call| {
+                let url = call[1].as_str().unwrap();
+                (call[0].as_str().unwrap().to_string(), url.split('?').next().unwrap().to_string())
+            })
+            .collect()
     }
 
     async fn stop(mut self) {
@@ -136,6 +152,7 @@ async fn partner_admin_manages_clients_in_the_browser() {
     let (admin_a, _) = partner_admin_token(&server, "browser-a", &["orders.read"]).await;
     let (admin_b, _) = partner_admin_token(&server, "browser-b", &["orders.read"]).await;
     let console = server.url("/console");
+    let mut calls = Vec::new();
 
     let page = reqwest::get(&console).await.unwrap();
     assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
@@ -200,6 +217,7 @@ async fn partner_admin_manages_clients_in_the_browser() {
     assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 401);
     browser.screenshot("clients-disabled").await;
 
+    calls.extend(browser.calls().await);
     browser.click("#sign-out").await;
     browser.sign_in(&console, &admin_b.client.id, admin_b.secret.secret.expose()).await;
     let rows = browser.script("return document.querySelectorAll('#clients-table tbody tr').length").await;
@@ -209,6 +227,7 @@ async fn partner_admin_manages_clients_in_the_browser() {
     browser.screenshot("other-partner").await;
 
     // The operator finds the client's token requests (granted and refused) in the audit view.
+    calls.extend(browser.calls().await);
     browser.click("#sign-out").await;
     let (operator, _) = server.operator().await;
     browser.sign_in(&console, &operator.client.id, operator.secret.secret.expose()).await;
@@ -229,6 +248,27 @@ async fn partner_admin_manages_clients_in_the_browser() {
     assert_ne!(last_used, json!("never"), "the client's secrets were used");
     browser.screenshot("audit").await;
     browser.screenshot("operator").await;
+    let keys = browser.script("return document.querySelectorAll('#keys-table tbody tr').length").await;
+    assert!(keys.as_u64().unwrap() >= 1, "the operator sees the signing keys");
+    calls.extend(browser.calls().await);
+
+    // The console uses only the token endpoint and documented admin calls.
+    let document: Value = reqwest::get(server.url("/admin/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    let documented = |method: &str, path: &str| {
+        document["paths"].as_object().unwrap().iter().any(|(template, item)| {
+            let (template, path): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+            item.get(method.to_lowercase()).is_some()
+                && template.len() == path.len()
+                && template.iter().zip(&path).all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+        })
+    };
+    assert!(calls.len() > 10, "{calls:?}");
+    for (method, path) in &calls {
+        assert!(
+            (method == "POST" && path == "/oauth2/token") || documented(method, path),
+            "the console called {method} {path}, which the OpenAPI document does not list"
+        );
+    }
 
     browser.stop().await;
     server.stop().await;
