@@ -24,7 +24,9 @@ impl Browser {
         let Some(chromedriver) = which("chromedriver") else {
             let why = "chromedriver is not installed (apt-get install chromium chromium-driver)";
             assert!(std::env::var("CI").as_deref() != Ok("true"), "browser tests cannot run: {why}");
-            eprintln!("browser tests skipped: {why}");
+            // Straight to stderr: libtest hides what a passing test prints with eprintln!.
+            let _ =
+                std::io::Write::write_all(&mut std::io::stderr(), format!("browser tests skipped: {why}\n").as_bytes());
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
