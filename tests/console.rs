@@ -219,6 +219,23 @@ async fn partner_admin_manages_clients_in_the_browser() {
     assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 401);
     browser.screenshot("clients-disabled").await;
 
+    // Revoke all tokens, then delete a second client with the confirmation accepted.
+    browser.click(&format!("tr[data-client-id='{client_id}'] button:nth-of-type(3)")).await; // Revoke tokens
+    browser.type_into("#new-name", "to delete").await;
+    browser.click("#create-button").await;
+    let doomed = browser
+        .wait_for("the second client", "const r = [...document.querySelectorAll('#clients-table tbody tr')].find(r => r.cells[1].textContent === 'to delete'); return r && r.dataset.clientId")
+        .await;
+    let doomed = doomed.as_str().unwrap().to_string();
+    browser.click("#dismiss-secret").await;
+    browser.click(&format!("tr[data-client-id='{doomed}'] button:nth-of-type(4)")).await; // Delete
+    browser.call(reqwest::Method::POST, "/alert/accept", json!({})).await;
+    browser
+        .wait_for("the deleted row gone", &format!("return !document.querySelector(\"tr[data-client-id='{doomed}']\")"))
+        .await;
+    let error = browser.script("return document.getElementById('error').hidden").await;
+    assert_eq!(error, json!(true), "no API error shown");
+
     calls.extend(browser.calls().await);
     browser.click("#sign-out").await;
     browser.sign_in(&console, &admin_b.client.id, admin_b.secret.secret.expose()).await;
