@@ -1,14 +1,13 @@
 # partnergate in a small image (used by docker-compose.yml). Not exercised in CI: the project's machines have
 # no container engine; tests/containers.rs checks that the commands named here exist.
 FROM rust:1-bookworm AS build
-# Diesel's PostgreSQL driver links libpq.
-RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
+# No -dev packages: libpq, OpenSSL and SQLite are built from source by their crates (see Cargo.toml).
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked && strip target/release/partnergate
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin partnergate \
     && mkdir -p /app/data /app/keys && chown partnergate:partnergate /app/data /app/keys && chmod 0700 /app/data /app/keys

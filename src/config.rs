@@ -102,9 +102,15 @@ pub struct TokenArgs {
     /// Address to listen on; the default issuer is derived from it.
     #[arg(long, env = "PARTNERGATE_BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
-    /// Issuer URL (`iss`); defaults to http://<bind>.
+    /// Issuer URL (`iss`); defaults to http://<bind>, or https://<bind> with --tls-cert.
     #[arg(long, env = "PARTNERGATE_ISSUER")]
     pub issuer: Option<String>,
+    /// PEM certificate chain (leaf first): `serve` then speaks HTTPS itself. Needs --tls-key.
+    #[arg(long, env = "PARTNERGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate (mode 0600). Needs --tls-cert.
+    #[arg(long, env = "PARTNERGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Audience of tokens whose client has no single audience of its own; defaults to <issuer>/api.
     #[arg(long, env = "PARTNERGATE_DEFAULT_AUDIENCE")]
     pub default_audience: Option<String>,
@@ -212,11 +218,22 @@ impl TokenArgs {
         TokenArgs::from_arg_matches(&matches).map_err(|err| err.to_string())
     }
 
+    /// The certificate and key `serve` terminates TLS with, when both are given (clap requires the pair).
+    pub fn tls(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles { cert: self.tls_cert.clone()?, key: self.tls_key.clone()? })
+    }
+
     pub fn resolve(&self) -> Result<TokenSettings, String> {
-        let issuer = self.issuer.clone().unwrap_or_else(|| format!("http://{}", self.bind));
+        let scheme = if self.tls_cert.is_some() { "https" } else { "http" };
+        let issuer = self.issuer.clone().unwrap_or_else(|| format!("{scheme}://{}", self.bind));
         let issuer = issuer.trim_end_matches('/').to_string();
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             return Err(format!("issuer {issuer:?} must be an http(s) URL"));
+        }
+        if self.tls_cert.is_some() && !issuer.starts_with("https://") {
+            return Err(format!(
+                "issuer {issuer:?} is http:// but the server speaks HTTPS (--tls-cert): give an https:// issuer"
+            ));
         }
         if self.max_token_lifetime_secs < 30 {
             return Err("max token lifetime must be at least 30 seconds".into());
@@ -241,6 +258,8 @@ pub struct ServerConfig {
     pub pool: crate::store::PoolOptions,
     pub keys_dir: PathBuf,
     pub bind: SocketAddr,
+    /// HTTPS when set.
+    pub tls: Option<crate::tls::TlsFiles>,
     pub token: TokenSettings,
     pub jwks_max_age_secs: u32,
     pub max_body_bytes: usize,
@@ -283,6 +302,7 @@ impl ServerConfig {
             pool: database.creating_pool_options(),
             keys_dir: keys.keys_dir.clone(),
             bind: serve.token.bind,
+            tls: serve.token.tls(),
             token,
             jwks_max_age_secs: serve.jwks_max_age_secs,
             max_body_bytes: serve.max_body_bytes,

@@ -17,6 +17,7 @@ pub mod redact;
 pub mod registry;
 pub mod shutdown;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub enum StartError {
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -113,6 +116,8 @@ async fn finish_audit(thread: std::thread::JoinHandle<()>) {
 
 /// Connects to the database, runs migrations, loads (or creates) the signing keys and starts listening.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    // Before the database: a bad certificate or key is the operator's to fix, nothing else has started.
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let setup = config.clone();
     let clock = clock::system();
     let setup_clock = clock.clone();
@@ -201,12 +206,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));
     }
-    let server = server.bind(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(config.bind, tls),
+        None => server.bind(config.bind),
+    }
+    .map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let addr = server.addrs()[0];
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let server = server.run();
     let handle = server.handle();
     let server = tokio::spawn(server);
-    log::info!("partnergate listening on http://{addr} (issuer {})", config.token.issuer);
+    log::info!("partnergate listening on {scheme}://{addr} (issuer {})", config.token.issuer);
     Ok(RunningServer {
         addr,
         handle,

@@ -287,3 +287,24 @@ fn every_option_and_argument_has_a_help_text() {
     walk(&partnergate::cli::Cli::command(), "partnergate", &mut missing);
     assert!(missing.is_empty(), "without a --help description: {missing:#?}");
 }
+
+/// The README promises a build with no system libraries: libpq and the OpenSSL it uses are compiled into the
+/// binary, so the dynamic loader is asked for the C library only, never libpq, libssl or libcrypto.
+#[test]
+fn the_binary_links_no_libpq_or_openssl() {
+    let binary = env!("CARGO_BIN_EXE_partnergate");
+    let out = match std::process::Command::new("ldd").arg(binary).output() {
+        Ok(out) => out,
+        Err(err) => {
+            eprintln!("skipped: ldd is not available here ({err})");
+            return;
+        }
+    };
+    assert!(out.status.success(), "ldd {binary}: {}", String::from_utf8_lossy(&out.stderr));
+    let libraries = String::from_utf8_lossy(&out.stdout);
+    for system_library in ["libpq", "libssl", "libcrypto"] {
+        assert!(!libraries.contains(system_library), "the binary links {system_library}:\n{libraries}");
+    }
+    // The assertion above means something only if ldd lists the libraries it does link.
+    assert!(libraries.contains("libc.so"), "ldd listed no C library:\n{libraries}");
+}

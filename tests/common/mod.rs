@@ -165,6 +165,7 @@ impl TestServer {
             pool: PoolOptions::default(),
             keys_dir: keys.path().to_path_buf(),
             bind: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
             token: settings.clone(),
             jwks_max_age_secs: 300,
             max_body_bytes: 16 * 1024,
@@ -864,6 +865,8 @@ pub fn free_port() -> u16 {
 pub struct ServeProcess {
     pub base_url: String,
     pub port: u16,
+    /// An HTTP client that trusts the server (for HTTPS, its test certificate).
+    pub http: reqwest::Client,
     child: std::process::Child,
     log: PathBuf,
 }
@@ -887,6 +890,25 @@ impl ServeProcess {
         process
     }
 
+    /// [`ServeProcess::start`] for a server configured with a TLS certificate (for `localhost`) that `root`
+    /// signed: reached at `https://localhost:PORT`.
+    pub async fn start_https(
+        command: &std::process::Command,
+        log_dir: &std::path::Path,
+        root: reqwest::Certificate,
+    ) -> Self {
+        let mut process = Self::spawn(command, log_dir, "127.0.0.1", &[]);
+        process.base_url = format!("https://localhost:{}", process.port);
+        process.http = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(root)
+            .https_only(true)
+            .build()
+            .unwrap();
+        process.wait_ready().await;
+        process
+    }
+
     fn spawn(command: &std::process::Command, log_dir: &std::path::Path, host: &str, serve_args: &[&str]) -> Self {
         let port = free_port();
         let log = log_dir.join(format!("serve-{port}.log"));
@@ -898,7 +920,7 @@ impl ServeProcess {
             .stderr(std::fs::File::create(&log).expect("serve log file"))
             .spawn()
             .expect("start partnergate serve");
-        ServeProcess { base_url: format!("http://127.0.0.1:{port}"), port, child, log }
+        ServeProcess { base_url: format!("http://127.0.0.1:{port}"), port, http: reqwest::Client::new(), child, log }
     }
 
     /// Runs `serve` expecting it to refuse to start: its exit status and log (it is killed after `limit`).
@@ -949,7 +971,7 @@ impl ServeProcess {
             if let Some(status) = self.child.try_wait().expect("serve status") {
                 panic!("partnergate serve exited ({status}): {}", self.log_text());
             }
-            if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+            if self.http.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
