@@ -9,7 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{form, partner_admin_token, post_form, until, TestServer};
+use common::{
+    admin_request, create_client, ensure_catalog_scopes, form, partner_admin_token, post_form, strings, until,
+    TestServer,
+};
+use partnergate::registry::clients::{CreatedClient, NewClient};
+use partnergate::registry::partners::{self, NewPartner};
+use partnergate::registry::{roles, Caller};
 use serde_json::{json, Value};
 
 /// A chromedriver process and one browser session in it.
@@ -82,7 +88,9 @@ impl Browser {
     async fn type_into(&self, css: &str, text: &str) {
         let element = self.element(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{element}/clear"), json!({})).await;
-        self.call(reqwest::Method::POST, &format!("/element/{element}/value"), json!({"text": text})).await;
+        if !text.is_empty() {
+            self.call(reqwest::Method::POST, &format!("/element/{element}/value"), json!({"text": text})).await;
+        }
     }
 
     async fn click(&self, css: &str) {
@@ -90,9 +98,33 @@ impl Browser {
         self.call(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
     }
 
+    /// Runs an asynchronous script: it calls `arguments[0]` with its result.
+    async fn script_async(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/async", json!({"script": script, "args": []})).await
+    }
+
     /// Polls a script until it returns a truthy value, and returns that value.
     async fn wait_for(&self, what: &str, script: &str) -> Value {
+        self.wait_within(Duration::from_secs(15), what, script).await
+    }
+
+    /// Clicks `css` (a refresh or search button) and polls the script after each click until it holds: for
+    /// what the audit writer records shortly after the request.
+    async fn click_until(&self, css: &str, what: &str, script: &str) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            self.click(css).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let value = self.script(script).await;
+            if !(value.is_null() || value == json!(false) || value == json!("")) {
+                return value;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        }
+    }
+
+    async fn wait_within(&self, limit: Duration, what: &str, script: &str) -> Value {
+        let deadline = std::time::Instant::now() + limit;
         loop {
             let value = self.script(script).await;
             if !(value.is_null() || value == json!(false) || value == json!("")) {
@@ -147,12 +179,59 @@ fn which(name: &str) -> Option<String> {
     path.split(':').map(|dir| format!("{dir}/{name}")).find(|candidate| std::path::Path::new(candidate).is_file())
 }
 
+const ORDERS_AUDIENCE: &str = "https://orders.partnergate.test";
+
+/// Partner `id` (ceiling: the order scopes, the client-admin scopes and `authz.audit.read`; audience ceiling:
+/// the orders API) and its admin client holding those three reserved scopes for the admin audience, with
+/// `lifetime` for its tokens (`None`: the server's default).
+fn audit_reading_admin(server: &TestServer, id: &str, lifetime: Option<i32>) -> CreatedClient {
+    ensure_catalog_scopes(server, &["orders.read", "orders.write"]);
+    let admin_scopes = ["authz.clients.read", "authz.clients.write", "authz.audit.read"];
+    let mut ceiling = strings(&["orders.read", "orders.write"]);
+    ceiling.extend(strings(&admin_scopes));
+    let partner = NewPartner {
+        id: id.into(),
+        name: format!("Partner {id}"),
+        scope_ceiling: ceiling,
+        audience_ceiling: strings(&[ORDERS_AUDIENCE]),
+        ..Default::default()
+    };
+    partners::create(&mut server.conn(), &Caller::cli(), &partner).expect("partner");
+    create_client(
+        server,
+        &NewClient {
+            partner_id: Some(id.into()),
+            name: format!("{id} admin"),
+            scopes: strings(&admin_scopes),
+            audiences: vec![server.settings.admin_audience.clone()],
+            token_lifetime_secs: lifetime,
+            ..Default::default()
+        },
+    )
+}
+
+/// An admin API GET with a bearer token; the JSON body of its 200 answer.
+async fn admin_get(server: &TestServer, token: &str, path: &str) -> Value {
+    admin_request(server, reqwest::Method::GET, path, Some(token), None).await.expect_json(200)
+}
+
+/// A client-credentials request; whether a token was granted.
+async fn grant(server: &TestServer, client_id: &str, secret: &str) -> u16 {
+    let body = form(&[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret)]);
+    post_form(server, "/oauth2/token", &body, &[]).await.status().as_u16()
+}
+
 #[tokio::test]
 async fn partner_admin_manages_clients_in_the_browser() {
     let Some(browser) = Browser::start().await else { return };
     let server = TestServer::start().await;
-    let (admin_a, _) = partner_admin_token(&server, "browser-a", &["orders.read"]).await;
-    let (admin_b, _) = partner_admin_token(&server, "browser-b", &["orders.read"]).await;
+    let admin_a = audit_reading_admin(&server, "browser-a", None);
+    let token_a = server.token_for(&admin_a, &[], None).await;
+    // Tokens issued to partner a's clients, which its usage must count.
+    let mut issued_a = 1;
+    let (admin_b, token_b) = partner_admin_token(&server, "browser-b", &["orders.read"]).await;
+    roles::create(&mut server.conn(), &Caller::cli(), "orders-reader", "reads orders", &strings(&["orders.read"]))
+        .expect("role");
     let console = server.url("/console");
     let mut calls = Vec::new();
 
@@ -161,10 +240,22 @@ async fn partner_admin_manages_clients_in_the_browser() {
     assert_eq!(page.headers()["x-frame-options"], "DENY");
 
     browser.sign_in(&console, &admin_a.client.id, admin_a.secret.secret.expose()).await;
+    issued_a += 1;
     let who = browser.script("return document.getElementById('who').textContent").await;
     assert!(who.as_str().unwrap().contains("browser-a"), "{who}");
     let kept = browser.script("return document.getElementById('client-secret').value").await;
     assert_eq!(kept, json!(""), "the secret field is cleared after sign-in");
+    let pages = browser
+        .script("return [!document.getElementById('audit').hidden, document.getElementById('operator').hidden, !document.getElementById('own-partner').hidden]")
+        .await;
+    assert_eq!(
+        pages,
+        json!([true, true, true]),
+        "a partner admin with authz.audit.read: audit and its own partner, no operator pages"
+    );
+    browser
+        .wait_for("its own partner", "return document.getElementById('own-name').textContent.includes('browser-a')")
+        .await;
 
     browser.type_into("#new-name", "browser sync").await;
     browser.type_into("#new-scopes", "orders.read").await;
@@ -178,12 +269,106 @@ async fn partner_admin_manages_clients_in_the_browser() {
         .await;
     let client_id = client_id.as_str().unwrap().to_string();
     browser.screenshot("clients-with-new-secret").await;
-    browser.click("#dismiss-secret").await;
-    let shown = browser.script("return document.getElementById('new-secret-value').textContent").await;
-    assert_eq!(shown, json!(""), "the secret is not shown again");
 
-    let grant = form(&[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &secret)]);
-    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 200);
+    // The copy button puts the secret on the clipboard (something else is there before the click).
+    // WebDriver's permissions extension: headless Chromium then reads the clipboard in a script.
+    for permission in ["clipboard-read", "clipboard-write"] {
+        let grant = json!({"descriptor": {"name": permission}, "state": "granted"});
+        browser.call(reqwest::Method::POST, "/permissions", grant).await;
+    }
+    let before = browser
+        .script_async("const done = arguments[0]; navigator.clipboard.writeText('nothing yet').then(() => navigator.clipboard.readText()).then(done, (e) => done('error: ' + e))")
+        .await;
+    assert_eq!(before, json!("nothing yet"), "the test can write and read the clipboard");
+    browser.click("#copy-secret").await;
+    browser.wait_for("copied", "return document.getElementById('copy-status').textContent.startsWith('Copied')").await;
+    let copied = browser
+        .script_async(
+            "const done = arguments[0]; navigator.clipboard.readText().then(done, (e) => done('error: ' + e))",
+        )
+        .await;
+    assert_eq!(copied, json!(secret), "the copy button put the secret on the clipboard");
+
+    // Dismissed, the secret is nowhere in the page: not in the markup, any text, or any field's value.
+    browser.click("#dismiss-secret").await;
+    let anywhere = browser
+        .script(&format!("const s = '{secret}'; return document.documentElement.outerHTML.includes(s) || document.body.innerText.includes(s) || document.documentElement.textContent.includes(s) || [...document.querySelectorAll('input, textarea')].some(i => i.value.includes(s))"))
+        .await;
+    assert_eq!(anywhere, json!(false), "the dismissed secret is gone from the DOM");
+    let hidden = browser.script("return document.getElementById('new-secret').hidden").await;
+    assert_eq!(hidden, json!(true));
+
+    assert_eq!(grant(&server, &client_id, &secret).await, 200);
+    issued_a += 1;
+
+    // Edit the client: every field of the form, and disabling it through the checkbox.
+    browser.click(&format!("tr[data-client-id='{client_id}'] button:nth-of-type(5)")).await; // Edit
+    browser.wait_for("the edit form", "return !document.getElementById('edit-client').hidden").await;
+    let fields = [
+        ("#edit-name", "browser sync edited"),
+        ("#edit-description", "nightly order sync"),
+        ("#edit-roles", "orders-reader"),
+        ("#edit-scopes", "orders.read, orders.write"),
+        ("#edit-audiences", ORDERS_AUDIENCE),
+        ("#edit-rate", "120"),
+        ("#edit-lifetime", "900"),
+    ];
+    for (field, text) in fields {
+        browser.type_into(field, text).await;
+    }
+    browser.click("#edit-enabled").await;
+    browser.screenshot("client-edit").await;
+    browser.click("#edit-save").await;
+    let row = browser
+        .wait_for("the edited row", &format!("const r = document.querySelector(\"tr[data-client-id='{client_id}']\"); return r && r.cells[1].textContent === 'browser sync edited' && [...r.cells].slice(0, 10).map(c => c.textContent)"))
+        .await;
+    let row: Vec<&str> = row.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(
+        [row[2], row[3], row[4], row[5], row[7], row[8], row[9]],
+        ["no", "orders-reader", "orders.read orders.write", ORDERS_AUDIENCE, "nightly order sync", "120", "900"],
+        "the list shows the edit: {row:?}"
+    );
+    let edited = admin_get(&server, &token_a, &format!("/clients/{client_id}")).await;
+    assert_eq!(edited["name"], "browser sync edited");
+    assert_eq!(edited["description"], "nightly order sync");
+    assert_eq!(edited["roles"], json!(["orders-reader"]));
+    assert_eq!(edited["scopes"], json!(["orders.read", "orders.write"]));
+    assert_eq!(edited["audiences"], json!([ORDERS_AUDIENCE]));
+    assert_eq!(edited["rate_limit_per_minute"], 120);
+    assert_eq!(edited["token_lifetime_secs"], 900);
+    assert_eq!(edited["enabled"], false, "{edited}");
+    assert_eq!(grant(&server, &client_id, &secret).await, 401, "disabled in the edit form");
+
+    // Enable it again and clear the rate limit: the form's other values are kept as they are.
+    browser.click(&format!("tr[data-client-id='{client_id}'] button:nth-of-type(5)")).await;
+    browser.wait_for("the edit form again", "return !document.getElementById('edit-client').hidden && document.getElementById('edit-rate').value === '120'").await;
+    browser.type_into("#edit-rate", "").await;
+    browser.click("#edit-enabled").await;
+    browser.click("#edit-save").await;
+    browser
+        .wait_for("enabled again", &format!("const r = document.querySelector(\"tr[data-client-id='{client_id}']\"); return r && r.cells[2].textContent === 'yes' && r.cells[8].textContent === 'default'"))
+        .await;
+    let edited = admin_get(&server, &token_a, &format!("/clients/{client_id}")).await;
+    assert_eq!((edited["enabled"].clone(), edited["rate_limit_per_minute"].clone()), (json!(true), Value::Null));
+    assert_eq!(edited["scopes"], json!(["orders.read", "orders.write"]), "kept");
+    assert_eq!(grant(&server, &client_id, &secret).await, 200);
+    assert_eq!(grant(&server, &client_id, &secret).await, 200);
+    issued_a += 2;
+
+    // Its own partner's usage today, after real token requests (the audit writer counts them shortly after).
+    let expected = issued_a.to_string();
+    browser
+        .click_until(
+            "#own-refresh",
+            "the usage count",
+            &format!("return document.getElementById('own-usage').textContent === '{expected}'"),
+        )
+        .await;
+    let usage = admin_get(&server, &token_a, "/partners/browser-a/usage").await;
+    assert_eq!(usage["tokens"], issued_a, "{usage}");
+    let quota = browser.script("return document.getElementById('own-quota').textContent").await;
+    assert_eq!(quota, json!("no quota"));
+    browser.screenshot("own-partner-usage").await;
 
     // Rotate with no grace period, then revoke the first secret: only the new one works.
     browser.click(&format!("tr[data-client-id='{client_id}'] button:nth-of-type(2)")).await; // Secrets
@@ -204,20 +389,39 @@ async fn partner_admin_manages_clients_in_the_browser() {
     assert_eq!(marked, json!(true), "the first secret's row is found by its prefix");
     browser.click("#revoke-first").await;
     browser.wait_for("one revoked", "return [...document.querySelectorAll('#secrets-table tbody tr')].filter(r => r.cells[5].textContent).length === 1").await;
-    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 401, "the revoked secret is refused");
-    let grant = form(&[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &rotated)]);
-    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 200, "the new secret works");
-    let audit_hidden = browser
-        .script("return document.getElementById('audit').hidden && document.getElementById('operator').hidden")
-        .await;
-    assert_eq!(audit_hidden, json!(true), "a partner admin without audit or operator scopes sees neither page");
+    assert_eq!(grant(&server, &client_id, &secret).await, 401, "the revoked secret is refused");
+    assert_eq!(grant(&server, &client_id, &rotated).await, 200, "the new secret works");
+    issued_a += 1;
 
     browser.click(&format!("tr[data-client-id='{client_id}'] button")).await; // Disable
     browser
         .wait_for("disabled", &format!("const r = document.querySelector(\"tr[data-client-id='{client_id}']\"); return r && r.cells[2].textContent === 'no'"))
         .await;
-    assert_eq!(post_form(&server, "/oauth2/token", &grant, &[]).await.status(), 401);
+    assert_eq!(grant(&server, &client_id, &rotated).await, 401);
     browser.screenshot("clients-disabled").await;
+
+    // The audit view as partner a: its client's granted and refused token requests, nothing of partner b
+    // (whose admin client had a token before any of this), even when it names partner b.
+    browser.type_into("#audit-client", &client_id).await;
+    browser.type_into("#audit-type", "token.request").await;
+    browser
+        .click_until("#audit-search", "a's token requests", "const rows = [...document.querySelectorAll('#audit-table tbody tr')]; return rows.filter(r => r.cells[2].textContent === 'success').length === 4 && rows.filter(r => r.cells[2].textContent === 'failure').length === 3")
+        .await;
+    browser.type_into("#audit-client", "").await;
+    browser.click("#audit-search").await;
+    let partners_seen = browser
+        .wait_for("the whole audit", &format!("const rows = [...document.querySelectorAll('#audit-table tbody tr')]; return rows.length > 8 && rows.some(r => r.cells[4].textContent === '{}') && [...new Set(rows.map(r => r.cells[5].textContent))]", admin_a.client.id))
+        .await;
+    assert_eq!(partners_seen, json!(["browser-a"]), "partner a's audit view shows only its own partner");
+    let b_rows = browser
+        .script(&format!("return [...document.querySelectorAll('#audit-table tbody tr')].filter(r => r.cells[4].textContent === '{}').length", admin_b.client.id))
+        .await;
+    assert_eq!(b_rows, json!(0), "none of partner b's token requests");
+    browser.screenshot("partner-audit").await;
+    browser.type_into("#audit-partner", "browser-b").await;
+    browser.click("#audit-search").await;
+    browser.wait_for("nothing of b", "return document.querySelectorAll('#audit-table tbody tr').length === 0").await;
+    browser.type_into("#audit-partner", "").await;
 
     // Revoke all tokens, then delete a second client with the confirmation accepted.
     browser.click(&format!("tr[data-client-id='{client_id}'] button:nth-of-type(3)")).await; // Revoke tokens
@@ -243,14 +447,61 @@ async fn partner_admin_manages_clients_in_the_browser() {
     let other = browser.script(&format!("return !!document.querySelector(\"tr[data-client-id='{client_id}']\")")).await;
     assert_eq!(other, json!(false), "partner b sees none of partner a's clients");
     assert_eq!(rows, json!(1), "partner b sees only its own admin client");
+    let audit_hidden = browser
+        .script("return document.getElementById('audit').hidden && document.getElementById('operator').hidden")
+        .await;
+    assert_eq!(audit_hidden, json!(true), "a partner admin without audit or operator scopes sees neither page");
     browser.screenshot("other-partner").await;
+    drop(token_b);
 
     // The operator finds the client's token requests (granted and refused) in the audit view.
     calls.extend(browser.calls().await);
     browser.click("#sign-out").await;
-    let (operator, _) = server.operator().await;
+    let (operator, operator_token) = server.operator().await;
     browser.sign_in(&console, &operator.client.id, operator.secret.secret.expose()).await;
     browser.wait_for("operator pages", "return !document.getElementById('operator').hidden && document.querySelectorAll('#partners-table tbody tr').length >= 2").await;
+    let own = browser.script("return document.getElementById('own-partner').hidden").await;
+    assert_eq!(own, json!(true), "the operator has no partner of its own to show");
+
+    // Partner a's usage in the operator's partners table: the same count.
+    let expected = issued_a.to_string();
+    browser
+        .wait_for("a's usage", &format!("const r = document.querySelector(\"#partners-table tr[data-partner-id='browser-a']\"); return r && r.querySelector('.usage').textContent === '{expected}'"))
+        .await;
+    let usage = admin_get(&server, &operator_token, "/partners/browser-a/usage").await;
+    assert_eq!(usage["tokens"], issued_a, "{usage}");
+
+    // The operator edits partner a: limits, quota and log-only mode.
+    browser.click("#partners-table tr[data-partner-id='browser-a'] button:nth-of-type(2)").await; // Edit
+    browser.wait_for("the partner form", "return !document.getElementById('edit-partner').hidden").await;
+    for (field, text) in [("#partner-rate", "600"), ("#partner-quota", "1000")] {
+        browser.type_into(field, text).await;
+    }
+    browser.click("#partner-log-only").await;
+    browser.screenshot("partner-edit").await;
+    browser.click("#partner-save").await;
+    let row = browser
+        .wait_for("the edited partner", "const r = document.querySelector(\"#partners-table tr[data-partner-id='browser-a']\"); return r && r.cells[5].textContent === '1000' && [...r.cells].slice(0, 9).map(c => c.textContent)")
+        .await;
+    let row: Vec<&str> = row.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!([row[4], row[5], row[7], row[8]], ["600", "1000", "log only", ORDERS_AUDIENCE], "{row:?}");
+    let partner = admin_get(&server, &operator_token, "/partners/browser-a").await;
+    assert_eq!(
+        (
+            partner["rate_limit_per_minute"].clone(),
+            partner["token_quota_per_day"].clone(),
+            partner["quota_log_only"].clone()
+        ),
+        (json!(600), json!(1000), json!(true)),
+        "{partner}"
+    );
+    assert_eq!(partner["audience_ceiling"], json!([ORDERS_AUDIENCE]), "kept");
+    let quota_now = admin_get(&server, &operator_token, "/partners/browser-a/usage").await;
+    assert_eq!(
+        (quota_now["token_quota_per_day"].clone(), quota_now["quota_log_only"].clone()),
+        (json!(1000), json!(true))
+    );
+
     browser.type_into("#audit-client", &client_id).await;
     browser.type_into("#audit-type", "token.request").await;
     browser.click("#audit-search").await;
@@ -267,6 +518,13 @@ async fn partner_admin_manages_clients_in_the_browser() {
     assert_ne!(last_used, json!("never"), "the client's secrets were used");
     browser.screenshot("audit").await;
     browser.screenshot("operator").await;
+    // Partner b's events exist: partner a's view above left them out, it did not miss them.
+    browser.type_into("#audit-client", "").await;
+    browser.type_into("#audit-partner", "browser-b").await;
+    browser.click("#audit-search").await;
+    browser
+        .wait_for("b's token requests", &format!("return [...document.querySelectorAll('#audit-table tbody tr')].some(r => r.cells[4].textContent === '{}')", admin_b.client.id))
+        .await;
     let keys = browser.script("return document.querySelectorAll('#keys-table tbody tr').length").await;
     assert!(keys.as_u64().unwrap() >= 1, "the operator sees the signing keys");
     calls.extend(browser.calls().await);
@@ -282,6 +540,12 @@ async fn partner_admin_manages_clients_in_the_browser() {
         })
     };
     assert!(calls.len() > 10, "{calls:?}");
+    for needed in [("PATCH", "/admin/v1/clients/"), ("PATCH", "/admin/v1/partners/"), ("GET", "/usage")] {
+        assert!(
+            calls.iter().any(|(method, path)| method == needed.0 && path.contains(needed.1)),
+            "the console called {needed:?}: {calls:?}"
+        );
+    }
     for (method, path) in &calls {
         assert!(
             (method == "POST" && path == "/oauth2/token") || documented(method, path),
@@ -289,6 +553,36 @@ async fn partner_admin_manages_clients_in_the_browser() {
         );
     }
 
+    browser.stop().await;
+    server.stop().await;
+}
+
+/// The console signs out by itself when the admin token expires: a client whose tokens live 30 seconds (the
+/// shortest lifetime a client may have) is shown the signed-out screen at its token's expiry, not before.
+#[tokio::test]
+async fn console_signs_out_when_the_admin_token_expires() {
+    let Some(browser) = Browser::start().await else { return };
+    let server = TestServer::start().await;
+    let admin = audit_reading_admin(&server, "browser-expiry", Some(30));
+    let console = server.url("/console");
+    let started = std::time::Instant::now();
+    browser.sign_in(&console, &admin.client.id, admin.secret.secret.expose()).await;
+    let signed_in = browser
+        .script("return !document.getElementById('app').hidden && document.getElementById('sign-in').hidden")
+        .await;
+    assert_eq!(signed_in, json!(true));
+    let notice = browser
+        .wait_within(Duration::from_secs(60), "the signed-out screen", "return !document.getElementById('sign-in').hidden && document.getElementById('app').hidden && !document.getElementById('signed-out').hidden && document.getElementById('signed-out').textContent")
+        .await;
+    let after = started.elapsed();
+    assert!(notice.as_str().unwrap().contains("expired"), "{notice}");
+    // Token times are whole seconds: the token may be up to a second older than the sign-in.
+    assert!(after >= Duration::from_secs(28), "signed out after {after:?}, before the token expired");
+    let who = browser
+        .script("return document.getElementById('who').textContent + document.getElementById('sign-out').hidden")
+        .await;
+    assert_eq!(who, json!("true"), "nobody is shown signed in");
+    browser.screenshot("signed-out-at-expiry").await;
     browser.stop().await;
     server.stop().await;
 }

@@ -1,9 +1,12 @@
 // The partnergate console: vanilla JS, same origin only. The admin token is kept in this module's memory for
 // the tab; the secret typed at sign-in is sent once to the token endpoint and cleared.
 let token = null;
+let expiresAt = 0;
 let signOutTimer = null;
 const $ = (id) => document.getElementById(id);
 const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
+// A number input: empty is null (clears the limit, the server default applies).
+const numberOrNull = (id) => ($(id).value === "" ? null : Number($(id).value));
 
 function showError(message, requestId) {
   const box = $("error");
@@ -12,6 +15,10 @@ function showError(message, requestId) {
 }
 
 async function api(method, path, body) {
+  if (token === null || Date.now() >= expiresAt) {
+    if (token !== null) expired();
+    throw new Error("signed out");
+  }
   const headers = { Authorization: `Bearer ${token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(`/admin/v1${path}`, {
@@ -46,8 +53,11 @@ async function signIn(event) {
   }
   token = data.access_token;
   const who = claims(token);
+  expiresAt = who.exp * 1000;
   $("who").textContent = `${who.client_id} of partner ${who.partner_id} (${who.scope})`;
-  signOutTimer = setTimeout(signOut, Math.max(0, who.exp * 1000 - Date.now()));
+  // Signs out by itself when the token expires (a timer, and a check before every call in case the tab slept).
+  signOutTimer = setTimeout(expired, Math.max(0, expiresAt - Date.now()));
+  $("signed-out").hidden = true;
   $("sign-in").hidden = true;
   $("app").hidden = false;
   $("sign-out").hidden = false;
@@ -55,18 +65,57 @@ async function signIn(event) {
   const scopes = who.scope.split(" ");
   $("operator").hidden = !scopes.includes("authz.admin");
   $("audit").hidden = !(scopes.includes("authz.admin") || scopes.includes("authz.audit.read"));
-  await loadClients();
+  const admin = scopes.includes("authz.admin");
+  const clients = admin || scopes.includes("authz.clients.read") || scopes.includes("authz.clients.write");
+  $("clients").hidden = !clients;
+  // A partner admin's own partner and its usage (reading them takes the clients scopes).
+  $("own-partner").hidden = admin || !clients;
+  ownPartner = who.partner_id;
+  if (clients) await loadClients();
+  if (!$("own-partner").hidden) await loadOwnPartner();
   if (!$("audit").hidden) await loadAudit(null);
   if (!$("operator").hidden) await loadOperator();
 }
 
 function signOut() {
   token = null;
+  expiresAt = 0;
   clearTimeout(signOutTimer);
   $("who").textContent = "";
+  forgetSecret();
+  $("edit-client").hidden = true;
+  $("edit-partner").hidden = true;
+  $("secrets").hidden = true;
   $("app").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
+}
+
+function expired() {
+  const at = new Date(expiresAt).toISOString();
+  signOut();
+  $("signed-out").textContent = `Signed out: the admin token expired at ${at}. Sign in again.`;
+  $("signed-out").hidden = false;
+}
+
+function forgetSecret() {
+  $("new-secret-value").textContent = "";
+  $("copy-status").textContent = "";
+  $("new-secret").hidden = true;
+}
+
+let ownPartner = null;
+async function loadOwnPartner() {
+  const partner = await api("GET", `/partners/${ownPartner}`);
+  $("own-name").textContent = `${partner.name} (${partner.id})${partner.suspended ? ", suspended" : ""}`;
+  $("own-ceiling").textContent = partner.scope_ceiling.join(" ");
+  $("own-audiences").textContent = partner.audience_ceiling.join(" ");
+  $("own-rate").textContent = partner.rate_limit_per_minute ?? "none";
+  const usage = await api("GET", `/partners/${ownPartner}/usage`);
+  $("own-usage").textContent = usage.tokens;
+  $("own-quota").textContent = usage.token_quota_per_day ?? "no quota";
+  $("own-log-only").textContent = usage.quota_log_only ? "(log only)" : "";
+  $("own-resets").textContent = usage.resets_at;
 }
 
 function button(label, action) {
@@ -92,6 +141,7 @@ async function loadClients() {
     api("GET", `/clients/${client.id}/secrets`).then((secrets) => {
       lastUsed.textContent = secrets.items.map((s) => s.last_used_at).filter(Boolean).sort().pop() || "never";
     }).catch(() => {});
+    cells(row, [client.description, client.rate_limit_per_minute ?? "default", client.token_lifetime_secs ?? "default"]);
     const actions = row.insertCell();
     actions.append(
       button(client.enabled ? "Disable" : "Enable", async () => {
@@ -105,8 +155,38 @@ async function loadClients() {
         await api("DELETE", `/clients/${client.id}`);
         await loadClients();
       }),
+      button("Edit", async () => editClient(client)),
     );
   }
+}
+
+let editing = null;
+function editClient(client) {
+  editing = client;
+  $("edit-client-id").textContent = client.id;
+  $("edit-name").value = client.name;
+  $("edit-description").value = client.description;
+  $("edit-roles").value = client.roles.join(", ");
+  $("edit-scopes").value = client.scopes.join(", ");
+  $("edit-audiences").value = client.audiences.join(", ");
+  $("edit-rate").value = client.rate_limit_per_minute ?? "";
+  $("edit-lifetime").value = client.token_lifetime_secs ?? "";
+  $("edit-enabled").checked = client.enabled;
+  $("edit-client").hidden = false;
+}
+
+async function saveClient(event) {
+  event.preventDefault();
+  const client = editing;
+  await api("PATCH", `/clients/${client.id}`, {
+    name: $("edit-name").value, description: $("edit-description").value, roles: list($("edit-roles").value),
+    scopes: list($("edit-scopes").value), audiences: list($("edit-audiences").value),
+    rate_limit_per_minute: numberOrNull("edit-rate"), token_lifetime_secs: numberOrNull("edit-lifetime"),
+  });
+  const enabled = $("edit-enabled").checked;
+  if (enabled !== client.enabled) await api("POST", `/clients/${client.id}/${enabled ? "enable" : "disable"}`);
+  $("edit-client").hidden = true;
+  await loadClients();
 }
 
 function cells(row, values) {
@@ -218,12 +298,22 @@ async function loadOperator() {
   body.replaceChildren();
   for (const partner of partners.items) {
     const row = body.insertRow();
+    row.dataset.partnerId = partner.id;
     cells(row, [partner.id, partner.name, partner.suspended ? "yes" : "no", partner.scope_ceiling.join(" "),
-      partner.rate_limit_per_minute, partner.token_quota_per_day]);
-    row.insertCell().append(button(partner.suspended ? "Resume" : "Suspend", async () => {
-      await api("POST", `/partners/${partner.id}/${partner.suspended ? "resume" : "suspend"}`);
-      await loadOperator();
-    }));
+      partner.rate_limit_per_minute ?? "none", partner.token_quota_per_day ?? "none"]);
+    const usage = row.insertCell();
+    usage.className = "usage";
+    api("GET", `/partners/${partner.id}/usage`).then((today) => {
+      usage.textContent = today.tokens;
+    }).catch(() => {});
+    cells(row, [partner.quota_log_only ? "log only" : "refused", partner.audience_ceiling.join(" ")]);
+    row.insertCell().append(
+      button(partner.suspended ? "Resume" : "Suspend", async () => {
+        await api("POST", `/partners/${partner.id}/${partner.suspended ? "resume" : "suspend"}`);
+        await loadOperator();
+      }),
+      button("Edit", async () => editPartner(partner)),
+    );
   }
   const scopes = await api("GET", "/scopes?limit=500");
   $("scopes-list").replaceChildren(...scopes.items.map((scope) => {
@@ -242,6 +332,40 @@ async function loadOperator() {
   keyRows.replaceChildren();
   for (const key of keys.items) {
     cells(keyRows.insertRow(), [key.kid, key.alg, key.state, key.published_at, key.activated_at, key.retired_at]);
+  }
+}
+
+let editingPartner = null;
+function editPartner(partner) {
+  editingPartner = partner.id;
+  $("edit-partner-id").textContent = partner.id;
+  $("partner-name").value = partner.name;
+  $("partner-ceiling").value = partner.scope_ceiling.join(", ");
+  $("partner-audiences").value = partner.audience_ceiling.join(", ");
+  $("partner-rate").value = partner.rate_limit_per_minute ?? "";
+  $("partner-quota").value = partner.token_quota_per_day ?? "";
+  $("partner-log-only").checked = partner.quota_log_only;
+  $("edit-partner").hidden = false;
+}
+
+async function savePartner(event) {
+  event.preventDefault();
+  await api("PATCH", `/partners/${editingPartner}`, {
+    name: $("partner-name").value, scope_ceiling: list($("partner-ceiling").value),
+    audience_ceiling: list($("partner-audiences").value), rate_limit_per_minute: numberOrNull("partner-rate"),
+    token_quota_per_day: numberOrNull("partner-quota"), quota_log_only: $("partner-log-only").checked,
+  });
+  $("edit-partner").hidden = true;
+  await loadOperator();
+}
+
+async function copySecret() {
+  const status = $("copy-status");
+  try {
+    await navigator.clipboard.writeText($("new-secret-value").textContent);
+    status.textContent = "Copied to the clipboard.";
+  } catch (err) {
+    status.textContent = `Could not copy (${err.message}): select the secret and copy it by hand.`;
   }
 }
 
@@ -265,8 +389,10 @@ $("audit-filter").addEventListener("submit", (e) => {
 });
 $("audit-next").addEventListener("click", () => loadAudit(auditCursor).catch(() => {}));
 $("create-client").addEventListener("submit", (e) => createClient(e).catch(() => {}));
-$("copy-secret").addEventListener("click", () => navigator.clipboard.writeText($("new-secret-value").textContent));
-$("dismiss-secret").addEventListener("click", () => {
-  $("new-secret-value").textContent = "";
-  $("new-secret").hidden = true;
-});
+$("copy-secret").addEventListener("click", () => copySecret());
+$("dismiss-secret").addEventListener("click", forgetSecret);
+$("edit-client").addEventListener("submit", (e) => saveClient(e).catch(() => {}));
+$("edit-cancel").addEventListener("click", () => { $("edit-client").hidden = true; });
+$("edit-partner").addEventListener("submit", (e) => savePartner(e).catch(() => {}));
+$("partner-cancel").addEventListener("click", () => { $("edit-partner").hidden = true; });
+$("own-refresh").addEventListener("click", () => loadOwnPartner().catch(() => {}));
