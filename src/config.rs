@@ -157,6 +157,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTNERGATE_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections: u64,
+    /// Serve `GET /metrics` on this address only (e.g. 127.0.0.1:9090) instead of on the main one.
+    #[arg(long, env = "PARTNERGATE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
     /// Serve an http:// issuer on a non-loopback address (refused by default: secrets in clear text).
     #[arg(long, env = "PARTNERGATE_ALLOW_INSECURE_ISSUER")]
     pub allow_insecure_issuer: bool,
@@ -260,6 +263,8 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// HTTPS when set.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// `/metrics` alone on this address; `None` serves it on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
     pub token: TokenSettings,
     pub jwks_max_age_secs: u32,
     pub max_body_bytes: usize,
@@ -303,6 +308,7 @@ impl ServerConfig {
             keys_dir: keys.keys_dir.clone(),
             bind: serve.token.bind,
             tls: serve.token.tls(),
+            metrics_bind: serve.metrics_bind,
             token,
             jwks_max_age_secs: serve.jwks_max_age_secs,
             max_body_bytes: serve.max_body_bytes,

@@ -11,6 +11,7 @@ pub mod http;
 pub mod insecure;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod oauth;
 pub mod readmodel;
 pub mod redact;
@@ -61,6 +62,7 @@ pub struct RunningServer {
     read_model: Arc<ReadModel>,
     keys: Arc<LiveKeys>,
     changes: Arc<dyn store::changes::ChangeSink>,
+    metrics_server: Option<MetricsServer>,
 }
 
 impl RunningServer {
@@ -71,6 +73,9 @@ impl RunningServer {
         on_signal.abort();
         self.maintenance.abort();
         self.key_schedule.abort();
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop().await;
+        }
         finish_audit(self.audit_thread).await;
         stop_feed(self.feed).await;
         result
@@ -82,8 +87,16 @@ impl RunningServer {
         let _ = self.server.await;
         self.maintenance.abort();
         self.key_schedule.abort();
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop().await;
+        }
         finish_audit(self.audit_thread).await;
         stop_feed(self.feed).await;
+    }
+
+    /// Where `/metrics` listens when it has its own address (`--metrics-bind`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|metrics| metrics.addr)
     }
 
     /// This instance's registry cache, for tests and diagnostics.
@@ -155,8 +168,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         quota: Arc::new(limits::QuotaBook::default()),
         throttle: limits::AuthThrottle::new(config.throttle),
     });
-    let (audit_writer, audit_thread) =
-        AuditWriter::start(pool.clone(), WriterOptions::default(), read_model.clone(), limits.quota.clone());
+    let metrics = metrics::Metrics::new();
+    let (audit_writer, audit_thread) = AuditWriter::start(
+        pool.clone(),
+        WriterOptions::default(),
+        read_model.clone(),
+        limits.quota.clone(),
+        metrics.clone(),
+    );
     let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days, clock.clone()));
     let key_manager = keys::KeyManager { kek, policy: config.key_policy, clock: clock.clone() };
     let key_schedule = tokio::spawn(keys::schedule::run(
@@ -171,10 +190,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         read_model.clone(),
         live_keys.clone(),
         Arc::new(config.token.clone()),
-        clock,
+        clock.clone(),
         audit_writer.clone(),
         limits,
+        metrics.clone(),
     );
+    let scrape = web::Data::new(metrics::ScrapeSources {
+        metrics: metrics.clone(),
+        audit: audit_writer.clone(),
+        pool: pool.clone(),
+        clock,
+    });
     let state = AppState {
         pool: pool.clone(),
         tokens,
@@ -187,7 +213,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     };
     let body_read_timeout = config.body_read_timeout;
     let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
+    // `/metrics` is on the main address unless it has an address of its own.
+    let scrape_here = config.metrics_bind.is_none().then(|| scrape.clone());
     let mut server = HttpServer::new(move || {
+        let observed = metrics.clone();
+        let scrape_here = scrape_here.clone();
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(trusted_proxies.clone())
@@ -197,7 +227,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .wrap_fn(http::request_id::assign)
             .wrap_fn(http::headers::secure)
             .wrap_fn(http::access_log::record)
-            .configure(http::routes)
+            .wrap_fn(move |req, service| metrics::observe(&observed, req, service))
+            .configure(|cfg| {
+                if let Some(scrape) = scrape_here {
+                    cfg.app_data(scrape).route("/metrics", web::get().to(metrics::scrape));
+                }
+                http::routes(cfg)
+            })
     })
     // `RunningServer::wait` handles SIGTERM and SIGINT; actix-web's own handling stops at once on SIGINT.
     .disable_signals()
@@ -217,6 +253,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let handle = server.handle();
     let server = tokio::spawn(server);
     log::info!("partnergate listening on {scheme}://{addr} (issuer {})", config.token.issuer);
+    let metrics_server = match config.metrics_bind {
+        Some(bind) => Some(metrics_server(bind, scrape)?),
+        None => None,
+    };
     Ok(RunningServer {
         addr,
         handle,
@@ -228,7 +268,37 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         read_model,
         keys: live_keys,
         changes,
+        metrics_server,
     })
+}
+
+/// `/metrics` alone on its own address (`--metrics-bind`), so that it need not be reachable from the outside.
+struct MetricsServer {
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsServer {
+    /// Stopped before the audit writer is flushed: it holds a writer handle to read the queue depth.
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+    }
+}
+
+fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -> Result<MetricsServer, StartError> {
+    let server =
+        HttpServer::new(move || App::new().app_data(scrape.clone()).route("/metrics", web::get().to(metrics::scrape)))
+            .disable_signals()
+            .workers(1)
+            .bind(bind)
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    log::info!("metrics on http://{addr}/metrics");
+    Ok(MetricsServer { addr, handle, server: tokio::spawn(server) })
 }
 
 /// Hourly housekeeping: forget revoked `jti`s of expired tokens and apply the audit retention.

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::AuditEvent;
 use crate::limits::quota::{Admission, QuotaBook, QuotaTerms};
+use crate::metrics::Metrics;
 use crate::registry::{revocation, usage};
 use crate::store::changes::{self, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
@@ -91,13 +92,19 @@ impl AuditWriter {
         options: WriterOptions,
         changes: Arc<dyn ChangeSink>,
         quota: Arc<QuotaBook>,
+        metrics: Arc<Metrics>,
     ) -> (AuditWriter, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(options.queue_capacity.max(1));
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(pool, receiver, options.max_batch.max(1), &*changes, &quota))
+            .spawn(move || run(pool, receiver, options.max_batch.max(1), &*changes, &quota, &metrics))
             .expect("cannot start the audit writer thread");
         (AuditWriter { queue }, handle)
+    }
+
+    /// Events queued and not yet taken by the writer thread.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     /// Queues `event` and waits until it is committed.
@@ -139,6 +146,7 @@ fn run(
     max_batch: usize,
     changes: &dyn ChangeSink,
     quota: &QuotaBook,
+    metrics: &Metrics,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
@@ -155,6 +163,7 @@ fn run(
         if batch.is_empty() {
             continue;
         }
+        metrics.audit_batch(batch.len());
         let (results, counts) = commit(&pool, &batch);
         for (partner_id, day, counted) in &counts {
             quota.observe(partner_id, day, *counted);

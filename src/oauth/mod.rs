@@ -22,6 +22,7 @@ use crate::config::TokenSettings;
 use crate::keys::live::LiveKeys;
 use crate::keys::KeyRing;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::readmodel::ReadModel;
 use crate::registry::Caller;
 use crate::store::StoreError;
@@ -36,6 +37,7 @@ pub struct TokenService {
     clock: SharedClock,
     audit: AuditWriter,
     limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
 }
 
 /// Every OAuth request answers within this, the database reachable or not: a registry read and the audit
@@ -59,8 +61,9 @@ impl TokenService {
         clock: SharedClock,
         audit: AuditWriter,
         limits: Arc<Limits>,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        TokenService { read_model, keys, settings, clock, audit, limits }
+        TokenService { read_model, keys, settings, clock, audit, limits, metrics }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -133,12 +136,23 @@ impl TokenService {
         }
     }
 
+    /// Every OAuth request ends here, so the metrics count its final answer here and nowhere else.
+    async fn finish<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
+        let is_token_request = recording.event.event_type == "token.request";
+        let answer = self.record(result, recording).await;
+        if is_token_request {
+            self.metrics.token_request(&answer);
+        }
+        self.metrics.oauth_request(&answer);
+        answer
+    }
+
     /// Records the request and only then answers; when the event cannot be recorded the caller gets
     /// `temporarily_unavailable`, never an unrecorded result. An `Ok` that set a `reason` (a request served but
     /// not carried out, such as revoking another client's token) is recorded as a failure. The effects an
     /// endpoint decided on (such as a revocation) are committed by the audit writer together with the event,
     /// so that neither lands without the other; a failed request's effects are dropped.
-    async fn finish<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
+    async fn record<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
         let Recording { mut event, mut effects, deadline, named_client } = recording;
         named_client.note(event.client_id.as_deref());
         match &result {

@@ -166,6 +166,7 @@ impl TestServer {
             keys_dir: keys.path().to_path_buf(),
             bind: "127.0.0.1:0".parse().unwrap(),
             tls: None,
+            metrics_bind: None,
             token: settings.clone(),
             jwks_max_age_secs: 300,
             max_body_bytes: 16 * 1024,

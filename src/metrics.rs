@@ -1,0 +1,219 @@
+//! Prometheus metrics, served as text at `GET /metrics` (on the main address, or on `--metrics-bind` alone).
+//!
+//! The hot path only touches prometheus atomics: counters and histograms are looked up by a label from a
+//! bounded set (reason codes, limit names, route patterns), never by anything a caller chooses. Gauges that
+//! describe state (the audit queue, the database pool) are read when scraped, not kept up to date.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::{web, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::audit::AuditWriter;
+use crate::clock::SharedClock;
+use crate::oauth::OAuthError;
+use crate::store::DbPool;
+
+/// One server's metrics. Each server has its own registry, so that two servers in one process (the tests)
+/// count apart.
+pub struct Metrics {
+    registry: Registry,
+    tokens_issued: IntCounter,
+    token_denials: IntCounterVec,
+    limit_refusals: IntCounterVec,
+    request_duration: HistogramVec,
+    audit_batch_size: Histogram,
+    audit_queue_depth: IntGauge,
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
+    pool_max: IntGauge,
+    signing_key_age: IntGauge,
+}
+
+/// What `/metrics` reads at scrape time.
+#[derive(Clone)]
+pub struct ScrapeSources {
+    pub metrics: Arc<Metrics>,
+    pub audit: AuditWriter,
+    pub pool: DbPool,
+    pub clock: SharedClock,
+}
+
+/// A metric's definition is fixed at compile time; a failure here is a programming error.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry.register(Box::new(metric.clone())).expect("metric definitions are valid and unique");
+    metric
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new_custom(Some("partnergate".into()), None).expect("valid prefix");
+        let opts = |name: &str, help: &str| Opts::new(name, help);
+        let tokens_issued = registered(
+            &registry,
+            IntCounter::with_opts(opts("tokens_issued_total", "Access tokens issued")).expect("valid"),
+        );
+        let token_denials = registered(
+            &registry,
+            IntCounterVec::new(
+                opts(
+                    "token_requests_denied_total",
+                    "Token requests refused, by reason: the invalid_client reason, the limit, or the OAuth error code",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+        );
+        let limit_refusals = registered(
+            &registry,
+            IntCounterVec::new(
+                opts("rate_limit_rejections_total", "OAuth requests refused by a limit (429), by limit"),
+                &["limit"],
+            )
+            .expect("valid"),
+        );
+        let request_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new("http_request_duration_seconds", "HTTP request latency, by route pattern")
+                    .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                &["route", "method", "status"],
+            )
+            .expect("valid"),
+        );
+        let audit_batch_size = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new("audit_batch_size", "Audit events committed per group commit")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+            )
+            .expect("valid"),
+        );
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help).expect("valid"));
+        Arc::new(Metrics {
+            tokens_issued,
+            token_denials,
+            limit_refusals,
+            request_duration,
+            audit_batch_size,
+            audit_queue_depth: gauge("audit_queue_depth", "Audit events waiting for the writer"),
+            pool_connections: gauge("db_pool_connections", "Open database connections in the pool"),
+            pool_idle: gauge("db_pool_idle_connections", "Idle database connections in the pool"),
+            pool_max: gauge("db_pool_max_connections", "Largest number of pooled database connections"),
+            signing_key_age: gauge(
+                "signing_key_age_seconds",
+                "Seconds since the active signing key began to sign (-1 when the database could not be read)",
+            ),
+            registry,
+        })
+    }
+
+    /// A token request's final answer, as the caller got it.
+    pub fn token_request<T>(&self, result: &Result<T, OAuthError>) {
+        match result {
+            Ok(_) => self.tokens_issued.inc(),
+            Err(err) => self.token_denials.with_label_values(&[denial_reason(err)]).inc(),
+        }
+    }
+
+    /// Any OAuth request's final answer: counts the ones a limit refused.
+    pub fn oauth_request<T>(&self, result: &Result<T, OAuthError>) {
+        if let Err(OAuthError::Limited(refusal)) = result {
+            self.limit_refusals.with_label_values(&[refusal.limit.as_str()]).inc();
+        }
+    }
+
+    /// The audit writer committed (or tried to commit) a batch of this many events.
+    pub fn audit_batch(&self, events: usize) {
+        self.audit_batch_size.observe(events as f64);
+    }
+
+    /// The Prometheus text exposition of every metric, with the scrape-time gauges read now (the key age from
+    /// the database: the one read per scrape, on the blocking pool).
+    pub fn render(&self, sources: &ScrapeSources) -> String {
+        let ScrapeSources { audit, pool, clock, .. } = sources;
+        self.audit_queue_depth.set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
+        self.signing_key_age.set(active_key_age(pool, clock.now()).unwrap_or(-1));
+        let state = pool.state();
+        self.pool_connections.set(i64::from(state.connections));
+        self.pool_idle.set(i64::from(state.idle_connections));
+        self.pool_max.set(i64::from(pool.max_size()));
+        let mut text = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding into a Vec");
+        String::from_utf8(text).expect("the text format is UTF-8")
+    }
+}
+
+/// Seconds since the active key was activated (or published, for a key that was active from the start).
+fn active_key_age(pool: &DbPool, now: chrono::NaiveDateTime) -> Option<i64> {
+    let mut conn = pool.get().ok()?;
+    let records = crate::keys::stored::records(&mut conn).ok()?;
+    let active = records.iter().find(|key| key.state == crate::keys::KeyState::Active)?;
+    Some((now - active.activated_at.unwrap_or(active.published_at)).num_seconds().max(0))
+}
+
+/// A bounded label: the audit reason code for authentication failures and limits, else the OAuth error code.
+fn denial_reason(err: &OAuthError) -> &'static str {
+    match err {
+        OAuthError::InvalidClient { reason, .. } => reason.as_str(),
+        OAuthError::Limited(refusal) => refusal.limit.as_str(),
+        other => other.code(),
+    }
+}
+
+/// `GET /metrics`.
+pub async fn scrape(sources: web::Data<ScrapeSources>) -> HttpResponse {
+    let sources = sources.into_inner();
+    let text = web::block(move || sources.metrics.render(&sources)).await;
+    match text {
+        Ok(text) => HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// Middleware: observes each request's latency under its route pattern (`/admin/v1/clients/{id}`, never the
+/// raw path); requests that match no route share the label `unmatched`.
+pub fn observe<S, B>(
+    metrics: &Arc<Metrics>,
+    req: ServiceRequest,
+    service: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: 'static,
+{
+    let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let method = method_label(req.method());
+    let metrics = metrics.clone();
+    let response = service.call(req);
+    Box::pin(async move {
+        let response = response.await?;
+        metrics
+            .request_duration
+            .with_label_values(&[route.as_str(), method, response.status().as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(response)
+    })
+}
+
+/// Methods outside the standard set share one label, so that a caller cannot grow the label set.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
