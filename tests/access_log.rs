@@ -108,3 +108,53 @@ async fn one_json_access_line_per_request_without_credentials() {
     assert!(!log.to_lowercase().contains("basic "), "an Authorization header is in the log:\n{log}");
     assert!(!log.contains("grant_type"), "a form body or query is in the log:\n{log}");
 }
+
+/// Access lines are written in batches (see `cli::logging`): under a burst every request still gets exactly
+/// one whole line, none is torn by the other lines written meanwhile, and the last request's line is in the log
+/// once the server has exited. (The shutdown takes longer than the 100 ms flush interval, so this does not tell
+/// the final flush in `main` from the periodic one.)
+#[tokio::test]
+async fn batched_access_lines_are_whole_and_flushed_at_exit() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = partnergate_binary();
+    command
+        .env("PARTNERGATE_DATABASE_URL", &db.url)
+        .env("PARTNERGATE_KEYS_DIR", dir.path().join("keys"))
+        .env("PARTNERGATE_LOG_FORMAT", "json")
+        .env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek())
+        .env("RUST_LOG", "info");
+    let mut server = ServeProcess::start(&command, dir.path()).await;
+    let http = reqwest::Client::new();
+    let (tasks, each) = (8, 250);
+    let mut burst = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let (http, url) = (http.clone(), server.url("/healthz"));
+        burst.spawn(async move {
+            for n in 0..each {
+                let sent = http.get(&url).header("x-request-id", format!("burst-{task}-{n}")).send().await;
+                assert_eq!(sent.unwrap().status(), 200);
+            }
+        });
+    }
+    while let Some(done) = burst.join_next().await {
+        done.unwrap();
+    }
+    // The last one is answered; stop at once.
+    let last = http.get(server.url("/healthz")).header("x-request-id", "the-last-one").send().await.unwrap();
+    assert_eq!(last.status(), 200);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+
+    let lines = access_lines(&server.log_text());
+    let mut seen = std::collections::HashMap::new();
+    for line in &lines {
+        *seen.entry(line["request_id"].as_str().unwrap_or_default().to_string()).or_insert(0) += 1;
+    }
+    for task in 0..tasks {
+        for n in 0..each {
+            assert_eq!(seen.get(&format!("burst-{task}-{n}")), Some(&1), "burst-{task}-{n}: {} lines", lines.len());
+        }
+    }
+    assert_eq!(seen.get("the-last-one"), Some(&1), "the last request's line was lost at exit");
+}

@@ -2,8 +2,15 @@
 //! [`crate::redact::all`], so that no secret, token or database password reaches a log, whichever module
 //! (ours or a dependency's) wrote the line. Structured fields (`log`'s key-values, as the access log writes
 //! them) are redacted too, and written as `key=value` in text or as members of the line's JSON object.
+//!
+//! Access lines (one per request, target [`crate::http::access_log::TARGET`]) reach stderr in batches, every
+//! [`ACCESS_FLUSH_INTERVAL`] or 64 KiB, instead of with one `write(2)` each: measured with `perf`, the per-line
+//! write was about a tenth of the server's CPU under JWKS load. Every other line is written at once, so an
+//! access line may appear up to that interval after lines logged later; `main` flushes before it exits.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use log::kv::{self, VisitSource};
 
@@ -31,8 +38,94 @@ pub fn builder(format: LogFormat) -> env_logger::Builder {
     builder
 }
 
+/// How long an access line may wait in memory before it is written.
+pub const ACCESS_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+const ACCESS_BATCH_BYTES: usize = 64 * 1024;
+
+/// Installs the process logger: [`builder`]'s, with access lines batched.
 pub fn init(format: LogFormat) {
-    builder(format).init();
+    let pending = Arc::new(Mutex::new(Vec::with_capacity(ACCESS_BATCH_BYTES)));
+    let flusher = pending.clone();
+    let started = std::thread::Builder::new().name("access-log".into()).spawn(move || loop {
+        std::thread::sleep(ACCESS_FLUSH_INTERVAL);
+        write_out(&flusher);
+    });
+    if started.is_err() {
+        // No thread, no batching: every line is written as it comes.
+        builder(format).init();
+        return;
+    }
+    let others = builder(format).build();
+    let access = builder(format)
+        .target(env_logger::Target::Pipe(Box::new(BatchedStderr(pending.clone()))))
+        // Our lines carry no colour codes: nothing to strip.
+        .write_style(env_logger::WriteStyle::Always)
+        .build();
+    let max_level = others.filter().max(access.filter());
+    if log::set_boxed_logger(Box::new(SplitLogger { access, others, pending })).is_ok() {
+        log::set_max_level(max_level);
+    }
+}
+
+/// Access lines to the batching logger, the rest straight to stderr.
+struct SplitLogger {
+    access: env_logger::Logger,
+    others: env_logger::Logger,
+    pending: Arc<Mutex<Vec<u8>>>,
+}
+
+impl log::Log for SplitLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        self.pick(metadata.target()).enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record) {
+        self.pick(record.target()).log(record)
+    }
+
+    /// Writes the batched access lines now.
+    fn flush(&self) {
+        write_out(&self.pending);
+    }
+}
+
+impl SplitLogger {
+    fn pick(&self, target: &str) -> &env_logger::Logger {
+        if target == crate::http::access_log::TARGET {
+            &self.access
+        } else {
+            &self.others
+        }
+    }
+}
+
+/// env_logger's target for access lines: appends to the batch, writes it out once it is large.
+struct BatchedStderr(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BatchedStderr {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let full = {
+            let mut pending = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pending.extend_from_slice(bytes);
+            pending.len() >= ACCESS_BATCH_BYTES
+        };
+        if full {
+            write_out(&self.0);
+        }
+        Ok(bytes.len())
+    }
+
+    /// env_logger flushes after every line; the batch is written by size, by time and at exit instead.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_out(pending: &Mutex<Vec<u8>>) {
+    let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    if !batch.is_empty() {
+        let _ = std::io::stderr().lock().write_all(&batch);
+    }
 }
 
 struct TextFields<'a>(&'a mut String);

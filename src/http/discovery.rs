@@ -11,7 +11,8 @@ use crate::registry;
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", state.jwks_max_age_secs)))
-        .json(state.tokens.keys().jwks())
+        .content_type(actix_web::mime::APPLICATION_JSON)
+        .body(state.tokens.keys().jwks_json().to_owned())
 }
 
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {

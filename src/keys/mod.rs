@@ -103,6 +103,8 @@ pub struct KeyRing {
     active: usize,
     /// `base64url(header)` of the active key, computed once.
     active_header: String,
+    /// The JWKS document, serialized once per ring: `/.well-known/jwks.json` is the busiest read of all.
+    jwks_json: String,
 }
 
 impl KeyRing {
@@ -119,7 +121,9 @@ impl KeyRing {
         let active_key = &keys[active].key;
         let header = serde_json::json!({ "alg": active_key.alg().as_str(), "typ": "at+jwt", "kid": active_key.kid() });
         let active_header = URL_SAFE_NO_PAD.encode(header.to_string());
-        Ok(KeyRing { keys, active, active_header })
+        let jwks = JwkSet { keys: keys.iter().map(|k| k.key.jwk()).collect() };
+        let jwks_json = serde_json::to_string(&jwks).expect("a JWKS serializes");
+        Ok(KeyRing { keys, active, active_header, jwks_json })
     }
 
     /// The ring of a keys directory: every key published, the one its `active` file names (or the newest)
@@ -163,6 +167,11 @@ impl KeyRing {
 
     pub fn jwks(&self) -> JwkSet<'_> {
         JwkSet { keys: self.keys.iter().map(|k| k.key.jwk()).collect() }
+    }
+
+    /// [`KeyRing::jwks`] as JSON, serialized when the ring was built.
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks_json
     }
 
     pub fn algorithms(&self) -> Vec<Algorithm> {
@@ -359,6 +368,7 @@ mod tests {
         let ring = KeyRing::load(dir.path()).unwrap();
         assert_eq!(ring.active().kid(), first);
         assert_eq!(ring.jwks().keys.len(), 2);
+        assert_eq!(ring.jwks_json(), serde_json::to_string(&ring.jwks()).unwrap());
         set_active(dir.path(), &second).unwrap();
         assert_eq!(KeyRing::load(dir.path()).unwrap().active().alg(), Algorithm::EdDSA);
     }
