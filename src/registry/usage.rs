@@ -55,19 +55,26 @@ fn tokens_on(conn: &mut DbConnection, partner_id: &str, day: &str) -> QueryResul
     Ok(partner_usage::table.find((partner_id, day)).select(partner_usage::tokens).first(conn).optional()?.unwrap_or(0))
 }
 
-/// Adds `tokens` to the partner's count for `day` and returns the new count. Inside a write transaction the
-/// upsert locks the row on PostgreSQL (SQLite's write lock covers it), so instances that share the database
-/// see each other's counts and count one after the other.
+/// Adds `tokens` (negative to take some back) to the partner's count for `day` and returns the new count, in
+/// one statement. Inside a write transaction the upsert locks the row on PostgreSQL (SQLite's write lock covers
+/// it) until the commit, so instances that share the database see each other's counts and count one after
+/// the other.
 pub fn add(conn: &mut DbConnection, partner_id: &str, day: &str, tokens: i64) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = BigInt)]
+        tokens: i64,
+    }
     diesel::sql_query(
         "INSERT INTO partner_usage (partner_id, day, tokens) VALUES ($1, $2, $3) \
-         ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens",
+         ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
+         RETURNING tokens",
     )
     .bind::<Text, _>(partner_id)
     .bind::<Text, _>(day)
     .bind::<BigInt, _>(tokens)
-    .execute(conn)?;
-    tokens_on(conn, partner_id, day)
+    .get_result::<Counted>(conn)
+    .map(|counted| counted.tokens)
 }
 
 /// Forgets counts of days before `day` (they are in the audit trail).
