@@ -240,41 +240,107 @@ impl LastUses {
     }
 }
 
+/// What a batch changes besides its events, gathered and sorted once for either order of writing.
+struct BatchPlan<'a> {
+    last_use: BTreeMap<&'a str, NaiveDateTime>,
+    revocations: Vec<&'a RevokedTokenRow>,
+    tokens: BTreeMap<(&'a str, String), Vec<(usize, &'a QuotaTerms)>>,
+}
+
+/// Why a transaction of the writer ended without a commit.
+enum Attempt {
+    Failed(StoreError),
+    /// The events were written as if every token were within its quota, and one is not: roll back and write
+    /// them again with the quota decided first.
+    DecideFirst,
+}
+
+impl From<diesel::result::Error> for Attempt {
+    fn from(err: diesel::result::Error) -> Self {
+        Attempt::Failed(err.into())
+    }
+}
+
+impl From<StoreError> for Attempt {
+    fn from(err: StoreError) -> Self {
+        Attempt::Failed(err)
+    }
+}
+
 fn write_batch(conn: &mut DbConnection, batch: &[Pending], last_uses: &mut LastUses) -> Result<Written, StoreError> {
-    // Rows are locked in one order (partner days, then secret ids, then jtis), so that two instances'
-    // batches never deadlock.
-    let mut last_use: BTreeMap<&str, NaiveDateTime> = BTreeMap::new();
-    let mut revocations: Vec<&RevokedTokenRow> = Vec::new();
-    let mut tokens: BTreeMap<(&str, String), Vec<(usize, &QuotaTerms)>> = BTreeMap::new();
-    for (index, pending) in batch.iter().enumerate() {
-        for effect in &pending.effects {
-            match effect {
-                Effect::SecretUsed(secret) => {
-                    let at = last_use.entry(secret).or_insert(pending.row.occurred_at);
-                    *at = (*at).max(pending.row.occurred_at);
+    let plan = BatchPlan::of(batch, last_uses);
+    // Usually every token is within its quota and the events go in as they are, with the partner's day
+    // count last: that row is the one every batch of a partner locks, and it is then held only for the upsert
+    // and the commit, so that the writers of other instances on the database can write their batches meanwhile.
+    let written = match crate::store::write_transaction(conn, |conn| plan.write(conn, batch, false)) {
+        Err(Attempt::DecideFirst) => crate::store::write_transaction(conn, |conn| plan.write(conn, batch, true)),
+        other => other,
+    };
+    let written = written.map_err(|attempt| match attempt {
+        Attempt::Failed(err) => err,
+        Attempt::DecideFirst => unreachable!("the quota is decided before the events are written"),
+    })?;
+    // Committed: remember what was written.
+    for (secret, at) in plan.last_use {
+        last_uses.0.insert(secret.to_string(), at);
+    }
+    Ok(written)
+}
+
+impl<'a> BatchPlan<'a> {
+    fn of(batch: &'a [Pending], last_uses: &LastUses) -> Self {
+        let mut plan = BatchPlan { last_use: BTreeMap::new(), revocations: Vec::new(), tokens: BTreeMap::new() };
+        for (index, pending) in batch.iter().enumerate() {
+            for effect in &pending.effects {
+                match effect {
+                    Effect::SecretUsed(secret) => {
+                        let at = plan.last_use.entry(secret).or_insert(pending.row.occurred_at);
+                        *at = (*at).max(pending.row.occurred_at);
+                    }
+                    Effect::RevokeToken(row) => plan.revocations.push(row),
+                    Effect::CountToken(terms) => plan
+                        .tokens
+                        .entry((terms.partner_id.as_str(), usage::day_of(pending.row.occurred_at)))
+                        .or_default()
+                        .push((index, terms)),
                 }
-                Effect::RevokeToken(row) => revocations.push(row),
-                Effect::CountToken(terms) => tokens
-                    .entry((terms.partner_id.as_str(), usage::day_of(pending.row.occurred_at)))
-                    .or_default()
-                    .push((index, terms)),
             }
         }
+        plan.last_use.retain(|secret, at| last_uses.due(secret, *at));
+        plan.revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
+        plan
     }
-    last_use.retain(|secret, at| last_uses.due(secret, *at));
-    revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
-    let written = crate::store::write_transaction(conn, |conn| {
+
+    /// One transaction. Rows are locked in one order whichever comes first (secret ids, then jtis, then
+    /// partner days, each sorted), so that two writers' batches, of this instance or another, never deadlock.
+    fn write(&self, conn: &mut DbConnection, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
         let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
+        if !decide_first {
+            insert_events(conn, &rows)?;
+        }
+        // Only forward: a later batch may carry a request that started before one already committed.
+        for (secret, at) in &self.last_use {
+            let older = client_secrets::last_used_at.is_null().or(client_secrets::last_used_at.lt(*at));
+            diesel::update(client_secrets::table.find(*secret).filter(older))
+                .set(client_secrets::last_used_at.eq(Some(*at)))
+                .execute(conn)?;
+        }
+        for row in &self.revocations {
+            revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
+        }
         let mut verdicts = vec![Recorded::Stored; batch.len()];
-        let mut counts = Vec::with_capacity(tokens.len());
-        for ((partner_id, day), requests) in &tokens {
-            // Counted first, decided after: one statement in the usual case, where every token is within the
-            // quota. The upsert locks the partner's row for the day, so the count before this batch is exact.
+        let mut counts = Vec::with_capacity(self.tokens.len());
+        let mut decided = false;
+        for ((partner_id, day), requests) in &self.tokens {
+            // Counted first, decided after: one statement when every token is within the quota. The upsert
+            // locks the partner's row for the day, so the count before this batch is exact.
             let asked = requests.len() as i64;
             let total = usage::add(conn, partner_id, day, asked)?;
             let mut counted = total - asked;
             for &(index, terms) in requests {
-                match terms.admit(counted) {
+                let admission = terms.admit(counted);
+                decided |= admission != Admission::Counted;
+                match admission {
                     Admission::Refused => {
                         verdicts[index] = Recorded::OverQuota;
                         rows[index].outcome = super::Outcome::Failure.as_str().to_string();
@@ -292,38 +358,29 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending], last_uses: &mut LastU
                 }
                 counted += 1;
             }
+            if decided && !decide_first {
+                return Err(Attempt::DecideFirst);
+            }
             if counted != total {
                 // Refused tokens are not counted: take them back.
                 counted = usage::add(conn, partner_id, day, counted - total)?;
             }
             counts.push((partner_id.to_string(), day.clone(), counted));
         }
-        // MultiConnection cannot do multi-row inserts; each backend's connection can.
-        match conn {
-            DbConnection::Postgresql(pg) => {
-                diesel::insert_into(audit_events::table).values(&rows).execute(pg)?;
-            }
-            DbConnection::Sqlite(sqlite) => {
-                diesel::insert_into(audit_events::table).values(&rows).execute(sqlite)?;
-            }
+        if decide_first {
+            insert_events(conn, &rows)?;
         }
-        // Only forward: a later batch may carry a request that started before one already committed.
-        for (secret, at) in &last_use {
-            let older = client_secrets::last_used_at.is_null().or(client_secrets::last_used_at.lt(*at));
-            diesel::update(client_secrets::table.find(*secret).filter(older))
-                .set(client_secrets::last_used_at.eq(Some(*at)))
-                .execute(conn)?;
-        }
-        for row in revocations {
-            revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
-        }
-        Ok::<_, StoreError>(Written { verdicts, counts })
-    })?;
-    // Committed: remember what was written.
-    for (secret, at) in last_use {
-        last_uses.0.insert(secret.to_string(), at);
+        Ok(Written { verdicts, counts })
     }
-    Ok(written)
+}
+
+fn insert_events(conn: &mut DbConnection, rows: &[NewAuditEventRow]) -> Result<(), StoreError> {
+    // MultiConnection cannot do multi-row inserts; each backend's connection can.
+    match conn {
+        DbConnection::Postgresql(pg) => diesel::insert_into(audit_events::table).values(rows).execute(pg)?,
+        DbConnection::Sqlite(sqlite) => diesel::insert_into(audit_events::table).values(rows).execute(sqlite)?,
+    };
+    Ok(())
 }
 
 #[cfg(test)]
