@@ -19,6 +19,18 @@ fn access_lines(log: &str) -> Vec<serde_json::Value> {
     json_lines(log).into_iter().filter(|line| line["target"] == "partnergate::access").collect()
 }
 
+/// `serve` on `db` with the JSON log at `info`.
+fn json_logging(db: &TestDatabase, dir: &std::path::Path) -> std::process::Command {
+    let mut command = partnergate_binary();
+    command
+        .env("PARTNERGATE_DATABASE_URL", &db.url)
+        .env("PARTNERGATE_KEYS_DIR", dir.join("keys"))
+        .env("PARTNERGATE_LOG_FORMAT", "json")
+        .env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek())
+        .env("RUST_LOG", "info");
+    command
+}
+
 #[tokio::test]
 async fn one_json_access_line_per_request_without_credentials() {
     let db = TestDatabase::new();
@@ -26,13 +38,7 @@ async fn one_json_access_line_per_request_without_credentials() {
     let client = seed_on(&mut pool.get().unwrap(), "access-log", &["orders.read"], &["orders.read"], &[], &[]);
     let (client_id, secret) = (client.client.id.clone(), client.secret.secret.expose().to_string());
     let dir = tempfile::tempdir().unwrap();
-    let mut command = partnergate_binary();
-    command
-        .env("PARTNERGATE_DATABASE_URL", &db.url)
-        .env("PARTNERGATE_KEYS_DIR", dir.path().join("keys"))
-        .env("PARTNERGATE_LOG_FORMAT", "json")
-        .env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek())
-        .env("RUST_LOG", "info");
+    let command = json_logging(&db, dir.path());
     let server = ServeProcess::start(&command, dir.path()).await;
     let before = access_lines(&server.log_text()).len();
     let http = reqwest::Client::new();
@@ -117,13 +123,7 @@ async fn one_json_access_line_per_request_without_credentials() {
 async fn batched_access_lines_are_whole_and_flushed_at_exit() {
     let db = TestDatabase::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut command = partnergate_binary();
-    command
-        .env("PARTNERGATE_DATABASE_URL", &db.url)
-        .env("PARTNERGATE_KEYS_DIR", dir.path().join("keys"))
-        .env("PARTNERGATE_LOG_FORMAT", "json")
-        .env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek())
-        .env("RUST_LOG", "info");
+    let command = json_logging(&db, dir.path());
     let mut server = ServeProcess::start(&command, dir.path()).await;
     let http = reqwest::Client::new();
     let (tasks, each) = (8, 250);
