@@ -454,7 +454,14 @@ async fn partner_admin_manages_clients_in_the_browser() {
     calls.extend(browser.calls().await);
     browser.click("#sign-out").await;
     browser.sign_in(&console, &admin_b.client.id, admin_b.secret.secret.expose()).await;
-    let rows = browser.script("return document.querySelectorAll('#clients-table tbody tr').length").await;
+    // Signing in loads a fresh page whose clients list arrives after the name of who signed in; the rows are
+    // rendered in one go, so once there are any there are all.
+    let rows = browser
+        .wait_for(
+            "partner b's clients",
+            "const n = document.querySelectorAll('#clients-table tbody tr').length; return n > 0 && n",
+        )
+        .await;
     let other = browser.script(&format!("return !!document.querySelector(\"tr[data-client-id='{client_id}']\")")).await;
     assert_eq!(other, json!(false), "partner b sees none of partner a's clients");
     assert_eq!(rows, json!(1), "partner b sees only its own admin client");
