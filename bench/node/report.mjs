@@ -29,14 +29,16 @@ for (const s of meta.servers) {
   out.push(`| ${s.label} | ${s.backend} | ${int(s.ready_ms)} ms | ${s.hwm_mb.toFixed(1)} MB |`);
 }
 out.push('');
-out.push('| round | scenario | backend | server | req/s | p50 ms | p99 ms | errors | RSS MB | audit events |');
-out.push('|---:|---|---|---|---:|---:|---:|---:|---:|---|');
+out.push('| round | scenario | backend | server | req/s | p50 ms | p99 ms | errors | RSS MB | CPU µs/req server / machine | audit events |');
+out.push('|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|');
+// Older result files have no CPU figures.
+const cpu = (r) => (r.server_cpu_us == null ? '-' : `${r.server_cpu_us.toFixed(0)} / ${r.machine_cpu_us.toFixed(0)}`);
 for (const r of rows) {
   const audit = r.audited === null ? '-' : `${int(r.audited)} / ${int(r.requests)} ${r.audited === r.requests ? 'ok' : 'MISMATCH'}`;
   const errors = r.errors + r.unanswered;
   out.push(
     `| ${r.round} | ${scenarioName(r)} | ${r.backend} | ${r.label} | ${int(r.rps)} | ${ms(r.p50_ms)} | ` +
-      `${ms(r.p99_ms)} | ${errors} | ${r.rss_mb.toFixed(1)} | ${audit} |`,
+      `${ms(r.p99_ms)} | ${errors} | ${r.rss_mb.toFixed(1)} | ${cpu(r)} | ${audit} |`,
   );
 }
 
