@@ -207,7 +207,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         audit: audit_writer,
         changes: changes.clone(),
         keys: key_manager,
-        jwks_max_age_secs: config.jwks_max_age_secs,
+        jwks_cache_control: actix_web::http::header::HeaderValue::from_str(&format!(
+            "public, max-age={}",
+            config.jwks_max_age_secs
+        ))
+        .expect("digits and ASCII are a valid header value"),
         max_body_bytes: config.max_body_bytes,
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
     };
@@ -316,7 +320,7 @@ async fn maintenance(pool: store::DbPool, audit_retention_days: u32, clock: cloc
             registry::usage::prune_before(&mut conn, &registry::usage::day_of(now - chrono::Duration::days(2)))
                 .map_err(store::StoreError::from)?;
             let events = if audit_retention_days > 0 {
-                audit::query::prune_older_than(&mut conn, audit_retention_days)?
+                audit::query::prune_older_than(&mut conn, audit_retention_days, now)?
             } else {
                 0
             };

@@ -97,25 +97,33 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &AuditFilter) -> R
     Ok(AuditPage { items: rows, next_cursor })
 }
 
-/// Deletes events older than `days` days; returns how many.
+/// Deletes events older than `days` days before `now`; returns how many.
 /// The hourly retention: an `audit.prune` event by `maintenance` records each prune that deleted anything.
-pub fn prune_older_than(conn: &mut DbConnection, days: u32) -> RegistryResult<usize> {
-    prune(conn, "maintenance", RequestMeta::default(), days, false)
+pub fn prune_older_than(conn: &mut DbConnection, days: u32, now: NaiveDateTime) -> RegistryResult<usize> {
+    prune(conn, "maintenance", RequestMeta::default(), days, now, false)
 }
 
 /// An operator's prune (`audit prune`): always recorded, with who, the age and how many events went, so
 /// that deleting part of the trail is itself on the trail.
 pub fn prune_by(conn: &mut DbConnection, caller: &Caller, days: u32) -> RegistryResult<usize> {
     caller.require_operator("the audit retention")?;
-    prune(conn, &caller.actor, caller.meta.clone(), days, true)
+    prune(conn, &caller.actor, caller.meta.clone(), days, caller.now(), true)
 }
 
-fn prune(conn: &mut DbConnection, actor: &str, meta: RequestMeta, days: u32, always: bool) -> RegistryResult<usize> {
-    let cutoff = crate::store::now() - chrono::Duration::days(i64::from(days));
+fn prune(
+    conn: &mut DbConnection,
+    actor: &str,
+    meta: RequestMeta,
+    days: u32,
+    now: NaiveDateTime,
+    always: bool,
+) -> RegistryResult<usize> {
+    let cutoff = now - chrono::Duration::days(i64::from(days));
     crate::store::write_transaction(conn, |conn| {
         let deleted = diesel::delete(audit_events::table.filter(audit_events::occurred_at.lt(cutoff))).execute(conn)?;
         if always || deleted > 0 {
             let mut event = AuditEvent::new("audit.prune", Outcome::Success, meta);
+            event.occurred_at = now;
             event.actor = Some(actor.to_string());
             event.details = Some(serde_json::json!({
                 "older_than_days": days,
