@@ -10,9 +10,9 @@ use crate::registry;
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", state.jwks_max_age_secs)))
+        .insert_header((header::CACHE_CONTROL, state.jwks_cache_control.clone()))
         .content_type(actix_web::mime::APPLICATION_JSON)
-        .body(state.tokens.keys().jwks_json().to_owned())
+        .body(state.tokens.keys().jwks_json())
 }
 
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {

@@ -37,7 +37,8 @@ pub struct AppState {
     pub changes: std::sync::Arc<dyn ChangeSink>,
     /// What changing the signing keys needs.
     pub keys: crate::keys::KeyManager,
-    pub jwks_max_age_secs: u32,
+    /// `public, max-age=<JWKS max-age>`, built once: the JWKS is the busiest response.
+    pub jwks_cache_control: actix_web::http::header::HeaderValue,
     pub max_body_bytes: usize,
     pub client_limits: ClientLimits,
 }

@@ -103,8 +103,9 @@ pub struct KeyRing {
     active: usize,
     /// `base64url(header)` of the active key, computed once.
     active_header: String,
-    /// The JWKS document, serialized once per ring: `/.well-known/jwks.json` is the busiest read of all.
-    jwks_json: String,
+    /// The JWKS document, serialized once per ring: `/.well-known/jwks.json` is the busiest read of all, and
+    /// `Bytes` so that a response shares this buffer instead of copying it.
+    jwks_json: bytes::Bytes,
 }
 
 impl KeyRing {
@@ -122,7 +123,7 @@ impl KeyRing {
         let header = serde_json::json!({ "alg": active_key.alg().as_str(), "typ": "at+jwt", "kid": active_key.kid() });
         let active_header = URL_SAFE_NO_PAD.encode(header.to_string());
         let jwks = JwkSet { keys: keys.iter().map(|k| k.key.jwk()).collect() };
-        let jwks_json = serde_json::to_string(&jwks).expect("a JWKS serializes");
+        let jwks_json = serde_json::to_vec(&jwks).expect("a JWKS serializes").into();
         Ok(KeyRing { keys, active, active_header, jwks_json })
     }
 
@@ -170,8 +171,8 @@ impl KeyRing {
     }
 
     /// [`KeyRing::jwks`] as JSON, serialized when the ring was built.
-    pub fn jwks_json(&self) -> &str {
-        &self.jwks_json
+    pub fn jwks_json(&self) -> bytes::Bytes {
+        self.jwks_json.clone()
     }
 
     pub fn algorithms(&self) -> Vec<Algorithm> {
@@ -368,7 +369,7 @@ mod tests {
         let ring = KeyRing::load(dir.path()).unwrap();
         assert_eq!(ring.active().kid(), first);
         assert_eq!(ring.jwks().keys.len(), 2);
-        assert_eq!(ring.jwks_json(), serde_json::to_string(&ring.jwks()).unwrap());
+        assert_eq!(ring.jwks_json(), serde_json::to_vec(&ring.jwks()).unwrap());
         set_active(dir.path(), &second).unwrap();
         assert_eq!(KeyRing::load(dir.path()).unwrap().active().alg(), Algorithm::EdDSA);
     }

@@ -124,8 +124,12 @@ impl ClientSecret {
 
 /// CRC-32 (IEEE) of `body` in base62, most significant digit first, zero-padded to six characters.
 fn checksum(body: &str) -> String {
-    let mut value = crc32fast::hash(body.as_bytes()) as u64;
-    let mut digits = [b'0'; CHECKSUM_LEN];
+    base62_digits::<CHECKSUM_LEN>(crc32fast::hash(body.as_bytes()).into())
+}
+
+/// The last `N` base62 digits of `value`, most significant first, zero-padded (11 digits hold any `u64`).
+pub fn base62_digits<const N: usize>(mut value: u64) -> String {
+    let mut digits = [b'0'; N];
     for slot in digits.iter_mut().rev() {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
