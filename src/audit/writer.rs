@@ -1,5 +1,5 @@
 //! The group-commit audit writer. Requests hand their event to one writer thread and wait; the thread takes
-//! every event queued so far (up to a batch limit), inserts them with one multi-row insert in one transaction,
+//! every event queued so far (up to a batch limit), inserts them with one statement in one transaction,
 //! then answers each waiter. A token is never issued without its committed record, and under load many
 //! requests share one commit. The queue is bounded: when it is full, or the database refuses the batch, the
 //! caller gets an error (the token endpoint answers 503). Dropping every `AuditWriter` handle flushes the queue
