@@ -34,7 +34,7 @@ thread_local! {
 /// and need only be unique; a per-thread counter from a random start gives that without a system call per
 /// request (the OS generator was one `getrandom(2)` for every request). Two threads' ranges of a billion
 /// ids each overlap with odds under 2^-90.
-pub fn generate() -> String {
+fn generate() -> String {
     let counter = NEXT_ID.with(|next| {
         let value = next.get();
         next.set(value.wrapping_add(1));
