@@ -1,5 +1,5 @@
 -- wrk script shared by every scenario of bench/run. The request comes from the environment (static, built
--- once by wrk, so the generator spends no Lua per request):
+-- once by wrk; with BENCH_SEND_SECS, one Lua call per request returns it):
 --   BENCH_METHOD, BENCH_BODY, BENCH_AUTH (an Authorization header value), BENCH_CONTENT_TYPE.
 -- BENCH_SEND_SECS, when set, stops sending new requests that many seconds after each thread starts and lets
 -- the requests in flight finish before wrk's -d ends. Without it, wrk would cut off up to one request per
@@ -28,21 +28,23 @@ if send_secs then
     ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
     return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
   end
-  local stop_at
+  local stop_at, req
   sent = 0 -- global: done() reads it from each thread
 
   function init(args)
     stop_at = now() + send_secs
+    req = wrk.format()
   end
 
-  -- Called before every request: 0 ms while sending, then a delay longer than any run, so each connection
-  -- goes quiet after its last response.
-  function delay()
+  -- Called for every request: the request built once by wrk.format while sending, then an empty one, which
+  -- wrk writes as nothing, so each connection goes quiet after its last response. (A delay() hook would cost
+  -- wrk two more epoll_ctl calls and a timer per request.)
+  function request()
     if now() < stop_at then
       sent = sent + 1
-      return 0
+      return req
     end
-    return 3600000
+    return ""
   end
 end
 
@@ -50,6 +52,9 @@ local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  -- wrk calls the first thread's request() once before the run, to check the request it returns: that call
+  -- sends nothing, so that thread's count starts one lower.
+  if send_secs and #threads == 1 then thread:set("sent", -1) end
 end
 
 function done(summary, latency, requests)
