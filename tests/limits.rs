@@ -210,6 +210,32 @@ async fn a_quota_holds_across_two_instances_on_one_database() {
     assert_eq!(successes, 20, "one success record per token handed out");
 }
 
+/// A partner without a quota has nothing for the count to decide: on PostgreSQL most of its batches are
+/// written in one statement (events and day count together). The count must still be exact across two
+/// instances writing at once, and every token must have its record.
+#[tokio::test]
+async fn without_a_quota_the_day_count_is_exact_across_two_instances() {
+    let first = TestServer::start().await;
+    let second = TestServer::start_beside(&first).await;
+    let client = first.seed("uncapped", &["u.read"], &["u.read"], &[], &[]);
+    let mut requests = Vec::new();
+    for server in [&first, &second] {
+        for _ in 0..40 {
+            requests.push(ask(server, &client));
+        }
+    }
+    let replies = futures_util::future::join_all(requests).await;
+    assert!(replies.iter().all(|r| r.status == 200), "no quota, no refusal");
+    let usage = partnergate(&first, &["partner", "quota", "uncapped"]);
+    assert_eq!(usage["tokens"], 80, "{usage}");
+    let successes = audit_rows(&first)
+        .into_iter()
+        .filter(|row| row.event_type == "token.request" && row.outcome == "success")
+        .filter(|row| row.client_id.as_deref() == Some(client.client.id.as_str()))
+        .count();
+    assert_eq!(successes, 80, "one success record per token handed out");
+}
+
 #[tokio::test]
 async fn an_attackers_failures_never_lock_out_the_holder_of_the_secret() {
     let server = TestServer::start_with(|config| {

@@ -269,6 +269,10 @@ impl From<StoreError> for Attempt {
 
 fn write_batch(conn: &mut DbConnection, batch: &[Pending], last_uses: &mut LastUses) -> Result<Written, StoreError> {
     let plan = BatchPlan::of(batch, last_uses);
+    if let (DbConnection::Postgresql(pg), true) = (&mut *conn, plan.has_nothing_to_decide()) {
+        // No transaction of its own and nothing to remember: `plan.last_use` is empty.
+        return Ok(plan.write_in_one_statement(pg, batch)?);
+    }
     // Usually every token is within its quota and the events go in as they are, with the partner's day
     // count last: that row is the one every batch of a partner locks, and it is then held only for the upsert
     // and the commit, so that the writers of other instances on the database can write their batches meanwhile.
@@ -309,6 +313,50 @@ impl<'a> BatchPlan<'a> {
         plan.last_use.retain(|secret, at| last_uses.due(secret, *at));
         plan.revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
         plan
+    }
+
+    /// Whether the batch only adds events and day counts: no token of a partner with a quota (nothing for
+    /// the count to decide, so nothing to roll back), no secret's last use due, no revocation.
+    fn has_nothing_to_decide(&self) -> bool {
+        self.last_use.is_empty()
+            && self.revocations.is_empty()
+            && self.tokens.values().flatten().all(|(_, terms)| terms.per_day.is_none())
+    }
+
+    /// A batch that [`has_nothing_to_decide`](Self::has_nothing_to_decide), on PostgreSQL: the events and the
+    /// partners' day counts in one statement, which autocommit makes one transaction. One round trip instead
+    /// of four (`BEGIN`, the events, the counts, `COMMIT`) shortens every group commit, and so the time each
+    /// request waits for its record. Its only locks are the partners' day rows, taken in the plan's sorted
+    /// order like every other batch's.
+    fn write_in_one_statement(&self, conn: &mut diesel::PgConnection, batch: &[Pending]) -> QueryResult<Written> {
+        use diesel::sql_types::{Array, BigInt, Text};
+        #[derive(QueryableByName)]
+        struct DayRow {
+            #[diesel(sql_type = Text)]
+            partner_id: String,
+            #[diesel(sql_type = Text)]
+            day: String,
+            #[diesel(sql_type = BigInt)]
+            tokens: i64,
+        }
+        let rows: Vec<&NewAuditEventRow> = batch.iter().map(|pending| &pending.row).collect();
+        // `counted` is read by the outer SELECT and so runs first; `events` runs to completion after it.
+        let sql = format!(
+            "WITH counted AS (INSERT INTO partner_usage (partner_id, day, tokens) \
+             SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[]) \
+             ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
+             RETURNING partner_id, day, tokens), events AS ({INSERT_EVENTS}) \
+             SELECT partner_id, day, tokens FROM counted"
+        );
+        let counted: Vec<DayRow> = bind_events(diesel::sql_query(sql).into_boxed(), &rows)
+            .bind::<Array<Text>, _>(self.tokens.keys().map(|(partner, _)| *partner).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(self.tokens.keys().map(|(_, day)| day.as_str()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(self.tokens.values().map(|tokens| tokens.len() as i64).collect::<Vec<_>>())
+            .load(conn)?;
+        Ok(Written {
+            verdicts: vec![Recorded::Stored; batch.len()],
+            counts: counted.into_iter().map(|row| (row.partner_id, row.day, row.tokens)).collect(),
+        })
     }
 
     /// One transaction. Rows are locked in one order whichever comes first (secret ids, then jtis, then
@@ -388,34 +436,42 @@ fn insert_events(conn: &mut DbConnection, rows: &[NewAuditEventRow]) -> Result<(
 /// PostgreSQL parsed and planned a statement of up to thousands of parameters for every batch. This one is
 /// not cached either (diesel never caches `sql_query`), but it has 15 parameters whatever the size and a
 /// trivial plan. `unnest` yields the arrays in order, so the rows' ids follow the queue in practice; nothing
-/// depends on that.
+/// depends on that. Its parameters are `$1` to `$15`, bound by [`bind_events`].
+const INSERT_EVENTS: &str = "INSERT INTO audit_events (occurred_at, event_type, outcome, reason, request_id, \
+     actor, partner_id, client_id, secret_id, scopes, audience, jti, source_ip, user_agent, details) \
+     SELECT * FROM unnest($1::timestamp[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+     $15::text[])";
+
 fn insert_events_postgres(conn: &mut diesel::PgConnection, rows: &[NewAuditEventRow]) -> QueryResult<usize> {
+    let rows: Vec<&NewAuditEventRow> = rows.iter().collect();
+    bind_events(diesel::sql_query(INSERT_EVENTS).into_boxed(), &rows).execute(conn)
+}
+
+type PgQuery<'a> = diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
+
+/// Binds the 15 column arrays of [`INSERT_EVENTS`] as the query's first parameters.
+fn bind_events<'a>(query: PgQuery<'a>, rows: &[&'a NewAuditEventRow]) -> PgQuery<'a> {
     use diesel::sql_types::{Array, Nullable, Text, Timestamp};
-    let text = |field: fn(&NewAuditEventRow) -> &str| rows.iter().map(field).collect::<Vec<_>>();
-    let optional = |field: fn(&NewAuditEventRow) -> Option<&str>| rows.iter().map(field).collect::<Vec<_>>();
-    diesel::sql_query(
-        "INSERT INTO audit_events (occurred_at, event_type, outcome, reason, request_id, actor, partner_id, \
-         client_id, secret_id, scopes, audience, jti, source_ip, user_agent, details) \
-         SELECT * FROM unnest($1::timestamp[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-         $15::text[])",
-    )
-    .bind::<Array<Timestamp>, _>(rows.iter().map(|row| row.occurred_at).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(text(|row| &row.event_type))
-    .bind::<Array<Text>, _>(text(|row| &row.outcome))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.reason.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.request_id.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.actor.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.partner_id.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.client_id.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.secret_id.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.scopes.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.audience.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.jti.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.source_ip.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.user_agent.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(optional(|row| row.details.as_deref()))
-    .execute(conn)
+    let text = |field: fn(&'a NewAuditEventRow) -> &'a str| rows.iter().map(|row| field(row)).collect::<Vec<_>>();
+    let optional =
+        |field: fn(&'a NewAuditEventRow) -> Option<&'a str>| rows.iter().map(|row| field(row)).collect::<Vec<_>>();
+    query
+        .bind::<Array<Timestamp>, _>(rows.iter().map(|row| row.occurred_at).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(text(|row| &row.event_type))
+        .bind::<Array<Text>, _>(text(|row| &row.outcome))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.reason.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.request_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.actor.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.partner_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.client_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.secret_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.scopes.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.audience.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.jti.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.source_ip.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.user_agent.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|row| row.details.as_deref()))
 }
 
 #[cfg(test)]
