@@ -36,6 +36,15 @@ fn limited(reply: &Reply) -> u64 {
     reply.header("retry-after").parse().unwrap_or_else(|_| panic!("Retry-After in seconds: {}", reply.dump()))
 }
 
+/// The client's successful token requests in the audit trail: one per token handed out.
+fn granted_records(server: &TestServer, client_id: &str) -> usize {
+    audit_rows(server)
+        .into_iter()
+        .filter(|row| row.event_type == "token.request" && row.outcome == "success")
+        .filter(|row| row.client_id.as_deref() == Some(client_id))
+        .count()
+}
+
 fn audit_reasons(server: &TestServer, client_id: &str) -> Vec<String> {
     audit_rows(server)
         .into_iter()
@@ -202,11 +211,7 @@ async fn a_quota_holds_across_two_instances_on_one_database() {
     assert_eq!(granted, 20, "exactly the quota across both instances");
     let usage = partnergate(&first, &["partner", "quota", "pooled"]);
     assert_eq!(usage["tokens"], 20);
-    let successes = audit_rows(&first)
-        .into_iter()
-        .filter(|row| row.event_type == "token.request" && row.outcome == "success")
-        .filter(|row| row.client_id.as_deref() == Some(client.client.id.as_str()))
-        .count();
+    let successes = granted_records(&first, &client.client.id);
     assert_eq!(successes, 20, "one success record per token handed out");
 }
 
@@ -228,11 +233,7 @@ async fn without_a_quota_the_day_count_is_exact_across_two_instances() {
     assert!(replies.iter().all(|r| r.status == 200), "no quota, no refusal");
     let usage = partnergate(&first, &["partner", "quota", "uncapped"]);
     assert_eq!(usage["tokens"], 80, "{usage}");
-    let successes = audit_rows(&first)
-        .into_iter()
-        .filter(|row| row.event_type == "token.request" && row.outcome == "success")
-        .filter(|row| row.client_id.as_deref() == Some(client.client.id.as_str()))
-        .count();
+    let successes = granted_records(&first, &client.client.id);
     assert_eq!(successes, 80, "one success record per token handed out");
 }
 
