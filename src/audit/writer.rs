@@ -326,8 +326,8 @@ impl<'a> BatchPlan<'a> {
     /// A batch that [`has_nothing_to_decide`](Self::has_nothing_to_decide), on PostgreSQL: the events and the
     /// partners' day counts in one statement, which autocommit makes one transaction. One round trip instead
     /// of four (`BEGIN`, the events, the counts, `COMMIT`) shortens every group commit, and so the time each
-    /// request waits for its record. Its only locks are the partners' day rows, taken in the plan's sorted
-    /// order like every other batch's.
+    /// request waits for its record. Its only locks are the partners' day rows, which the upsert takes in
+    /// the order `unnest` yields them (the plan's sorted order, in practice) like every other batch's.
     fn write_in_one_statement(&self, conn: &mut diesel::PgConnection, batch: &[Pending]) -> QueryResult<Written> {
         use diesel::sql_types::{Array, BigInt, Text};
         #[derive(QueryableByName)]
@@ -340,7 +340,8 @@ impl<'a> BatchPlan<'a> {
             tokens: i64,
         }
         let rows: Vec<&NewAuditEventRow> = batch.iter().map(|pending| &pending.row).collect();
-        // `counted` is read by the outer SELECT and so runs first; `events` runs to completion after it.
+        // PostgreSQL runs both parts in one transaction, in an order of its choosing; nothing depends on it:
+        // the events take no lock that another batch waits for.
         let sql = format!(
             "WITH counted AS (INSERT INTO partner_usage (partner_id, day, tokens) \
              SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[]) \
