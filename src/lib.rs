@@ -57,6 +57,7 @@ pub struct RunningServer {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     audit_thread: std::thread::JoinHandle<()>,
     maintenance: tokio::task::JoinHandle<()>,
+    throttle_summaries: ThrottleSummaries,
     key_schedule: tokio::task::JoinHandle<()>,
     feed: FeedListener,
     read_model: Arc<ReadModel>,
@@ -72,6 +73,7 @@ impl RunningServer {
         let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
         on_signal.abort();
         self.maintenance.abort();
+        self.throttle_summaries.finish().await;
         self.key_schedule.abort();
         if let Some(metrics) = self.metrics_server {
             metrics.stop().await;
@@ -86,6 +88,7 @@ impl RunningServer {
         self.handle.stop(true).await;
         let _ = self.server.await;
         self.maintenance.abort();
+        self.throttle_summaries.finish().await;
         self.key_schedule.abort();
         if let Some(metrics) = self.metrics_server {
             metrics.stop().await;
@@ -112,6 +115,25 @@ impl RunningServer {
     /// Everything on this instance that hears of committed changes (the registry cache, the key ring).
     pub fn changes(&self) -> &Arc<dyn store::changes::ChangeSink> {
         &self.changes
+    }
+}
+
+/// The task that audits the throttle's refusals per minute, and the service for the last of them at shutdown.
+struct ThrottleSummaries {
+    task: tokio::task::JoinHandle<()>,
+    tokens: TokenService,
+}
+
+impl ThrottleSummaries {
+    fn start(tokens: &TokenService) -> Self {
+        ThrottleSummaries { task: tokio::spawn(tokens.clone().summarise_throttled_refusals()), tokens: tokens.clone() }
+    }
+
+    /// Records what is left, before the audit writer is flushed (which waits for every handle to be dropped).
+    async fn finish(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        self.tokens.record_throttle_summaries(true).await;
     }
 }
 
@@ -195,6 +217,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         limits,
         metrics.clone(),
     );
+    let throttle_summaries = ThrottleSummaries::start(&tokens);
     let scrape = web::Data::new(metrics::ScrapeSources {
         metrics: metrics.clone(),
         audit: audit_writer.clone(),
@@ -267,6 +290,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         server,
         audit_thread,
         maintenance,
+        throttle_summaries,
         key_schedule,
         feed,
         read_model,

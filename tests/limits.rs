@@ -239,21 +239,14 @@ async fn without_a_quota_the_day_count_is_exact_across_two_instances() {
 
 #[tokio::test]
 async fn an_attackers_failures_never_lock_out_the_holder_of_the_secret() {
-    let server = TestServer::start_with(|config| {
-        config.throttle =
-            partnergate::limits::ThrottleSettings { address_failures_per_minute: 5, client_failures_per_minute: 10 };
-        // The test plays a load balancer on loopback, so that it can speak for many addresses.
-        config.trusted_proxies =
-            partnergate::http::client_address::TrustedProxies::parse(&["127.0.0.1".into()]).unwrap();
-    })
-    .await;
+    let server = throttled_server(5, 10).await;
     let victim = server.seed("victim", &["v.read"], &["v.read"], &[], &[]);
     let id = victim.client.id.clone();
     let holder = Some("203.0.113.10");
     let wrong = partnergate::registry::credentials::ClientSecret::generate();
 
     // One address guessing: five failures, then refused for a minute, whatever it sends.
-    for _ in 0..6 {
+    for _ in 0..5 {
         token_request(&server, &id, wrong.expose(), Some("198.51.100.1"))
             .await
             .expect_oauth_error(401, "invalid_client");
@@ -282,8 +275,118 @@ async fn an_attackers_failures_never_lock_out_the_holder_of_the_secret() {
     for _ in 0..5 {
         token_request(&server, &id, secret_of(&victim), holder).await.expect_json(200);
     }
-    let reasons = audit_reasons(&server, &id);
-    assert!(reasons.iter().filter(|r| *r == "auth_throttled").count() >= 22, "throttled attempts are audited");
+    let mut server = server;
+    server.stop_keep_db().await;
+    assert!(throttled_refusals(&server, &id) >= 22, "throttled attempts are audited, counted per minute");
+}
+
+/// Throttled refusals for `client_id` as the audit trail counts them: one event per address, client id and
+/// minute, with the count in `details.refusals`.
+fn throttled_refusals(server: &TestServer, client_id: &str) -> u64 {
+    audit_rows(server)
+        .into_iter()
+        .filter(|row| row.client_id.as_deref() == Some(client_id) && row.reason.as_deref() == Some("auth_throttled"))
+        .map(|row| {
+            let details: serde_json::Value = serde_json::from_str(row.details.as_deref().expect("details")).unwrap();
+            details["refusals"].as_u64().expect("a count of refusals")
+        })
+        .sum()
+}
+
+/// A server that believes `X-Forwarded-For` from the test (which plays a load balancer on loopback).
+async fn throttled_server(address_failures_per_minute: u32, client_failures_per_minute: u32) -> TestServer {
+    TestServer::start_with(|config| {
+        config.throttle =
+            partnergate::limits::ThrottleSettings { address_failures_per_minute, client_failures_per_minute };
+        config.trusted_proxies =
+            partnergate::http::client_address::TrustedProxies::parse(&["127.0.0.1".into()]).unwrap();
+    })
+    .await
+}
+
+// Issue 17 item 1: before the fix, an address was suspect for every client id once it had failed for any,
+// so the holder behind a shared address was refused (429) while its client id was under attack.
+#[tokio::test]
+async fn the_holder_behind_an_address_that_failed_is_served_while_its_client_id_is_under_attack() {
+    let server = throttled_server(100, 10).await;
+    let victim = server.seed("victim", &["v.read"], &["v.read"], &[], &[]);
+    let colleague = server.client("victim", &[], &["v.read"], &[]);
+    let id = victim.client.id.clone();
+    let shared = Some("203.0.113.10");
+    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+
+    // A colleague behind the holder's NAT mistypes its own secret; the holder itself fails once (a secret
+    // rotated a moment ago on another instance) and then succeeds.
+    token_request(&server, &colleague.client.id, wrong.expose(), shared)
+        .await
+        .expect_oauth_error(401, "invalid_client");
+    token_request(&server, &id, wrong.expose(), shared).await.expect_oauth_error(401, "invalid_client");
+    token_request(&server, &id, secret_of(&victim), shared).await.expect_json(200);
+    // Three addresses guess the holder's secret: its client id is under attack.
+    for n in 0..12 {
+        let attacker = format!("198.51.100.{}", n % 3 + 1);
+        let reply = token_request(&server, &id, wrong.expose(), Some(&attacker)).await;
+        assert!(matches!(reply.status, 401 | 429), "{}", reply.dump());
+    }
+    limited(&token_request(&server, &id, wrong.expose(), Some("198.51.100.1")).await);
+    for _ in 0..10 {
+        token_request(&server, &id, secret_of(&victim), shared).await.expect_json(200);
+    }
+    // An attacker behind the same address fails for the holder's client id: the address is suspect for it
+    // again, its wrong guesses are refused, and the holder, who presents the right secret, is still served.
+    token_request(&server, &id, wrong.expose(), shared).await;
+    limited(&token_request(&server, &id, wrong.expose(), shared).await);
+    for _ in 0..10 {
+        token_request(&server, &id, secret_of(&victim), shared).await.expect_json(200);
+    }
+}
+
+// Issue 17 item 11: before the fix, concurrent failures all passed the throttle before the first of them
+// failed, so 100 concurrent guesses from one address made up to 100 lookups against a budget of 30.
+#[tokio::test]
+async fn concurrent_failures_from_one_address_cannot_overshoot_its_budget() {
+    let server = throttled_server(30, 0).await;
+    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    let replies = futures_util::future::join_all((0..100).map(|n| {
+        let (server, wrong) = (&server, &wrong);
+        async move { token_request(server, &format!("pgc_madeup{n}"), wrong.expose(), Some("198.51.100.7")).await }
+    }))
+    .await;
+    let looked_up = replies.iter().filter(|reply| reply.status == 401).count();
+    assert!(replies.iter().all(|reply| matches!(reply.status, 401 | 429)));
+    assert!(looked_up <= 30, "{looked_up} lookups against a budget of 30");
+    let failures = audit_rows(&server).iter().filter(|row| row.reason.as_deref() == Some("unknown_client")).count();
+    assert_eq!(failures, looked_up);
+}
+
+// Issue 17 item 3: before the fix, every refusal of a blocked address was an audit event of its own.
+#[tokio::test]
+async fn a_blocked_address_is_audited_once_a_minute_with_the_count_and_every_refusal_is_in_the_metrics() {
+    let mut server = throttled_server(2, 0).await;
+    let client = server.seed("flooded", &["f.read"], &["f.read"], &[], &[]);
+    let id = client.client.id.clone();
+    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    let attacker = Some("198.51.100.9");
+    for _ in 0..2 {
+        token_request(&server, &id, wrong.expose(), attacker).await.expect_oauth_error(401, "invalid_client");
+    }
+    let started = chrono::Utc::now();
+    for _ in 0..300 {
+        limited(&token_request(&server, &id, wrong.expose(), attacker).await);
+    }
+    let minutes = (chrono::Utc::now().timestamp() / 60 - started.timestamp() / 60 + 1) as usize;
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let denied = metrics
+        .lines()
+        .find(|line| line.starts_with("partnergate_token_requests_denied_total{reason=\"auth_throttled\"}"))
+        .unwrap_or_else(|| panic!("no auth_throttled count in {metrics}"));
+    assert!(denied.ends_with(" 300"), "{denied}");
+    server.stop_keep_db().await;
+    let rows: Vec<_> =
+        audit_rows(&server).into_iter().filter(|row| row.reason.as_deref() == Some("auth_throttled")).collect();
+    assert!((1..=minutes).contains(&rows.len()), "{} events for 300 refusals in {minutes} minute(s)", rows.len());
+    assert_eq!(rows[0].source_ip.as_deref(), Some("198.51.100.9"));
+    assert_eq!(throttled_refusals(&server, &id), 300);
 }
 
 #[tokio::test]
@@ -296,7 +399,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let client = server.seed("spoof", &["x.read"], &["x.read"], &[], &[]);
     let wrong = partnergate::registry::credentials::ClientSecret::generate();
     // A new made-up address on each try does not buy new guesses: the peer is loopback every time.
-    for n in 1..=4 {
+    for n in 1..=3 {
         let claimed = format!("198.51.100.{n}");
         token_request(&server, &client.client.id, wrong.expose(), Some(&claimed))
             .await

@@ -11,6 +11,7 @@ use super::error::{AuthFailure, OAuthError};
 use super::request::{AuthMethod, PresentedCredentials};
 use super::TokenService;
 use crate::audit::AuditEvent;
+use crate::limits::throttle::{Admission, Verdict};
 use crate::readmodel::{Barrier, ClientSnapshot};
 use crate::registry::credentials::ClientSecret;
 
@@ -66,7 +67,8 @@ pub fn authenticate(
 impl TokenService {
     /// Authenticates the presented credentials against the read model at time `at`, under the throttle of
     /// failed authentications (`limits::throttle`): a throttled attempt is refused before its secret is looked
-    /// at, and recorded with the reason `auth_throttled`.
+    /// at (unless the throttle lets a suspect address prove itself against a cached client), and counted
+    /// toward its minute's summary event instead of an audit event of its own.
     pub(crate) async fn authenticate(
         &self,
         presented: &PresentedCredentials,
@@ -75,16 +77,43 @@ impl TokenService {
     ) -> Result<AuthenticatedClient, OAuthError> {
         let address: Option<IpAddr> = event.meta.source_ip.as_deref().and_then(|ip| ip.parse().ok());
         let throttle = &self.limits.throttle;
-        throttle.check(address, &presented.client_id).map_err(OAuthError::Limited)?;
-        let result = match check_format(presented, event) {
-            Ok(secret) => {
-                let snapshot = self.read_model.client(&presented.client_id).await.map_err(OAuthError::unavailable)?;
-                authenticate(snapshot, presented, &secret, at, event)
+        let client_id = presented.client_id.as_str();
+        let kind = event.event_type;
+        let refused = |refusal| {
+            throttle.count_refusal(kind, address, client_id, at);
+            OAuthError::Limited(refusal)
+        };
+        let admission = match throttle.admit(address, client_id) {
+            Verdict::Admitted(admission) => admission,
+            Verdict::Refuse(refusal) => return Err(refused(refusal)),
+            Verdict::RefuseUnlessProven(refusal) => {
+                let cached = self.read_model.cached(client_id);
+                let proven = match (check_format(presented, event), cached) {
+                    (Ok(secret), Some(snapshot)) => authenticate(snapshot, presented, &secret, at, event).ok(),
+                    _ => None,
+                };
+                return match proven {
+                    Some(authenticated) => {
+                        throttle.succeeded(Admission::default(), address, client_id);
+                        Ok(authenticated)
+                    }
+                    None => Err(refused(refusal)),
+                };
             }
+        };
+        let result = match check_format(presented, event) {
+            Ok(secret) => match self.read_model.client(client_id).await {
+                Ok(snapshot) => authenticate(snapshot, presented, &secret, at, event),
+                Err(err) => {
+                    throttle.abandoned(admission, address, client_id);
+                    return Err(OAuthError::unavailable(err));
+                }
+            },
             Err(err) => Err(err),
         };
-        if let Err(OAuthError::InvalidClient { .. }) = &result {
-            throttle.failed(address, &presented.client_id);
+        match &result {
+            Err(OAuthError::InvalidClient { .. }) => throttle.failed(admission, address, client_id),
+            _ => throttle.succeeded(admission, address, client_id),
         }
         result
     }

@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::config::TokenSettings;
 use crate::keys::live::LiveKeys;
 use crate::keys::KeyRing;
-use crate::limits::Limits;
+use crate::limits::{Limit, Limits, Refusal};
 use crate::metrics::Metrics;
 use crate::readmodel::ReadModel;
 use crate::registry::Caller;
@@ -125,6 +125,35 @@ impl TokenService {
         self.finish(result, recording).await
     }
 
+    /// Audits the throttle's refusals of every minute that has ended (all of them with `everything`, at
+    /// shutdown) as one `auth_throttled` failure each, with the count in `details.refusals`.
+    pub async fn record_throttle_summaries(&self, everything: bool) {
+        for summary in self.limits.throttle.take_summaries(self.clock.now(), everything) {
+            let meta = RequestMeta { source_ip: summary.address.map(|ip| ip.to_string()), ..RequestMeta::default() };
+            let mut event = AuditEvent::new(summary.kind, Outcome::Failure, meta);
+            event.occurred_at = summary.last;
+            event.client_id = Some(summary.client_id);
+            event.reason = Some(crate::limits::Limit::Throttled.as_str().to_string());
+            event.details = Some(serde_json::json!({
+                "refusals": summary.refusals,
+                "minute": crate::store::utc::format(&summary.minute),
+            }));
+            let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+            if let Err(err) = self.audit.record_until(event, Vec::new(), deadline).await {
+                log::warn!("cannot record {} throttled refusal(s): {err}", summary.refusals);
+            }
+        }
+    }
+
+    /// Records the throttle's summaries every few seconds, for as long as the server runs.
+    pub async fn summarise_throttled_refusals(self) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            self.record_throttle_summaries(false).await;
+        }
+    }
+
     fn recording(&self, event_type: &'static str, request: &OAuthRequest) -> Recording {
         let mut event = AuditEvent::new(event_type, Outcome::Failure, request.meta.clone());
         event.occurred_at = self.clock.now();
@@ -155,6 +184,11 @@ impl TokenService {
     async fn record<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
         let Recording { mut event, mut effects, deadline, named_client } = recording;
         named_client.note(event.client_id.as_deref());
+        if let Err(OAuthError::Limited(Refusal { limit: Limit::Throttled, .. })) = &result {
+            // Counted by the throttle and audited once per address, client id and minute (see
+            // `record_throttle_summaries`): a blocked attacker does not get one audit row per request.
+            return result;
+        }
         match &result {
             Ok(_) => {
                 if event.reason.is_none() {

@@ -69,6 +69,12 @@ impl ReadModel {
         Ok(loaded)
     }
 
+    /// The client's snapshot if the cache holds an answer for it (`Some(None)`: known not to exist), without
+    /// any database read.
+    pub fn cached(&self, client_id: &str) -> Option<Option<Arc<ClientSnapshot>>> {
+        self.read().by_client.get(client_id).cloned()
+    }
+
     /// Drops everything cached (a lost change feed, or a change that touches every client).
     pub fn clear(&self) {
         let mut entries = self.write();
