@@ -361,6 +361,7 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
         jti: random_base62(22),
         scope: ADMIN.into(),
         partner_id: bootstrap::OPERATOR_PARTNER.into(),
+        secret_id: None,
     };
     let fresh = Admin::new(&server, ring.sign_jwt(&crafted(now, now + 600)));
     fresh.get("/partners").await.expect_json(200);

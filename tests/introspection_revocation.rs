@@ -8,6 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use chrono::Timelike;
+
 use common::*;
 use diesel::prelude::*;
 use oauth2::AuthType;
@@ -149,6 +151,7 @@ fn claims_for(server: &TestServer, client: &CreatedClient, audience: &str, scope
         jti: random_base62(22),
         scope: scope.to_string(),
         partner_id: client.client.partner_id.clone(),
+        secret_id: None,
     }
 }
 
@@ -905,4 +908,52 @@ async fn introspections_and_revocations_are_audited() {
     assert_eq!(succeeded.len(), 2);
     assert!(succeeded.iter().all(|e| e["client_id"] == owner.client.id.as_str()), "{succeeded:?}");
     server.stop().await;
+}
+
+/// Issue 17 item 2: an instance that has not yet heard that a secret was revoked (with its tokens) on another
+/// instance issues tokens with it. Before tokens named their secret, those outlived the bulk cut-off when they
+/// fell in a later second than the revocation, and stayed active for their whole lifetime. The race is forced:
+/// the revocation is written behind the stale instance's back, two seconds in its past, and the instance is
+/// told only after it has issued a token with the secret.
+#[actix_web::test]
+async fn a_token_obtained_with_a_secret_after_its_revocation_is_refused_by_every_instance() {
+    let stale = TestServer::start().await;
+    let reader = resource_server(&stale, "rs");
+    let client = stale.seed("leaky", &["l.read"], &["l.read"], &[], &[]);
+    let id = client.client.id.clone();
+    // The stale instance holds the client's snapshot (a load that races with the seeding's own change
+    // notices is not cached, so ask until it is).
+    for _ in 0..50 {
+        stale.token_for(&client, &[], None).await;
+        if stale.running().read_model().cached(&id).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stale.running().read_model().cached(&id).is_some(), "the snapshot is cached");
+
+    let revoked_at = chrono::Utc::now().naive_utc().with_nanosecond(0).unwrap() - chrono::Duration::seconds(2);
+    {
+        use partnergate::store::schema::{client_secrets, clients as clients_table};
+        let mut conn = stale.conn();
+        diesel::update(client_secrets::table.filter(client_secrets::client_id.eq(&id)))
+            .set(client_secrets::revoked_at.eq(Some(revoked_at)))
+            .execute(&mut *conn)
+            .unwrap();
+        diesel::update(clients_table::table.find(&id))
+            .set(clients_table::tokens_revoked_before.eq(Some(revoked_at)))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let after = stale.token_for(&client, &[], None).await;
+    assert_eq!(payload_of(&after)["secret_id"], json!(client.secret.id), "the token names its secret");
+    // What the change feed would deliver a moment later.
+    stale.running().changes().apply(&[partnergate::store::changes::Change::Client(id.clone())]);
+
+    let other = TestServer::start_beside(&stale).await;
+    for (server, name) in [(&stale, "the stale instance"), (&other, "another instance")] {
+        assert_inactive(server, &reader, &after, name, "secret_revoked").await;
+    }
+    other.stop().await;
+    stale.stop().await;
 }

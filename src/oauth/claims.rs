@@ -46,6 +46,10 @@ pub struct AccessTokenClaims {
     pub jti: String,
     pub scope: String,
     pub partner_id: String,
+    /// The secret the token was obtained with (an id, never the secret): a token obtained with a secret after
+    /// its revocation, by an instance that had not heard of it yet, is refused wherever tokens are checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
 }
 
 impl AccessTokenClaims {
@@ -80,6 +84,7 @@ mod tests {
             jti: "j".into(),
             scope: "a.read b.write".into(),
             partner_id: "acme".into(),
+            secret_id: None,
         };
         let value = serde_json::to_value(&claims).unwrap();
         for name in ["iss", "sub", "client_id", "aud", "iat", "nbf", "exp", "jti", "scope", "partner_id"] {

@@ -115,6 +115,7 @@ pub fn claims_for(
         jti,
         scope: scopes.join(" "),
         partner_id: client.partner_id.clone(),
+        secret_id: None,
     })
 }
 
@@ -150,7 +151,8 @@ pub(crate) async fn client_credentials(
     let client = &authenticated.client;
     service.limits.rates.check(client).map_err(OAuthError::Limited)?;
     let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
-    let claims = claims_for(client, &service.settings, &ask, now, jti)?;
+    let mut claims = claims_for(client, &service.settings, &ask, now, jti)?;
+    claims.secret_id = Some(authenticated.secret_id.clone());
     // Last, so that only a token that would otherwise be issued meets the quota; the audit writer counts it
     // and decides exactly (see `limits::quota`).
     service.limits.quota.check(client, now).map_err(OAuthError::Limited)?;

@@ -28,6 +28,7 @@ pub enum Rejection {
     WrongAudience,
     Revoked,
     RevokedInBulk,
+    SecretRevoked,
     UnknownClient,
     ClientDisabled,
     PartnerSuspended,
@@ -43,6 +44,7 @@ impl Rejection {
             Rejection::WrongAudience => "wrong_audience",
             Rejection::Revoked => "revoked",
             Rejection::RevokedInBulk => "revoked_in_bulk",
+            Rejection::SecretRevoked => "secret_revoked",
             Rejection::UnknownClient => "unknown_client",
             Rejection::ClientDisabled => "client_disabled",
             Rejection::PartnerSuspended => "partner_suspended",
@@ -110,6 +112,11 @@ pub fn standing<'a>(
     if client.revoked_in_bulk(claims.iat) {
         return Err(Rejection::RevokedInBulk);
     }
+    if let Some(secret_id) = &claims.secret_id {
+        if client.obtained_after_revocation(secret_id, claims.iat) {
+            return Err(Rejection::SecretRevoked);
+        }
+    }
     match client.barrier() {
         Some(Barrier::ClientDisabled) => Err(Rejection::ClientDisabled),
         Some(Barrier::PartnerSuspended) => Err(Rejection::PartnerSuspended),
@@ -137,6 +144,7 @@ mod tests {
             jti: "jti-1".into(),
             scope: String::new(),
             partner_id: "acme".into(),
+            secret_id: None,
         }
     }
 

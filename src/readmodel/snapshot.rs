@@ -81,6 +81,16 @@ impl ClientSnapshot {
         self.secrets.get(digest)
     }
 
+    /// Whether a token issued at `iat` (seconds) with the secret `secret_id` was obtained at or after that
+    /// secret's revocation, or with a secret this client never had. `iat` has whole seconds: a token of the
+    /// second in which its secret was revoked counts as obtained after it.
+    pub fn obtained_after_revocation(&self, secret_id: &str, iat: i64) -> bool {
+        match self.secrets.values().find(|secret| secret.id == secret_id) {
+            Some(secret) => secret.revoked_at.is_some_and(|revoked| iat >= revoked.and_utc().timestamp()),
+            None => true,
+        }
+    }
+
     /// Whether a token issued at `iat` (seconds) is revoked in bulk.
     pub fn revoked_in_bulk(&self, iat: i64) -> bool {
         self.tokens_revoked_before.is_some_and(|cutoff| iat <= cutoff.and_utc().timestamp())
