@@ -273,9 +273,10 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending], last_uses: &mut LastU
         // No transaction of its own and nothing to remember: `plan.last_use` is empty.
         return Ok(plan.write_in_one_statement(pg, batch)?);
     }
-    // Usually every token is within its quota and the events go in as they are, with the partner's day
-    // count last: that row is the one every batch of a partner locks, and it is then held only for the upsert
-    // and the commit, so that the writers of other instances on the database can write their batches meanwhile.
+    // Usually every token is within its quota and the events go in as they are, with the partners' day
+    // counts last: those rows are the ones every batch of a partner locks, and they are then held only for the
+    // upsert and the commit, so that the writers of other instances on the database can write their batches
+    // meanwhile.
     let written = match crate::store::write_transaction(conn, |conn| plan.write(conn, batch, false)) {
         Err(Attempt::DecideFirst) => crate::store::write_transaction(conn, |conn| plan.write(conn, batch, true)),
         other => other,
@@ -285,10 +286,38 @@ fn write_batch(conn: &mut DbConnection, batch: &[Pending], last_uses: &mut LastU
         Attempt::DecideFirst => unreachable!("the quota is decided before the events are written"),
     })?;
     // Committed: remember what was written.
-    for (secret, at) in plan.last_use {
-        last_uses.0.insert(secret.to_string(), at);
-    }
+    last_uses.0.extend(plan.last_use.iter().map(|(secret, at)| (secret.to_string(), *at)));
     Ok(written)
+}
+
+/// Moves each secret's `last_used_at` forward to its latest use in the batch: on PostgreSQL in one statement
+/// whatever the number of secrets (with many clients nearly every token's secret is due, and one `UPDATE`
+/// round trip per secret inside the group commit cut throughput to a fifth), on SQLite one in-process update
+/// per secret. Only forward: a later batch may carry a request that started before one already committed.
+fn write_last_uses(conn: &mut DbConnection, last_use: &BTreeMap<&str, NaiveDateTime>) -> QueryResult<()> {
+    match conn {
+        _ if last_use.is_empty() => {}
+        DbConnection::Postgresql(pg) => {
+            use diesel::sql_types::{Array, Text, Timestamp};
+            diesel::sql_query(
+                "UPDATE client_secrets AS s SET last_used_at = u.at \
+                 FROM unnest($1::text[], $2::timestamp[]) AS u(id, at) \
+                 WHERE s.id = u.id AND (s.last_used_at IS NULL OR s.last_used_at < u.at)",
+            )
+            .bind::<Array<Text>, _>(last_use.keys().copied().collect::<Vec<_>>())
+            .bind::<Array<Timestamp>, _>(last_use.values().copied().collect::<Vec<_>>())
+            .execute(pg)?;
+        }
+        DbConnection::Sqlite(sqlite) => {
+            for (secret, at) in last_use {
+                let older = client_secrets::last_used_at.is_null().or(client_secrets::last_used_at.lt(*at));
+                diesel::update(client_secrets::table.find(*secret).filter(older))
+                    .set(client_secrets::last_used_at.eq(Some(*at)))
+                    .execute(sqlite)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl<'a> BatchPlan<'a> {
@@ -360,31 +389,34 @@ impl<'a> BatchPlan<'a> {
         })
     }
 
-    /// One transaction. Rows are locked in one order whichever comes first (secret ids, then jtis, then
-    /// partner days, each sorted), so that two writers' batches, of this instance or another, never deadlock.
+    /// One transaction of a constant number of statements on PostgreSQL, whatever the number of secrets and
+    /// partners (a correction per partner whose tokens were refused, and a revocation's own, aside). Rows are
+    /// locked in one order whichever comes first (secret ids, then jtis, then partner days, each sorted), so
+    /// that two writers' batches, of this instance or another, never deadlock.
     fn write(&self, conn: &mut DbConnection, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
         let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
         if !decide_first {
             insert_events(conn, &rows)?;
         }
-        // Only forward: a later batch may carry a request that started before one already committed.
-        for (secret, at) in &self.last_use {
-            let older = client_secrets::last_used_at.is_null().or(client_secrets::last_used_at.lt(*at));
-            diesel::update(client_secrets::table.find(*secret).filter(older))
-                .set(client_secrets::last_used_at.eq(Some(*at)))
-                .execute(conn)?;
-        }
+        write_last_uses(conn, &self.last_use)?;
         for row in &self.revocations {
             revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
         }
         let mut verdicts = vec![Recorded::Stored; batch.len()];
         let mut counts = Vec::with_capacity(self.tokens.len());
         let mut decided = false;
+        // Counted first, decided after: one statement when every token is within the quota. The upsert locks
+        // the partners' rows for the day, so the counts before this batch are exact.
+        let asked: Vec<(&str, &str, i64)> = self
+            .tokens
+            .iter()
+            .map(|((partner, day), requests)| (*partner, day.as_str(), requests.len() as i64))
+            .collect();
+        let totals = usage::add_all(conn, &asked)?;
         for ((partner_id, day), requests) in &self.tokens {
-            // Counted first, decided after: one statement when every token is within the quota. The upsert
-            // locks the partner's row for the day, so the count before this batch is exact.
             let asked = requests.len() as i64;
-            let total = usage::add(conn, partner_id, day, asked)?;
+            // Every upserted row is returned; a missing one would be a bug, not an outage.
+            let total = *totals.get(&(partner_id.to_string(), day.clone())).ok_or(diesel::result::Error::NotFound)?;
             let mut counted = total - asked;
             for &(index, terms) in requests {
                 let admission = terms.admit(counted);

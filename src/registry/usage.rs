@@ -77,6 +77,46 @@ pub fn add(conn: &mut DbConnection, partner_id: &str, day: &str, tokens: i64) ->
     .map(|counted| counted.tokens)
 }
 
+/// [`add`] for several partners' days at once, in one statement on PostgreSQL whatever their number (rows
+/// locked in the order given; callers sort), and one per day on SQLite, where a statement is no round trip.
+/// Returns each (partner, day)'s new count.
+pub fn add_all(
+    conn: &mut DbConnection,
+    counts: &[(&str, &str, i64)],
+) -> QueryResult<std::collections::HashMap<(String, String), i64>> {
+    use diesel::sql_types::Array;
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = Text)]
+        partner_id: String,
+        #[diesel(sql_type = Text)]
+        day: String,
+        #[diesel(sql_type = BigInt)]
+        tokens: i64,
+    }
+    match conn {
+        DbConnection::Postgresql(pg) if counts.len() > 1 => {
+            let counted: Vec<Counted> = diesel::sql_query(
+                "INSERT INTO partner_usage (partner_id, day, tokens) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+                 ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
+                 RETURNING partner_id, day, tokens",
+            )
+            .bind::<Array<Text>, _>(counts.iter().map(|(partner, _, _)| *partner).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(counts.iter().map(|(_, day, _)| *day).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(counts.iter().map(|(_, _, tokens)| *tokens).collect::<Vec<_>>())
+            .load(pg)?;
+            Ok(counted.into_iter().map(|row| ((row.partner_id, row.day), row.tokens)).collect())
+        }
+        _ => counts
+            .iter()
+            .map(|(partner, day, tokens)| {
+                Ok(((partner.to_string(), day.to_string()), add(conn, partner, day, *tokens)?))
+            })
+            .collect(),
+    }
+}
+
 /// Forgets counts of days before `day` (they are in the audit trail).
 pub fn prune_before(conn: &mut DbConnection, day: &str) -> QueryResult<usize> {
     diesel::delete(partner_usage::table.filter(partner_usage::day.lt(day))).execute(conn)
