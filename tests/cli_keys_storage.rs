@@ -216,3 +216,27 @@ async fn out_of_range_numbers_are_refused_by_the_cli_not_a_panic() {
     assert_eq!(pruned["deleted"], 0);
     server.stop().await;
 }
+
+/// `keys generate --alg RS256` cannot generate the key (ring makes no RSA keys); its message names the
+/// steps that work on a running installation, and following them works.
+#[actix_web::test]
+async fn generating_an_rs256_key_says_to_import_one_made_with_openssl() {
+    let server = TestServer::start().await;
+    let run = run_command(&server.cli(), &["keys", "generate", "--alg", "RS256"]);
+    let message = run.failed();
+    assert!(message.contains("openssl genpkey") && message.contains("partnergate keys import"), "{message}");
+    assert!(!message.contains("restart"), "a restart imports nothing into a database that has keys: {message}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rsa.pem");
+    let status = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&path)
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let imported = partnergate(&server, &["keys", "import", path.to_str().unwrap()]);
+    assert_eq!(imported[0]["alg"], "RS256", "{imported}");
+    assert_eq!(imported[0]["state"], "published", "{imported}");
+    server.stop().await;
+}
