@@ -16,7 +16,8 @@ use prometheus::{
 
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
-use crate::oauth::OAuthError;
+use crate::limits::{Limit, Refusal};
+use crate::oauth::{AuthFailure, OAuthError};
 use crate::store::DbPool;
 
 /// One server's metrics. Each server has its own registry, so that two servers in one process (the tests)
@@ -94,6 +95,16 @@ impl Metrics {
             )
             .expect("valid"),
         );
+        // Every family is present from the first scrape, at zero for each label known in advance: a query or
+        // an alert on a series that does not exist yet sees nothing rather than 0.
+        for err in known_denials() {
+            token_denials.with_label_values(&[denial_reason(&err)]);
+        }
+        for limit in Limit::ALL {
+            limit_refusals.with_label_values(&[limit.as_str()]);
+        }
+        // Route, method and status are only known once requests come: the token endpoint's success stands in.
+        request_duration.with_label_values(&["/oauth2/token", "POST", "200"]);
         let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help).expect("valid"));
         Arc::new(Metrics {
             tokens_issued,
@@ -164,6 +175,21 @@ fn denial_reason(err: &OAuthError) -> &'static str {
         OAuthError::Limited(refusal) => refusal.limit.as_str(),
         other => other.code(),
     }
+}
+
+/// One error of each kind a token request can be denied with, for the labels known in advance.
+fn known_denials() -> impl Iterator<Item = OAuthError> {
+    let codes = [
+        OAuthError::InvalidRequest(String::new()),
+        OAuthError::UnauthorizedClient(String::new()),
+        OAuthError::UnsupportedGrantType(String::new()),
+        OAuthError::InvalidScope(String::new()),
+        OAuthError::InvalidTarget(String::new()),
+        OAuthError::TemporarilyUnavailable(String::new()),
+    ];
+    let clients = AuthFailure::ALL.map(|reason| OAuthError::InvalidClient { reason, basic_challenge: false });
+    let limits = Limit::ALL.map(|limit| OAuthError::Limited(Refusal { limit, retry_after: Default::default() }));
+    codes.into_iter().chain(clients).chain(limits)
 }
 
 /// `GET /metrics`.

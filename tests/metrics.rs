@@ -185,3 +185,65 @@ async fn metrics_can_have_an_address_of_their_own() {
     assert_eq!(value(&series, "partnergate_tokens_issued_total"), 1.0);
     server.stop().await;
 }
+
+/// The metric families the README's metrics table documents, with their type (`..._idle_connections` in the
+/// table stands for the first name's prefix followed by that suffix).
+fn documented_families() -> Vec<(String, String)> {
+    let mut families = Vec::new();
+    for row in include_str!("../README.md").lines().filter(|line| line.starts_with("| `partnergate_")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (names, kind) = (cells[1], cells[2].to_string());
+        let names: Vec<&str> = names.split('`').skip(1).step_by(2).collect();
+        let first = names[0];
+        for name in &names {
+            let name = match name.strip_prefix("..._") {
+                Some(suffix) => format!("{}_{suffix}", first.rsplit_once('_').expect("a prefix").0),
+                None => name.to_string(),
+            };
+            families.push((name, kind.clone()));
+        }
+    }
+    families
+}
+
+#[tokio::test]
+async fn every_documented_family_is_present_on_a_fresh_server() {
+    let server = TestServer::start().await;
+    // The first request this server serves.
+    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let series = parse_exposition(&text);
+    let families = documented_families();
+    assert!(families.len() >= 10, "the README's table: {families:?}");
+    for (name, kind) in &families {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} ({kind}) missing on a fresh server:\n{text}"
+        );
+    }
+    // At zero for every label known in advance.
+    for limit in ["client_rate_limited", "partner_rate_limited", "quota_exceeded", "auth_throttled"] {
+        let rejections = format!(r#"partnergate_rate_limit_rejections_total{{limit="{limit}"}}"#);
+        assert_eq!(series.get(&rejections), Some(&0.0), "{rejections}");
+    }
+    for reason in [
+        "wrong_secret",
+        "unknown_client",
+        "secret_expired",
+        "secret_revoked",
+        "client_disabled",
+        "partner_suspended",
+        "no_credentials",
+        "client_rate_limited",
+        "quota_exceeded",
+        "auth_throttled",
+        "invalid_request",
+        "invalid_scope",
+        "invalid_target",
+        "unsupported_grant_type",
+        "temporarily_unavailable",
+    ] {
+        let denied = format!(r#"partnergate_token_requests_denied_total{{reason="{reason}"}}"#);
+        assert_eq!(series.get(&denied), Some(&0.0), "{denied}");
+    }
+    server.stop().await;
+}
