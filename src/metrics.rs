@@ -16,6 +16,7 @@ use prometheus::{
 
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
+use crate::keys::live::LiveKeys;
 use crate::limits::{Limit, Refusal};
 use crate::oauth::{AuthFailure, OAuthError};
 use crate::store::DbPool;
@@ -34,6 +35,7 @@ pub struct Metrics {
     pool_idle: IntGauge,
     pool_max: IntGauge,
     signing_key_age: IntGauge,
+    readiness_probes: IntCounter,
 }
 
 /// What `/metrics` reads at scrape time.
@@ -42,6 +44,7 @@ pub struct ScrapeSources {
     pub metrics: Arc<Metrics>,
     pub audit: AuditWriter,
     pub pool: DbPool,
+    pub keys: Arc<LiveKeys>,
     pub clock: SharedClock,
 }
 
@@ -118,7 +121,15 @@ impl Metrics {
             pool_max: gauge("db_pool_max_connections", "Largest number of pooled database connections"),
             signing_key_age: gauge(
                 "signing_key_age_seconds",
-                "Seconds since the active signing key began to sign (-1 when the database could not be read)",
+                "Seconds since the active signing key began to sign, as of the last key load (-1 when unknown)",
+            ),
+            readiness_probes: registered(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "readiness_probes_total",
+                    "Database probes made to answer /readyz (one at most every 250 ms, shared by every caller)",
+                ))
+                .expect("valid"),
             ),
             registry,
         })
@@ -139,17 +150,23 @@ impl Metrics {
         }
     }
 
+    /// `/readyz` probed the database.
+    pub fn readiness_probe(&self) {
+        self.readiness_probes.inc();
+    }
+
     /// The audit writer committed (or tried to commit) a batch of this many events.
     pub fn audit_batch(&self, events: usize) {
         self.audit_batch_size.observe(events as f64);
     }
 
-    /// The Prometheus text exposition of every metric, with the scrape-time gauges read now (the key age from
-    /// the database: the one read per scrape, on the blocking pool).
+    /// The Prometheus text exposition of every metric, with the scrape-time gauges read now, from memory: a
+    /// scrape reads no database (the key age comes from the key ring, reloaded whenever the keys change).
     pub fn render(&self, sources: &ScrapeSources) -> String {
-        let ScrapeSources { audit, pool, clock, .. } = sources;
+        let ScrapeSources { audit, pool, keys, clock, .. } = sources;
         self.audit_queue_depth.set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
-        self.signing_key_age.set(active_key_age(pool, clock.now()).unwrap_or(-1));
+        let since = keys.current().active_since();
+        self.signing_key_age.set(since.map_or(-1, |since| (clock.now() - since).num_seconds().max(0)));
         let state = pool.state();
         self.pool_connections.set(i64::from(state.connections));
         self.pool_idle.set(i64::from(state.idle_connections));
@@ -158,14 +175,6 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding into a Vec");
         String::from_utf8(text).expect("the text format is UTF-8")
     }
-}
-
-/// Seconds since the active key was activated (or published, for a key that was active from the start).
-fn active_key_age(pool: &DbPool, now: chrono::NaiveDateTime) -> Option<i64> {
-    let mut conn = pool.get().ok()?;
-    let records = crate::keys::stored::records(&mut conn).ok()?;
-    let active = records.iter().find(|key| key.state == crate::keys::KeyState::Active)?;
-    Some((now - active.activated_at.unwrap_or(active.published_at)).num_seconds().max(0))
 }
 
 /// A bounded label: the audit reason code for authentication failures and limits, else the OAuth error code.

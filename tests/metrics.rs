@@ -152,9 +152,12 @@ async fn counters_move_by_what_the_token_requests_did() {
     server.stop().await;
 }
 
+/// The key age comes from the instance's key ring (loaded when the keys change), so a scrape reads no
+/// database: a change written behind the instance's back shows once the instance hears of it.
 #[tokio::test]
-async fn the_active_signing_key_age_is_read_from_the_database() {
+async fn the_active_signing_key_age_is_kept_in_memory_from_the_last_key_load() {
     use diesel::prelude::*;
+    use partnergate::store::changes::Change;
     use partnergate::store::schema::signing_keys;
     let server = TestServer::start().await;
     let age = |series: &HashMap<String, f64>| series["partnergate_signing_key_age_seconds"];
@@ -167,6 +170,10 @@ async fn the_active_signing_key_age_is_read_from_the_database() {
         .execute(&mut *server.conn())
         .unwrap();
     assert_eq!(moved, 1, "one active key");
+    let unheard = age(&scrape(server.url("/metrics")).await);
+    assert!((0.0..300.0).contains(&unheard), "the scrape read the database: {unheard} s");
+    // What the change feed delivers when the keys change.
+    server.running().changes().apply(&[Change::Keys]);
     let aged = age(&scrape(server.url("/metrics")).await);
     assert!((172_800.0..173_100.0).contains(&aged), "two days is {aged} s");
     server.stop().await;
@@ -245,5 +252,43 @@ async fn every_documented_family_is_present_on_a_fresh_server() {
         let denied = format!(r#"partnergate_token_requests_denied_total{{reason="{reason}"}}"#);
         assert_eq!(series.get(&denied), Some(&0.0), "{denied}");
     }
+    server.stop().await;
+}
+
+/// A flood of unauthenticated `/readyz` requests shares one database probe every refresh period (250 ms):
+/// the count of probes, as `/metrics` reports it, stays bounded by the flood's duration, not its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_readiness_probes_touches_the_database_a_bounded_number_of_times() {
+    let server = TestServer::start().await;
+    let probes = |series: &HashMap<String, f64>| value(series, "partnergate_readiness_probes_total");
+    let before = probes(&scrape(server.url("/metrics")).await);
+    let started = std::time::Instant::now();
+    let flood = std::time::Duration::from_millis(1500);
+    let mut callers = Vec::new();
+    for _ in 0..32 {
+        let url = server.url("/readyz");
+        callers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut answered = 0u32;
+            while started.elapsed() < flood {
+                let response = http.get(&url).send().await.expect("readyz answers");
+                assert_eq!(response.status(), 200);
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["status"], "ready", "{body}");
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    let mut answered = 0;
+    for caller in callers {
+        answered += caller.await.expect("caller");
+    }
+    let elapsed = started.elapsed();
+    let made = probes(&scrape(server.url("/metrics")).await) - before;
+    let bound = (elapsed.as_millis() / 250) as f64 + 2.0;
+    assert!(answered >= 200, "a flood: {answered} answers in {elapsed:?}");
+    assert!(made >= 1.0, "the database was probed at all");
+    assert!(made <= bound, "{made} probes for {answered} requests in {elapsed:?} (at most {bound})");
     server.stop().await;
 }
