@@ -222,6 +222,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics: metrics.clone(),
         audit: audit_writer.clone(),
         pool: pool.clone(),
+        keys: live_keys.clone(),
         clock,
     });
     let state = AppState {
@@ -237,6 +238,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .expect("digits and ASCII are a valid header value"),
         max_body_bytes: config.max_body_bytes,
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
+        readiness: http::Readiness::new(pool.clone(), metrics.clone()),
     };
     let body_read_timeout = config.body_read_timeout;
     let trusted_proxies = web::Data::new(config.trusted_proxies.clone());

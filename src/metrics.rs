@@ -16,7 +16,9 @@ use prometheus::{
 
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
-use crate::oauth::OAuthError;
+use crate::keys::live::LiveKeys;
+use crate::limits::{Limit, Refusal};
+use crate::oauth::{AuthFailure, OAuthError};
 use crate::store::DbPool;
 
 /// One server's metrics. Each server has its own registry, so that two servers in one process (the tests)
@@ -33,6 +35,7 @@ pub struct Metrics {
     pool_idle: IntGauge,
     pool_max: IntGauge,
     signing_key_age: IntGauge,
+    readiness_probes: IntCounter,
 }
 
 /// What `/metrics` reads at scrape time.
@@ -41,6 +44,7 @@ pub struct ScrapeSources {
     pub metrics: Arc<Metrics>,
     pub audit: AuditWriter,
     pub pool: DbPool,
+    pub keys: Arc<LiveKeys>,
     pub clock: SharedClock,
 }
 
@@ -94,6 +98,16 @@ impl Metrics {
             )
             .expect("valid"),
         );
+        // Every family is present from the first scrape, at zero for each label known in advance: a query or
+        // an alert on a series that does not exist yet sees nothing rather than 0.
+        for err in known_denials() {
+            token_denials.with_label_values(&[denial_reason(&err)]);
+        }
+        for limit in Limit::ALL {
+            limit_refusals.with_label_values(&[limit.as_str()]);
+        }
+        // Route, method and status are only known once requests come: the token endpoint's success stands in.
+        request_duration.with_label_values(&["/oauth2/token", "POST", "200"]);
         let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help).expect("valid"));
         Arc::new(Metrics {
             tokens_issued,
@@ -107,7 +121,15 @@ impl Metrics {
             pool_max: gauge("db_pool_max_connections", "Largest number of pooled database connections"),
             signing_key_age: gauge(
                 "signing_key_age_seconds",
-                "Seconds since the active signing key began to sign (-1 when the database could not be read)",
+                "Seconds since the active signing key began to sign, as of the last key load (-1 when unknown)",
+            ),
+            readiness_probes: registered(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "readiness_probes_total",
+                    "Database probes made to answer /readyz (one at most every 250 ms, shared by every caller)",
+                ))
+                .expect("valid"),
             ),
             registry,
         })
@@ -128,17 +150,23 @@ impl Metrics {
         }
     }
 
+    /// `/readyz` probed the database.
+    pub fn readiness_probe(&self) {
+        self.readiness_probes.inc();
+    }
+
     /// The audit writer committed (or tried to commit) a batch of this many events.
     pub fn audit_batch(&self, events: usize) {
         self.audit_batch_size.observe(events as f64);
     }
 
-    /// The Prometheus text exposition of every metric, with the scrape-time gauges read now (the key age from
-    /// the database: the one read per scrape, on the blocking pool).
+    /// The Prometheus text exposition of every metric, with the scrape-time gauges read now, from memory: a
+    /// scrape reads no database (the key age comes from the key ring, reloaded whenever the keys change).
     pub fn render(&self, sources: &ScrapeSources) -> String {
-        let ScrapeSources { audit, pool, clock, .. } = sources;
+        let ScrapeSources { audit, pool, keys, clock, .. } = sources;
         self.audit_queue_depth.set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
-        self.signing_key_age.set(active_key_age(pool, clock.now()).unwrap_or(-1));
+        let since = keys.current().active_since();
+        self.signing_key_age.set(since.map_or(-1, |since| (clock.now() - since).num_seconds().max(0)));
         let state = pool.state();
         self.pool_connections.set(i64::from(state.connections));
         self.pool_idle.set(i64::from(state.idle_connections));
@@ -149,14 +177,6 @@ impl Metrics {
     }
 }
 
-/// Seconds since the active key was activated (or published, for a key that was active from the start).
-fn active_key_age(pool: &DbPool, now: chrono::NaiveDateTime) -> Option<i64> {
-    let mut conn = pool.get().ok()?;
-    let records = crate::keys::stored::records(&mut conn).ok()?;
-    let active = records.iter().find(|key| key.state == crate::keys::KeyState::Active)?;
-    Some((now - active.activated_at.unwrap_or(active.published_at)).num_seconds().max(0))
-}
-
 /// A bounded label: the audit reason code for authentication failures and limits, else the OAuth error code.
 fn denial_reason(err: &OAuthError) -> &'static str {
     match err {
@@ -164,6 +184,21 @@ fn denial_reason(err: &OAuthError) -> &'static str {
         OAuthError::Limited(refusal) => refusal.limit.as_str(),
         other => other.code(),
     }
+}
+
+/// One error of each kind a token request can be denied with, for the labels known in advance.
+fn known_denials() -> impl Iterator<Item = OAuthError> {
+    let codes = [
+        OAuthError::InvalidRequest(String::new()),
+        OAuthError::UnauthorizedClient(String::new()),
+        OAuthError::UnsupportedGrantType(String::new()),
+        OAuthError::InvalidScope(String::new()),
+        OAuthError::InvalidTarget(String::new()),
+        OAuthError::TemporarilyUnavailable(String::new()),
+    ];
+    let clients = AuthFailure::ALL.map(|reason| OAuthError::InvalidClient { reason, basic_challenge: false });
+    let limits = Limit::ALL.map(|limit| OAuthError::Limited(Refusal { limit, retry_after: Default::default() }));
+    codes.into_iter().chain(clients).chain(limits)
 }
 
 /// `GET /metrics`.

@@ -216,3 +216,80 @@ async fn out_of_range_numbers_are_refused_by_the_cli_not_a_panic() {
     assert_eq!(pruned["deleted"], 0);
     server.stop().await;
 }
+
+/// Kids are RFC 7638 thumbprints in base64url, so about one in 64 starts with '-'; operators' client ids may
+/// too. Every command that takes one accepts it as a value, not as an unknown option.
+#[actix_web::test]
+async fn ids_that_start_with_a_hyphen_are_values_for_every_command_that_takes_one() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut kids = Vec::new();
+    for _ in 0..5000 {
+        let kid = keys::generate(dir.path(), Algorithm::ES256, false).unwrap();
+        if kid.starts_with('-') {
+            kids.push(kid);
+            if kids.len() == 2 {
+                break;
+            }
+        } else {
+            std::fs::remove_file(dir.path().join(format!("{kid}.pem"))).unwrap();
+        }
+    }
+    assert_eq!(kids.len(), 2, "two kids starting with '-' among 5000 keys");
+    let imported = partnergate(&server, &["keys", "import", dir.path().to_str().unwrap()]);
+    assert_eq!(imported.as_array().map(Vec::len), Some(2), "{imported}");
+    partnergate(&server, &["keys", "activate", &kids[0], "--force"]);
+    partnergate(&server, &["keys", "retire", &kids[1]]);
+    let listed = partnergate(&server, &["keys", "list"]);
+    let state = |kid: &str| {
+        let key = listed.as_array().unwrap().iter().find(|key| key["kid"] == kid);
+        key.unwrap_or_else(|| panic!("{kid} in {listed}"))["state"].as_str().unwrap().to_string()
+    };
+    assert_eq!((state(&kids[0]).as_str(), state(&kids[1]).as_str()), ("active", "retired"));
+
+    // An imported client id.
+    partnergate(&server, &["scope", "create", "h.read"]);
+    partnergate(&server, &["partner", "create", "hyphen", "--name", "Hyphen", "--ceiling", "h.read"]);
+    let id = "-legacy.7";
+    let created = partnergate(
+        &server,
+        &["client", "create", "--partner", "hyphen", "--name", "Legacy", "--client-id", id, "--scope", "h.read"],
+    );
+    assert_eq!(created["client"]["id"], id, "{created}");
+    assert_eq!(partnergate(&server, &["client", "show", id])["client"]["id"], id);
+    partnergate(&server, &["client", "update", id, "--name", "Legacy two"]);
+    let rotated = partnergate(&server, &["client", "rotate-secret", id]);
+    let secret_id = rotated["id"].as_str().unwrap_or_else(|| panic!("a secret id in {rotated}"));
+    partnergate(&server, &["client", "revoke-secret", id, secret_id]);
+    partnergate(&server, &["client", "revoke-tokens", id]);
+    partnergate(&server, &["client", "disable", id]);
+    partnergate(&server, &["client", "enable", id]);
+    partnergate(&server, &["client", "list", "--cursor", id]);
+    partnergate(&server, &["audit", "--client", id]);
+    partnergate(&server, &["client", "delete", id]);
+    server.stop().await;
+}
+
+/// `keys generate --alg RS256` cannot generate the key (ring makes no RSA keys); its message names the
+/// steps that work on a running installation, and following them works.
+#[actix_web::test]
+async fn generating_an_rs256_key_says_to_import_one_made_with_openssl() {
+    let server = TestServer::start().await;
+    let run = run_command(&server.cli(), &["keys", "generate", "--alg", "RS256"]);
+    let message = run.failed();
+    assert!(message.contains("openssl genpkey") && message.contains("partnergate keys import"), "{message}");
+    assert!(!message.contains("restart"), "a restart imports nothing into a database that has keys: {message}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rsa.pem");
+    let status = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&path)
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let imported = partnergate(&server, &["keys", "import", path.to_str().unwrap()]);
+    assert_eq!(imported[0]["alg"], "RS256", "{imported}");
+    assert_eq!(imported[0]["state"], "published", "{imported}");
+    server.stop().await;
+}

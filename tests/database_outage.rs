@@ -183,26 +183,70 @@ async fn cut_and_restore(server: &TestServer, proxy: &Arc<Proxy>, mode: u8, seen
     assert_eq!(readyz(server).await.0, 200);
 }
 
+/// The test PostgreSQL server's address.
+fn postgres_upstream() -> SocketAddr {
+    let upstream_url = std::env::var("PARTNERGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
+    let upstream_url = reqwest::Url::parse(&upstream_url).unwrap();
+    format!("{}:{}", upstream_url.host_str().unwrap(), upstream_url.port().unwrap_or(5432)).parse().unwrap()
+}
+
+/// A server whose database (the test's own) is reached through `proxy`.
+async fn server_behind(proxy: &Proxy) -> TestServer {
+    TestServer::start_with(|config| {
+        let mut proxied = reqwest::Url::parse(&config.database_url).unwrap();
+        proxied.set_port(Some(proxy.addr.port())).unwrap();
+        config.database_url = proxied.to_string();
+        config.pool.connect_timeout = Duration::from_secs(2);
+    })
+    .await
+}
+
+/// `/readyz` answers from a result refreshed at most every 250 ms (so that a flood of probes does not reach
+/// the database), yet it still follows the database: 503 within that bound plus one probe's wait (1.5 s)
+/// once the database is gone, 200 again soon after it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "cuts a PostgreSQL connection: PARTNERGATE_TEST_BACKEND=postgres cargo test --test database_outage -- --ignored"]
+async fn readiness_follows_the_database_within_the_refresh_bound() {
+    assert!(on_postgres(), "this test needs PARTNERGATE_TEST_BACKEND=postgres");
+    let proxy = Proxy::start(postgres_upstream()).await;
+    let server = server_behind(&proxy).await;
+    assert_eq!(readyz(&server).await.0, 200);
+    // Every answer within 2 s, while probes keep coming (as from a load balancer, and more often).
+    let follow = |expected: u16, limit: Duration| {
+        let server = &server;
+        async move {
+            let started = Instant::now();
+            loop {
+                let (status, latency) = readyz(server).await;
+                assert!(latency < Duration::from_secs(2), "readyz answered in {latency:?}");
+                if status == expected {
+                    return started.elapsed();
+                }
+                assert!(started.elapsed() < limit, "readyz not {expected} within {limit:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    for mode in [REFUSE, BLACK_HOLE] {
+        proxy.set(mode).await;
+        // 250 ms of cached answer, then one probe that waits at most 1.5 s, plus scheduling.
+        let gone = follow(503, Duration::from_millis(2250)).await;
+        proxy.set(PASS).await;
+        let back = follow(200, Duration::from_secs(5)).await;
+        println!("mode {mode}: 503 after {gone:?}, 200 again after {back:?}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_endpoint_answers_503_during_an_outage_and_recovers_by_itself() {
     if std::env::var("PARTNERGATE_TEST_BACKEND").as_deref() != Ok("postgres") {
         println!("skipped: the outage test cuts a PostgreSQL connection (PARTNERGATE_TEST_BACKEND=postgres)");
         return;
     }
-    let upstream_url = std::env::var("PARTNERGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
-    let upstream_url = reqwest::Url::parse(&upstream_url).unwrap();
-    let upstream: SocketAddr =
-        format!("{}:{}", upstream_url.host_str().unwrap(), upstream_url.port().unwrap_or(5432)).parse().unwrap();
-    let proxy = Proxy::start(upstream).await;
-    let server = TestServer::start_with(|config| {
-        // The test's own database, reached through the proxy.
-        let mut proxied = reqwest::Url::parse(&config.database_url).unwrap();
-        proxied.set_port(Some(proxy.addr.port())).unwrap();
-        config.database_url = proxied.to_string();
-        config.pool.connect_timeout = Duration::from_secs(2);
-    })
-    .await;
+    let proxy = Proxy::start(postgres_upstream()).await;
+    let server = server_behind(&proxy).await;
     let client = server.seed("outage", &["o.read"], &["o.read"], &[], &[]);
     let authorization = basic_auth(&client.client.id, client.secret.secret.expose());
 

@@ -152,9 +152,12 @@ async fn counters_move_by_what_the_token_requests_did() {
     server.stop().await;
 }
 
+/// The key age comes from the instance's key ring (loaded when the keys change), so a scrape reads no
+/// database: a change written behind the instance's back shows once the instance hears of it.
 #[tokio::test]
-async fn the_active_signing_key_age_is_read_from_the_database() {
+async fn the_active_signing_key_age_is_kept_in_memory_from_the_last_key_load() {
     use diesel::prelude::*;
+    use partnergate::store::changes::Change;
     use partnergate::store::schema::signing_keys;
     let server = TestServer::start().await;
     let age = |series: &HashMap<String, f64>| series["partnergate_signing_key_age_seconds"];
@@ -167,6 +170,10 @@ async fn the_active_signing_key_age_is_read_from_the_database() {
         .execute(&mut *server.conn())
         .unwrap();
     assert_eq!(moved, 1, "one active key");
+    let unheard = age(&scrape(server.url("/metrics")).await);
+    assert!((0.0..300.0).contains(&unheard), "the scrape read the database: {unheard} s");
+    // What the change feed delivers when the keys change.
+    server.running().changes().apply(&[Change::Keys]);
     let aged = age(&scrape(server.url("/metrics")).await);
     assert!((172_800.0..173_100.0).contains(&aged), "two days is {aged} s");
     server.stop().await;
@@ -183,5 +190,105 @@ async fn metrics_can_have_an_address_of_their_own() {
     let addr = server.running().metrics_addr().expect("a metrics address");
     let series = scrape(format!("http://{addr}/metrics")).await;
     assert_eq!(value(&series, "partnergate_tokens_issued_total"), 1.0);
+    server.stop().await;
+}
+
+/// The metric families the README's metrics table documents, with their type (`..._idle_connections` in the
+/// table stands for the first name's prefix followed by that suffix).
+fn documented_families() -> Vec<(String, String)> {
+    let mut families = Vec::new();
+    for row in include_str!("../README.md").lines().filter(|line| line.starts_with("| `partnergate_")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (names, kind) = (cells[1], cells[2].to_string());
+        let names: Vec<&str> = names.split('`').skip(1).step_by(2).collect();
+        let first = names[0];
+        for name in &names {
+            let name = match name.strip_prefix("..._") {
+                Some(suffix) => format!("{}_{suffix}", first.rsplit_once('_').expect("a prefix").0),
+                None => name.to_string(),
+            };
+            families.push((name, kind.clone()));
+        }
+    }
+    families
+}
+
+#[tokio::test]
+async fn every_documented_family_is_present_on_a_fresh_server() {
+    let server = TestServer::start().await;
+    // The first request this server serves.
+    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let series = parse_exposition(&text);
+    let families = documented_families();
+    assert!(families.len() >= 10, "the README's table: {families:?}");
+    for (name, kind) in &families {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} ({kind}) missing on a fresh server:\n{text}"
+        );
+    }
+    // At zero for every label known in advance.
+    for limit in ["client_rate_limited", "partner_rate_limited", "quota_exceeded", "auth_throttled"] {
+        let rejections = format!(r#"partnergate_rate_limit_rejections_total{{limit="{limit}"}}"#);
+        assert_eq!(series.get(&rejections), Some(&0.0), "{rejections}");
+    }
+    for reason in [
+        "wrong_secret",
+        "unknown_client",
+        "secret_expired",
+        "secret_revoked",
+        "client_disabled",
+        "partner_suspended",
+        "no_credentials",
+        "client_rate_limited",
+        "quota_exceeded",
+        "auth_throttled",
+        "invalid_request",
+        "invalid_scope",
+        "invalid_target",
+        "unsupported_grant_type",
+        "temporarily_unavailable",
+    ] {
+        let denied = format!(r#"partnergate_token_requests_denied_total{{reason="{reason}"}}"#);
+        assert_eq!(series.get(&denied), Some(&0.0), "{denied}");
+    }
+    server.stop().await;
+}
+
+/// A flood of unauthenticated `/readyz` requests shares one database probe every refresh period (250 ms):
+/// the count of probes, as `/metrics` reports it, stays bounded by the flood's duration, not its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_readiness_probes_touches_the_database_a_bounded_number_of_times() {
+    let server = TestServer::start().await;
+    let probes = |series: &HashMap<String, f64>| value(series, "partnergate_readiness_probes_total");
+    let before = probes(&scrape(server.url("/metrics")).await);
+    let started = std::time::Instant::now();
+    let flood = std::time::Duration::from_millis(1500);
+    let mut callers = Vec::new();
+    for _ in 0..32 {
+        let url = server.url("/readyz");
+        callers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut answered = 0u32;
+            while started.elapsed() < flood {
+                let response = http.get(&url).send().await.expect("readyz answers");
+                assert_eq!(response.status(), 200);
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["status"], "ready", "{body}");
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    let mut answered = 0;
+    for caller in callers {
+        answered += caller.await.expect("caller");
+    }
+    let elapsed = started.elapsed();
+    let made = probes(&scrape(server.url("/metrics")).await) - before;
+    let bound = (elapsed.as_millis() / 250) as f64 + 2.0;
+    assert!(answered >= 200, "a flood: {answered} answers in {elapsed:?}");
+    assert!(made >= 1.0, "the database was probed at all");
+    assert!(made <= bound, "{made} probes for {answered} requests in {elapsed:?} (at most {bound})");
     server.stop().await;
 }

@@ -17,7 +17,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub partner: Option<String>,
     /// Only events of this client.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub client: Option<String>,
     /// Event type, e.g. token.request, client.create, secret.revoke.
     #[arg(long = "type")]

@@ -18,8 +18,8 @@ pub enum ClientCommand {
         /// Display name (e.g. "Acme nightly sync").
         #[arg(long)]
         name: String,
-        /// Keep an existing client id instead of generating a `pgc_` one.
-        #[arg(long)]
+        /// Keep an existing client id instead of generating a `pgc_` one (it may start with '-').
+        #[arg(long, allow_hyphen_values = true)]
         client_id: Option<String>,
         /// What the integration does.
         #[arg(long, default_value = "")]
@@ -53,12 +53,13 @@ pub enum ClientCommand {
         #[arg(long, default_value_t = clients::DEFAULT_PAGE_SIZE)]
         limit: i64,
         /// Continue after this client id (the previous page's next_cursor).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         cursor: Option<String>,
     },
     /// Change a client; list options replace the whole list. `--clear-*` empties a list.
     Update {
         /// The client to change.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// The new display name.
         #[arg(long)]
@@ -101,16 +102,19 @@ pub enum ClientCommand {
     /// Delete a client with its secrets.
     Delete {
         /// The client to delete.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Show a client with its secrets (never the secrets themselves).
     Show {
         /// The client to show.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Create a new secret; with --grace-period-secs the client's other secrets expire after that long.
     RotateSecret {
         /// The client that gets a new secret.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// A name for the new secret (e.g. `2026-q4`).
         #[arg(long)]
@@ -125,6 +129,7 @@ pub enum ClientCommand {
     /// Revoke one secret now; the client's other secrets keep working.
     RevokeSecret {
         /// The client whose secret to revoke.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// The secret's id (from `client show`), not the secret itself.
         secret_id: String,
@@ -135,16 +140,19 @@ pub enum ClientCommand {
     /// Revoke every token issued to the client so far.
     RevokeTokens {
         /// The client whose tokens to revoke.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Disable a client: its next token request fails.
     Disable {
         /// The client to disable.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Enable a disabled client.
     Enable {
         /// The client to enable.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }

@@ -46,7 +46,8 @@ pub enum KeysCommand {
     /// Make a published key the signing key; the active key retires. Refused for a key published for less
     /// than max(JWKS max-age, 10 minutes), since verifiers may not have it yet.
     Activate {
-        /// The published key's kid (see `keys list`).
+        /// The published key's kid (see `keys list`); one may start with '-' (a kid is base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Activate even if the key has not been published long enough (verifiers may refuse its tokens).
         #[arg(long)]
@@ -54,7 +55,8 @@ pub enum KeysCommand {
     },
     /// Retire a published key that should never sign (the active key retires when another is activated).
     Retire {
-        /// The published key's kid (see `keys list`).
+        /// The published key's kid (see `keys list`); one may start with '-' (a kid is base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Remove the retired keys whose tokens have all expired (out of the JWKS, private key erased).

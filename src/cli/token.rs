@@ -31,7 +31,7 @@ pub struct TokenArgs {
     #[arg(long, env = "PARTNERGATE_URL")]
     pub url: Option<String>,
     /// The client id (`pgc_...`).
-    #[arg(long, env = "PARTNERGATE_CLIENT_ID")]
+    #[arg(long, env = "PARTNERGATE_CLIENT_ID", allow_hyphen_values = true)]
     pub client_id: String,
     /// The client secret (`pgs_...`). Prefer the environment variable: a flag ends up in shell history.
     #[arg(long, env = "PARTNERGATE_CLIENT_SECRET", hide_env_values = true)]

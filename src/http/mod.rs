@@ -25,6 +25,7 @@ use crate::registry::clients::ClientLimits;
 use crate::registry::{RegistryError, RegistryResult};
 use crate::store::changes::{self, ChangeSink};
 use crate::store::{DbConnection, DbPool};
+pub use health::Readiness;
 use problem::Problem;
 
 /// Shared by every worker.
@@ -41,6 +42,8 @@ pub struct AppState {
     pub jwks_cache_control: actix_web::http::header::HeaderValue,
     pub max_body_bytes: usize,
     pub client_limits: ClientLimits,
+    /// What `/readyz` answers.
+    pub readiness: std::sync::Arc<Readiness>,
 }
 
 impl AppState {

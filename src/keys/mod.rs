@@ -106,6 +106,9 @@ pub struct KeyRing {
     /// The JWKS document, serialized once per ring: `/.well-known/jwks.json` is the busiest read of all, and
     /// `Bytes` so that a response shares this buffer instead of copying it.
     jwks_json: bytes::Bytes,
+    /// When the active key began to sign, when the ring came from the database (for `/metrics`: the ring is
+    /// reloaded on every key change, so a scrape needs no query).
+    active_since: Option<chrono::NaiveDateTime>,
 }
 
 impl KeyRing {
@@ -124,7 +127,7 @@ impl KeyRing {
         let active_header = URL_SAFE_NO_PAD.encode(header.to_string());
         let jwks = JwkSet { keys: keys.iter().map(|k| k.key.jwk()).collect() };
         let jwks_json = serde_json::to_vec(&jwks).expect("a JWKS serializes").into();
-        Ok(KeyRing { keys, active, active_header, jwks_json })
+        Ok(KeyRing { keys, active, active_header, jwks_json, active_since: None })
     }
 
     /// The ring of a keys directory: every key published, the one its `active` file names (or the newest)
@@ -154,6 +157,16 @@ impl KeyRing {
             log::info!("generated signing key {kid} (ES256) in {}", dir.display());
         }
         Self::load(dir)
+    }
+
+    /// The ring, noting when its active key began to sign.
+    pub fn with_active_since(self, since: chrono::NaiveDateTime) -> Self {
+        KeyRing { active_since: Some(since), ..self }
+    }
+
+    /// When the active key began to sign, if known.
+    pub fn active_since(&self) -> Option<chrono::NaiveDateTime> {
+        self.active_since
     }
 
     pub fn active(&self) -> &SigningKey {

@@ -90,16 +90,18 @@ fn b64(bytes: &[u8]) -> String {
 
 impl SigningKey {
     /// Generates a PKCS#8 document for `alg`. RSA keys cannot be generated with `ring`: create one with
-    /// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048` and put it in the keys directory.
+    /// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048` and `partnergate keys import` it.
     pub fn generate_pkcs8(alg: Algorithm) -> Result<Vec<u8>, String> {
         let rng = SystemRandom::new();
         let document = match alg {
             Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng),
             Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
             Algorithm::RS256 => {
+                // A running installation reads PEM files only when imported (the first start excepted).
                 return Err("RS256 keys are not generated here: run `openssl genpkey -algorithm RSA \
-                            -pkeyopt rsa_keygen_bits:2048 -out keys/rsa.pem`, chmod 600 it, and restart"
-                    .into())
+                            -pkeyopt rsa_keygen_bits:2048 -out rsa.pem`, `chmod 600 rsa.pem`, then \
+                            `partnergate keys import rsa.pem` (published; `keys activate KID` makes it sign)"
+                    .into());
             }
         };
         document.map(|doc| doc.as_ref().to_vec()).map_err(|_| "key generation failed".to_string())

@@ -67,10 +67,15 @@ pub fn records(conn: &mut DbConnection) -> RegistryResult<Vec<KeyRecord>> {
 /// The ring of every key that is not removed, private keys opened with `kek`.
 pub fn load_ring(conn: &mut DbConnection, kek: &KeyEncryptionKey) -> RegistryResult<KeyRing> {
     let mut keys = Vec::new();
+    let mut active_since = None;
     for row in rows(conn)? {
         let record = row.record()?;
         if record.state == KeyState::Removed {
             continue;
+        }
+        if record.state == KeyState::Active {
+            // A key active from the start (the first one) has no activation date: it signs since publication.
+            active_since = Some(record.activated_at.unwrap_or(record.published_at));
         }
         let der = kek.open(&row.kid, &row.nonce, &row.sealed_private_key)?;
         let key = SigningKey::from_pkcs8(&der).map_err(|message| KeyError::Stored { kid: row.kid.clone(), message })?;
@@ -81,7 +86,11 @@ pub fn load_ring(conn: &mut DbConnection, kek: &KeyEncryptionKey) -> RegistryRes
         }
         keys.push((key, record.state));
     }
-    Ok(KeyRing::from_keys(keys)?)
+    let ring = KeyRing::from_keys(keys)?;
+    Ok(match active_since {
+        Some(since) => ring.with_active_since(since),
+        None => ring,
+    })
 }
 
 /// One key-changing transaction: the table locked on PostgreSQL (SQLite's write transaction already is).

@@ -23,6 +23,8 @@ pub enum Limit {
 }
 
 impl Limit {
+    pub const ALL: [Limit; 4] = [Limit::ClientRate, Limit::PartnerRate, Limit::Quota, Limit::Throttled];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Limit::ClientRate => "client_rate_limited",

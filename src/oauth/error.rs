@@ -19,6 +19,18 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
+    pub const ALL: [AuthFailure; 9] = [
+        AuthFailure::NoCredentials,
+        AuthFailure::MalformedCredentials,
+        AuthFailure::UnknownClient,
+        AuthFailure::MalformedSecret,
+        AuthFailure::WrongSecret,
+        AuthFailure::SecretExpired,
+        AuthFailure::SecretRevoked,
+        AuthFailure::ClientDisabled,
+        AuthFailure::PartnerSuspended,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthFailure::NoCredentials => "no_credentials",
