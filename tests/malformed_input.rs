@@ -471,3 +471,121 @@ async fn malformed_admin_requests_get_problems_and_no_5xx() {
 async fn requests_anywhere_else_get_problems_and_no_5xx() {
     storm(|_| other_request(), 500).await;
 }
+
+/// Ids that carry NUL and other control characters. PostgreSQL refuses NUL in text, so one that reached a
+/// query there was a `500`; SQLite took it and answered as if it were any other id.
+const BAD_IDS: &[&str] = &["\0", "ids\0", "i\u{1}ds", "ids\n", "\u{7f}ids", "ids\u{9b}"];
+
+/// What the admin API shows of the registry, to check that refused requests changed nothing.
+async fn registry_state(server: &TestServer, token: &str) -> Vec<String> {
+    let mut state = Vec::new();
+    for path in ["/partners?limit=500", "/clients?limit=500", "/scopes?limit=500", "/roles?limit=500", "/keys"] {
+        state.push(common::admin_request(server, reqwest::Method::GET, path, Some(token), None).await.text);
+    }
+    let changes =
+        audit_rows(server).into_iter().filter(|row| row.outcome == "success" && row.event_type != "token.request");
+    state.push(format!("{} successful admin events", changes.count()));
+    state
+}
+
+/// Issue 17 item 5: every position where the admin API looks up an id a caller sent (path segments, JSON
+/// fields, query filters, cursors) refuses a malformed one before any database work, on both backends: a path
+/// id as `404 not_found` (it names nothing that can exist), a body or query field as `400 invalid_input`.
+/// Nothing is created or changed. (Before the fix, `POST /clients` with a NUL in `partner_id` was a 500 on
+/// PostgreSQL and a 404 on SQLite, and query filters and cursors with other control characters were looked
+/// up as given.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_ids_are_refused_before_any_lookup() {
+    use reqwest::Method;
+    use serde_json::json;
+    let server = TestServer::start().await;
+    let (_operator, token) = server.operator().await;
+    let client = server.seed("ids", &["orders.read"], &["orders.read"], &[], &[]);
+    let (cid, sid) = (client.client.id.clone(), client.secret.id.clone());
+    let before = registry_state(&server, &token).await;
+
+    for bad in BAD_IDS {
+        let b = form_encode(bad);
+        let no_body = None::<serde_json::Value>;
+        let path_ids: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+            (Method::GET, format!("/partners/{b}"), no_body.clone()),
+            (Method::PATCH, format!("/partners/{b}"), Some(json!({"name": "x"}))),
+            (Method::POST, format!("/partners/{b}/suspend"), no_body.clone()),
+            (Method::POST, format!("/partners/{b}/resume"), no_body.clone()),
+            (Method::POST, format!("/partners/{b}/revoke-tokens"), no_body.clone()),
+            (Method::GET, format!("/partners/{b}/usage"), no_body.clone()),
+            (Method::GET, format!("/clients/{b}"), no_body.clone()),
+            (Method::PATCH, format!("/clients/{b}"), Some(json!({"name": "x"}))),
+            (Method::DELETE, format!("/clients/{b}"), no_body.clone()),
+            (Method::POST, format!("/clients/{b}/enable"), no_body.clone()),
+            (Method::POST, format!("/clients/{b}/disable"), no_body.clone()),
+            (Method::POST, format!("/clients/{b}/secrets"), no_body.clone()),
+            (Method::GET, format!("/clients/{b}/secrets"), no_body.clone()),
+            (Method::POST, format!("/clients/{b}/revoke-tokens"), no_body.clone()),
+            (Method::DELETE, format!("/clients/{b}/secrets/{sid}"), no_body.clone()),
+            (Method::DELETE, format!("/clients/{cid}/secrets/{b}"), no_body.clone()),
+            (Method::GET, format!("/scopes/{b}"), no_body.clone()),
+            (Method::PATCH, format!("/scopes/{b}"), Some(json!({"description": "x"}))),
+            (Method::DELETE, format!("/scopes/{b}"), no_body.clone()),
+            (Method::GET, format!("/roles/{b}"), no_body.clone()),
+            (Method::PATCH, format!("/roles/{b}"), Some(json!({"description": "x"}))),
+            (Method::DELETE, format!("/roles/{b}"), no_body.clone()),
+            (Method::POST, format!("/keys/{b}/activate"), no_body.clone()),
+            (Method::POST, format!("/keys/{b}/retire"), no_body.clone()),
+        ];
+        let fields: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+            (Method::POST, "/clients".into(), Some(json!({"partner_id": bad, "name": "x"}))),
+            (Method::POST, "/clients".into(), Some(json!({"partner_id": "ids", "name": "x", "client_id": bad}))),
+            (Method::POST, "/clients".into(), Some(json!({"partner_id": "ids", "name": "x", "roles": [bad]}))),
+            (Method::POST, "/clients".into(), Some(json!({"partner_id": "ids", "name": "x", "scopes": [bad]}))),
+            (Method::POST, "/clients".into(), Some(json!({"partner_id": "ids", "name": "x", "audiences": [bad]}))),
+            (Method::PATCH, format!("/clients/{cid}"), Some(json!({"roles": [bad]}))),
+            (Method::PATCH, format!("/clients/{cid}"), Some(json!({"scopes": [bad]}))),
+            (Method::POST, "/partners".into(), Some(json!({"id": bad, "name": "x"}))),
+            (Method::POST, "/partners".into(), Some(json!({"id": "new-ids", "name": "x", "scope_ceiling": [bad]}))),
+            (Method::PATCH, "/partners/ids".into(), Some(json!({"scope_ceiling": [bad]}))),
+            (Method::POST, "/scopes".into(), Some(json!({"name": bad}))),
+            (Method::POST, "/roles".into(), Some(json!({"name": bad}))),
+            (Method::POST, "/roles".into(), Some(json!({"name": "new-role", "scopes": [bad]}))),
+            (Method::PATCH, "/roles/role-ids".into(), Some(json!({"scopes": [bad]}))),
+            (Method::GET, format!("/clients?partner_id={b}"), no_body.clone()),
+            (Method::GET, format!("/clients?cursor={b}"), no_body.clone()),
+            (Method::GET, format!("/partners?cursor={b}"), no_body.clone()),
+            (Method::GET, format!("/scopes?cursor={b}"), no_body.clone()),
+            (Method::GET, format!("/roles?cursor={b}"), no_body.clone()),
+            (Method::GET, format!("/audit?partner_id={b}"), no_body.clone()),
+            (Method::GET, format!("/audit?client_id={b}"), no_body.clone()),
+            (Method::GET, format!("/audit?event_type={b}"), no_body.clone()),
+        ];
+        // An encoded C0 control or DEL anywhere in the URI is refused by the head guard (`http::guard`) before
+        // routing; any other malformed path id gets the 404 of an id that does not exist.
+        let in_uri_guard = bad.chars().any(|c| c < ' ' || c == '\u{7f}');
+        let path_answer = if in_uri_guard { (400, "invalid_input") } else { (404, "not_found") };
+        let expected = [(path_answer.0, path_answer.1, path_ids), (400, "invalid_input", fields)];
+        for (status, error, cases) in expected {
+            for (method, path, body) in cases {
+                let body = body.map(|b| ("application/json", b.to_string()));
+                let reply = common::admin_request(&server, method.clone(), &path, Some(&token), body).await;
+                assert!(
+                    reply.status == status && reply.json()["error"] == error,
+                    "{method} {path} ({bad:?}): expected {status} {error}, got {}",
+                    reply.dump()
+                );
+                reply.expect_problem(status, error);
+            }
+        }
+    }
+    assert_eq!(registry_state(&server, &token).await, before, "a refused request changed something");
+
+    // The CLI shares the registry's checks (an argument cannot carry NUL; other control characters can).
+    for args in [
+        &["audit", "--partner", "i\u{1}ds"][..],
+        &["audit", "--client", "ids\n"],
+        &["audit", "--type", "token\u{7f}"],
+        &["client", "show", "\u{1}"],
+    ] {
+        let run = run_command(&server.cli(), args);
+        run.failed();
+    }
+    server.stop().await;
+}

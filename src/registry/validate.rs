@@ -7,24 +7,72 @@ fn invalid(field: &'static str, message: impl Into<String>) -> RegistryError {
 }
 
 /// Partner ids: lowercase slug, 2 to 63 characters, starting with a letter or digit (`acme`, `acme-eu`).
-pub fn partner_id(id: &str) -> Result<(), RegistryError> {
-    let ok = (2..=63).contains(&id.len())
+pub fn is_partner_id(id: &str) -> bool {
+    (2..=63).contains(&id.len())
         && id.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+const PARTNER_ID_RULE: &str = "partner ids are 2-63 characters of a-z, 0-9 and '-', starting with a letter or digit";
+
+pub fn partner_id(id: &str) -> Result<(), RegistryError> {
+    if is_partner_id(id) {
         Ok(())
     } else {
-        Err(invalid("id", "partner ids are 2-63 characters of a-z, 0-9 and '-', starting with a letter or digit"))
+        Err(invalid("id", PARTNER_ID_RULE))
     }
 }
 
-/// Operator-chosen client ids: 3 to 64 visible ASCII characters. Characters such as `:` `+` `@` `%` are
-/// allowed (ids from other systems have them); clients form-encode them in HTTP Basic (RFC 6749 2.3.1).
+/// Client ids: 3 to 64 visible ASCII characters (generated `pgc_` ids and operator-chosen ones alike).
+/// Characters such as `:` `+` `@` `%` are allowed (ids from other systems have them); clients form-encode them
+/// in HTTP Basic (RFC 6749 2.3.1).
+pub fn is_client_id(id: &str) -> bool {
+    (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 pub fn client_id(id: &str) -> Result<(), RegistryError> {
-    if (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
+    if is_client_id(id) {
         Ok(())
     } else {
         Err(invalid("client_id", "client ids are 3-64 visible ASCII characters, no spaces"))
+    }
+}
+
+/// Every other stored key a caller may name (secret ids, signing key ids, listing cursors): 1 to 128 visible
+/// ASCII characters, which each of them is.
+pub fn is_key(value: &str) -> bool {
+    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Audit event types: `client.create`, `token.request`, ...
+pub fn is_event_type(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+pub fn is_scope_name(name: &str) -> bool {
+    scope_name(name).is_ok()
+}
+
+pub fn is_role_name(name: &str) -> bool {
+    role_name(name).is_ok()
+}
+
+/// A caller's id that reaches a lookup (a path segment, a CLI argument) and cannot name a `kind` is `NotFound`,
+/// like an id that does not exist, and never reaches the database: PostgreSQL refuses NUL in text (a 500).
+pub fn lookup(kind: &'static str, id: &str, valid: fn(&str) -> bool) -> Result<(), RegistryError> {
+    if valid(id) {
+        Ok(())
+    } else {
+        Err(super::not_found(kind, id))
+    }
+}
+
+/// The same for an id in a body field or a query filter: there the caller made a mistake of form, `Invalid`.
+pub fn filter(field: &'static str, value: Option<&str>, valid: fn(&str) -> bool) -> Result<(), RegistryError> {
+    match value {
+        Some(value) if !valid(value) => Err(invalid(field, format!("{value:?} is not a well-formed {field}"))),
+        _ => Ok(()),
     }
 }
 
@@ -178,6 +226,14 @@ mod tests {
         assert!(scope_name("orders").is_err() && scope_name("orders.").is_err() && scope_name("Orders.read").is_err());
         assert!(role_name("inventory-feed").is_ok() && role_name("9x").is_err());
         assert!(audience("https://api.example.com").is_ok() && audience("a b").is_err() && audience("").is_err());
+        for bad in ["", "\0", "acme\0", "ac\u{1}me", "acme\n", "\u{7f}", "acme\u{9b}"] {
+            assert!(!is_partner_id(bad) && !is_client_id(bad) && !is_key(bad) && !is_event_type(bad), "{bad:?}");
+            assert!(!is_scope_name(bad) && !is_role_name(bad), "{bad:?}");
+            assert!(matches!(lookup("client", bad, is_client_id), Err(RegistryError::NotFound { .. })));
+            assert!(matches!(filter("cursor", Some(bad), is_key), Err(RegistryError::Invalid { .. })));
+        }
+        assert!(is_client_id("pgc_0123456789abcdefghijABCD") && is_key("pgk_x") && is_event_type("token.request"));
+        assert!(filter("cursor", None, is_key).is_ok());
         assert!(
             text("name", "ok", 1, 10).is_ok()
                 && text("name", "", 1, 10).is_err()
