@@ -131,18 +131,35 @@ pub fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<
             field,
             format!(
                 "must not contain control, format or separator characters such as bidi overrides, zero-width \
-                 characters or a BOM (found U+{:04X})",
+                 characters, blank fillers or a BOM (found U+{:04X})",
                 u32::from(c)
             ),
         ));
+    }
+    // A required name of spaces alone reads as no name at all (and two such names look the same).
+    if min > 0 && value.chars().all(char::is_whitespace) {
+        return Err(invalid(field, "must not be blank (spaces only)"));
     }
     Ok(())
 }
 
 /// Control characters (Unicode category Cc), format characters (Cf: bidi embeddings, overrides and
-/// isolates, zero-width space and joiners, word joiner, BOM, soft hyphen, tags...) and the line and paragraph
-/// separators (Zl, Zp). The Cf ranges are those of Unicode 15.1; the standard library has no category lookup.
+/// isolates, zero-width space and joiners, word joiner, BOM, soft hyphen, tags...), the line and paragraph
+/// separators (Zl, Zp), and the letters and marks that draw nothing although their category says otherwise
+/// (Unicode's Default_Ignorable_Code_Point and the blank fillers: a name of U+3164 HANGUL FILLER or U+2800
+/// BRAILLE PATTERN BLANK looks empty). The ranges are those of Unicode 15.1; the standard library has no
+/// category lookup. Variation selectors stay allowed: emoji and ideographic variants need them.
 fn is_invisible(c: char) -> bool {
+    const BLANK: &[(u32, u32)] = &[
+        (0x034F, 0x034F),   // COMBINING GRAPHEME JOINER
+        (0x115F, 0x1160),   // HANGUL CHOSEONG / JUNGSEONG FILLER
+        (0x17B4, 0x17B5),   // KHMER VOWEL INHERENT AQ / AA
+        (0x2800, 0x2800),   // BRAILLE PATTERN BLANK
+        (0x3164, 0x3164),   // HANGUL FILLER
+        (0xFFA0, 0xFFA0),   // HALFWIDTH HANGUL FILLER
+        (0x1D159, 0x1D159), // MUSICAL SYMBOL NULL NOTEHEAD
+        (0xE0000, 0xE00FF), // tags and unassigned default-ignorables
+    ];
     const FORMAT: &[(u32, u32)] = &[
         (0x00AD, 0x00AD),
         (0x0600, 0x0605),
@@ -167,7 +184,7 @@ fn is_invisible(c: char) -> bool {
         (0xE0020, 0xE007F),
     ];
     let code = u32::from(c);
-    c.is_control() || FORMAT.iter().any(|&(low, high)| (low..=high).contains(&code))
+    c.is_control() || FORMAT.iter().chain(BLANK).any(|&(low, high)| (low..=high).contains(&code))
 }
 
 pub fn token_lifetime(secs: Option<i32>, max: i64) -> Result<(), RegistryError> {
@@ -250,8 +267,30 @@ mod tests {
         for bad in ["a\u{00AD}b", "a\u{E0041}b", "a\u{7F}b", "a\u{85}b", "a\tb"] {
             assert!(text("name", bad, 1, 100).is_err(), "{bad:?}");
         }
-        for good in ["株式会社アクメ", "شركة أكمي", "Акме Трейдинг", "Ärger & Söhne", "ACME 🚀", "עברית", "एक्मे"]
+        for bad in ["\u{3164}", "a\u{3164}b", "\u{2800}", "a\u{115F}", "\u{1160}", "\u{FFA0}", "a\u{034F}b", "\u{17B4}"]
         {
+            assert!(text("name", bad, 1, 100).unwrap_err().to_string().contains("U+"), "{bad:?}");
+        }
+        for bad in ["a\u{17B5}", "a\u{1D159}", "a\u{E0000}", "a\u{180E}"] {
+            assert!(text("name", bad, 1, 100).is_err(), "{bad:?}");
+        }
+        for blank in [" ", "\u{3000}", " \u{A0} ", "\u{2003}"] {
+            assert!(text("name", blank, 1, 100).unwrap_err().to_string().contains("blank"), "{blank:?}");
+        }
+        assert!(text("description", "", 0, 100).is_ok() && text("name", "a b", 1, 100).is_ok());
+        for good in [
+            "⠁⠉⠍⠑",
+            "주식회사 애크미",
+            "❤\u{FE0F}",
+            "葛\u{E0100}",
+            "株式会社アクメ",
+            "شركة أكمي",
+            "Акме Трейдинг",
+            "Ärger & Söhne",
+            "ACME 🚀",
+            "עברית",
+            "एक्मे",
+        ] {
             assert!(text("name", good, 1, 100).is_ok(), "{good}");
         }
     }
