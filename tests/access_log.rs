@@ -19,16 +19,20 @@ fn access_lines(log: &str) -> Vec<serde_json::Value> {
     json_lines(log).into_iter().filter(|line| line["target"] == "partnergate::access").collect()
 }
 
-/// `serve` on `db` with the JSON log at `info`.
-fn json_logging(db: &TestDatabase, dir: &std::path::Path) -> std::process::Command {
+/// `serve` on `db` with the log in `format` at `info`.
+fn logging(db: &TestDatabase, dir: &std::path::Path, format: &str) -> std::process::Command {
     let mut command = partnergate_binary();
     command
         .env("PARTNERGATE_DATABASE_URL", &db.url)
         .env("PARTNERGATE_KEYS_DIR", dir.join("keys"))
-        .env("PARTNERGATE_LOG_FORMAT", "json")
+        .env("PARTNERGATE_LOG_FORMAT", format)
         .env(partnergate::keys::kek::ENV_VALUE, postgres_test_kek())
         .env("RUST_LOG", "info");
     command
+}
+
+fn json_logging(db: &TestDatabase, dir: &std::path::Path) -> std::process::Command {
+    logging(db, dir, "json")
 }
 
 #[tokio::test]
@@ -157,4 +161,66 @@ async fn batched_access_lines_are_whole_and_flushed_at_exit() {
         }
     }
     assert_eq!(seen.get("the-last-one"), Some(&1), "the last request's line was lost at exit");
+}
+
+/// Issue 17 item 6: a client id is the caller's text (Basic credentials are form-decoded, so `%0A` is a
+/// newline), and the text log wrote it as it came: a caller could end the access line and forge the next one,
+/// rewrite a terminal line, or add `key=value` fields. Every such character is escaped, a value with spaces is
+/// quoted, and each request is still one line that starts like every other.
+#[tokio::test]
+async fn the_text_log_escapes_what_callers_send() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(&logging(&db, dir.path(), "text"), dir.path()).await;
+    let http = reqwest::Client::new();
+    // (request id, client id sent, how the access line must show it)
+    let cases = [
+        (
+            "inject-1",
+            "a\nFORGED-1 INFO  partnergate::access] request status=200",
+            r#""a\nFORGED-1 INFO  partnergate::access] request status=200""#,
+        ),
+        ("inject-2", "b\rFORGED-2", r#""b\rFORGED-2""#),
+        ("inject-3", "c\u{1b}[2KFORGED-3", r"c\u{1b}[2KFORGED-3"),
+        ("inject-4", "d\0FORGED-4", r"d\u{0}FORGED-4"),
+        ("inject-5", "e\u{2028}FORGED-5\u{2029}", r#""e\u{2028}FORGED-5\u{2029}""#),
+        ("inject-6", "f\u{202e}FORGED-6", r"f\u{202e}FORGED-6"),
+        ("inject-7", "g\u{85}FORGED-7\tx", r#""g\u{85}FORGED-7\tx""#),
+        ("inject-8", "h status=200 request_id=forged-8", r#""h status=200 request_id=forged-8""#),
+        ("inject-9", "i\"quoted\\", r#""i\"quoted\\""#),
+    ];
+    for (request_id, client_id, _) in &cases {
+        let refused = http
+            .post(server.url("/oauth2/token"))
+            .header("authorization", basic_auth(client_id, "pgs_not-a-secret"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-request-id", *request_id)
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "{client_id:?}");
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = server.log_text();
+        if log.contains("request_id=inject-9") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let unsafe_char =
+        |c: char| c != '\n' && (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}'));
+    assert!(!log.chars().any(unsafe_char), "a raw control character in the log:\n{log:?}");
+    for line in log.lines() {
+        // `serve` announces its address on stderr without the logger; every other line is the logger's.
+        let ours = line.starts_with('[') || line.starts_with("partnergate listening on ");
+        assert!(ours, "a line that the server did not start (forged?): {line:?}\n{log}");
+    }
+    for (request_id, client_id, shown) in &cases {
+        let lines: Vec<&str> = log.lines().filter(|l| l.ends_with(&format!("request_id={request_id}"))).collect();
+        assert_eq!(lines.len(), 1, "one access line for {client_id:?}:\n{log}");
+        assert!(lines[0].contains(&format!(" client_id={shown} ")), "{client_id:?} shown as {shown}: {}", lines[0]);
+    }
 }

@@ -19,9 +19,28 @@ const TRICKS: &[&str] = &[
     "Acme\u{2029}Corp",
     "Acme\u{00AD}Corp",
     "Acme\u{0085}Corp",
+    // Letters and symbols that draw nothing (issue 17 item 16): Hangul fillers, the blank Braille pattern,
+    // the Mongolian vowel separator, the combining grapheme joiner, Khmer inherent vowels, a musical null
+    // notehead, and a name made of them alone.
+    "Acme\u{3164}",
+    "\u{3164}",
+    "\u{2800}\u{2800}",
+    "Ac\u{115F}me",
+    "Ac\u{1160}me",
+    "\u{FFA0}Acme",
+    "Acme\u{180E}",
+    "Ac\u{034F}me",
+    "Ac\u{17B4}me",
+    "Ac\u{17B5}me",
+    "Ac\u{1D159}me",
+    "Ac\u{E0000}me",
 ];
 
-const SCRIPTS: &[&str] = &["株式会社アクメ", "شركة أكمي للتجارة", "ООО «Акме»", "Ärger & Söhne", "ΑΚΜΕ Α.Ε."];
+/// Names of nothing but spaces, which read as no name at all.
+const BLANK: &[&str] = &[" ", "   ", "\u{3000}", " \u{00A0} ", "\u{2003}\u{2009}"];
+
+const SCRIPTS: &[&str] =
+    &["株式会社アクメ", "شركة أكمي للتجارة", "ООО «Акме»", "Ärger & Söhne", "ΑΚΜΕ Α.Ε.", "주식회사 애크미", "⠁⠉⠍⠑"];
 
 #[actix_web::test]
 async fn the_admin_api_refuses_invisible_characters_and_accepts_every_script() {
@@ -54,6 +73,20 @@ async fn the_admin_api_refuses_invisible_characters_and_accepts_every_script() {
             let reply = admin_json(&server, &token, method.clone(), &path, body).await;
             let problem = reply.expect_problem(400, "invalid_input");
             assert!(problem["message"].as_str().unwrap().contains("U+"), "{method} {path}: {problem}");
+        }
+    }
+    for blank in BLANK {
+        let attempts = [
+            (Method::POST, "/partners".to_string(), json!({"id": "evil", "name": blank})),
+            (Method::PATCH, "/partners/acme".to_string(), json!({"name": blank})),
+            (Method::POST, "/clients".to_string(), json!({"partner_id": "acme", "name": blank})),
+            (Method::PATCH, format!("/clients/{cid}"), json!({"name": blank})),
+            (Method::POST, format!("/clients/{cid}/secrets"), json!({"name": blank})),
+        ];
+        for (method, path, body) in attempts {
+            let reply = admin_json(&server, &token, method.clone(), &path, body).await;
+            let problem = reply.expect_problem(400, "invalid_input");
+            assert!(problem["message"].as_str().unwrap().contains("blank"), "{method} {path} {blank:?}: {problem}");
         }
     }
     admin_request(&server, Method::GET, "/partners/evil", Some(&token), None).await.expect_problem(404, "not_found");

@@ -53,6 +53,10 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &AuditFilter) -> R
             message: format!("must be between 1 and {MAX_PAGE_SIZE}"),
         });
     }
+    use crate::registry::validate;
+    validate::filter("partner_id", filter.partner_id.as_deref(), validate::is_partner_id)?;
+    validate::filter("client_id", filter.client_id.as_deref(), validate::is_client_id)?;
+    validate::filter("event_type", filter.event_type.as_deref(), validate::is_event_type)?;
     if let Some(outcome) = &filter.outcome {
         if outcome != "success" && outcome != "failure" {
             return Err(RegistryError::Invalid { field: "outcome", message: "must be success or failure".into() });

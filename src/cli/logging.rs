@@ -21,7 +21,8 @@ pub fn builder(format: LogFormat) -> env_logger::Builder {
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     match format {
         LogFormat::Text => builder.format(|buf, record| {
-            let mut line = crate::redact::all(&record.args().to_string());
+            // Messages quote callers' text too (ids, paths, error texts): one record is one line, whatever it holds.
+            let mut line = escape(&crate::redact::all(&record.args().to_string())).into_owned();
             let _ = record.key_values().visit(&mut TextFields(&mut line));
             writeln!(buf, "[{} {:<5} {}] {line}", buf.timestamp(), record.level(), record.target())
         }),
@@ -128,6 +129,46 @@ fn write_out(pending: &Mutex<Vec<u8>>) {
     }
 }
 
+/// Whether a character may not appear raw in a text log line: controls (C0, DEL, C1: a newline would start a
+/// forged line, an escape sequence rewrite the terminal), the line and paragraph separators, and the bidi
+/// controls that make a line read in another order.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// `text` with every such character written as `\n`, `\r`, `\t` or `\u{..}`.
+fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// A field value as `key=value` text: escaped, and quoted (with `"` and `\` escaped inside) when it is empty or
+/// holds whitespace, `=`, `"` or `\`, so that a caller's value cannot pass for more fields. An unquoted value's
+/// backslashes are therefore always escapes.
+fn field_value(value: &str) -> String {
+    let plain = !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || matches!(c, '=' | '"' | '\\'));
+    if plain {
+        return escape(value).into_owned();
+    }
+    let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{}\"", escape(&quoted))
+}
+
 struct TextFields<'a>(&'a mut String);
 
 impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
@@ -140,7 +181,7 @@ impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
         } else if let Some(x) = value.to_f64() {
             write!(self.0, " {key}={x}")
         } else {
-            write!(self.0, " {key}={}", crate::redact::all(&value.to_string()))
+            write!(self.0, " {key}={}", field_value(&crate::redact::all(&value.to_string())))
         };
         Ok(())
     }
@@ -169,7 +210,20 @@ impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
 mod tests {
     use log::kv::{Source, Value};
 
-    use super::TextFields;
+    use super::{escape, field_value, TextFields};
+
+    #[test]
+    fn caller_text_cannot_break_or_add_to_a_line() {
+        assert_eq!(escape("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(escape("a\nb\rc\td\0e\u{1b}[2K\u{7f}\u{85}"), r"a\nb\rc\td\u{0}e\u{1b}[2K\u{7f}\u{85}");
+        assert_eq!(escape("x\u{2028}y\u{202e}z\u{2067}"), r"x\u{2028}y\u{202e}z\u{2067}");
+        assert_eq!(field_value("pgc_abc"), "pgc_abc");
+        assert_eq!(field_value("a\u{1b}b"), r"a\u{1b}b");
+        assert_eq!(field_value("a\nb"), r#""a\nb""#);
+        assert_eq!(field_value("x status=200"), r#""x status=200""#);
+        assert_eq!(field_value(r#"q"\"#), r#""q\"\\""#);
+        assert_eq!(field_value(""), r#""""#);
+    }
 
     #[test]
     fn text_fields_keep_numbers_and_redact_text() {
@@ -184,7 +238,8 @@ mod tests {
         fields.visit(&mut TextFields(&mut line)).unwrap();
         assert_eq!(
             line,
-            format!("request status=401 latency_ms=0.25 path=/admin/v1/clients/{}", crate::redact::REDACTED)
+            // The placeholder has spaces: the value is quoted.
+            format!("request status=401 latency_ms=0.25 path=\"/admin/v1/clients/{}\"", crate::redact::REDACTED)
         );
     }
 }

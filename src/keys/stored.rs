@@ -107,6 +107,7 @@ fn key_transaction<T>(
 }
 
 fn find(conn: &mut DbConnection, kid: &str) -> RegistryResult<KeyRecord> {
+    crate::registry::validate::lookup("signing key", kid, crate::registry::validate::is_key)?;
     let row = signing_keys::table
         .find(kid)
         .select(SigningKeyRow::as_select())

@@ -104,6 +104,7 @@ pub struct ClientLimits {
 
 /// The client row, if the caller's tenancy may see it; otherwise `NotFound`, exactly as if it did not exist.
 pub(crate) fn get_row(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<ClientRow> {
+    validate::lookup("client", id, validate::is_client_id)?;
     let row: ClientRow = clients::table
         .find(id)
         .select(ClientRow::as_select())
@@ -274,6 +275,7 @@ pub fn create(
     let audiences = validate::list(&input.audiences, validate::audience)?;
     let secret_name = input.secret_name.clone().unwrap_or_else(|| "secret-1".to_string());
     validate::text("secret_name", &secret_name, 1, 100)?;
+    validate::filter("partner_id", input.partner_id.as_deref(), validate::is_partner_id)?;
     let partner_id = match (&caller.tenancy, &input.partner_id) {
         (Tenancy::Operator, Some(id)) => id.clone(),
         (Tenancy::Operator, None) => {
@@ -342,7 +344,8 @@ pub fn get(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult
 pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> RegistryResult<Page<Client>> {
     caller.require(Permission::ClientsRead)?;
     let tenancy = &caller.tenancy;
-    let limit = PageRequest { cursor: None, limit: filter.limit }.size()?;
+    let limit = PageRequest { cursor: filter.cursor.clone(), limit: filter.limit }.size()?;
+    validate::filter("partner_id", filter.partner_id.as_deref(), validate::is_partner_id)?;
     let mut query = clients::table.select(ClientRow::as_select()).order(clients::id).limit(limit + 1).into_boxed();
     if let Tenancy::Partner(own) = tenancy {
         query = query.filter(clients::partner_id.eq(own.clone()));

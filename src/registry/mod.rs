@@ -13,7 +13,7 @@ pub mod roles;
 pub mod scopes;
 pub mod secrets;
 pub mod usage;
-mod validate;
+pub(crate) mod validate;
 
 use chrono::NaiveDateTime;
 

@@ -29,8 +29,9 @@ pub struct Page<T> {
 }
 
 impl PageRequest {
-    /// The page size, checked.
+    /// The page size, checked, after checking the cursor: a key as the previous page showed it, not any text.
     pub fn size(&self) -> RegistryResult<i64> {
+        super::validate::filter("cursor", self.cursor.as_deref(), super::validate::is_key)?;
         let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if (1..=MAX_PAGE_SIZE).contains(&limit) {
             Ok(limit)

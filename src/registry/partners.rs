@@ -192,6 +192,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
 /// A partner as its caller may see it: a partner admin naming another partner gets `NotFound`.
 pub fn get(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<Partner> {
     caller.require(Permission::ClientsRead)?;
+    validate::lookup("partner", id, validate::is_partner_id)?;
     if !caller.tenancy.allows_partner(id) {
         return Err(not_found("partner", id));
     }

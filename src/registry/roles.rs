@@ -55,6 +55,7 @@ pub fn create(
 }
 
 pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Role> {
+    validate::lookup("role", name, validate::is_role_name)?;
     let row: RoleRow = roles::table
         .find(name)
         .select(RoleRow::as_select())

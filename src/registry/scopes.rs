@@ -65,6 +65,7 @@ pub fn list(conn: &mut DbConnection, request: &PageRequest) -> RegistryResult<Pa
 }
 
 pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Scope> {
+    validate::lookup("scope", name, validate::is_scope_name)?;
     scopes::table
         .find(name)
         .select(ScopeRow::as_select())

@@ -183,6 +183,7 @@ pub fn revoke(
     crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
+        validate::lookup("secret", secret_id, validate::is_key)?;
         let row: ClientSecretRow = client_secrets::table
             .find(secret_id)
             .filter(client_secrets::client_id.eq(client_id))

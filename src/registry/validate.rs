@@ -7,24 +7,72 @@ fn invalid(field: &'static str, message: impl Into<String>) -> RegistryError {
 }
 
 /// Partner ids: lowercase slug, 2 to 63 characters, starting with a letter or digit (`acme`, `acme-eu`).
-pub fn partner_id(id: &str) -> Result<(), RegistryError> {
-    let ok = (2..=63).contains(&id.len())
+pub fn is_partner_id(id: &str) -> bool {
+    (2..=63).contains(&id.len())
         && id.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+const PARTNER_ID_RULE: &str = "partner ids are 2-63 characters of a-z, 0-9 and '-', starting with a letter or digit";
+
+pub fn partner_id(id: &str) -> Result<(), RegistryError> {
+    if is_partner_id(id) {
         Ok(())
     } else {
-        Err(invalid("id", "partner ids are 2-63 characters of a-z, 0-9 and '-', starting with a letter or digit"))
+        Err(invalid("id", PARTNER_ID_RULE))
     }
 }
 
-/// Operator-chosen client ids: 3 to 64 visible ASCII characters. Characters such as `:` `+` `@` `%` are
-/// allowed (ids from other systems have them); clients form-encode them in HTTP Basic (RFC 6749 2.3.1).
+/// Client ids: 3 to 64 visible ASCII characters (generated `pgc_` ids and operator-chosen ones alike).
+/// Characters such as `:` `+` `@` `%` are allowed (ids from other systems have them); clients form-encode them
+/// in HTTP Basic (RFC 6749 2.3.1).
+pub fn is_client_id(id: &str) -> bool {
+    (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 pub fn client_id(id: &str) -> Result<(), RegistryError> {
-    if (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
+    if is_client_id(id) {
         Ok(())
     } else {
         Err(invalid("client_id", "client ids are 3-64 visible ASCII characters, no spaces"))
+    }
+}
+
+/// Every other stored key a caller may name (secret ids, signing key ids, listing cursors): 1 to 128 visible
+/// ASCII characters, which each of them is.
+pub fn is_key(value: &str) -> bool {
+    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Audit event types: `client.create`, `token.request`, ...
+pub fn is_event_type(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+pub fn is_scope_name(name: &str) -> bool {
+    scope_name(name).is_ok()
+}
+
+pub fn is_role_name(name: &str) -> bool {
+    role_name(name).is_ok()
+}
+
+/// A caller's id that reaches a lookup (a path segment, a CLI argument) and cannot name a `kind` is `NotFound`,
+/// like an id that does not exist, and never reaches the database: PostgreSQL refuses NUL in text (a 500).
+pub fn lookup(kind: &'static str, id: &str, valid: fn(&str) -> bool) -> Result<(), RegistryError> {
+    if valid(id) {
+        Ok(())
+    } else {
+        Err(super::not_found(kind, id))
+    }
+}
+
+/// The same for an id in a body field or a query filter: there the caller made a mistake of form, `Invalid`.
+pub fn filter(field: &'static str, value: Option<&str>, valid: fn(&str) -> bool) -> Result<(), RegistryError> {
+    match value {
+        Some(value) if !valid(value) => Err(invalid(field, format!("{value:?} is not a well-formed {field}"))),
+        _ => Ok(()),
     }
 }
 
@@ -83,18 +131,35 @@ pub fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<
             field,
             format!(
                 "must not contain control, format or separator characters such as bidi overrides, zero-width \
-                 characters or a BOM (found U+{:04X})",
+                 characters, blank fillers or a BOM (found U+{:04X})",
                 u32::from(c)
             ),
         ));
+    }
+    // A required name of spaces alone reads as no name at all (and two such names look the same).
+    if min > 0 && value.chars().all(char::is_whitespace) {
+        return Err(invalid(field, "must not be blank (spaces only)"));
     }
     Ok(())
 }
 
 /// Control characters (Unicode category Cc), format characters (Cf: bidi embeddings, overrides and
-/// isolates, zero-width space and joiners, word joiner, BOM, soft hyphen, tags...) and the line and paragraph
-/// separators (Zl, Zp). The Cf ranges are those of Unicode 15.1; the standard library has no category lookup.
+/// isolates, zero-width space and joiners, word joiner, BOM, soft hyphen, tags...), the line and paragraph
+/// separators (Zl, Zp), and the letters and marks that draw nothing although their category says otherwise
+/// (Unicode's Default_Ignorable_Code_Point and the blank fillers: a name of U+3164 HANGUL FILLER or U+2800
+/// BRAILLE PATTERN BLANK looks empty). The ranges are those of Unicode 15.1; the standard library has no
+/// category lookup. Variation selectors stay allowed: emoji and ideographic variants need them.
 fn is_invisible(c: char) -> bool {
+    const BLANK: &[(u32, u32)] = &[
+        (0x034F, 0x034F),   // COMBINING GRAPHEME JOINER
+        (0x115F, 0x1160),   // HANGUL CHOSEONG / JUNGSEONG FILLER
+        (0x17B4, 0x17B5),   // KHMER VOWEL INHERENT AQ / AA
+        (0x2800, 0x2800),   // BRAILLE PATTERN BLANK
+        (0x3164, 0x3164),   // HANGUL FILLER
+        (0xFFA0, 0xFFA0),   // HALFWIDTH HANGUL FILLER
+        (0x1D159, 0x1D159), // MUSICAL SYMBOL NULL NOTEHEAD
+        (0xE0000, 0xE00FF), // tags and unassigned default-ignorables
+    ];
     const FORMAT: &[(u32, u32)] = &[
         (0x00AD, 0x00AD),
         (0x0600, 0x0605),
@@ -119,7 +184,7 @@ fn is_invisible(c: char) -> bool {
         (0xE0020, 0xE007F),
     ];
     let code = u32::from(c);
-    c.is_control() || FORMAT.iter().any(|&(low, high)| (low..=high).contains(&code))
+    c.is_control() || FORMAT.iter().chain(BLANK).any(|&(low, high)| (low..=high).contains(&code))
 }
 
 pub fn token_lifetime(secs: Option<i32>, max: i64) -> Result<(), RegistryError> {
@@ -178,6 +243,14 @@ mod tests {
         assert!(scope_name("orders").is_err() && scope_name("orders.").is_err() && scope_name("Orders.read").is_err());
         assert!(role_name("inventory-feed").is_ok() && role_name("9x").is_err());
         assert!(audience("https://api.example.com").is_ok() && audience("a b").is_err() && audience("").is_err());
+        for bad in ["", "\0", "acme\0", "ac\u{1}me", "acme\n", "\u{7f}", "acme\u{9b}"] {
+            assert!(!is_partner_id(bad) && !is_client_id(bad) && !is_key(bad) && !is_event_type(bad), "{bad:?}");
+            assert!(!is_scope_name(bad) && !is_role_name(bad), "{bad:?}");
+            assert!(matches!(lookup("client", bad, is_client_id), Err(RegistryError::NotFound { .. })));
+            assert!(matches!(filter("cursor", Some(bad), is_key), Err(RegistryError::Invalid { .. })));
+        }
+        assert!(is_client_id("pgc_0123456789abcdefghijABCD") && is_key("pgk_x") && is_event_type("token.request"));
+        assert!(filter("cursor", None, is_key).is_ok());
         assert!(
             text("name", "ok", 1, 10).is_ok()
                 && text("name", "", 1, 10).is_err()
@@ -194,8 +267,30 @@ mod tests {
         for bad in ["a\u{00AD}b", "a\u{E0041}b", "a\u{7F}b", "a\u{85}b", "a\tb"] {
             assert!(text("name", bad, 1, 100).is_err(), "{bad:?}");
         }
-        for good in ["株式会社アクメ", "شركة أكمي", "Акме Трейдинг", "Ärger & Söhne", "ACME 🚀", "עברית", "एक्मे"]
+        for bad in ["\u{3164}", "a\u{3164}b", "\u{2800}", "a\u{115F}", "\u{1160}", "\u{FFA0}", "a\u{034F}b", "\u{17B4}"]
         {
+            assert!(text("name", bad, 1, 100).unwrap_err().to_string().contains("U+"), "{bad:?}");
+        }
+        for bad in ["a\u{17B5}", "a\u{1D159}", "a\u{E0000}", "a\u{180E}"] {
+            assert!(text("name", bad, 1, 100).is_err(), "{bad:?}");
+        }
+        for blank in [" ", "\u{3000}", " \u{A0} ", "\u{2003}"] {
+            assert!(text("name", blank, 1, 100).unwrap_err().to_string().contains("blank"), "{blank:?}");
+        }
+        assert!(text("description", "", 0, 100).is_ok() && text("name", "a b", 1, 100).is_ok());
+        for good in [
+            "⠁⠉⠍⠑",
+            "주식회사 애크미",
+            "❤\u{FE0F}",
+            "葛\u{E0100}",
+            "株式会社アクメ",
+            "شركة أكمي",
+            "Акме Трейдинг",
+            "Ärger & Söhne",
+            "ACME 🚀",
+            "עברית",
+            "एक्मे",
+        ] {
             assert!(text("name", good, 1, 100).is_ok(), "{good}");
         }
     }
