@@ -223,6 +223,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         audit: audit_writer.clone(),
         pool: pool.clone(),
         keys: live_keys.clone(),
+        read_model: read_model.clone(),
         clock,
     });
     let state = AppState {

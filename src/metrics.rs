@@ -11,7 +11,8 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::{web, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::audit::AuditWriter;
@@ -19,6 +20,7 @@ use crate::clock::SharedClock;
 use crate::keys::live::LiveKeys;
 use crate::limits::{Limit, Refusal};
 use crate::oauth::{AuthFailure, OAuthError};
+use crate::readmodel::ReadModel;
 use crate::store::DbPool;
 
 /// One server's metrics. Each server has its own registry, so that two servers in one process (the tests)
@@ -36,6 +38,9 @@ pub struct Metrics {
     pool_max: IntGauge,
     signing_key_age: IntGauge,
     readiness_probes: IntCounter,
+    client_cache_entries: IntGaugeVec,
+    client_cache_lookups: IntCounterVec,
+    client_cache_evictions: IntCounter,
 }
 
 /// What `/metrics` reads at scrape time.
@@ -45,6 +50,7 @@ pub struct ScrapeSources {
     pub audit: AuditWriter,
     pub pool: DbPool,
     pub keys: Arc<LiveKeys>,
+    pub read_model: Arc<ReadModel>,
     pub clock: SharedClock,
 }
 
@@ -108,6 +114,28 @@ impl Metrics {
         }
         // Route, method and status are only known once requests come: the token endpoint's success stands in.
         request_duration.with_label_values(&["/oauth2/token", "POST", "200"]);
+        let client_cache_entries = registered(
+            &registry,
+            IntGaugeVec::new(
+                opts(
+                    "client_cache_entries",
+                    "Cached client snapshots (kind=client) and cached unknown ids (kind=unknown)",
+                ),
+                &["kind"],
+            )
+            .expect("valid"),
+        );
+        let client_cache_lookups = registered(
+            &registry,
+            IntCounterVec::new(opts("client_cache_lookups_total", "Token-path client lookups, by result"), &["result"])
+                .expect("valid"),
+        );
+        for kind in ["client", "unknown"] {
+            client_cache_entries.with_label_values(&[kind]);
+        }
+        for result in ["hit", "miss"] {
+            client_cache_lookups.with_label_values(&[result]);
+        }
         let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help).expect("valid"));
         Arc::new(Metrics {
             tokens_issued,
@@ -128,6 +156,16 @@ impl Metrics {
                 IntCounter::with_opts(opts(
                     "readiness_probes_total",
                     "Database probes made to answer /readyz (one at most every 250 ms, shared by every caller)",
+                ))
+                .expect("valid"),
+            ),
+            client_cache_entries,
+            client_cache_lookups,
+            client_cache_evictions: registered(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "client_cache_evictions_total",
+                    "Cached client entries dropped to stay within the cache's bound (least recently used first)",
                 ))
                 .expect("valid"),
             ),
@@ -163,7 +201,15 @@ impl Metrics {
     /// The Prometheus text exposition of every metric, with the scrape-time gauges read now, from memory: a
     /// scrape reads no database (the key age comes from the key ring, reloaded whenever the keys change).
     pub fn render(&self, sources: &ScrapeSources) -> String {
-        let ScrapeSources { audit, pool, keys, clock, .. } = sources;
+        let ScrapeSources { audit, pool, keys, read_model, clock, .. } = sources;
+        let cache = read_model.stats();
+        self.client_cache_entries.with_label_values(&["client"]).set(i64::try_from(cache.clients).unwrap_or(i64::MAX));
+        self.client_cache_entries.with_label_values(&["unknown"]).set(i64::try_from(cache.unknown).unwrap_or(i64::MAX));
+        // Counters kept by the read model, brought up to its totals (they only grow).
+        let catch_up = |counter: &IntCounter, total: u64| counter.inc_by(total.saturating_sub(counter.get()));
+        catch_up(&self.client_cache_lookups.with_label_values(&["hit"]), cache.hits);
+        catch_up(&self.client_cache_lookups.with_label_values(&["miss"]), cache.misses);
+        catch_up(&self.client_cache_evictions, cache.evictions);
         self.audit_queue_depth.set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
         let since = keys.current().active_since();
         self.signing_key_age.set(since.map_or(-1, |since| (clock.now() - since).num_seconds().max(0)));

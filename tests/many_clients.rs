@@ -91,3 +91,38 @@ async fn with_a_thousand_clients_every_last_use_and_day_count_is_exact() {
     assert_eq!(counted, per_partner);
     assert!(per_partner.values().all(|tokens| *tokens == (CLIENTS_PER_PARTNER * TOKENS_PER_CLIENT) as i64));
 }
+
+/// Issue 18 item 4: made-up client ids, which anybody can send by the thousand, are cached apart from the
+/// real clients and within their own bound; before, past 100,000 entries the whole cache was cleared.
+#[tokio::test]
+async fn a_flood_of_made_up_client_ids_evicts_no_known_client() {
+    let server = TestServer::start().await;
+    let known: Vec<_> =
+        (0..50).map(|n| server.seed(&format!("known-{n}"), &["k.read"], &["k.read"], &[], &[])).collect();
+    let model = server.running().read_model();
+    // The seeding's own change notices (new roles and scopes empty the cache) arrive within the feed's bound.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for client in &known {
+        server.token_for(client, &[], None).await;
+        assert!(model.cached(&client.client.id).is_some_and(|snapshot| snapshot.is_some()));
+    }
+    for n in 0..12_000 {
+        assert!(model.client(&format!("pgc_madeup{n:05}")).await.unwrap().is_none());
+    }
+    let stats = model.stats();
+    assert!(stats.unknown <= 10_000 && stats.evictions >= 2_000, "{stats:?}");
+    assert_eq!(stats.clients, known.len(), "{stats:?}");
+    for client in &known {
+        server.token_for(client, &[], None).await;
+    }
+    let after = model.stats();
+    assert_eq!(after.misses, stats.misses, "every known client was still cached: {after:?}");
+    assert!(after.hits >= stats.hits + known.len() as u64);
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let line = |name: &str| metrics.lines().find(|line| line.starts_with(name)).map(str::to_string);
+    assert_eq!(
+        line("partnergate_client_cache_entries{kind=\"client\"}").as_deref(),
+        Some("partnergate_client_cache_entries{kind=\"client\"} 50")
+    );
+    assert!(line("partnergate_client_cache_evictions_total").is_some_and(|l| !l.ends_with(" 0")), "{metrics}");
+}
