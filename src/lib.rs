@@ -172,6 +172,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             for key in keys::stored::initialize(&mut conn, &kek, &directory, setup_clock.now())? {
                 log::info!("signing key {} ({}) stored as {}", key.kid, key.alg, key.state.as_str());
             }
+            if registry::bootstrap::admin_client_ids(&mut conn)?.is_empty() {
+                log::info!(
+                    "no admin client yet: `partnergate admin bootstrap` (with this server's settings) creates the \
+                     operator's admin client and prints its secret once; sign in to the console with it"
+                );
+            }
             drop(conn);
             store::changes::take_published();
             let live_keys = LiveKeys::stored(pool.clone(), kek.clone())?;
@@ -282,7 +288,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let server = server.run();
     let handle = server.handle();
     let server = tokio::spawn(server);
-    log::info!("partnergate listening on {scheme}://{addr} (issuer {})", config.token.issuer);
+    log::info!(
+        "partnergate listening on {scheme}://{addr} (issuer {}); web console at {scheme}://{addr}/console",
+        config.token.issuer
+    );
     let metrics_server = match config.metrics_bind {
         Some(bind) => Some(metrics_server(bind, scrape)?),
         None => None,

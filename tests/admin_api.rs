@@ -11,7 +11,7 @@ use oauth2::basic::BasicErrorResponseType;
 use oauth2::{AuthType, RequestTokenError};
 use partnergate::keys::KeyRing;
 use partnergate::oauth::{AccessTokenClaims, Audience};
-use partnergate::registry::clients::{self, ClientFilter, CreatedClient};
+use partnergate::registry::clients::{self, ClientFilter, CreatedClient, NewClient};
 use partnergate::registry::credentials::{new_client_id, new_secret_id, random_base62};
 use partnergate::registry::partners;
 use partnergate::registry::secrets::{self, NewSecret};
@@ -726,6 +726,42 @@ async fn client_listing_pages_with_a_cursor() {
     assert_eq!(ids(&disabled["items"]), BTreeSet::from([other_id.clone()]));
     let everything = op.get("/clients?limit=500").await.expect_json(200);
     assert_eq!(everything["items"].as_array().unwrap().len(), 7, "5 + 1 + the operator's admin client");
+    server.stop().await;
+}
+
+/// Imported client ids may hold `%`, `#`, `?` and `/` (and `..`): percent-encoded as one path segment, each
+/// names exactly that client on every client endpoint, never another route.
+#[tokio::test]
+async fn client_ids_with_reserved_characters_are_managed_through_encoded_paths() {
+    let server = TestServer::start().await;
+    let (_, op) = operator(&server).await;
+    server.seed("victimp", &["orders.read"], &["orders.read"], &[], &[]);
+    for id in ["a/b?c#d%e", "../partners/victimp/suspend?", "...", "x+y%2F"] {
+        let input = NewClient {
+            client_id: Some(id.into()),
+            partner_id: Some("victimp".into()),
+            name: "imported".into(),
+            ..Default::default()
+        };
+        create_client(&server, &input);
+        let path = format!("/clients/{}", form_encode(id));
+        assert_eq!(op.get(&path).await.expect_json(200)["id"], id);
+        let disabled = op.post_empty(&format!("{path}/disable")).await.expect_json(200);
+        assert_eq!((disabled["id"].as_str(), disabled["enabled"].as_bool()), (Some(id), Some(false)), "{disabled}");
+        assert_eq!(op.post_empty(&format!("{path}/enable")).await.expect_json(200)["enabled"], true);
+        let renamed = op.patch(&path, json!({"name": "renamed"})).await.expect_json(200);
+        assert_eq!((renamed["id"].as_str(), renamed["name"].as_str()), (Some(id), Some("renamed")));
+        let secret = op.post(&format!("{path}/secrets"), json!({"grace_period_secs": 0})).await.expect_json(201);
+        let listed = op.get(&format!("{path}/secrets")).await.expect_json(200);
+        assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+        let secret_path = format!("{path}/secrets/{}", secret["id"].as_str().unwrap());
+        assert_eq!(op.delete(&secret_path).await.expect_json(200)["id"], secret["id"]);
+        op.post_empty(&format!("{path}/revoke-tokens")).await.expect_json(200);
+        op.delete(&path).await.expect_json(200);
+        assert_eq!(op.get(&path).await.status, 404);
+    }
+    let victim = op.get("/partners/victimp").await.expect_json(200);
+    assert_eq!(victim["suspended"], false, "no id reached the partner routes: {victim}");
     server.stop().await;
 }
 

@@ -198,7 +198,7 @@ async fn every_token_request_is_recorded_exactly_once_under_concurrency() {
         }
     }
     let expected_count = |kind: Kind| (0..N).filter(|i| KINDS[i % KINDS.len()] == kind).count();
-    let invalid_scope_reason = "invalid_scope: the client may not request one or more of these scopes".to_string();
+    let invalid_scope_reason = "invalid_scope: the client may not request these scopes: orders.write".to_string();
     let expected: BTreeMap<Kind, BTreeMap<String, usize>> = [
         (Kind::Granted, "<none>".to_string()),
         (Kind::WrongSecret, "wrong_secret".to_string()),

@@ -303,3 +303,130 @@ fn the_binary_links_no_libpq_or_openssl() {
     // The assertion above means something only if ldd lists the libraries it does link.
     assert!(libraries.contains("libc.so"), "ldd listed no C library:\n{libraries}");
 }
+
+/// `GET /` tells a newcomer where to go (the console, the metadata document, the docs), as JSON for a program
+/// and as a small page for a browser, with the security headers of every route; the startup log says where the
+/// console is and how to make the first admin client, and says "listening on" once.
+#[actix_web::test]
+async fn the_root_and_the_startup_log_point_a_newcomer_to_the_console_and_the_first_admin() {
+    let db = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = partnergate_binary();
+    env.env("PARTNERGATE_DATABASE_URL", &db.url).env("PARTNERGATE_KEYS_DIR", dir.path().join("keys"));
+    let server = ServeProcess::start(&env, dir.path()).await;
+    let http = reqwest::Client::new();
+
+    let reply = Reply::from(http.get(server.url("/")).send().await.unwrap()).await;
+    let links = reply.expect_json(200);
+    assert_eq!(links["console"], "/console", "{links}");
+    assert_eq!(links["metadata"], "/.well-known/oauth-authorization-server", "{links}");
+    assert_eq!(links["admin_api"], "/admin/v1/openapi.json", "{links}");
+    assert!(links["docs"].as_str().is_some_and(|d| d.contains("README.md")), "{links}");
+    assert_eq!(reply.header("x-content-type-options"), "nosniff");
+    let page = Reply::from(http.get(server.url("/")).header("accept", "text/html").send().await.unwrap()).await;
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").starts_with("text/html"), "{}", page.dump());
+    assert!(page.header("content-security-policy").contains("default-src 'none'"));
+    assert_eq!(page.header("x-frame-options"), "DENY");
+    for link in ["href=\"/console\"", "href=\"/.well-known/oauth-authorization-server\"", "README.md"] {
+        assert!(page.text.contains(link), "{link} in {}", page.text);
+    }
+
+    let log = server.log_text();
+    assert_eq!(log.matches("listening on").count(), 1, "{log}");
+    assert!(log.contains(&server.url("/console")), "the log names the console: {log}");
+    assert!(log.contains("partnergate admin bootstrap"), "the log says how to make the first admin: {log}");
+    drop(server);
+}
+
+/// With `--json`, a failed command prints its error as JSON (`{"error": "..."}` on stderr), whether the
+/// command failed or its arguments were refused; without it, the text stays as it was.
+#[actix_web::test]
+async fn json_mode_prints_errors_as_json() {
+    let server = TestServer::start().await;
+    let cli = server.cli();
+    for args in [
+        &["--json", "client", "show", "pgc_nobody"][..],
+        &["--json", "partner", "create"],
+        &["client", "--json", "frobnicate"],
+    ] {
+        let run = run_command(&cli, args);
+        let stderr = run.failed().to_string();
+        let error: serde_json::Value =
+            serde_json::from_str(&stderr).unwrap_or_else(|err| panic!("{args:?}: not JSON ({err}): {stderr}"));
+        assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{args:?}: {error}");
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    let text = run_command(&cli, &["client", "show", "pgc_nobody"]);
+    assert!(text.failed().starts_with("error: "), "{}", text.stderr);
+    server.stop().await;
+}
+
+/// Output into a pipe whose reader has gone (`partnergate ... | head`) ends the command quietly: no "Broken
+/// pipe" message, no panic, exit status 0.
+#[actix_web::test]
+async fn a_closed_pipe_ends_output_quietly() {
+    let server = TestServer::start().await;
+    ensure_catalog_scopes(&server, &["orders.read", "orders.write"]);
+    for args in [&["scope", "list"][..], &["--json", "scope", "list"], &["completions", "bash"]] {
+        let mut child = command_like(&server.cli())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run partnergate");
+        // The reader closes before the command writes, as `head` does once it has its lines.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("partnergate ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    server.stop().await;
+}
+
+/// Every time the CLI prints carries its zone (RFC 3339 with `Z`), in text as in JSON.
+#[actix_web::test]
+async fn printed_times_carry_their_zone() {
+    let server = TestServer::start().await;
+    let created = server.seed("zoned", &["orders.read"], &["orders.read"], &[], &[]);
+    let mut token = partnergate_binary();
+    token
+        .env("PARTNERGATE_URL", &server.base_url)
+        .env("PARTNERGATE_CLIENT_ID", &created.client.id)
+        .env("PARTNERGATE_CLIENT_SECRET", created.secret.secret.expose());
+    let run = run_command_async(&token, &["token"]).await;
+    let at = run.ok().lines().find_map(|line| line.strip_prefix("expires_at: ")).map(str::to_string);
+    assert!(
+        at.as_deref().is_some_and(|at| chrono::DateTime::parse_from_rfc3339(at).is_ok() && at.ends_with('Z')),
+        "`token` names its expiry with its zone: {}",
+        run.stdout
+    );
+    let cli = server.cli();
+    for (args, prefix) in [
+        (vec!["client", "revoke-tokens", created.client.id.as_str()], "issued until "),
+        (vec!["partner", "revoke-tokens", "zoned"], "issued until "),
+    ] {
+        let run = run_command(&cli, &args);
+        let at = run.ok().trim().rsplit(prefix).next().unwrap().to_string();
+        assert!(chrono::DateTime::parse_from_rfc3339(&at).is_ok() && at.ends_with('Z'), "{args:?}: {}", run.stdout);
+        let mut json_args = vec!["--json"];
+        json_args.extend(&args);
+        let at = run_command(&cli, &json_args).json()["tokens_revoked_before"].as_str().unwrap().to_string();
+        assert!(chrono::DateTime::parse_from_rfc3339(&at).is_ok() && at.ends_with('Z'), "{json_args:?}: {at}");
+    }
+    server.stop().await;
+}
+
+/// A key-encryption key is never committed, whichever keys directory it sits in.
+#[test]
+fn git_ignores_a_key_encryption_key_in_any_keys_directory() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    for path in ["keys/key-encryption-key", "deploy/keys/key-encryption-key", "keys-prod/key-encryption-key"] {
+        let status = std::process::Command::new("git")
+            .args(["-C", repo, "check-ignore", "--quiet", "--no-index", path])
+            .status()
+            .expect("git runs (the test needs the git work tree)");
+        assert!(status.success(), "{path} is not ignored by git");
+    }
+}

@@ -603,3 +603,127 @@ async fn console_signs_out_when_the_admin_token_expires() {
     browser.stop().await;
     server.stop().await;
 }
+
+/// Gives the `nth` button (1-based) of the clients table's row for `client_id` the DOM id `mark`, so that it can
+/// be clicked whatever characters the client id holds (no CSS selector quoting).
+async fn mark_client_button(browser: &Browser, client_id: &str, nth: usize, mark: &str) {
+    let id = serde_json::to_string(client_id).unwrap();
+    let script = format!("const r = [...document.querySelectorAll('#clients-table tbody tr')].find(r => r.dataset.clientId === {id}); if (!r) return false; r.querySelectorAll('button')[{}].id = '{mark}'; return true", nth - 1);
+    browser.wait_for(&format!("the row of {client_id}"), &script).await;
+}
+
+/// A script that holds once the clients table's row for `client_id` shows `text` in cell `cell`.
+fn row_shows(client_id: &str, cell: usize, text: &str) -> String {
+    let (id, text) = (serde_json::to_string(client_id).unwrap(), serde_json::to_string(text).unwrap());
+    format!("const r = [...document.querySelectorAll('#clients-table tbody tr')].find(r => r.dataset.clientId === {id}); return !!r && r.cells[{cell}].textContent === {text}")
+}
+
+/// An imported client whose id reads as a relative path (`../partners/victimp/suspend?`): Disable in the console
+/// disables that client, and does not suspend partner `victimp` (issue 17, item 7).
+#[tokio::test]
+async fn disable_in_the_console_does_not_follow_a_client_id_that_reads_as_a_path() {
+    let Some(browser) = Browser::start().await else { return };
+    let server = TestServer::start().await;
+    server.seed("victimp", &["orders.read"], &["orders.read"], &[], &[]);
+    let (attacker, _) = partner_admin_token(&server, "attacker", &["orders.read"]).await;
+    let crafted = "../partners/victimp/suspend?";
+    let input = NewClient {
+        client_id: Some(crafted.into()),
+        partner_id: Some("attacker".into()),
+        name: "imported".into(),
+        ..Default::default()
+    };
+    create_client(&server, &input);
+    let (operator, operator_token) = server.operator().await;
+    browser.sign_in(&server.url("/console"), &operator.client.id, operator.secret.secret.expose()).await;
+    mark_client_button(&browser, crafted, 1, "disable-crafted").await;
+    browser.click("#disable-crafted").await;
+    let client_path = format!("/clients/{}", common::form_encode(crafted));
+    let (s, t, p) = (&server, &operator_token, &client_path);
+    until(Duration::from_secs(15), "the click reached the server", || async move {
+        let victim = admin_get(s, t, "/partners/victimp").await;
+        let client = admin_get(s, t, p).await;
+        victim["suspended"] == json!(true) || client["enabled"] == json!(false)
+    })
+    .await;
+    let victim = admin_get(&server, &operator_token, "/partners/victimp").await;
+    assert_eq!(victim["suspended"], false, "Disable on the crafted client suspended partner victimp");
+    let client = admin_get(&server, &operator_token, &client_path).await;
+    assert_eq!((client["id"].as_str(), client["enabled"].as_bool()), (Some(crafted), Some(false)), "{client}");
+    let attacker_partner = admin_get(&server, &operator_token, "/partners/attacker").await;
+    assert_eq!(attacker_partner["suspended"], false);
+    assert_eq!(grant(&server, &attacker.client.id, attacker.secret.secret.expose()).await, 200);
+    browser.stop().await;
+    server.stop().await;
+}
+
+/// A client whose id holds `%`, `#`, `?` and `/` is managed in the console like any other: disabled, enabled,
+/// its secrets listed and rotated, edited and deleted, each call naming exactly that client.
+#[tokio::test]
+async fn the_console_manages_a_client_whose_id_holds_reserved_characters() {
+    let Some(browser) = Browser::start().await else { return };
+    let server = TestServer::start().await;
+    let admin = audit_reading_admin(&server, "browser-odd", None);
+    let odd = "a/b?c#d%e";
+    let imported = create_client(
+        &server,
+        &NewClient {
+            client_id: Some(odd.into()),
+            partner_id: Some("browser-odd".into()),
+            name: "imported".into(),
+            scopes: strings(&["orders.read"]),
+            ..Default::default()
+        },
+    );
+    let token = server.token_for(&admin, &[], None).await;
+    let path = format!("/clients/{}", common::form_encode(odd));
+    let (s, t, p) = (&server, &token, &path);
+    let field = move |name: &'static str| async move { admin_get(s, t, p).await[name].clone() };
+    browser.sign_in(&server.url("/console"), &admin.client.id, admin.secret.secret.expose()).await;
+
+    mark_client_button(&browser, odd, 1, "toggle-odd").await;
+    browser.click("#toggle-odd").await;
+    until(Duration::from_secs(15), "disabled", || async { field("enabled").await == json!(false) }).await;
+    assert_eq!(grant(&server, odd, imported.secret.secret.expose()).await, 401);
+    // The list is drawn again after each change: the next button is the new row's.
+    browser.wait_for("the row drawn again", &row_shows(odd, 2, "no")).await;
+    mark_client_button(&browser, odd, 1, "toggle-odd-again").await;
+    browser.click("#toggle-odd-again").await;
+    until(Duration::from_secs(15), "enabled again", || async { field("enabled").await == json!(true) }).await;
+    browser.wait_for("the row drawn again", &row_shows(odd, 2, "yes")).await;
+
+    // Its secrets: listed, then rotated.
+    mark_client_button(&browser, odd, 2, "secrets-odd").await;
+    browser.click("#secrets-odd").await;
+    browser.wait_for("its secret", "return document.querySelectorAll('#secrets-table tbody tr').length === 1").await;
+    browser.click("#rotate").await;
+    browser.wait_for("two secrets", "return document.querySelectorAll('#secrets-table tbody tr').length === 2").await;
+    let secrets = admin_get(&server, &token, &format!("{path}/secrets")).await;
+    assert_eq!(secrets["items"].as_array().unwrap().len(), 2, "{secrets}");
+    browser.click("#dismiss-secret").await;
+
+    // Edited through the form.
+    mark_client_button(&browser, odd, 5, "edit-odd").await;
+    browser.click("#edit-odd").await;
+    browser.wait_for("the edit form", "return !document.getElementById('edit-client').hidden").await;
+    browser.type_into("#edit-name", "imported, renamed").await;
+    browser.click("#edit-save").await;
+    until(Duration::from_secs(15), "renamed", || async { field("name").await == json!("imported, renamed") }).await;
+    browser.wait_for("the row drawn again", &row_shows(odd, 1, "imported, renamed")).await;
+
+    // Deleted, with the confirmation accepted.
+    mark_client_button(&browser, odd, 4, "delete-odd").await;
+    browser.click("#delete-odd").await;
+    browser.call(reqwest::Method::POST, "/alert/accept", json!({})).await;
+    until(Duration::from_secs(15), "deleted", || async move {
+        admin_request(s, reqwest::Method::GET, p, Some(t), None).await.status == 404
+    })
+    .await;
+    let error = browser.script("return document.getElementById('error').hidden").await;
+    assert_eq!(error, json!(true), "no API error shown");
+    let calls = browser.calls().await;
+    let encoded = format!("/admin/v1{path}");
+    assert!(calls.iter().any(|(method, url)| method == "DELETE" && url == &encoded), "{calls:?}");
+    browser.stop().await;
+    server.stop().await;
+}

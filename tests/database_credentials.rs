@@ -67,7 +67,7 @@ async fn the_serve_log_names_the_database_without_its_password() {
         let mut lines = Vec::new();
         for line in BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
-            let done = line.contains("listening on") && line.starts_with("partnergate");
+            let done = line.contains("partnergate listening on");
             lines.push(line);
             if done {
                 break;

@@ -318,7 +318,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             let cutoff = revocation::revoke_client_tokens(&mut conn, &caller, &id)?;
             ctx.print(
                 &serde_json::json!({"client_id": id, "tokens_revoked_before": crate::store::utc::format(&cutoff)}),
-                |_| format!("revoked every token of {id} issued until {cutoff}"),
+                |_| format!("revoked every token of {id} issued until {}", crate::store::utc::format(&cutoff)),
             );
         }
         ClientCommand::Disable { id } => {

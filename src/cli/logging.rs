@@ -1,7 +1,8 @@
-//! The process log: env_logger (`RUST_LOG`, default `info`) with every line passed through
-//! [`crate::redact::all`], so that no secret, token or database password reaches a log, whichever module
-//! (ours or a dependency's) wrote the line. Structured fields (`log`'s key-values, as the access log writes
-//! them) are redacted too, and written as `key=value` in text or as members of the line's JSON object.
+//! The process log: env_logger (`RUST_LOG`, default `info`, actix-server's own lines from `warn`) with every
+//! line passed through [`crate::redact::all`], so that no secret, token or database password reaches a log,
+//! whichever module (ours or a dependency's) wrote the line. Structured fields (`log`'s key-values, as the
+//! access log writes them) are redacted too, and written as `key=value` in text or as members of the line's
+//! JSON object.
 //!
 //! Access lines (one per request, target [`crate::http::access_log::TARGET`]) reach stderr in batches, every
 //! [`ACCESS_FLUSH_INTERVAL`] or 64 KiB, instead of with one `write(2)` each: measured with `perf`, the per-line
@@ -18,7 +19,9 @@ use crate::config::LogFormat;
 
 /// The logger `main` installs; tests install the same one with their own target.
 pub fn builder(format: LogFormat) -> env_logger::Builder {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    // actix-server's own start lines repeat the address the server's "listening on" line gives.
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn"));
     match format {
         LogFormat::Text => builder.format(|buf, record| {
             // Messages quote callers' text too (ids, paths, error texts): one record is one line, whatever it holds.

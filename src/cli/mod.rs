@@ -139,12 +139,56 @@ impl Context {
 
     /// JSON when `--json` was given, otherwise the human rendering.
     pub fn print<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value).expect("output serializes"));
-        } else {
-            println!("{}", human(value));
+        let mut text =
+            if self.json { serde_json::to_string_pretty(value).expect("output serializes") } else { human(value) };
+        text.push('\n');
+        write_stdout(text.as_bytes());
+    }
+}
+
+/// Writes command output. When the reader has gone (`partnergate ... | head`), the command ends quietly with
+/// status 0, as a Unix filter does; `println!` would panic with "failed printing to stdout: Broken pipe".
+pub(crate) fn write_stdout(bytes: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(err) => {
+            print_error(false, &format!("cannot write the output: {err}"));
+            std::process::exit(1);
         }
     }
+}
+
+/// A failed command's message on stderr: `error: ...`, or with `--json` one JSON object `{"error": "..."}`, so
+/// that a script reads it as it reads results (which stay alone on stdout).
+pub fn print_error(json: bool, message: &str) {
+    // Errors quote what the operator typed (a secret where an id belongs) and database causes.
+    let message = crate::redact::all(message);
+    if json {
+        eprintln!("{}", serde_json::json!({ "error": message }));
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// Arguments clap refused. With `--json` among them: the first line of clap's message as a JSON error (exit
+/// status 2, as clap's); otherwise, and for `--help` and `--version`, clap's own output.
+pub fn refused_arguments(err: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    let shown_as_is = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || shown_as_is {
+        err.exit()
+    }
+    let text = err.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    print_error(true, first.strip_prefix("error: ").unwrap_or(first));
+    std::process::exit(err.exit_code())
 }
 
 /// A command uses one connection at a time. A larger pool opens the next ones on its own threads, and a
@@ -179,10 +223,10 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Token(args) => token::run(&Context::new(json), args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Completions { shell } => {
-            // Generated into memory: clap_complete panics on a write error (a closed pipe), this reports it.
+            // Generated into memory: clap_complete panics on a write error (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "partnergate", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            write_stdout(&script);
             Ok(())
         }
     }

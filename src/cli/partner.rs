@@ -197,7 +197,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             let cutoff = revocation::revoke_partner_tokens(&mut conn, &caller, &id)?;
             ctx.print(
                 &serde_json::json!({"partner_id": id, "tokens_revoked_before": crate::store::utc::format(&cutoff)}),
-                |_| format!("revoked every token of partner {id} issued until {cutoff}"),
+                |_| format!("revoked every token of partner {id} issued until {}", crate::store::utc::format(&cutoff)),
             );
         }
     }

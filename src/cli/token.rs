@@ -128,8 +128,13 @@ pub async fn run(ctx: &Context, args: TokenArgs) -> CliResult {
         "claims": claims,
     });
     ctx.print(&output, |o| {
+        // `exp` is in seconds since the epoch; shown as a time with its zone too.
+        let expires = o["claims"]["exp"]
+            .as_i64()
+            .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
+            .map_or("-".to_string(), |at| crate::store::utc::format(&at.naive_utc()));
         format!(
-            "access_token: {}\nheader: {}\nclaims: {}",
+            "access_token: {}\nexpires_at: {expires}\nheader: {}\nclaims: {}",
             o["access_token"].as_str().unwrap_or_default(),
             serde_json::to_string_pretty(&o["header"]).unwrap_or_default(),
             serde_json::to_string_pretty(&o["claims"]).unwrap_or_default()

@@ -12,6 +12,7 @@ mod form;
 pub mod guard;
 pub mod headers;
 mod health;
+mod home;
 mod oauth_response;
 pub mod problem;
 pub mod request_id;
@@ -79,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
         .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))
+        .route("/", web::get().to(home::home))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .configure(admin::routes)

@@ -41,13 +41,22 @@ pub fn resolve_scopes(allowed: &BTreeSet<String>, requested: Option<Vec<String>>
     match requested {
         None => Ok(allowed.iter().cloned().collect()),
         Some(requested) => {
-            if requested.iter().all(|s| allowed.contains(s)) {
-                Ok(requested)
-            } else {
-                Err(OAuthError::InvalidScope("the client may not request one or more of these scopes".into()))
+            // Named back to the client that sent them (at most a few: the request body is bounded anyway).
+            let refused: Vec<&str> = requested.iter().filter(|s| !allowed.contains(*s)).map(String::as_str).collect();
+            match refused.len() {
+                0 => Ok(requested),
+                n @ ..=MAX_NAMED_SCOPES => Err(refused_scopes(&refused, n)),
+                n => Err(refused_scopes(&refused[..MAX_NAMED_SCOPES], n)),
             }
         }
     }
+}
+
+const MAX_NAMED_SCOPES: usize = 10;
+
+fn refused_scopes(named: &[&str], total: usize) -> OAuthError {
+    let more = if total > named.len() { format!(" (and {} more)", total - named.len()) } else { String::new() };
+    OAuthError::InvalidScope(format!("the client may not request these scopes: {}{more}", named.join(" ")))
 }
 
 /// The audiences a client may ask for: its own list, plus the server default unless it has exactly one
@@ -227,6 +236,10 @@ mod tests {
         assert_eq!(resolve_scopes(&allowed, Some(vec!["a.read".into()])).unwrap(), ["a.read"]);
         let err = resolve_scopes(&allowed, Some(vec!["a.read".into(), "b.read".into()])).unwrap_err();
         assert_eq!(err.code(), "invalid_scope");
+        assert_eq!(err.to_string(), "invalid_scope: the client may not request these scopes: b.read");
+        let many: Vec<String> = (0..12).map(|i| format!("c{i:02}.read")).collect();
+        let err = resolve_scopes(&allowed, Some(many)).unwrap_err();
+        assert!(err.to_string().ends_with("c08.read c09.read (and 2 more)"), "{err}");
     }
 
     #[test]

@@ -21,10 +21,7 @@ pub fn admin_client(
 ) -> RegistryResult<CreatedClient> {
     let caller = Caller::cli();
     crate::store::write_transaction(conn, |conn| {
-        let existing: Vec<String> = client_scopes::table
-            .filter(client_scopes::scope.eq(scopes::ADMIN))
-            .select(client_scopes::client_id)
-            .load(conn)?;
+        let existing = admin_client_ids(conn)?;
         if !existing.is_empty() && !force {
             return Err(RegistryError::AlreadyExists {
                 kind: "admin client",
@@ -52,4 +49,12 @@ pub fn admin_client(
         };
         clients::create(conn, &caller, &input, limits)
     })
+}
+
+/// The clients holding `authz.admin` directly (as `admin bootstrap` makes them).
+pub fn admin_client_ids(conn: &mut DbConnection) -> RegistryResult<Vec<String>> {
+    Ok(client_scopes::table
+        .filter(client_scopes::scope.eq(scopes::ADMIN))
+        .select(client_scopes::client_id)
+        .load(conn)?)
 }

@@ -5,6 +5,8 @@ let expiresAt = 0;
 let signOutTimer = null;
 const $ = (id) => document.getElementById(id);
 const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
+// Every id in an admin URL is one encoded path segment: imported client ids may hold `/`, `?`, `#`, `%` or `..`.
+const seg = encodeURIComponent;
 // A number input: empty is null (clears the limit, the server default applies).
 const numberOrNull = (id) => ($(id).value === "" ? null : Number($(id).value));
 
@@ -106,12 +108,12 @@ function forgetSecret() {
 
 let ownPartner = null;
 async function loadOwnPartner() {
-  const partner = await api("GET", `/partners/${ownPartner}`);
+  const partner = await api("GET", `/partners/${seg(ownPartner)}`);
   $("own-name").textContent = `${partner.name} (${partner.id})${partner.suspended ? ", suspended" : ""}`;
   $("own-ceiling").textContent = partner.scope_ceiling.join(" ");
   $("own-audiences").textContent = partner.audience_ceiling.join(" ");
   $("own-rate").textContent = partner.rate_limit_per_minute ?? "none";
-  const usage = await api("GET", `/partners/${ownPartner}/usage`);
+  const usage = await api("GET", `/partners/${seg(ownPartner)}/usage`);
   $("own-usage").textContent = usage.tokens;
   $("own-quota").textContent = usage.token_quota_per_day ?? "no quota";
   $("own-log-only").textContent = usage.quota_log_only ? "(log only)" : "";
@@ -138,21 +140,21 @@ async function loadClients() {
       row.insertCell().textContent = value;
     }
     const lastUsed = row.insertCell();
-    api("GET", `/clients/${client.id}/secrets`).then((secrets) => {
+    api("GET", `/clients/${seg(client.id)}/secrets`).then((secrets) => {
       lastUsed.textContent = secrets.items.map((s) => s.last_used_at).filter(Boolean).sort().pop() || "never";
     }).catch(() => {});
     cells(row, [client.description, client.rate_limit_per_minute ?? "default", client.token_lifetime_secs ?? "default"]);
     const actions = row.insertCell();
     actions.append(
       button(client.enabled ? "Disable" : "Enable", async () => {
-        await api("POST", `/clients/${client.id}/${client.enabled ? "disable" : "enable"}`);
+        await api("POST", `/clients/${seg(client.id)}/${client.enabled ? "disable" : "enable"}`);
         await loadClients();
       }),
       button("Secrets", () => loadSecrets(client.id)),
-      button("Revoke tokens", () => api("POST", `/clients/${client.id}/revoke-tokens`)),
+      button("Revoke tokens", () => api("POST", `/clients/${seg(client.id)}/revoke-tokens`)),
       button("Delete", async () => {
         if (!confirm(`Delete ${client.name}? Its secrets stop working at once.`)) return;
-        await api("DELETE", `/clients/${client.id}`);
+        await api("DELETE", `/clients/${seg(client.id)}`);
         await loadClients();
       }),
       button("Edit", async () => editClient(client)),
@@ -178,13 +180,13 @@ function editClient(client) {
 async function saveClient(event) {
   event.preventDefault();
   const client = editing;
-  await api("PATCH", `/clients/${client.id}`, {
+  await api("PATCH", `/clients/${seg(client.id)}`, {
     name: $("edit-name").value, description: $("edit-description").value, roles: list($("edit-roles").value),
     scopes: list($("edit-scopes").value), audiences: list($("edit-audiences").value),
     rate_limit_per_minute: numberOrNull("edit-rate"), token_lifetime_secs: numberOrNull("edit-lifetime"),
   });
   const enabled = $("edit-enabled").checked;
-  if (enabled !== client.enabled) await api("POST", `/clients/${client.id}/${enabled ? "enable" : "disable"}`);
+  if (enabled !== client.enabled) await api("POST", `/clients/${seg(client.id)}/${enabled ? "enable" : "disable"}`);
   $("edit-client").hidden = true;
   await loadClients();
 }
@@ -198,7 +200,7 @@ async function loadSecrets(clientId) {
   secretsOf = clientId;
   $("secrets-client").textContent = clientId;
   $("secrets").hidden = false;
-  const secrets = await api("GET", `/clients/${clientId}/secrets`);
+  const secrets = await api("GET", `/clients/${seg(clientId)}/secrets`);
   const body = $("secrets-table").querySelector("tbody");
   body.replaceChildren();
   for (const secret of secrets.items) {
@@ -208,7 +210,7 @@ async function loadSecrets(clientId) {
       secret.last_used_at]);
     if (!secret.revoked_at) {
       row.insertCell().append(button("Revoke", async () => {
-        await api("DELETE", `/clients/${clientId}/secrets/${secret.id}`);
+        await api("DELETE", `/clients/${seg(clientId)}/secrets/${seg(secret.id)}`);
         await loadSecrets(clientId);
       }));
     }
@@ -216,7 +218,7 @@ async function loadSecrets(clientId) {
 }
 
 async function rotate() {
-  const issued = await api("POST", `/clients/${secretsOf}/secrets`, { grace_period_secs: Number($("grace").value) });
+  const issued = await api("POST", `/clients/${seg(secretsOf)}/secrets`, { grace_period_secs: Number($("grace").value) });
   $("new-secret-value").textContent = issued.secret;
   $("new-secret").hidden = false;
   await loadSecrets(secretsOf);
@@ -303,13 +305,13 @@ async function loadOperator() {
       partner.rate_limit_per_minute ?? "none", partner.token_quota_per_day ?? "none"]);
     const usage = row.insertCell();
     usage.className = "usage";
-    api("GET", `/partners/${partner.id}/usage`).then((today) => {
+    api("GET", `/partners/${seg(partner.id)}/usage`).then((today) => {
       usage.textContent = today.tokens;
     }).catch(() => {});
     cells(row, [partner.quota_log_only ? "log only" : "refused", partner.audience_ceiling.join(" ")]);
     row.insertCell().append(
       button(partner.suspended ? "Resume" : "Suspend", async () => {
-        await api("POST", `/partners/${partner.id}/${partner.suspended ? "resume" : "suspend"}`);
+        await api("POST", `/partners/${seg(partner.id)}/${partner.suspended ? "resume" : "suspend"}`);
         await loadOperator();
       }),
       button("Edit", async () => editPartner(partner)),
@@ -350,7 +352,7 @@ function editPartner(partner) {
 
 async function savePartner(event) {
   event.preventDefault();
-  await api("PATCH", `/partners/${editingPartner}`, {
+  await api("PATCH", `/partners/${seg(editingPartner)}`, {
     name: $("partner-name").value, scope_ceiling: list($("partner-ceiling").value),
     audience_ceiling: list($("partner-audiences").value), rate_limit_per_minute: numberOrNull("partner-rate"),
     token_quota_per_day: numberOrNull("partner-quota"), quota_log_only: $("partner-log-only").checked,

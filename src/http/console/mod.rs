@@ -16,11 +16,12 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for &(path, content_type, body) in ASSETS {
-        cfg.route(path, web::get().to(move || serve(content_type, body)));
+        cfg.route(path, web::get().to(move || page(content_type, body)));
     }
 }
 
-async fn serve(content_type: &'static str, body: &'static str) -> HttpResponse {
+/// A static page or asset under the console's headers (also `GET /`'s page).
+pub(super) async fn page(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
