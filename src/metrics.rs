@@ -241,6 +241,7 @@ fn known_denials() -> impl Iterator<Item = OAuthError> {
         OAuthError::InvalidScope(String::new()),
         OAuthError::InvalidTarget(String::new()),
         OAuthError::TemporarilyUnavailable(String::new()),
+        OAuthError::ServerError(String::new()),
     ];
     let clients = AuthFailure::ALL.map(|reason| OAuthError::InvalidClient { reason, basic_challenge: false });
     let limits = Limit::ALL.map(|limit| OAuthError::Limited(Refusal { limit, retry_after: Default::default() }));

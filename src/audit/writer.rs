@@ -29,8 +29,12 @@ pub enum AuditError {
     QueueFull,
     #[error("the audit writer has stopped")]
     Stopped,
-    #[error("the audit batch could not be written: {0}")]
-    WriteFailed(String),
+    #[error("the audit batch could not be written: {message}")]
+    WriteFailed {
+        message: String,
+        /// A fault of ours (the statement failed), not the database being away: see `StoreError::is_unavailable`.
+        fault: bool,
+    },
     #[error("the audit record was not committed in time")]
     TimedOut,
 }
@@ -78,7 +82,7 @@ pub enum Effect {
 struct Pending {
     row: NewAuditEventRow,
     effects: Vec<Effect>,
-    done: oneshot::Sender<Result<Recorded, String>>,
+    done: oneshot::Sender<Result<Recorded, BatchFailure>>,
 }
 
 #[derive(Clone)]
@@ -136,7 +140,7 @@ impl AuditWriter {
         })?;
         match tokio::time::timeout_at(deadline, committed).await {
             Ok(Ok(Ok(recorded))) => Ok(recorded),
-            Ok(Ok(Err(message))) => Err(AuditError::WriteFailed(message)),
+            Ok(Ok(Err(BatchFailure { message, fault }))) => Err(AuditError::WriteFailed { message, fault }),
             Ok(Err(_)) => Err(AuditError::Stopped),
             Err(_) => Err(AuditError::TimedOut),
         }
@@ -181,6 +185,19 @@ fn run(
     }
 }
 
+/// Why a batch (or one event of it) was not written.
+#[derive(Debug, Clone)]
+struct BatchFailure {
+    message: String,
+    fault: bool,
+}
+
+impl From<&StoreError> for BatchFailure {
+    fn from(err: &StoreError) -> Self {
+        BatchFailure { message: err.to_string(), fault: !err.is_unavailable() }
+    }
+}
+
 /// A partner's count of one day, as a commit left it.
 type DayCount = (String, String, i64);
 
@@ -191,13 +208,14 @@ fn commit(
     pool: &DbPool,
     batch: &[Pending],
     last_uses: &mut LastUses,
-) -> (Vec<Result<Recorded, String>>, Vec<DayCount>) {
-    let failed = |err: String| (vec![Err(err); batch.len()], Vec::new());
+) -> (Vec<Result<Recorded, BatchFailure>>, Vec<DayCount>) {
+    let failed = |err: &StoreError| (vec![Err(BatchFailure::from(err)); batch.len()], Vec::new());
     let mut conn = match pool.get_timeout(CONNECTION_WAIT) {
         Ok(conn) => conn,
         Err(err) => {
+            let err = StoreError::from(err);
             log::error!("audit batch of {} events failed: {err}", batch.len());
-            return failed(err.to_string());
+            return failed(&err);
         }
     };
     match write_batch(&mut conn, batch, last_uses) {
@@ -212,14 +230,14 @@ fn commit(
                         counts.append(&mut written.counts);
                         Ok(written.verdicts[0])
                     }
-                    Err(err) => Err(err.to_string()),
+                    Err(err) => Err(BatchFailure::from(&err)),
                 })
                 .collect();
             (results, counts)
         }
         Err(err) => {
             log::error!("audit batch of {} events failed: {err}", batch.len());
-            failed(err.to_string())
+            failed(&err)
         }
     }
 }

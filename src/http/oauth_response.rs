@@ -33,6 +33,7 @@ pub fn status_of(err: &OAuthError) -> StatusCode {
         OAuthError::UnauthorizedClient(_) => StatusCode::FORBIDDEN,
 
         OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
         OAuthError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
         // DESIGN 4.1: every invalid_request is 400, an oversized body included.
         OAuthError::InvalidRequest(_)
@@ -59,8 +60,10 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
         _ => {}
     }
     let description = match err {
-        // The internal cause is logged above; the caller gets a stable sentence.
+        // The internal cause is logged (above, or with the request id by the token service); the caller gets a
+        // stable sentence.
         OAuthError::TemporarilyUnavailable(_) => "the service is temporarily unavailable; retry later".to_string(),
+        OAuthError::ServerError(_) => "internal error; the request id identifies it in the server's log".to_string(),
         other => other.description(),
     };
     error_body(&mut builder, err.code(), &description)

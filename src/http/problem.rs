@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::registry::RegistryError;
-use crate::store::StoreError;
 
 /// The body of every admin API error, as the OpenAPI document describes it.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -95,7 +94,7 @@ impl From<RegistryError> for Problem {
                 "conflict",
                 "the change conflicts with stored data; reload and retry",
             ),
-            RegistryError::Store(StoreError::Unavailable(cause)) => {
+            RegistryError::Store(cause) if cause.is_unavailable() => {
                 log::warn!("database unavailable: {cause}");
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry later")
             }

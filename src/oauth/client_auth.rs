@@ -106,7 +106,7 @@ impl TokenService {
                 Ok(snapshot) => authenticate(snapshot, presented, &secret, at, event),
                 Err(err) => {
                     throttle.abandoned(admission, address, client_id);
-                    return Err(OAuthError::unavailable(err));
+                    return Err(OAuthError::registry(err));
                 }
             },
             Err(err) => Err(err),

@@ -68,12 +68,20 @@ pub enum OAuthError {
     /// Refused by a rate limit, the quota or the authentication throttle: `429` with `Retry-After`.
     #[error("temporarily_unavailable: {}", .0.limit.as_str())]
     Limited(Refusal),
+    /// A fault of ours (a failing statement, a violated constraint the code should have checked), not an
+    /// outage: `500 server_error` without `Retry-After`, logged at error level.
+    #[error("server_error: {0}")]
+    ServerError(String),
 }
 
 impl OAuthError {
-    /// The registry could not be read: the caller may retry.
-    pub fn unavailable(err: impl std::fmt::Display) -> Self {
-        OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
+    /// The registry could not be read: an outage the caller may retry, or a fault of ours.
+    pub fn registry(err: crate::store::StoreError) -> Self {
+        if err.is_unavailable() {
+            OAuthError::TemporarilyUnavailable(format!("registry unavailable: {err}"))
+        } else {
+            OAuthError::ServerError(format!("registry read failed: {err}"))
+        }
     }
 
     pub fn code(&self) -> &'static str {
@@ -85,6 +93,7 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::TemporarilyUnavailable(_) | OAuthError::Limited(_) => "temporarily_unavailable",
+            OAuthError::ServerError(_) => "server_error",
         }
     }
 
@@ -96,7 +105,8 @@ impl OAuthError {
             | OAuthError::UnauthorizedClient(message)
             | OAuthError::InvalidScope(message)
             | OAuthError::InvalidTarget(message)
-            | OAuthError::TemporarilyUnavailable(message) => message.clone(),
+            | OAuthError::TemporarilyUnavailable(message)
+            | OAuthError::ServerError(message) => message.clone(),
             OAuthError::InvalidClient { .. } => "client authentication failed".to_string(),
             OAuthError::BodyTooLarge => "request body too large".to_string(),
             OAuthError::Limited(refusal) => refusal.description(),

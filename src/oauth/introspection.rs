@@ -72,7 +72,7 @@ pub(crate) async fn introspect(
     event.jti = Some(claims.jti.clone());
     event.details =
         Some(serde_json::json!({"token_client_id": claims.client_id, "token_partner_id": claims.partner_id}));
-    let token_client = service.read_model.client(&claims.client_id).await.map_err(OAuthError::unavailable)?;
+    let token_client = service.read_model.client(&claims.client_id).await.map_err(OAuthError::registry)?;
     if let Err(rejection) = standing(token_client.as_deref(), &claims) {
         return inactive(event, rejection.as_str());
     }

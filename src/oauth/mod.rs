@@ -168,7 +168,11 @@ impl TokenService {
     /// Every OAuth request ends here, so the metrics count its final answer here and nowhere else.
     async fn finish<T>(&self, result: Result<T, OAuthError>, recording: Recording) -> Result<T, OAuthError> {
         let is_token_request = recording.event.event_type == "token.request";
+        let request_id = recording.event.meta.request_id.clone();
         let answer = self.record(result, recording).await;
+        if let Err(OAuthError::ServerError(cause)) = &answer {
+            log::error!("internal error on the OAuth path (request {}): {cause}", request_id.as_deref().unwrap_or("-"));
+        }
         if is_token_request {
             self.metrics.token_request(&answer);
         }
@@ -201,11 +205,12 @@ impl TokenService {
                 effects.clear();
             }
         }
-        let recorded = self
-            .audit
-            .record_until(event, effects, deadline)
-            .await
-            .map_err(|err| OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")))?;
+        let recorded = self.audit.record_until(event, effects, deadline).await.map_err(|err| match err {
+            crate::audit::AuditError::WriteFailed { fault: true, .. } => {
+                OAuthError::ServerError(format!("cannot record the request: {err}"))
+            }
+            _ => OAuthError::TemporarilyUnavailable(format!("cannot record the request: {err}")),
+        })?;
         match recorded {
             Recorded::Stored => result,
             // The writer found the partner's quota used up by the time this token would count: it is dropped.

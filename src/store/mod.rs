@@ -90,6 +90,33 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or asked to retry (a pool that timed out, a lost
+    /// connection, a busy SQLite file, a serialization failure): an outage to answer `503` with
+    /// `Retry-After`. Anything else (a failing statement, a constraint the code should have checked) is a
+    /// fault of ours: `500`, logged loudly, and not something a client should retry in a storm.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Unavailable(_) | StoreError::Missing(_) => true,
+            StoreError::InvalidUrl(_) | StoreError::Migration(_) => false,
+            StoreError::Query(Error::BrokenTransactionManager) => true,
+            StoreError::Query(Error::DatabaseError(kind, info)) => match kind {
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::SerializationFailure
+                | DatabaseErrorKind::ReadOnlyTransaction => true,
+                // libpq reports a dropped connection, and SQLite a busy file, without a kind of their own.
+                _ => {
+                    let message = info.message();
+                    ["database is locked", "connection", "terminating", "SSL SYSCALL", "could not receive"]
+                        .iter()
+                        .any(|sign| message.contains(sign))
+                }
+            },
+            StoreError::Query(_) => false,
+        }
+    }
+
     /// A unique or foreign key violation: the caller's input conflicts with stored data.
     pub fn is_constraint_violation(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
