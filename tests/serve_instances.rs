@@ -36,11 +36,14 @@ fn serve_that_refuses_to_start_exits_1_with_its_message_every_time() {
         .unwrap();
     std::thread::scope(|scope| {
         for runner in 0..6 {
-            let (db, dir, keys) = (&db, dir.path(), &keys);
+            let (db, keys) = (&db, &keys);
             scope.spawn(move || {
                 let command = command_on(db, keys);
+                // A log directory per runner: two runners may be handed the same free port, which names the log.
+                let logs = tempfile::tempdir().unwrap();
                 for run in 1..=30 {
-                    let (status, log) = ServeProcess::refused(&command, dir, "127.0.0.1", Duration::from_secs(30));
+                    let (status, log) =
+                        ServeProcess::refused(&command, logs.path(), "127.0.0.1", Duration::from_secs(30));
                     assert_eq!(status.code(), Some(1), "runner {runner}, run {run}: {status}: {log}");
                     let refusal = "error: the stored signing keys have no active key";
                     assert!(log.contains(refusal), "runner {runner}, run {run}: {log}");
