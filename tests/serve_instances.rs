@@ -1,5 +1,5 @@
 //! `partnergate serve` as real processes on one database: a refusal to start is exit status 1 with its
-//! message every time.
+//! message every time, and instances started together on an empty database all start.
 
 mod common;
 
@@ -51,4 +51,24 @@ fn serve_that_refuses_to_start_exits_1_with_its_message_every_time() {
             });
         }
     });
+}
+
+/// Two instances of a new deployment started at once on an empty database: both migrate, one key is made,
+/// both start and sign with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_started_together_on_an_empty_database_all_start() {
+    for round in 1..=4 {
+        let db = TestDatabase::new();
+        let dir = tempfile::tempdir().unwrap();
+        let command = command_on(&db, &dir.path().join("keys"));
+        let (first, second) =
+            tokio::join!(ServeProcess::start(&command, dir.path()), ServeProcess::start(&command, dir.path()));
+        let jwks = |server: &ServeProcess| {
+            let (http, url) = (server.http.clone(), server.url("/.well-known/jwks.json"));
+            async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        };
+        let (one, two) = (jwks(&first).await, jwks(&second).await);
+        assert_eq!(one["keys"].as_array().map(Vec::len), Some(1), "round {round}: one key: {one}");
+        assert_eq!(one, two, "round {round}: one key ring for both");
+    }
 }
