@@ -95,15 +95,20 @@ impl Readiness {
     }
 }
 
-/// Ready when every [`Facts`] holds; a signing key is always loaded (the key ring cannot exist without one).
+/// Ready when every [`Facts`] holds and the stored signing keys open (a key that does not open leaves the
+/// instance signing with an older one, and its next start would fail); the key ring cannot exist without an
+/// active key. The keys' state is in memory, read at each answer.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let facts = state.readiness.facts().await;
     let kid = state.tokens.keys().active().kid().to_string();
     let database = if facts.database { "ok" } else { "unreachable" };
-    if facts.ready() {
-        HttpResponse::Ok().json(json!({"status": "ready", "database": database, "active_kid": kid}))
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "unavailable", "database": database, "active_kid": kid}))
+    match state.tokens.live_keys().unusable() {
+        None if facts.ready() => {
+            HttpResponse::Ok().json(json!({"status": "ready", "database": database, "active_kid": kid}))
+        }
+        None => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "database": database, "active_kid": kid})),
+        Some(keys) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "database": database, "keys": keys, "active_kid": kid})),
     }
 }

@@ -4,14 +4,16 @@
 //!
 //! [`LiveKeys`] hears the change feed: on [`Change::Keys`] (or a catalog-wide change, which is also what a
 //! lost feed connection or an unknown change kind becomes) it reloads the ring from the database. A reload
-//! that fails keeps the current ring and marks it stale; [`LiveKeys::reload_if_stale`] retries.
+//! that fails keeps the current ring and marks it stale; [`LiveKeys::reload_if_stale`] retries. A reload that
+//! fails because a stored key does not open (stored under another key-encryption key) is also a fact that
+//! readiness reports ([`LiveKeys::unusable`]): the ring may be signing with a key the database has retired.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::kek::KeyEncryptionKey;
 use super::{stored, KeyRing};
-use crate::registry::RegistryResult;
+use crate::registry::{RegistryError, RegistryResult};
 use crate::store::changes::{Change, ChangeSink};
 use crate::store::DbPool;
 
@@ -19,18 +21,30 @@ pub struct LiveKeys {
     current: RwLock<Arc<KeyRing>>,
     source: Option<(DbPool, Arc<KeyEncryptionKey>)>,
     stale: AtomicBool,
+    /// Why the last reload could not open the stored keys; `None` once one succeeds.
+    unusable: Mutex<Option<String>>,
 }
 
 impl LiveKeys {
     /// A ring reloaded from the database whenever the keys change.
     pub fn stored(pool: DbPool, kek: Arc<KeyEncryptionKey>) -> RegistryResult<Arc<Self>> {
         let ring = stored::load_ring(&mut *pool.get()?, &kek)?;
-        Ok(Arc::new(LiveKeys { current: RwLock::new(Arc::new(ring)), source: Some((pool, kek)), stale: false.into() }))
+        Ok(Arc::new(LiveKeys {
+            current: RwLock::new(Arc::new(ring)),
+            source: Some((pool, kek)),
+            stale: false.into(),
+            unusable: Mutex::default(),
+        }))
     }
 
     /// A ring that never changes (tests, tools).
     pub fn fixed(ring: KeyRing) -> Arc<Self> {
-        Arc::new(LiveKeys { current: RwLock::new(Arc::new(ring)), source: None, stale: false.into() })
+        Arc::new(LiveKeys {
+            current: RwLock::new(Arc::new(ring)),
+            source: None,
+            stale: false.into(),
+            unusable: Mutex::default(),
+        })
     }
 
     /// The ring to sign or verify with now.
@@ -49,6 +63,7 @@ impl LiveKeys {
                     Arc::new(ring),
                 );
                 self.stale.store(false, Ordering::SeqCst);
+                *self.unusable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
                 if previous.active().kid() != active {
                     log::info!("signing keys reloaded: {active} signs now (was {})", previous.active().kid());
                 }
@@ -56,10 +71,21 @@ impl LiveKeys {
             }
             Err(err) => {
                 self.stale.store(true, Ordering::SeqCst);
+                // A database that does not answer is readiness's own check; keys that do not open are ours.
+                if let RegistryError::Keys(keys) = &err {
+                    *self.unusable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(keys.to_string());
+                }
                 log::warn!("cannot reload the signing keys (the current ones stay in use): {err}");
                 Err(err)
             }
         }
+    }
+
+    /// Why this instance cannot sign with the database's keys: the last reload found a stored key that does
+    /// not open with this instance's key-encryption key (or is damaged), so the ring in use may not hold the
+    /// active key. `None` when the last reload succeeded.
+    pub fn unusable(&self) -> Option<String> {
+        self.unusable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Retries a reload that failed.

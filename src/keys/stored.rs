@@ -134,7 +134,21 @@ fn has_active(conn: &mut DbConnection) -> RegistryResult<bool> {
     Ok(count > 0)
 }
 
-/// Stores `der` sealed; active only when nothing signs yet.
+/// Refuses a KEK that does not open every stored key: a key sealed under it is one that the instances (which
+/// hold the KEK the stored keys open with) could not load, and once active they would keep signing with the
+/// key it retired and fail at their next start.
+fn check_opens_stored(conn: &mut DbConnection, kek: &KeyEncryptionKey) -> RegistryResult<()> {
+    for row in rows(conn)? {
+        if row.state != KeyState::Removed.as_str() {
+            kek.open(&row.kid, &row.nonce, &row.sealed_private_key).map_err(|err| {
+                KeyError::Kek(format!("refusing to store a key that the instances could not open: {err}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores `der` sealed (under a KEK that opens the stored keys); active only when nothing signs yet.
 fn insert(
     conn: &mut DbConnection,
     kek: &KeyEncryptionKey,
@@ -143,6 +157,7 @@ fn insert(
     state: KeyState,
     now: NaiveDateTime,
 ) -> RegistryResult<KeyRecord> {
+    check_opens_stored(conn, kek)?;
     let (nonce, sealed) = kek.seal(key.kid(), der)?;
     let row = SigningKeyRow {
         kid: key.kid().to_string(),

@@ -75,6 +75,11 @@ impl TokenService {
         self.keys.current()
     }
 
+    /// The live key ring itself, for what it knows beyond the ring (readiness asks whether its keys open).
+    pub fn live_keys(&self) -> &Arc<LiveKeys> {
+        &self.keys
+    }
+
     pub fn read_model(&self) -> &Arc<ReadModel> {
         &self.read_model
     }

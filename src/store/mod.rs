@@ -234,6 +234,11 @@ impl Default for PoolOptions {
 
 /// Connects once directly (to surface the driver's real error), then builds the pool.
 pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
+    // Before libpq first uses OpenSSL (TLS to PostgreSQL): initialized this way, OpenSSL registers no exit
+    // handler. That handler freed OpenSSL's state in `exit` while a pool thread could still be opening a
+    // connection with it, and the thread then crashed the process (SIGSEGV) instead of it exiting with its
+    // status: `serve` refusing to start, and test binaries at their end. Idempotent.
+    openssl_sys::init();
     let (backend, driver_url) = parse_database_url(url)?;
     match backend {
         Backend::Sqlite => {
@@ -242,7 +247,8 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
             }
             let mut probe = SqliteConnection::establish(&driver_url)
                 .map_err(|err| StoreError::Unavailable(format!("sqlite {driver_url}: {err}")))?;
-            probe.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+            probe.batch_execute("PRAGMA busy_timeout = 5000;")?;
+            set_wal(&mut probe, options.connect_timeout)?;
         }
         Backend::Postgres => {
             // libpq honours connect_timeout; without it an unreachable host can hang for minutes.
@@ -271,6 +277,23 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
         .connection_customizer(Box::new(SqlitePragmas))
         .build(BackendManager { backend, driver_url: manager_url })
         .map_err(StoreError::from)
+}
+
+/// Puts the SQLite file in WAL mode. Two processes that create the database at once both switch it, and SQLite
+/// answers one of them "database is locked" at once, whatever the busy timeout (seen 1 in 200 with two
+/// instances started together): it tries again until `timeout`.
+fn set_wal(conn: &mut SqliteConnection, timeout: Duration) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("database is locked") && started.elapsed() < timeout =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done => return Ok(done?),
+        }
+    }
 }
 
 /// The SQLite file: refused when missing (unless asked to create it), and created private (0700 directory,
@@ -338,13 +361,39 @@ pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {
     url
 }
 
+/// The key of the PostgreSQL advisory lock held while migrating ("pgmigrat" in ASCII): any fixed number that
+/// nothing else on the database uses.
+const MIGRATION_LOCK: i64 = 0x7067_6d69_6772_6174;
+
 /// Applies every pending migration of the connection's backend; returns how many ran.
+///
+/// Instances (and `migrate`) started at once on one database take turns: each finds the pending migrations and
+/// applies them holding a lock (PostgreSQL: a session advisory lock; SQLite: a write transaction), so the
+/// second one finds nothing left to do instead of failing on a table the first has just created.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
-    let applied = match conn {
-        DbConnection::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Postgresql(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
-    };
-    applied.map_err(|err| StoreError::Migration(redact_url(&err.to_string())))
+    match conn {
+        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
+            let DbConnection::Sqlite(sqlite) = conn else {
+                unreachable!("the backend of a connection does not change")
+            };
+            sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()).map_err(migration_error)
+        }),
+        DbConnection::Postgresql(pg) => {
+            use diesel::RunQueryDsl;
+            let lock = |sql: &str| diesel::sql_query(sql).bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK);
+            lock("SELECT pg_advisory_lock($1)").execute(pg)?;
+            let applied = pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()).map_err(migration_error);
+            // A failed unlock means a lost connection, whose session (and lock) PostgreSQL has ended anyway.
+            let unlocked = lock("SELECT pg_advisory_unlock($1)").execute(pg);
+            let applied = applied?;
+            unlocked?;
+            Ok(applied)
+        }
+    }
+}
+
+fn migration_error(err: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    StoreError::Migration(redact_url(&err.to_string()))
 }
 
 /// Serde helpers that write stored UTC timestamps as RFC 3339 with a `Z` (`2026-11-22T20:36:16.008297Z`),
