@@ -951,11 +951,16 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     tokio::time::sleep(partnergate::audit::writer::LAST_USE_RESOLUTION.to_std().unwrap()).await;
 
     let postgres = server.db.url.starts_with("postgres");
+    // A full disk, as each database words it: an outage (503), not a fault of ours (500, tests/error_boundary.rs).
     let refuse = if postgres {
-        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql;
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN
+           RAISE EXCEPTION 'refused: could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+         END $$ LANGUAGE plpgsql;
          CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
     } else {
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN
+           SELECT RAISE(ABORT, 'refused: database or disk is full');
+         END;"
     };
     server.conn().batch_execute(refuse).expect("install the refusing trigger");
 

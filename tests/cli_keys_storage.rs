@@ -73,15 +73,7 @@ async fn eddsa_and_rs256_keys_sign_tokens_that_verify_against_the_jwks() {
             let kid = match alg {
                 "EdDSA" => keys::generate(dir, Algorithm::EdDSA, true).unwrap(),
                 _ => {
-                    // ring cannot generate RSA keys; operators create them with openssl, as the README says.
-                    let path = dir.join("rsa.pem");
-                    let status = Command::new("openssl")
-                        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
-                        .arg(&path)
-                        .status()
-                        .expect("openssl is installed");
-                    assert!(status.success());
-                    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+                    openssl_rsa_key(&dir.join("rsa.pem"));
                     let ring = KeyRing::load(dir).unwrap();
                     let kid = ring.list()[0].kid.clone();
                     keys::set_active(dir, &kid).unwrap();
@@ -281,15 +273,21 @@ async fn generating_an_rs256_key_says_to_import_one_made_with_openssl() {
     assert!(!message.contains("restart"), "a restart imports nothing into a database that has keys: {message}");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rsa.pem");
-    let status = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
-        .arg(&path)
-        .status()
-        .expect("openssl is installed");
-    assert!(status.success());
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    openssl_rsa_key(&path);
     let imported = partnergate(&server, &["keys", "import", path.to_str().unwrap()]);
     assert_eq!(imported[0]["alg"], "RS256", "{imported}");
     assert_eq!(imported[0]["state"], "published", "{imported}");
     server.stop().await;
+}
+
+/// An RSA-2048 key made with openssl at `path`, readable by its owner only (ring cannot generate RSA keys;
+/// operators create them with openssl, as the README says).
+fn openssl_rsa_key(path: &std::path::Path) {
+    let status = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(path)
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }

@@ -377,15 +377,6 @@ impl<'a> BatchPlan<'a> {
     /// the order `unnest` yields them (the plan's sorted order, in practice) like every other batch's.
     fn write_in_one_statement(&self, conn: &mut diesel::PgConnection, batch: &[Pending]) -> QueryResult<Written> {
         use diesel::sql_types::{Array, BigInt, Text};
-        #[derive(QueryableByName)]
-        struct DayRow {
-            #[diesel(sql_type = Text)]
-            partner_id: String,
-            #[diesel(sql_type = Text)]
-            day: String,
-            #[diesel(sql_type = BigInt)]
-            tokens: i64,
-        }
         let rows: Vec<&NewAuditEventRow> = batch.iter().map(|pending| &pending.row).collect();
         // PostgreSQL runs both parts in one transaction, in an order of its choosing; nothing depends on it:
         // the events take no lock that another batch waits for.
@@ -396,7 +387,7 @@ impl<'a> BatchPlan<'a> {
              RETURNING partner_id, day, tokens), events AS ({INSERT_EVENTS}) \
              SELECT partner_id, day, tokens FROM counted"
         );
-        let counted: Vec<DayRow> = bind_events(diesel::sql_query(sql).into_boxed(), &rows)
+        let counted: Vec<usage::DayCountRow> = bind_events(diesel::sql_query(sql).into_boxed(), &rows)
             .bind::<Array<Text>, _>(self.tokens.keys().map(|(partner, _)| *partner).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(self.tokens.keys().map(|(_, day)| day.as_str()).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(self.tokens.values().map(|tokens| tokens.len() as i64).collect::<Vec<_>>())

@@ -77,6 +77,17 @@ pub fn add(conn: &mut DbConnection, partner_id: &str, day: &str, tokens: i64) ->
     .map(|counted| counted.tokens)
 }
 
+/// A partner's count of one day, as an upsert returned it.
+#[derive(QueryableByName)]
+pub struct DayCountRow {
+    #[diesel(sql_type = Text)]
+    pub partner_id: String,
+    #[diesel(sql_type = Text)]
+    pub day: String,
+    #[diesel(sql_type = BigInt)]
+    pub tokens: i64,
+}
+
 /// [`add`] for several partners' days at once, in one statement on PostgreSQL whatever their number (rows
 /// locked in the order given; callers sort), and one per day on SQLite, where a statement is no round trip.
 /// Returns each (partner, day)'s new count.
@@ -85,18 +96,9 @@ pub fn add_all(
     counts: &[(&str, &str, i64)],
 ) -> QueryResult<std::collections::HashMap<(String, String), i64>> {
     use diesel::sql_types::Array;
-    #[derive(QueryableByName)]
-    struct Counted {
-        #[diesel(sql_type = Text)]
-        partner_id: String,
-        #[diesel(sql_type = Text)]
-        day: String,
-        #[diesel(sql_type = BigInt)]
-        tokens: i64,
-    }
     match conn {
         DbConnection::Postgresql(pg) if counts.len() > 1 => {
-            let counted: Vec<Counted> = diesel::sql_query(
+            let counted: Vec<DayCountRow> = diesel::sql_query(
                 "INSERT INTO partner_usage (partner_id, day, tokens) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
                  ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \

@@ -105,12 +105,23 @@ impl StoreError {
                 | DatabaseErrorKind::UnableToSendCommand
                 | DatabaseErrorKind::SerializationFailure
                 | DatabaseErrorKind::ReadOnlyTransaction => true,
-                // libpq reports a dropped connection, and SQLite a busy file, without a kind of their own.
+                // libpq reports a dropped connection or a full disk, and SQLite a busy or full file, without a
+                // kind of their own.
                 _ => {
                     let message = info.message();
-                    ["database is locked", "connection", "terminating", "SSL SYSCALL", "could not receive"]
-                        .iter()
-                        .any(|sign| message.contains(sign))
+                    [
+                        "database is locked",
+                        "connection",
+                        "terminating",
+                        "SSL SYSCALL",
+                        "could not receive",
+                        "No space left on device",
+                        "disk is full",
+                        "read-only",
+                        "out of memory",
+                    ]
+                    .iter()
+                    .any(|sign| message.contains(sign))
                 }
             },
             StoreError::Query(_) => false,
