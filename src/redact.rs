@@ -1,7 +1,7 @@
 //! Redaction by shape: the one function every record goes through before it is stored, answered or logged
 //! (audit rows, OAuth `error_description`, admin problem messages, log lines, CLI errors). Callers put into
 //! ids, paths, parameter names and JSON fields whatever they have at hand, secrets and tokens included; what
-//! looks like one never leaves the process (DESIGN.md 4.4).
+//! looks like one never leaves the process (ARCHITECTURE.md, Credentials).
 
 use std::borrow::Cow;
 

@@ -308,7 +308,7 @@ async fn introspection_rejects_invalid_tokens() {
     let expired =
         AccessTokenClaims { iat: now - 610, nbf: now - 610, exp: now - 10, jti: random_base62(22), ..control.clone() };
     assert_inactive(&server, &rs, &sign_with_server_key(&server, &expired), "expired", "expired").await;
-    // Within the 5 s leeway an expired token still counts (DESIGN.md 5), which shows the case above fails on
+    // Within the 5 s leeway an expired token still counts (`oauth::verify::LEEWAY_SECS`), which shows the case above fails on
     // its expiry and not on anything else.
     let just_expired =
         AccessTokenClaims { iat: now - 601, nbf: now - 601, exp: now - 1, jti: random_base62(22), ..control.clone() };
@@ -639,7 +639,7 @@ async fn a_client_revokes_only_its_own_tokens() {
     server.stop().await;
 }
 
-/// A revoked token just past its `exp` still verifies for 5 s (the leeway of DESIGN.md 5), so its revocation
+/// A revoked token just past its `exp` still verifies for 5 s (the leeway of `oauth::verify`), so its revocation
 /// must outlive `exp` by at least that much: pruning in that window must not bring it back to life. (Rows of
 /// long-expired tokens are pruned: see `a_client_revokes_only_its_own_tokens`.)
 #[actix_web::test]

@@ -1,4 +1,4 @@
-//! Many clients at once (DESIGN.md section 10): group commits that carry hundreds of distinct secrets and
+//! Many clients at once (ARCHITECTURE.md, "The audit pipeline"): group commits that carry hundreds of distinct secrets and
 //! partners keep every secret's `last_used_at` and every partner's day count exact, on both backends.
 
 mod common;

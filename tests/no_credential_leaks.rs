@@ -1,5 +1,5 @@
 //! No secret or token a caller sends, wherever it puts it, reaches an audit event, an error body or a log
-//! line (issue 7 item 1, DESIGN.md 4.4): real secrets and real tokens in an admin path, a query string, a
+//! line (issue 7 item 1, ARCHITECTURE.md, Credentials): real secrets and real tokens in an admin path, a query string, a
 //! form parameter's name and value, a JSON field's name and value, then a scan of every record.
 
 mod common;

@@ -70,7 +70,7 @@ impl AuditEvent {
     /// The row to insert: the one place an event becomes a record, so the one place credentials are taken
     /// out. Id-like columns that look like a credential are replaced whole (callers type into id fields
     /// whatever they have at hand); free text (reason, details such as a refused path) keeps its words with
-    /// each credential in it replaced (DESIGN.md 4.4).
+    /// each credential in it replaced (ARCHITECTURE.md, Credentials).
     pub fn into_row(self) -> NewAuditEventRow {
         NewAuditEventRow {
             occurred_at: self.occurred_at,

@@ -35,7 +35,7 @@ pub fn status_of(err: &OAuthError) -> StatusCode {
         OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
         OAuthError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
-        // DESIGN 4.1: every invalid_request is 400, an oversized body included.
+        // RFC 6749 section 5.2: every invalid_request is 400, an oversized body included.
         OAuthError::InvalidRequest(_)
         | OAuthError::BodyTooLarge
         | OAuthError::UnsupportedGrantType(_)
@@ -73,7 +73,7 @@ pub fn error_response(err: &OAuthError) -> HttpResponse {
 /// for errors the framework raised before a handler ran (`super::errors`).
 pub fn error_body(builder: &mut actix_web::HttpResponseBuilder, code: &str, description: &str) -> HttpResponse {
     // The one place a description is written: what the caller sent (a scope, a resource, a repeated
-    // parameter's name) may be a secret or a token, and is not echoed (DESIGN.md 4.4).
+    // parameter's name) may be a secret or a token, and is not echoed (ARCHITECTURE.md, Credentials).
     let description = crate::redact::credentials(description).into_owned();
     no_store(builder).json(ErrorBody { error: code, error_description: description })
 }

@@ -65,7 +65,7 @@ impl ResponseError for Problem {
             ));
         }
         // The one place a problem body is written: messages quote what the caller sent (an id in the path,
-        // serde's `unknown field` text), which may be a secret or a token (DESIGN.md 4.4).
+        // serde's `unknown field` text), which may be a secret or a token (ARCHITECTURE.md, Credentials).
         let message = crate::redact::credentials(&self.message);
         response.json(json!({"error": self.error, "message": message}))
     }

@@ -1,4 +1,4 @@
-//! Limits at the token endpoint (DESIGN.md 4.1, 5): rate limits per client and per partner ([`rate`]), the
+//! Limits at the token endpoint (README, "Limits, quotas and throttling"): rate limits per client and per partner ([`rate`]), the
 //! daily quota per partner ([`quota`]), and the throttle of failed client authentications ([`throttle`]).
 //! Rate limits and the throttle are per instance, in memory; the quota is counted in the database, so it
 //! holds across instances. Each refusal is a [`Refusal`]: a `429` with `Retry-After` at the OAuth endpoints.

@@ -1,4 +1,4 @@
-//! The read model of the token path (DESIGN.md section 6): per client, a [`ClientSnapshot`] of everything a
+//! The read model of the token path (ARCHITECTURE.md, "The read model and the change feed"): per client, a [`ClientSnapshot`] of everything a
 //! token request, an introspection and an admin-token check need, loaded once and cached in memory.
 //!
 //! A warm cache answers without any database read or blocking-pool hop. The cache is kept true by the change

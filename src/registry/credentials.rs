@@ -1,4 +1,4 @@
-//! Identifiers and client secrets (DESIGN.md 4.4).
+//! Identifiers and client secrets (ARCHITECTURE.md, Credentials).
 //!
 //! Client ids are `pgc_` + 24 base62 characters. Secrets are `pgs_` + 43 base62 characters (256 bits from the
 //! OS RNG) + a 6-character base62 CRC-32 of everything before it. The prefix lets secret scanners find leaked

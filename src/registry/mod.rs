@@ -40,7 +40,7 @@ impl Tenancy {
     }
 }
 
-/// What an admin caller may do, from the reserved scopes of its token (DESIGN.md 4.2).
+/// What an admin caller may do, from the reserved scopes of its token (the reserved scopes: README, "Endpoints").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     ClientsRead,

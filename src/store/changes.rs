@@ -1,4 +1,4 @@
-//! The change feed (DESIGN.md section 3): every registry change names what changed, written in the change's own
+//! The change feed (ARCHITECTURE.md, "The read model and the change feed"): every registry change names what changed, written in the change's own
 //! transaction, so that every instance can drop what it caches about it.
 //!
 //! - On PostgreSQL, [`publish`] sends `NOTIFY partnergate_changes` (delivered to every listener on commit, never
