@@ -81,9 +81,11 @@ async fn assert_token(
     names.sort();
     assert_eq!(
         names,
-        ["aud", "client_id", "exp", "iat", "iss", "jti", "nbf", "partner_id", "scope", "sub"],
-        "exactly the RFC 9068 claims plus partner_id"
+        ["aud", "client_id", "exp", "iat", "iss", "jti", "nbf", "partner_id", "scope", "secret_id", "sub"],
+        "exactly the RFC 9068 claims plus partner_id and the id of the secret that obtained the token"
     );
+    let secret_id = claims["secret_id"].as_str().expect("secret_id is a string");
+    assert!(secret_id.starts_with("sec_") && !secret_id.starts_with("pgs_"), "an id, never the secret: {secret_id}");
     assert_eq!(claims["iss"], server.settings.issuer.as_str());
     assert_eq!(claims["sub"], expected.client_id);
     assert_eq!(claims["client_id"], expected.client_id);
