@@ -138,7 +138,7 @@ impl TokenService {
             let mut event = AuditEvent::new(summary.kind, Outcome::Failure, meta);
             event.occurred_at = summary.last;
             event.client_id = Some(summary.client_id);
-            event.reason = Some(crate::limits::Limit::Throttled.as_str().to_string());
+            event.reason = Some(Limit::Throttled.as_str().to_string());
             event.details = Some(serde_json::json!({
                 "refusals": summary.refusals,
                 "minute": crate::store::utc::format(&summary.minute),
