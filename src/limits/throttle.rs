@@ -13,8 +13,9 @@
 //! - A budget's cell is taken before the client is looked up ([`AuthThrottle::admit`]) and given back when the
 //!   authentication succeeds, so that concurrent failures cannot overshoot the budget: at most the budget's
 //!   worth of lookups per address and per client id are unresolved or failed within a minute.
-//! - Refusals are not audited one by one (an attacker would make the audit trail its flood): they are counted
-//!   per address, client id and minute, and [`AuthThrottle::take_summaries`] hands them over for one event each.
+//! - Refusals are not audited one by one (an attacker would make the audit trail its flood): the first of each
+//!   address, client id and minute is, and the rest of that minute are counted and handed over by
+//!   [`AuthThrottle::take_summaries`] for one event.
 //!
 //! The source address is the TCP peer, or `X-Forwarded-For` behind a trusted proxy (`http::client_address`).
 //! Several callers behind one address the server cannot see through share that address's budget.
@@ -303,16 +304,25 @@ impl AuthThrottle {
         }
     }
 
-    /// Counts a refusal at `at` (the server's clock) toward its minute's summary.
-    pub fn count_refusal(&self, kind: &'static str, address: Option<IpAddr>, client_id: &str, at: NaiveDateTime) {
+    /// Counts a refusal at `at` (the server's clock). True for the first of its address, client id and minute,
+    /// which is audited as it happens; the others are left to the minute's summary.
+    pub fn count_refusal(
+        &self,
+        kind: &'static str,
+        address: Option<IpAddr>,
+        client_id: &str,
+        at: NaiveDateTime,
+    ) -> bool {
         let minute = at.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(at);
         let mut marks = self.marks();
         let entry = marks.refusals.entry((kind, address, client_id.to_string(), minute)).or_insert((at, 0));
         entry.0 = entry.0.max(at);
         entry.1 += 1;
+        entry.1 == 1
     }
 
-    /// The summaries of minutes that ended before `now` (all of them with `everything`, at shutdown), removed.
+    /// The summaries of minutes that ended before `now` (all of them with `everything`, at shutdown), removed:
+    /// each counts the refusals after the first of its minute (those not audited one by one).
     pub fn take_summaries(&self, now: NaiveDateTime, everything: bool) -> Vec<RefusalSummary> {
         let mut marks = self.marks();
         let ended = |minute: &NaiveDateTime| everything || *minute + chrono::Duration::minutes(1) <= now;
@@ -320,8 +330,9 @@ impl AuthThrottle {
         let mut summaries: Vec<RefusalSummary> = keys
             .into_iter()
             .filter_map(|key| {
-                let (last, refusals) = marks.refusals.remove(&key)?;
+                let (last, counted) = marks.refusals.remove(&key)?;
                 let (kind, address, client_id, minute) = key;
+                let refusals = counted.checked_sub(1).filter(|after_first| *after_first > 0)?;
                 Some(RefusalSummary { kind, address, client_id, minute, last, refusals })
             })
             .collect();
@@ -448,16 +459,18 @@ mod tests {
         let throttle = throttle(1, 0);
         let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap().naive_utc();
         // 1_800_000_000 is 08:00:00 UTC.
-        for s in 0..50 {
-            throttle.count_refusal("token.request", ip(1), "pgc_a", at(s));
-        }
-        throttle.count_refusal("token.request", ip(1), "pgc_a", at(61));
-        throttle.count_refusal("token.request", ip(2), "pgc_a", at(3));
+        let first: Vec<bool> =
+            (0..50).map(|s| throttle.count_refusal("token.request", ip(1), "pgc_a", at(s))).collect();
+        assert_eq!((first[0], first[1..].iter().any(|f| *f)), (true, false), "only the first is audited at once");
+        assert!(throttle.count_refusal("token.request", ip(1), "pgc_a", at(61)), "a new minute");
+        throttle.count_refusal("token.request", ip(1), "pgc_a", at(62));
+        assert!(throttle.count_refusal("token.request", ip(2), "pgc_a", at(3)), "another address");
         assert!(throttle.take_summaries(at(59), false).is_empty(), "the minute is not over");
         let summaries = throttle.take_summaries(at(60), false);
-        assert_eq!(summaries.len(), 2);
-        assert_eq!((summaries[0].refusals + summaries[1].refusals, summaries[0].minute), (51, at(0)));
+        // The second address had one refusal, audited at once: nothing to summarise.
+        assert_eq!(summaries.len(), 1);
+        assert_eq!((summaries[0].refusals, summaries[0].minute, summaries[0].last), (49, at(0), at(49)));
         let rest = throttle.take_summaries(at(60), true);
-        assert_eq!((rest.len(), rest[0].refusals, rest[0].minute, rest[0].last), (1, 1, at(60), at(61)));
+        assert_eq!((rest.len(), rest[0].refusals, rest[0].minute, rest[0].last), (1, 1, at(60), at(62)));
     }
 }

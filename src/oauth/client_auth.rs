@@ -67,8 +67,8 @@ pub fn authenticate(
 impl TokenService {
     /// Authenticates the presented credentials against the read model at time `at`, under the throttle of
     /// failed authentications (`limits::throttle`): a throttled attempt is refused before its secret is looked
-    /// at (unless the throttle lets a suspect address prove itself against a cached client), and counted
-    /// toward its minute's summary event instead of an audit event of its own.
+    /// at (unless the throttle lets a suspect address prove itself against a cached client); the throttle's
+    /// refusals are audited as `TokenService::record` says.
     pub(crate) async fn authenticate(
         &self,
         presented: &PresentedCredentials,
@@ -78,14 +78,9 @@ impl TokenService {
         let address: Option<IpAddr> = event.meta.source_ip.as_deref().and_then(|ip| ip.parse().ok());
         let throttle = &self.limits.throttle;
         let client_id = presented.client_id.as_str();
-        let kind = event.event_type;
-        let refused = |refusal| {
-            throttle.count_refusal(kind, address, client_id, at);
-            OAuthError::Limited(refusal)
-        };
         let admission = match throttle.admit(address, client_id) {
             Verdict::Admitted(admission) => admission,
-            Verdict::Refuse(refusal) => return Err(refused(refusal)),
+            Verdict::Refuse(refusal) => return Err(OAuthError::Limited(refusal)),
             Verdict::RefuseUnlessProven(refusal) => {
                 let cached = self.read_model.cached(client_id);
                 let proven = match (check_format(presented, event), cached) {
@@ -97,7 +92,7 @@ impl TokenService {
                         throttle.succeeded(Admission::default(), address, client_id);
                         Ok(authenticated)
                     }
-                    None => Err(refused(refusal)),
+                    None => Err(OAuthError::Limited(refusal)),
                 };
             }
         };

@@ -130,8 +130,9 @@ impl TokenService {
         self.finish(result, recording).await
     }
 
-    /// Audits the throttle's refusals of every minute that has ended (all of them with `everything`, at
-    /// shutdown) as one `auth_throttled` failure each, with the count in `details.refusals`.
+    /// Audits the throttle's refusals after the first of each address, client id and minute, for every minute
+    /// that has ended (all of them with `everything`, at shutdown), as one `auth_throttled` failure each, with
+    /// their number in `details.refusals`.
     pub async fn record_throttle_summaries(&self, everything: bool) {
         for summary in self.limits.throttle.take_summaries(self.clock.now(), everything) {
             let meta = RequestMeta { source_ip: summary.address.map(|ip| ip.to_string()), ..RequestMeta::default() };
@@ -194,9 +195,14 @@ impl TokenService {
         let Recording { mut event, mut effects, deadline, named_client } = recording;
         named_client.note(event.client_id.as_deref());
         if let Err(OAuthError::Limited(Refusal { limit: Limit::Throttled, .. })) = &result {
-            // Counted by the throttle and audited once per address, client id and minute (see
-            // `record_throttle_summaries`): a blocked attacker does not get one audit row per request.
-            return result;
+            // The first refusal of an address for a client id in a minute is audited as it happens, the rest
+            // of that minute are counted and audited as one event (`record_throttle_summaries`): a blocked
+            // attacker does not get one audit row per request.
+            let address = event.meta.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+            let client_id = event.client_id.as_deref().unwrap_or_default();
+            if !self.limits.throttle.count_refusal(event.event_type, address, client_id, event.occurred_at) {
+                return result;
+            }
         }
         match &result {
             Ok(_) => {
