@@ -1,12 +1,15 @@
 //! Rate limits shared through Redis (`--rate-limit-store`): two instances on one database and one Redis hold
 //! a client's limit and a partner's limit for their sum, with the real `Retry-After`; an instance that cannot
 //! reach Redis applies the limits alone (fails open to its own buckets), says so once in the log, and counts
-//! every such request in `partnergate_rate_limit_store_errors_total`.
+//! every such request in `partnergate_rate_limit_store_errors_total`; and when Redis goes away mid-run
+//! (refused, then black-holed, through a proxy the test cuts) no token request waits on it beyond the call's
+//! bound, and the server reconnects by itself.
 //!
 //! These tests need Redis: they are `#[ignore]`d, and when run they fail if Redis cannot be reached.
 
 mod common;
 
+use common::proxy::{Proxy, BLACK_HOLE, PASS, REFUSE};
 use common::*;
 use partnergate::limits::StoreSettings;
 use partnergate::registry::clients::CreatedClient;
@@ -153,4 +156,59 @@ async fn an_instance_that_cannot_reach_redis_applies_the_limits_alone_and_says_s
     let port = closed.rsplit(':').next().unwrap();
     let warnings = log.text().lines().filter(|line| line.contains("cannot be reached") && line.contains(port)).count();
     assert_eq!(warnings, 1, "one warning per outage, not per request:\n{}", log.text());
+}
+
+#[tokio::test]
+#[ignore = "needs Redis at 127.0.0.1:6379 (PARTNERGATE_TEST_REDIS_URL): cargo test -- --include-ignored, as .ci/run does"]
+async fn redis_going_away_and_coming_back_mid_run_never_stalls_token_requests() {
+    let log = captured_log();
+    let store = test_store().await;
+    let upstream = store.url.trim_start_matches("redis://").split('/').next().unwrap().to_string();
+    let upstream: std::net::SocketAddr = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let through = format!("redis://{}", proxy.addr);
+    let proxied = StoreSettings::parse(&through, &store.key_prefix).unwrap();
+    let server = TestServer::start_with(|config| config.rate_limit_store = Some(proxied)).await;
+    let client = server.seed("flaky", &["f.read"], &["f.read"], &[], &[]);
+    let (_, operator) = server.operator().await;
+    let path = format!("/clients/{}", client.client.id);
+    admin_json(&server, &operator, Method::PATCH, &path, serde_json::json!({"rate_limit_per_minute": 600}))
+        .await
+        .expect_json(200);
+    let errors = || metric(&server, "partnergate_rate_limit_store_errors_total");
+    let up = || metric(&server, "partnergate_rate_limit_store_up");
+    ask(&server, &client).await.expect_json(200);
+    assert_eq!((errors().await, up().await), (0.0, 1.0));
+
+    for cut in [REFUSE, BLACK_HOLE] {
+        proxy.set(cut).await;
+        let before = errors().await;
+        // Each request is answered (by the local buckets) without waiting on Redis for more than a call's
+        // bound, whether Redis refuses or holds the connection without a word.
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            ask(&server, &client).await.expect_json(200);
+            let took = started.elapsed();
+            assert!(took < std::time::Duration::from_millis(600), "a cut store stalls token requests: {took:?}");
+        }
+        assert!(errors().await >= before + 19.0, "every request decided without Redis counts");
+        assert_eq!(up().await, 0.0);
+
+        proxy.set(PASS).await;
+        until(std::time::Duration::from_secs(5), "the server reconnects by itself", || async {
+            ask(&server, &client).await.expect_json(200);
+            up().await == 1.0
+        })
+        .await;
+        let after = errors().await;
+        for _ in 0..3 {
+            ask(&server, &client).await.expect_json(200);
+        }
+        assert_eq!(errors().await, after, "requests go to Redis again");
+    }
+
+    let port = proxy.addr.port().to_string();
+    let ours = |what: &str| log.text().lines().filter(|line| line.contains(what) && line.contains(&port)).count();
+    assert_eq!(ours("cannot be reached"), 2, "one warning per outage:\n{}", log.text());
+    assert_eq!(ours("answers again:"), 2, "one line when each outage ends:\n{}", log.text());
 }

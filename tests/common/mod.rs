@@ -3,6 +3,8 @@
 //! client, and `jsonwebtoken` with the JWKS fetched over HTTP as the verifier.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
