@@ -368,3 +368,29 @@ impl std::fmt::Debug for ServerConfig {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn serve_config(args: &[&str]) -> Result<super::ServerConfig, String> {
+        let argv = ["partnergate", "serve"].into_iter().chain(args.iter().copied());
+        let cli = Cli::try_parse_from(argv).map_err(|err| err.to_string())?;
+        let Command::Serve(serve) = cli.command else { panic!("serve parses as serve") };
+        super::ServerConfig::from_args(&serve.database, &serve.keys, &serve.serve)
+    }
+
+    #[test]
+    fn a_rate_limit_store_is_a_redis_url_with_an_optional_key_prefix() {
+        let config = serve_config(&["--rate-limit-store", "redis://127.0.0.1:6379/1"]).unwrap();
+        let store = config.rate_limit_store.expect("the store is configured");
+        assert_eq!((store.url.as_str(), store.key_prefix.as_str()), ("redis://127.0.0.1:6379/1", "pg:rl:"));
+        let config =
+            serve_config(&["--rate-limit-store", "redis://cache", "--rate-limit-key-prefix", "eu:rl:"]).unwrap();
+        assert_eq!(config.rate_limit_store.unwrap().key_prefix, "eu:rl:");
+        let refused = serve_config(&["--rate-limit-store", "http://:hunter2@cache:6379"]).err().unwrap();
+        assert!(refused.contains("only redis://") && !refused.contains("hunter2"), "{refused}");
+    }
+}
