@@ -363,6 +363,8 @@ mod tests {
     fn only_redis_urls_are_taken_and_passwords_are_not_shown() {
         assert!(StoreSettings::parse("redis://127.0.0.1:6379/2", "p:").is_ok());
         let err = StoreSettings::parse("rediss://:hunter2@cache:6380", "p:").unwrap_err();
+        assert!(err.contains("only redis://") && !err.contains("hunter2"), "{err}");
+        let err = StoreSettings::parse("redis://:hunter2@cache:port", "p:").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
         let settings = StoreSettings::parse("redis://:hunter2@cache:6379", "p:").unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
