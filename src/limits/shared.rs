@@ -138,6 +138,7 @@ impl SharedRateLimits {
             client,
             shown,
             connection: Mutex::new(None),
+            generation: AtomicU64::new(0),
             connecting: AtomicBool::new(true),
             down: AtomicBool::new(false),
             epoch: Instant::now(),
@@ -163,18 +164,28 @@ impl SharedRateLimits {
         }
         match self.ask(client, client_limit, partner_limit).await {
             Ok(decision) => decision,
-            Err(cause) => {
+            Err(failure) => {
                 self.errors.inc();
-                self.link.failed(&cause);
+                if let Some((generation, cause)) = failure {
+                    self.link.call_failed(generation, &cause);
+                }
                 self.local.check(client)
             }
         }
     }
 
-    async fn ask(&self, client: &ClientSnapshot, client_limit: u32, partner_limit: u32) -> Result<Decision, String> {
-        let Some(mut connection) = self.link.connection() else {
-            return Err("not connected".into());
+    /// The script's decision; else `None` when there is no connection (being made again), or the failed
+    /// connection's generation and the cause.
+    async fn ask(
+        &self,
+        client: &ClientSnapshot,
+        client_limit: u32,
+        partner_limit: u32,
+    ) -> Result<Decision, Option<(u64, String)>> {
+        let Some((generation, mut connection)) = self.link.connection() else {
+            return Err(None);
         };
+        let failed = |cause: String| Some((generation, cause));
         let mut call = self.script.prepare_invoke();
         call.key(format!("{}c:{}", self.key_prefix, client.client_id))
             .key(format!("{}p:{}", self.key_prefix, client.partner_id))
@@ -182,10 +193,10 @@ impl SharedRateLimits {
             .arg(partner_limit);
         let answer: (i64, i64) = tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut connection))
             .await
-            .map_err(|_| format!("no answer within {} ms", CALL_TIMEOUT.as_millis()))?
-            .map_err(|err| err.to_string())?;
+            .map_err(|_| failed(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())))?
+            .map_err(|err| failed(err.to_string()))?;
         self.link.answered();
-        decision(answer)
+        decision(answer).map_err(failed)
     }
 }
 
@@ -207,7 +218,10 @@ struct Link {
     client: redis::Client,
     /// The URL without its password, for the log.
     shown: String,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    /// The connection and its generation (each new connection gets the next one), so that a call that failed
+    /// on an older connection does not drop a newer one.
+    connection: Mutex<Option<(u64, MultiplexedConnection)>>,
+    generation: AtomicU64,
     connecting: AtomicBool,
     /// Between a failure and the next answer: the outage is logged once, at its start and at its end.
     down: AtomicBool,
@@ -220,9 +234,9 @@ struct Link {
 
 impl Link {
     /// The connection if there is one; else a background attempt to make it (at most one a second).
-    fn connection(self: &Arc<Self>) -> Option<MultiplexedConnection> {
-        if let Some(connection) = self.connection.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            return Some(connection.clone());
+    fn connection(self: &Arc<Self>) -> Option<(u64, MultiplexedConnection)> {
+        if let Some(current) = self.connection.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Some(current.clone());
         }
         let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last_attempt_ms.load(Ordering::Relaxed);
@@ -249,10 +263,11 @@ impl Link {
         self.last_attempt_ms.store(now_ms, Ordering::Relaxed);
         match result {
             Ok(connection) => {
-                *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection);
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, connection));
                 self.answered();
             }
-            Err(cause) => self.failed(&cause),
+            Err(cause) => self.went_down(&cause),
         }
         self.connecting.store(false, Ordering::Release);
     }
@@ -264,9 +279,19 @@ impl Link {
         self.up.set(1);
     }
 
-    /// A call or a connection attempt failed: the connection (broken, or too slow to be trusted) is dropped.
-    fn failed(&self, cause: &str) {
-        self.connection.lock().unwrap_or_else(|p| p.into_inner()).take();
+    /// A call failed on the connection of `generation`: that connection (broken, or too slow to be trusted) is
+    /// dropped, unless a newer one has replaced it already (then the failure is old news).
+    fn call_failed(&self, generation: u64, cause: &str) {
+        let mut current = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|(current, _)| *current == generation) {
+            current.take();
+            drop(current);
+            self.went_down(cause);
+        }
+    }
+
+    /// Redis cannot be reached: said once per outage.
+    fn went_down(&self, cause: &str) {
         self.up.set(0);
         if !self.down.swap(true, Ordering::AcqRel) {
             log::warn!(

@@ -159,10 +159,11 @@ pub(crate) async fn client_credentials(
         }
     }
     let client = &authenticated.client;
-    // The in-memory buckets (the default) stay a plain call; only a shared store is awaited.
+    // The in-memory buckets (the default) stay a plain call; only a shared store is awaited, and its call is
+    // boxed so that the grant's future (and every request's copy of it) does not grow by a Redis call's state.
     let rated = match &service.limits.rates {
         Rates::Local(local) => local.check(client),
-        Rates::Shared(shared) => shared.check(client).await,
+        Rates::Shared(shared) => Box::pin(shared.check(client)).await,
     };
     rated.map_err(OAuthError::Limited)?;
     let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
