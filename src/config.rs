@@ -184,7 +184,8 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
-    /// Token requests per minute per client, on each instance, for clients without their own limit.
+    /// Token requests per minute per client (on each instance, or in all together with --rate-limit-store), for
+    /// clients without their own limit.
     #[arg(long, env = "PARTNERGATE_CLIENT_RATE_LIMIT_PER_MINUTE", default_value_t = 1200,
           value_parser = clap::value_parser!(u32).range(0..=6_000_000))]
     pub client_rate_limit_per_minute: u32,
@@ -199,6 +200,14 @@ pub struct LimitArgs {
     /// comma-separated in the variable). Without one, the TCP peer is the source address.
     #[arg(long = "trusted-proxy", env = "PARTNERGATE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Redis shared by every instance, redis://[:PASSWORD@]HOST[:PORT][/DB]: the per-client and per-partner rate
+    /// limits then hold for the sum of all instances. Without it, each instance counts alone, in memory. While
+    /// it cannot be reached, each instance counts alone again (see the README).
+    #[arg(long, env = "PARTNERGATE_RATE_LIMIT_STORE")]
+    pub rate_limit_store: Option<String>,
+    /// Prefix of the rate-limit keys in that Redis (installations sharing one Redis need different ones).
+    #[arg(long, env = "PARTNERGATE_RATE_LIMIT_KEY_PREFIX", default_value = "pg:rl:")]
+    pub rate_limit_key_prefix: String,
 }
 
 /// Token settings after defaults are resolved.
@@ -275,6 +284,8 @@ pub struct ServerConfig {
     /// Per worker thread.
     pub max_connections: usize,
     pub client_rate_limit_per_minute: u32,
+    /// Rate limits shared by the instances through Redis; `None`: in this instance's memory.
+    pub rate_limit_store: Option<crate::limits::StoreSettings>,
     pub throttle: crate::limits::ThrottleSettings,
     pub trusted_proxies: crate::http::client_address::TrustedProxies,
     pub kek: crate::keys::kek::KekSource,
@@ -317,6 +328,12 @@ impl ServerConfig {
             body_read_timeout: Duration::from_secs(serve.body_read_timeout_secs),
             max_connections: usize::try_from(serve.max_connections).unwrap_or(usize::MAX),
             client_rate_limit_per_minute: serve.limits.client_rate_limit_per_minute,
+            rate_limit_store: serve
+                .limits
+                .rate_limit_store
+                .as_deref()
+                .map(|url| crate::limits::StoreSettings::parse(url, &serve.limits.rate_limit_key_prefix))
+                .transpose()?,
             throttle: crate::limits::ThrottleSettings {
                 address_failures_per_minute: serve.limits.auth_failures_per_minute_per_address,
                 client_failures_per_minute: serve.limits.auth_failures_per_minute_per_client,
@@ -349,5 +366,31 @@ impl std::fmt::Debug for ServerConfig {
             .field("bind", &self.bind)
             .field("token", &self.token)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn serve_config(args: &[&str]) -> Result<super::ServerConfig, String> {
+        let argv = ["partnergate", "serve"].into_iter().chain(args.iter().copied());
+        let cli = Cli::try_parse_from(argv).map_err(|err| err.to_string())?;
+        let Command::Serve(serve) = cli.command else { panic!("serve parses as serve") };
+        super::ServerConfig::from_args(&serve.database, &serve.keys, &serve.serve)
+    }
+
+    #[test]
+    fn a_rate_limit_store_is_a_redis_url_with_an_optional_key_prefix() {
+        let config = serve_config(&["--rate-limit-store", "redis://127.0.0.1:6379/1"]).unwrap();
+        let store = config.rate_limit_store.expect("the store is configured");
+        assert_eq!((store.url.as_str(), store.key_prefix.as_str()), ("redis://127.0.0.1:6379/1", "pg:rl:"));
+        let config =
+            serve_config(&["--rate-limit-store", "redis://cache", "--rate-limit-key-prefix", "eu:rl:"]).unwrap();
+        assert_eq!(config.rate_limit_store.unwrap().key_prefix, "eu:rl:");
+        let refused = serve_config(&["--rate-limit-store", "http://:hunter2@cache:6379"]).err().unwrap();
+        assert!(refused.contains("only redis://") && !refused.contains("hunter2"), "{refused}");
     }
 }

@@ -48,6 +48,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("rate-limit store {0}")]
+    RateLimitStore(String),
 }
 
 /// A started server: its address, and the means to stop it with the audit queue flushed.
@@ -191,12 +193,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .await
         .expect("server setup panicked")?;
 
+    let metrics = metrics::Metrics::new();
+    let local_rates = limits::RateLimits::new(config.client_rate_limit_per_minute);
+    let rates = match &config.rate_limit_store {
+        None => limits::Rates::Local(local_rates),
+        Some(store) => {
+            let shared = limits::shared::SharedRateLimits::connect(store, local_rates, metrics.rate_limit_store());
+            limits::Rates::Shared(shared.await.map_err(StartError::RateLimitStore)?)
+        }
+    };
     let limits = Arc::new(limits::Limits {
-        rates: limits::RateLimits::new(config.client_rate_limit_per_minute),
+        rates,
         quota: Arc::new(limits::QuotaBook::default()),
         throttle: limits::AuthThrottle::new(config.throttle),
     });
-    let metrics = metrics::Metrics::new();
     let (audit_writer, audit_thread) = AuditWriter::start(
         pool.clone(),
         WriterOptions::default(),

@@ -41,6 +41,8 @@ pub struct Metrics {
     client_cache_entries: IntGaugeVec,
     client_cache_lookups: IntCounterVec,
     client_cache_evictions: IntCounter,
+    rate_limit_store_errors: IntCounter,
+    rate_limit_store_up: IntGauge,
 }
 
 /// What `/metrics` reads at scrape time.
@@ -137,6 +139,12 @@ impl Metrics {
             client_cache_lookups.with_label_values(&[result]);
         }
         let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help).expect("valid"));
+        let rate_limit_store_up = gauge(
+            "rate_limit_store_up",
+            "1 while the shared rate-limit store (--rate-limit-store) answers, 0 while it cannot be reached, -1 \
+             when none is configured",
+        );
+        rate_limit_store_up.set(-1);
         Arc::new(Metrics {
             tokens_issued,
             token_denials,
@@ -169,8 +177,26 @@ impl Metrics {
                 ))
                 .expect("valid"),
             ),
+            rate_limit_store_errors: registered(
+                &registry,
+                IntCounter::with_opts(opts(
+                    "rate_limit_store_errors_total",
+                    "Token requests whose rate limits were decided by this instance alone, because the shared \
+                     store could not be reached in time",
+                ))
+                .expect("valid"),
+            ),
+            rate_limit_store_up,
             registry,
         })
+    }
+
+    /// The shared rate-limit store's counter and gauge, for the store to keep up to date.
+    pub fn rate_limit_store(&self) -> crate::limits::shared::StoreMetrics {
+        crate::limits::shared::StoreMetrics {
+            errors: self.rate_limit_store_errors.clone(),
+            up: self.rate_limit_store_up.clone(),
+        }
     }
 
     /// A token request's final answer, as the caller got it.

@@ -59,7 +59,8 @@ pub struct ServeCommand {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (creates and migrates the database and creates a signing key first if needed).
-    Serve(ServeCommand),
+    // Boxed: by far the largest variant (every server setting), parsed once.
+    Serve(Box<ServeCommand>),
     /// Create the database if needed and apply pending migrations.
     Migrate(DatabaseArgs),
     /// Manage signing keys.
@@ -201,7 +202,7 @@ fn one_connection(options: store::PoolOptions) -> store::PoolOptions {
 pub async fn run(cli: Cli) -> CliResult {
     let json = cli.json;
     match cli.command {
-        Command::Serve(args) => serve::run(&Context::new(json), args, cli.log_format).await,
+        Command::Serve(args) => serve::run(&Context::new(json), *args, cli.log_format).await,
         Command::Migrate(database) => {
             let ctx = Context::new(json);
             let pool = store::connect(&database.database_url, &one_connection(database.creating_pool_options()))?;

@@ -1,16 +1,18 @@
 //! Limits at the token endpoint (README, "Limits, quotas and throttling"): rate limits per client and per partner ([`rate`]), the
 //! daily quota per partner ([`quota`]), and the throttle of failed client authentications ([`throttle`]).
-//! Rate limits and the throttle are per instance, in memory; the quota is counted in the database, so it
-//! holds across instances. Each refusal is a [`Refusal`]: a `429` with `Retry-After` at the OAuth endpoints.
+//! Rate limits are per instance, in memory, unless the instances share a Redis ([`shared`]); the throttle is
+//! per instance; the quota is counted in the database, so it holds across instances. Each refusal is a [`Refusal`]: a `429` with `Retry-After` at the OAuth endpoints.
 
 pub mod quota;
 pub mod rate;
+pub mod shared;
 pub mod throttle;
 
 use std::time::Duration;
 
 pub use quota::QuotaBook;
 pub use rate::RateLimits;
+pub use shared::{Rates, StoreSettings};
 pub use throttle::{AuthThrottle, ThrottleSettings};
 
 /// Which limit refused a request. `as_str` is what the audit trail and the metrics record.
@@ -63,7 +65,7 @@ impl Refusal {
 
 /// Every limit of one server.
 pub struct Limits {
-    pub rates: RateLimits,
+    pub rates: Rates,
     pub quota: std::sync::Arc<QuotaBook>,
     pub throttle: AuthThrottle,
 }

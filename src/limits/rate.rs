@@ -2,7 +2,7 @@
 //! 60/N seconds and holds at most a sixth of a minute's worth (N/6, at least 1), so a client may burst for
 //! ten seconds' worth of its rate and no more. Buckets live in this instance's memory: with K instances
 //! behind a load balancer that spreads evenly, a client gets up to K times its limit; set limits to
-//! (intended rate / K) to hold the total.
+//! (intended rate / K) to hold the total, or give the instances a shared store ([`super::shared`]).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -64,14 +64,25 @@ impl RateLimits {
         RateLimits { default_client_per_minute, clients: Buckets::default(), partners: Buckets::default() }
     }
 
+    /// The client's own limit per minute, else the server's default; 0: none.
+    pub fn client_limit(&self, client: &ClientSnapshot) -> u32 {
+        client.rate_limit_per_minute.map_or(self.default_client_per_minute, |n| n.max(1) as u32)
+    }
+
+    /// The partner's limit per minute; 0: none.
+    pub fn partner_limit(&self, client: &ClientSnapshot) -> u32 {
+        client.partner_rate_limit_per_minute.map_or(0, |n| n.max(1) as u32)
+    }
+
     /// Takes one token request from the client's bucket, then from its partner's.
     pub fn check(&self, client: &ClientSnapshot) -> Result<(), Refusal> {
-        let client_limit = client.rate_limit_per_minute.map_or(self.default_client_per_minute, |n| n.max(1) as u32);
+        let client_limit = self.client_limit(client);
         if client_limit > 0 {
             self.clients.check(&client.client_id, client_limit, Limit::ClientRate)?;
         }
-        if let Some(partner_limit) = client.partner_rate_limit_per_minute {
-            self.partners.check(&client.partner_id, partner_limit.max(1) as u32, Limit::PartnerRate)?;
+        let partner_limit = self.partner_limit(client);
+        if partner_limit > 0 {
+            self.partners.check(&client.partner_id, partner_limit, Limit::PartnerRate)?;
         }
         Ok(())
     }

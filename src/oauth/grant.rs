@@ -15,6 +15,7 @@ use super::{Recording, TokenService};
 use crate::audit::Effect;
 use crate::config::TokenSettings;
 use crate::limits::quota::QuotaTerms;
+use crate::limits::Rates;
 use crate::readmodel::ClientSnapshot;
 use crate::registry::credentials::random_bytes;
 
@@ -158,7 +159,13 @@ pub(crate) async fn client_credentials(
         }
     }
     let client = &authenticated.client;
-    service.limits.rates.check(client).map_err(OAuthError::Limited)?;
+    // The in-memory buckets (the default) stay a plain call; only a shared store is awaited, and its call is
+    // boxed so that the grant's future (and every request's copy of it) does not grow by a Redis call's state.
+    let rated = match &service.limits.rates {
+        Rates::Local(local) => local.check(client),
+        Rates::Shared(shared) => Box::pin(shared.check(client)).await,
+    };
+    rated.map_err(OAuthError::Limited)?;
     let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
     let mut claims = claims_for(client, &service.settings, &ask, now, jti)?;
     claims.secret_id = Some(authenticated.secret_id.clone());

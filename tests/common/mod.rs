@@ -3,6 +3,8 @@
 //! client, and `jsonwebtoken` with the JWKS fetched over HTTP as the verifier.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -177,6 +179,7 @@ impl TestServer {
             // No limits unless a test sets them: the concurrency tests send thousands of requests from one
             // client and one address, and the property test thousands of bad credentials.
             client_rate_limit_per_minute: 0,
+            rate_limit_store: None,
             throttle: partnergate::limits::ThrottleSettings::off(),
             trusted_proxies: Default::default(),
             kek: test_kek_source(),
@@ -190,7 +193,13 @@ impl TestServer {
 
     /// Another instance on this server's database and keys, as a second node behind a load balancer.
     pub async fn start_beside(first: &TestServer) -> Self {
-        let config = first.config.clone();
+        Self::start_beside_with(first, |_| {}).await
+    }
+
+    /// [`TestServer::start_beside`] with settings of its own (`customize` gets a copy of the first's).
+    pub async fn start_beside_with(first: &TestServer, customize: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = first.config.clone();
+        customize(&mut config);
         let db = TestDatabase { url: first.db.url.clone(), _dir: None, postgres: None };
         Self::launch(config, db, None).await
     }
