@@ -1,7 +1,8 @@
-//! Limits at the token endpoint (README, "Limits, quotas and throttling"): rate limits per client and per partner ([`rate`]), the
-//! daily quota per partner ([`quota`]), and the throttle of failed client authentications ([`throttle`]).
-//! Rate limits are per instance, in memory, unless the instances share a Redis ([`shared`]); the throttle is
-//! per instance; the quota is counted in the database, so it holds across instances. Each refusal is a [`Refusal`]: a `429` with `Retry-After` at the OAuth endpoints.
+//! Limits at the token endpoint (README, "Limits, quotas and throttling"): rate limits per client and per
+//! partner ([`rate`]), the daily quota per partner ([`quota`]), and the throttle of failed client
+//! authentications ([`throttle`]). Rate limits are per instance, in memory, unless the instances share a Redis
+//! ([`shared`]); the throttle is per instance; the quota is counted in the database, so it holds across
+//! instances. Each refusal is a [`Refusal`]: a `429` with `Retry-After` at the OAuth endpoints.
 
 pub mod quota;
 pub mod rate;
