@@ -243,13 +243,19 @@ impl Default for PoolOptions {
     }
 }
 
+/// To be called before anything in the process opens a PostgreSQL connection ([`connect`] does; so must code
+/// that calls libpq directly first, such as a test harness creating its database): initialized this way,
+/// OpenSSL (libpq's, for TLS to PostgreSQL) registers no exit handler. That handler freed OpenSSL's state in
+/// `exit` while a pool thread could still be writing to a connection through it, and the thread then crashed
+/// the process (SIGSEGV) instead of it exiting with its status: `serve` refusing to start, and test binaries
+/// at their end. Idempotent.
+pub fn prepare_libpq() {
+    openssl_sys::init();
+}
+
 /// Connects once directly (to surface the driver's real error), then builds the pool.
 pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
-    // Before libpq first uses OpenSSL (TLS to PostgreSQL): initialized this way, OpenSSL registers no exit
-    // handler. That handler freed OpenSSL's state in `exit` while a pool thread could still be opening a
-    // connection with it, and the thread then crashed the process (SIGSEGV) instead of it exiting with its
-    // status: `serve` refusing to start, and test binaries at their end. Idempotent.
-    openssl_sys::init();
+    prepare_libpq();
     let (backend, driver_url) = parse_database_url(url)?;
     match backend {
         Backend::Sqlite => {

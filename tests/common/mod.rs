@@ -80,6 +80,7 @@ impl TestDatabase {
             COUNTER.fetch_add(1, Ordering::SeqCst),
             partnergate::registry::credentials::random_base62(6).to_lowercase()
         );
+        partnergate::store::prepare_libpq();
         let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres")).unwrap_or_else(|err| {
             panic!("PostgreSQL at {server} is required for PARTNERGATE_TEST_BACKEND=postgres: {err}")
         });
