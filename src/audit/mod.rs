@@ -4,6 +4,7 @@
 //! never lands without its record. Token-endpoint events go through the group-commit writer.
 
 pub mod event;
+pub mod plan;
 pub mod query;
 
 pub mod writer;

@@ -5,7 +5,7 @@
 //! caller gets an error (the token endpoint answers 503). Dropping every `AuditWriter` handle flushes the queue
 //! and stops the thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,13 +14,15 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
+use super::plan::{BatchPlan, DayCount, LastUses};
+pub use super::plan::{Recorded, LAST_USE_RESOLUTION};
 use super::AuditEvent;
-use crate::limits::quota::{Admission, QuotaBook, QuotaTerms};
+use crate::limits::quota::{QuotaBook, QuotaTerms};
 use crate::metrics::Metrics;
 use crate::registry::{revocation, usage};
 use crate::store::changes::{self, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
-use crate::store::schema::{audit_events, client_secrets};
+use crate::store::schema::audit_events;
 use crate::store::{DbConnection, DbPool, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,19 +44,8 @@ pub enum AuditError {
 /// How long a request waits for its record's commit. With the database gone, a request answers 503 after
 /// this rather than after the pool's or the network's timeouts.
 pub const RECORD_DEADLINE: Duration = Duration::from_millis(1500);
-/// A secret's `last_used_at` is written at most this often by one instance: under load that is one update a
-/// second instead of one per batch (hundreds a second), and the column is still right to within this.
-pub const LAST_USE_RESOLUTION: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 /// How long the writer waits for a pooled connection; less than `RECORD_DEADLINE`.
 const CONNECTION_WAIT: Duration = Duration::from_millis(1000);
-
-/// What became of a recorded request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    Stored,
-    /// Its token would exceed the partner's daily quota: recorded as refused, and not to be handed out.
-    OverQuota,
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterOptions {
@@ -198,9 +189,6 @@ impl From<&StoreError> for BatchFailure {
     }
 }
 
-/// A partner's count of one day, as a commit left it.
-type DayCount = (String, String, i64);
-
 /// Commits the batch, one result per event, and the partners' day counts it saw. When the database refuses
 /// the batch for its content rather than for being unreachable, the events are retried one by one, so that
 /// one bad event fails only its own request.
@@ -247,24 +235,6 @@ struct Written {
     counts: Vec<DayCount>,
 }
 
-/// The `last_used_at` this writer last committed per secret, to write it only once it is
-/// [`LAST_USE_RESOLUTION`] out of date.
-#[derive(Default)]
-struct LastUses(HashMap<String, NaiveDateTime>);
-
-impl LastUses {
-    fn due(&self, secret: &str, at: NaiveDateTime) -> bool {
-        self.0.get(secret).is_none_or(|written| at >= *written + LAST_USE_RESOLUTION)
-    }
-}
-
-/// What a batch changes besides its events, gathered and sorted once for either order of writing.
-struct BatchPlan<'a> {
-    last_use: BTreeMap<&'a str, NaiveDateTime>,
-    revocations: Vec<&'a RevokedTokenRow>,
-    tokens: BTreeMap<(&'a str, String), Vec<(usize, &'a QuotaTerms)>>,
-}
-
 /// Why a transaction of the writer ended without a commit.
 enum Attempt {
     Failed(StoreError),
@@ -286,182 +256,130 @@ impl From<StoreError> for Attempt {
 }
 
 fn write_batch(conn: &mut DbConnection, batch: &[Pending], last_uses: &mut LastUses) -> Result<Written, StoreError> {
-    let plan = BatchPlan::of(batch, last_uses);
+    let plan = BatchPlan::of(batch.iter().map(|p| (p.row.occurred_at, p.effects.as_slice())), last_uses);
     if let (DbConnection::Postgresql(pg), true) = (&mut *conn, plan.has_nothing_to_decide()) {
         // No transaction of its own and nothing to remember: `plan.last_use` is empty.
-        return Ok(plan.write_in_one_statement(pg, batch)?);
+        return Ok(write_in_one_statement(pg, &plan, batch)?);
     }
     // Usually every token is within its quota and the events go in as they are, with the partners' day
     // counts last: those rows are the ones every batch of a partner locks, and they are then held only for the
     // upsert and the commit, so that the writers of other instances on the database can write their batches
     // meanwhile.
-    let written = match crate::store::write_transaction(conn, |conn| plan.write(conn, batch, false)) {
-        Err(Attempt::DecideFirst) => crate::store::write_transaction(conn, |conn| plan.write(conn, batch, true)),
+    let written = match crate::store::write_transaction(conn, |conn| write(conn, &plan, batch, false)) {
+        Err(Attempt::DecideFirst) => crate::store::write_transaction(conn, |conn| write(conn, &plan, batch, true)),
         other => other,
     };
     let written = written.map_err(|attempt| match attempt {
         Attempt::Failed(err) => err,
         Attempt::DecideFirst => unreachable!("the quota is decided before the events are written"),
     })?;
-    // Committed: remember what was written.
-    last_uses.0.extend(plan.last_use.iter().map(|(secret, at)| (secret.to_string(), *at)));
+    last_uses.committed(&plan);
     Ok(written)
 }
 
-/// Moves each secret's `last_used_at` forward to its latest use in the batch: on PostgreSQL in one statement
-/// whatever the number of secrets (with many clients nearly every token's secret is due, and one `UPDATE`
-/// round trip per secret inside the group commit cut throughput to a fifth), on SQLite one in-process update
-/// per secret. Only forward: a later batch may carry a request that started before one already committed.
-fn write_last_uses(conn: &mut DbConnection, last_use: &BTreeMap<&str, NaiveDateTime>) -> QueryResult<()> {
+/// Moves each secret's `last_used_at` forward to its latest use in the batch, in one statement whatever the
+/// number of secrets: with many clients nearly every token's secret is due, and one `UPDATE` per secret inside
+/// the group commit cut throughput to a fifth. Only forward: a later batch may carry a request that started
+/// before one already committed.
+fn write_last_uses(conn: &mut DbConnection, last_use: &BTreeMap<String, NaiveDateTime>) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Text, Timestamp};
     match conn {
         _ if last_use.is_empty() => {}
         DbConnection::Postgresql(pg) => {
-            use diesel::sql_types::{Array, Text, Timestamp};
             diesel::sql_query(
                 "UPDATE client_secrets AS s SET last_used_at = u.at \
                  FROM unnest($1::text[], $2::timestamp[]) AS u(id, at) \
                  WHERE s.id = u.id AND (s.last_used_at IS NULL OR s.last_used_at < u.at)",
             )
-            .bind::<Array<Text>, _>(last_use.keys().copied().collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(last_use.keys().collect::<Vec<_>>())
             .bind::<Array<Timestamp>, _>(last_use.values().copied().collect::<Vec<_>>())
             .execute(pg)?;
         }
         DbConnection::Sqlite(sqlite) => {
-            for (secret, at) in last_use {
-                let older = client_secrets::last_used_at.is_null().or(client_secrets::last_used_at.lt(*at));
-                diesel::update(client_secrets::table.find(*secret).filter(older))
-                    .set(client_secrets::last_used_at.eq(Some(*at)))
-                    .execute(sqlite)?;
-            }
+            // SQLite has no arrays: the pairs travel as one JSON array, with the times in the text form diesel
+            // stores (`crate::store::sqlite_timestamp`), so that they compare as the column's values do.
+            let pairs: Vec<(&str, String)> =
+                last_use.iter().map(|(secret, at)| (secret.as_str(), crate::store::sqlite_timestamp(at))).collect();
+            diesel::sql_query(
+                "UPDATE client_secrets SET last_used_at = u.at \
+                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at \
+                       FROM json_each($1)) AS u \
+                 WHERE client_secrets.id = u.id \
+                 AND (client_secrets.last_used_at IS NULL OR client_secrets.last_used_at < u.at)",
+            )
+            .bind::<Text, _>(serde_json::to_string(&pairs).expect("strings serialize"))
+            .execute(sqlite)?;
         }
     }
     Ok(())
 }
 
-impl<'a> BatchPlan<'a> {
-    fn of(batch: &'a [Pending], last_uses: &LastUses) -> Self {
-        let mut plan = BatchPlan { last_use: BTreeMap::new(), revocations: Vec::new(), tokens: BTreeMap::new() };
-        for (index, pending) in batch.iter().enumerate() {
-            for effect in &pending.effects {
-                match effect {
-                    Effect::SecretUsed(secret) => {
-                        let at = plan.last_use.entry(secret).or_insert(pending.row.occurred_at);
-                        *at = (*at).max(pending.row.occurred_at);
-                    }
-                    Effect::RevokeToken(row) => plan.revocations.push(row),
-                    Effect::CountToken(terms) => plan
-                        .tokens
-                        .entry((terms.partner_id.as_str(), usage::day_of(pending.row.occurred_at)))
-                        .or_default()
-                        .push((index, terms)),
-                }
-            }
-        }
-        plan.last_use.retain(|secret, at| last_uses.due(secret, *at));
-        plan.revocations.sort_by(|a, b| a.jti.cmp(&b.jti));
-        plan
-    }
+/// A batch that [`has_nothing_to_decide`](BatchPlan::has_nothing_to_decide), on PostgreSQL: the events and
+/// the partners' day counts in one statement, which autocommit makes one transaction. One round trip instead
+/// of four (`BEGIN`, the events, the counts, `COMMIT`) shortens every group commit, and so the time each
+/// request waits for its record. Its only locks are the partners' day rows, which the upsert takes in the
+/// order `unnest` yields them (the plan's sorted order, in practice) like every other batch's.
+fn write_in_one_statement(
+    conn: &mut diesel::PgConnection,
+    plan: &BatchPlan,
+    batch: &[Pending],
+) -> QueryResult<Written> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    let rows: Vec<&NewAuditEventRow> = batch.iter().map(|pending| &pending.row).collect();
+    // PostgreSQL runs both parts in one transaction, in an order of its choosing; nothing depends on it:
+    // the events take no lock that another batch waits for.
+    let sql = format!(
+        "WITH counted AS (INSERT INTO partner_usage (partner_id, day, tokens) \
+         SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[]) \
+         ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
+         RETURNING partner_id, day, tokens), events AS ({INSERT_EVENTS}) \
+         SELECT partner_id, day, tokens FROM counted"
+    );
+    let asked = plan.asked();
+    let counted: Vec<usage::DayCountRow> = bind_events(diesel::sql_query(sql).into_boxed(), &rows)
+        .bind::<Array<Text>, _>(asked.iter().map(|(partner, _, _)| *partner).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(asked.iter().map(|(_, day, _)| *day).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(asked.iter().map(|(_, _, tokens)| *tokens).collect::<Vec<_>>())
+        .load(conn)?;
+    Ok(Written {
+        verdicts: vec![Recorded::Stored; batch.len()],
+        counts: counted.into_iter().map(|row| (row.partner_id, row.day, row.tokens)).collect(),
+    })
+}
 
-    /// Whether the batch only adds events and day counts: no token of a partner with a quota (nothing for
-    /// the count to decide, so nothing to roll back), no secret's last use due, no revocation.
-    fn has_nothing_to_decide(&self) -> bool {
-        self.last_use.is_empty()
-            && self.revocations.is_empty()
-            && self.tokens.values().flatten().all(|(_, terms)| terms.per_day.is_none())
+/// The plan in one transaction, of a constant number of statements whatever the number of secrets and
+/// partners (a revocation's own statements aside): the events, the last uses, the revocations, then the day
+/// counts (one upsert), decided by the plan, and one more upsert to take refused tokens back. Rows are
+/// locked in the plan's order whichever comes first, so that writers never deadlock.
+fn write(conn: &mut DbConnection, plan: &BatchPlan, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
+    let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
+    if !decide_first {
+        insert_events(conn, &rows)?;
     }
-
-    /// A batch that [`has_nothing_to_decide`](Self::has_nothing_to_decide), on PostgreSQL: the events and the
-    /// partners' day counts in one statement, which autocommit makes one transaction. One round trip instead
-    /// of four (`BEGIN`, the events, the counts, `COMMIT`) shortens every group commit, and so the time each
-    /// request waits for its record. Its only locks are the partners' day rows, which the upsert takes in
-    /// the order `unnest` yields them (the plan's sorted order, in practice) like every other batch's.
-    fn write_in_one_statement(&self, conn: &mut diesel::PgConnection, batch: &[Pending]) -> QueryResult<Written> {
-        use diesel::sql_types::{Array, BigInt, Text};
-        let rows: Vec<&NewAuditEventRow> = batch.iter().map(|pending| &pending.row).collect();
-        // PostgreSQL runs both parts in one transaction, in an order of its choosing; nothing depends on it:
-        // the events take no lock that another batch waits for.
-        let sql = format!(
-            "WITH counted AS (INSERT INTO partner_usage (partner_id, day, tokens) \
-             SELECT * FROM unnest($16::text[], $17::text[], $18::bigint[]) \
-             ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
-             RETURNING partner_id, day, tokens), events AS ({INSERT_EVENTS}) \
-             SELECT partner_id, day, tokens FROM counted"
-        );
-        let counted: Vec<usage::DayCountRow> = bind_events(diesel::sql_query(sql).into_boxed(), &rows)
-            .bind::<Array<Text>, _>(self.tokens.keys().map(|(partner, _)| *partner).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(self.tokens.keys().map(|(_, day)| day.as_str()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(self.tokens.values().map(|tokens| tokens.len() as i64).collect::<Vec<_>>())
-            .load(conn)?;
-        Ok(Written {
-            verdicts: vec![Recorded::Stored; batch.len()],
-            counts: counted.into_iter().map(|row| (row.partner_id, row.day, row.tokens)).collect(),
-        })
+    write_last_uses(conn, &plan.last_use)?;
+    for row in &plan.revocations {
+        revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
     }
-
-    /// One transaction of a constant number of statements on PostgreSQL, whatever the number of secrets and
-    /// partners (a correction per partner whose tokens were refused, and a revocation's own, aside). Rows are
-    /// locked in one order whichever comes first (secret ids, then jtis, then partner days, each sorted), so
-    /// that two writers' batches, of this instance or another, never deadlock.
-    fn write(&self, conn: &mut DbConnection, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
-        let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
-        if !decide_first {
-            insert_events(conn, &rows)?;
-        }
-        write_last_uses(conn, &self.last_use)?;
-        for row in &self.revocations {
-            revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
-        }
-        let mut verdicts = vec![Recorded::Stored; batch.len()];
-        let mut counts = Vec::with_capacity(self.tokens.len());
-        let mut decided = false;
-        // Counted first, decided after: one statement when every token is within the quota. The upsert locks
-        // the partners' rows for the day, so the counts before this batch are exact.
-        let asked: Vec<(&str, &str, i64)> = self
-            .tokens
-            .iter()
-            .map(|((partner, day), requests)| (*partner, day.as_str(), requests.len() as i64))
-            .collect();
-        let totals = usage::add_all(conn, &asked)?;
-        for ((partner_id, day), requests) in &self.tokens {
-            let asked = requests.len() as i64;
-            // Every upserted row is returned; a missing one would be a bug, not an outage.
-            let total = *totals.get(&(partner_id.to_string(), day.clone())).ok_or(diesel::result::Error::NotFound)?;
-            let mut counted = total - asked;
-            for &(index, terms) in requests {
-                let admission = terms.admit(counted);
-                decided |= admission != Admission::Counted;
-                match admission {
-                    Admission::Refused => {
-                        verdicts[index] = Recorded::OverQuota;
-                        rows[index].outcome = super::Outcome::Failure.as_str().to_string();
-                        rows[index].reason = Some(crate::limits::Limit::Quota.as_str().to_string());
-                        rows[index].jti = None;
-                        continue;
-                    }
-                    Admission::CountedOverQuota => {
-                        let over = serde_json::json!({"over_quota": {
-                            "mode": "log_only", "token_quota_per_day": terms.per_day, "tokens_today": counted + 1,
-                        }});
-                        rows[index].details = Some(over.to_string());
-                    }
-                    Admission::Counted => {}
-                }
-                counted += 1;
-            }
-            if decided && !decide_first {
-                return Err(Attempt::DecideFirst);
-            }
-            if counted != total {
-                // Refused tokens are not counted: take them back.
-                counted = usage::add(conn, partner_id, day, counted - total)?;
-            }
-            counts.push((partner_id.to_string(), day.clone(), counted));
-        }
-        if decide_first {
-            insert_events(conn, &rows)?;
-        }
-        Ok(Written { verdicts, counts })
+    // Counted first, decided after: the upsert locks the partners' rows for the day, so the counts before
+    // this batch are exact.
+    let totals = usage::add_all(conn, &plan.asked())?;
+    let mut decision = plan.decide(&totals).map_err(|missing| {
+        log::error!("audit writer: {missing}");
+        Attempt::Failed(diesel::result::Error::NotFound.into())
+    })?;
+    if decision.decided_anything() && !decide_first {
+        return Err(Attempt::DecideFirst);
     }
+    if !decision.corrections.is_empty() {
+        let corrections: Vec<(&str, &str, i64)> =
+            decision.corrections.iter().map(|(partner, day, delta)| (partner.as_str(), day.as_str(), *delta)).collect();
+        decision.corrected(&usage::add_all(conn, &corrections)?);
+    }
+    let verdicts = decision.apply(&mut rows);
+    if decide_first {
+        insert_events(conn, &rows)?;
+    }
+    Ok(Written { verdicts, counts: decision.counts })
 }
 
 fn insert_events(conn: &mut DbConnection, rows: &[NewAuditEventRow]) -> Result<(), StoreError> {

@@ -62,6 +62,27 @@ impl QuotaTerms {
     }
 }
 
+/// The rule applied to a partner's tokens of one day in queue order, when `counted` tokens were counted
+/// before them: each token's admission with the count before it, and the count after them all (refused tokens
+/// are not counted). The one place where a batch of tokens meets the quota.
+pub fn admit_in_turn<'t>(
+    tokens: impl IntoIterator<Item = &'t QuotaTerms>,
+    mut counted: i64,
+) -> (Vec<(Admission, i64)>, i64) {
+    let admitted = tokens
+        .into_iter()
+        .map(|terms| {
+            let admission = terms.admit(counted);
+            let before = counted;
+            if admission != Admission::Refused {
+                counted += 1;
+            }
+            (admission, before)
+        })
+        .collect();
+    (admitted, counted)
+}
+
 /// The refusal of a token over quota at `at`: retry at the next UTC midnight.
 pub fn refusal(at: NaiveDateTime) -> Refusal {
     let wait = (usage::next_reset(at) - at).to_std().unwrap_or_default();
@@ -114,6 +135,21 @@ mod tests {
         assert_eq!(logged.admit(5), Admission::CountedOverQuota);
         let none = QuotaTerms { per_day: None, ..enforced };
         assert_eq!(none.admit(1_000_000), Admission::Counted);
+    }
+
+    #[test]
+    fn tokens_in_turn_are_counted_until_the_quota_and_refused_ones_are_not_counted() {
+        let enforced = QuotaTerms { partner_id: "acme".into(), per_day: Some(3), log_only: false };
+        let (admitted, after) = admit_in_turn([&enforced, &enforced, &enforced], 2);
+        assert_eq!(admitted, [(Admission::Counted, 2), (Admission::Refused, 3), (Admission::Refused, 3)]);
+        assert_eq!(after, 3);
+        let logged = QuotaTerms { log_only: true, ..enforced.clone() };
+        let (admitted, after) = admit_in_turn([&logged, &logged], 3);
+        assert_eq!(admitted, [(Admission::CountedOverQuota, 3), (Admission::CountedOverQuota, 4)]);
+        assert_eq!(after, 5);
+        // The terms travel with each token: a quota raised between two requests counts from the new one.
+        let raised = QuotaTerms { per_day: Some(10), ..enforced.clone() };
+        assert_eq!(admit_in_turn([&enforced, &raised], 3).0, [(Admission::Refused, 3), (Admission::Counted, 3)]);
     }
 
     #[test]

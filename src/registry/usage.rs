@@ -1,6 +1,8 @@
 //! Daily token usage per partner: the counts the audit writer keeps in `partner_usage`, in the commit of the
 //! token requests' audit events, and what the admin API and CLI read of them. Days are UTC.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -55,28 +57,6 @@ fn tokens_on(conn: &mut DbConnection, partner_id: &str, day: &str) -> QueryResul
     Ok(partner_usage::table.find((partner_id, day)).select(partner_usage::tokens).first(conn).optional()?.unwrap_or(0))
 }
 
-/// Adds `tokens` (negative to take some back) to the partner's count for `day` and returns the new count, in
-/// one statement. Inside a write transaction the upsert locks the row on PostgreSQL (SQLite's write lock covers
-/// it) until the commit, so instances that share the database see each other's counts and count one after
-/// the other.
-pub fn add(conn: &mut DbConnection, partner_id: &str, day: &str, tokens: i64) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Counted {
-        #[diesel(sql_type = BigInt)]
-        tokens: i64,
-    }
-    diesel::sql_query(
-        "INSERT INTO partner_usage (partner_id, day, tokens) VALUES ($1, $2, $3) \
-         ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
-         RETURNING tokens",
-    )
-    .bind::<Text, _>(partner_id)
-    .bind::<Text, _>(day)
-    .bind::<BigInt, _>(tokens)
-    .get_result::<Counted>(conn)
-    .map(|counted| counted.tokens)
-}
-
 /// A partner's count of one day, as an upsert returned it.
 #[derive(QueryableByName)]
 pub struct DayCountRow {
@@ -88,35 +68,37 @@ pub struct DayCountRow {
     pub tokens: i64,
 }
 
-/// [`add`] for several partners' days at once, in one statement on PostgreSQL whatever their number (rows
-/// locked in the order given; callers sort), and one per day on SQLite, where a statement is no round trip.
-/// Returns each (partner, day)'s new count.
-pub fn add_all(
-    conn: &mut DbConnection,
-    counts: &[(&str, &str, i64)],
-) -> QueryResult<std::collections::HashMap<(String, String), i64>> {
+/// Adds to partners' day counts (negative to take some back) and returns each (partner, day)'s new count, in
+/// one statement whatever their number. Inside a write transaction the upsert locks the rows on PostgreSQL (in
+/// the order given; callers sort) and SQLite's write lock covers them, until the commit, so instances that
+/// share the database see each other's counts and count one after the other.
+pub fn add_all(conn: &mut DbConnection, counts: &[(&str, &str, i64)]) -> QueryResult<HashMap<(String, String), i64>> {
     use diesel::sql_types::Array;
-    match conn {
-        DbConnection::Postgresql(pg) if counts.len() > 1 => {
-            let counted: Vec<DayCountRow> = diesel::sql_query(
-                "INSERT INTO partner_usage (partner_id, day, tokens) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
-                 ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
-                 RETURNING partner_id, day, tokens",
-            )
-            .bind::<Array<Text>, _>(counts.iter().map(|(partner, _, _)| *partner).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(counts.iter().map(|(_, day, _)| *day).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(counts.iter().map(|(_, _, tokens)| *tokens).collect::<Vec<_>>())
-            .load(pg)?;
-            Ok(counted.into_iter().map(|row| ((row.partner_id, row.day), row.tokens)).collect())
-        }
-        _ => counts
-            .iter()
-            .map(|(partner, day, tokens)| {
-                Ok(((partner.to_string(), day.to_string()), add(conn, partner, day, *tokens)?))
-            })
-            .collect(),
-    }
+    let counted: Vec<DayCountRow> = match conn {
+        _ if counts.is_empty() => Vec::new(),
+        DbConnection::Postgresql(pg) => diesel::sql_query(
+            "INSERT INTO partner_usage (partner_id, day, tokens) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+             ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
+             RETURNING partner_id, day, tokens",
+        )
+        .bind::<Array<Text>, _>(counts.iter().map(|(partner, _, _)| *partner).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(counts.iter().map(|(_, day, _)| *day).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(counts.iter().map(|(_, _, tokens)| *tokens).collect::<Vec<_>>())
+        .load(pg)?,
+        // SQLite has no arrays: the triples travel as one JSON array. `WHERE true` tells SQLite's parser that
+        // the `ON CONFLICT` belongs to the upsert, not to a join of the `SELECT`.
+        DbConnection::Sqlite(sqlite) => diesel::sql_query(
+            "INSERT INTO partner_usage (partner_id, day, tokens) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') \
+             FROM json_each($1) WHERE true \
+             ON CONFLICT (partner_id, day) DO UPDATE SET tokens = partner_usage.tokens + excluded.tokens \
+             RETURNING partner_id, day, tokens",
+        )
+        .bind::<Text, _>(serde_json::to_string(counts).expect("strings and integers serialize"))
+        .load(sqlite)?,
+    };
+    Ok(counted.into_iter().map(|row| ((row.partner_id, row.day), row.tokens)).collect())
 }
 
 /// Forgets counts of days before `day` (they are in the audit trail).

@@ -494,6 +494,12 @@ pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A time as diesel stores it in a SQLite `TIMESTAMP` column (text that sorts as the times do), for raw SQL
+/// that passes times inside a JSON document instead of as bound parameters.
+pub fn sqlite_timestamp(at: &NaiveDateTime) -> String {
+    at.format("%F %T%.f").to_string()
+}
+
 /// The system clock's time, for code that has no injected [`crate::clock::Clock`] yet.
 pub fn now() -> NaiveDateTime {
     crate::clock::Clock::now(&crate::clock::SystemClock)
