@@ -351,7 +351,8 @@ fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -
     Ok(MetricsServer { addr, handle, server: tokio::spawn(server) })
 }
 
-/// Hourly housekeeping: forget revoked `jti`s of expired tokens and apply the audit retention.
+/// Hourly housekeeping: forget revoked `jti`s of expired tokens, create the audit trail's partitions ahead
+/// (PostgreSQL) and apply the audit retention.
 async fn maintenance(pool: store::DbPool, audit_retention_days: u32, clock: clock::SharedClock) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -365,6 +366,7 @@ async fn maintenance(pool: store::DbPool, audit_retention_days: u32, clock: cloc
             // Yesterday's count stays readable; older days are in the audit trail.
             registry::usage::prune_before(&mut conn, &registry::usage::day_of(now - chrono::Duration::days(2)))
                 .map_err(store::StoreError::from)?;
+            store::partitions::ensure_ahead(&mut conn, &store::partitions::AUDIT_EVENTS, now.date())?;
             let events = if audit_retention_days > 0 {
                 audit::query::prune_older_than(&mut conn, audit_retention_days, now)?
             } else {

@@ -8,7 +8,7 @@ use super::{AuditEvent, Outcome, RequestMeta};
 use crate::registry::{Caller, Permission, RegistryError, RegistryResult, Tenancy};
 use crate::store::models::AuditEventRow;
 use crate::store::schema::audit_events;
-use crate::store::DbConnection;
+use crate::store::{partitions, DbConnection};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 100;
 pub const MAX_PAGE_SIZE: i64 = 1000;
@@ -123,19 +123,20 @@ fn prune(
     always: bool,
 ) -> RegistryResult<usize> {
     let cutoff = now - chrono::Duration::days(i64::from(days));
-    crate::store::write_transaction(conn, |conn| {
-        let deleted = diesel::delete(audit_events::table.filter(audit_events::occurred_at.lt(cutoff))).execute(conn)?;
-        if always || deleted > 0 {
-            let mut event = AuditEvent::new("audit.prune", Outcome::Success, meta);
-            event.occurred_at = now;
-            event.actor = Some(actor.to_string());
-            event.details = Some(serde_json::json!({
-                "older_than_days": days,
-                "before": crate::store::utc::format(&cutoff),
-                "deleted": deleted,
-            }));
-            crate::audit::record_in(conn, event)?;
-        }
-        Ok(deleted)
-    })
+    // Not one transaction: whole partitions go, then short batches, so that token requests are recorded
+    // meanwhile. The record of the prune follows it; a prune cut short by an error is logged by the caller
+    // and finished by the next one.
+    let deleted = partitions::prune_before(conn, &partitions::AUDIT_EVENTS, cutoff)?;
+    if always || deleted > 0 {
+        let mut event = AuditEvent::new("audit.prune", Outcome::Success, meta);
+        event.occurred_at = now;
+        event.actor = Some(actor.to_string());
+        event.details = Some(serde_json::json!({
+            "older_than_days": days,
+            "before": crate::store::utc::format(&cutoff),
+            "deleted": deleted,
+        }));
+        crate::audit::record_in(conn, event)?;
+    }
+    Ok(deleted)
 }

@@ -70,7 +70,8 @@ impl TestDatabase {
         TestDatabase { url, _dir: Some(dir), postgres: None }
     }
 
-    fn postgres() -> Self {
+    /// A fresh PostgreSQL database whatever `PARTNERGATE_TEST_BACKEND` says, for tests `#[ignore]`d as needing it.
+    pub fn postgres() -> Self {
         let server = std::env::var("PARTNERGATE_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
         let server = server.trim_end_matches('/').to_string();
