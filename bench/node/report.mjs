@@ -2,7 +2,10 @@
 // (RESULTS: one JSON object per wrk run; FAILURES: the failed checks, one a line, empty when all passed).
 import { readFileSync } from 'node:fs';
 
-const [resultsPath, metaPath, failureText = ''] = process.argv.slice(2);
+const [resultsPath, metaPath, failureText = '', auditPath, prunePath] = process.argv.slice(2);
+// The big-audit scenario's first-page latencies (one JSON object per filter) and its prune, when it ran.
+const auditRows = auditPath ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+const prune = prunePath ? JSON.parse(readFileSync(prunePath, 'utf8')) : null;
 const rows = readFileSync(resultsPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
 const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
 const failures = failureText.split('\n').filter(Boolean);
@@ -10,7 +13,14 @@ const failures = failureText.split('\n').filter(Boolean);
 const int = (n) => Math.round(n).toLocaleString('en-US');
 const ms = (n) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
 const scenarioName = (r) =>
-  ({ token: 'POST /oauth2/token', jwks: 'GET jwks', introspect: 'POST /oauth2/introspect' })[r.scenario] +
+  ({
+    token: 'POST /oauth2/token',
+    many: 'POST /oauth2/token, many clients',
+    'many-cold': 'POST /oauth2/token, many clients, cold',
+    retention: 'POST /oauth2/token, many clients, during retention',
+    jwks: 'GET jwks',
+    introspect: 'POST /oauth2/introspect',
+  })[r.scenario] +
   ` c${r.connections}`;
 
 const out = [];
@@ -89,8 +99,38 @@ for (const backend of ['postgres', 'sqlite']) {
     target(`RSS under load (${backend}) ≤ 64 MB (${rss.toFixed(1)} MB)`, rss <= 64);
   }
 }
+for (const backend of ['postgres', 'sqlite']) {
+  for (const r of mine(backend, 'many', 64).filter((x) => x.block === backend)) {
+    const one = rows.find((x) => x.server === r.server && x.round === r.round && x.block === r.block &&
+      x.scenario === 'token' && x.connections === 64);
+    if (one) {
+      target(`round ${r.round}, many clients (${backend}) ≥ 0.9× one client in the same round ` +
+        `(${int(r.rps)} against ${int(one.rps)}: ${(r.rps / one.rps).toFixed(2)}×)`, r.rps >= 0.9 * one.rps);
+    }
+  }
+}
+for (const r of rows.filter((x) => x.scenario === 'retention')) {
+  const before = rows.filter((x) => x.server === r.server && x.scenario === 'many' && x.block === r.block).at(-1);
+  if (before) {
+    target(`token rate while a day's retention runs (${int(r.rps)}) within 10% of the run just before ` +
+      `(${int(before.rps)}: ${(r.rps / before.rps).toFixed(2)}×)`, r.rps >= 0.9 * before.rps);
+  }
+}
+for (const a of auditRows) {
+  target(`audit filter "${a.filter}" first page p99 ≤ 50 ms at the generated trail (${ms(a.p99_ms)} ms)`, a.p99_ms <= 50);
+}
 const sqliteServer = meta.servers.find((s) => s.name === 'partnergate-sqlite');
 if (sqliteServer) target(`ready ≤ 1 s after start on SQLite (${int(sqliteServer.ready_ms)} ms)`, sqliteServer.ready_ms <= 1000);
+if (auditRows.length) {
+  out.push('');
+  out.push('Audit trail on PostgreSQL (big-audit scenario): first page (100 events) of each filter through the admin ' +
+    'API, 15 requests after one unmeasured, over the generated events' +
+    (prune ? `; \`audit prune --older-than-days 29\` during the retention run deleted ${int(prune.deleted ?? 0)} events in ${int(prune.ms)} ms.` : '.'));
+  out.push('');
+  out.push('| filter | query | p50 ms | p99 ms |');
+  out.push('|---|---|---:|---:|');
+  for (const a of auditRows) out.push(`| ${a.filter} | \`${a.query || '-'}\` | ${ms(a.p50_ms)} | ${ms(a.p99_ms)} |`);
+}
 if (targetLines.length) {
   out.push('');
   out.push('Targets (2 cores, load generator on the same machine; reported, not checked):');

@@ -5,6 +5,8 @@
 -- the requests in flight finish before wrk's -d ends. Without it, wrk would cut off up to one request per
 -- connection that the server has already answered (and audited) but wrk never counts, and the audit check
 -- ("audit events = responses") could not be exact.
+-- BENCH_AUTH_FILE, with BENCH_SEND_SECS: one Authorization value per line; each request carries one of them
+-- picked at random (the many-clients scenario), each request prebuilt once per thread.
 -- done() prints one JSON line prefixed with "BENCH_RESULT " for bench/run.
 
 local method = os.getenv("BENCH_METHOD")
@@ -29,11 +31,23 @@ if send_secs then
     return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
   end
   local stop_at, req
+  local reqs = {}
   sent = 0 -- global: done() reads it from each thread
 
   function init(args)
     stop_at = now() + send_secs
     req = wrk.format()
+    local auth_file = os.getenv("BENCH_AUTH_FILE")
+    if auth_file and auth_file ~= "" then
+      -- Each thread its own sequence: a table's address differs between the threads' Lua states.
+      math.randomseed(tonumber(tostring({}):match("0x(%x+)") or "1", 16) % 2147483647)
+      for line in io.lines(auth_file) do
+        local headers = {}
+        for k, v in pairs(wrk.headers) do headers[k] = v end
+        headers["Authorization"] = line
+        reqs[#reqs + 1] = wrk.format(nil, nil, headers)
+      end
+    end
   end
 
   -- Called for every request: the request built once by wrk.format while sending, then an empty one, which
@@ -42,6 +56,7 @@ if send_secs then
   function request()
     if now() < stop_at then
       sent = sent + 1
+      if #reqs > 0 then return reqs[math.random(#reqs)] end
       return req
     end
     return ""
