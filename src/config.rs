@@ -146,6 +146,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTNERGATE_AUDIT_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u32).range(0..=MAX_RETENTION_DAYS))]
     pub audit_retention_days: u32,
+    /// Delete request log records older than this many days (0 keeps them forever).
+    #[arg(long, env = "PARTNERGATE_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_RETENTION_DAYS))]
+    pub request_log_retention_days: u32,
+    /// Delete the request log's per-minute aggregates older than this many days (0 keeps them forever).
+    #[arg(long, env = "PARTNERGATE_REQUEST_LOG_AGGREGATE_RETENTION_DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_RETENTION_DAYS))]
+    pub request_log_aggregate_retention_days: u32,
     /// HTTP worker threads; defaults to the number of cores.
     #[arg(long, env = "PARTNERGATE_WORKERS")]
     pub workers: Option<usize>,
@@ -279,6 +287,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub workers: Option<usize>,
     pub audit_retention_days: u32,
+    pub request_log_retention: crate::request_log::retention::Retention,
     /// The time a request body may take to arrive (the headers have actix-web's 5 s).
     pub body_read_timeout: Duration,
     /// Per worker thread.
@@ -325,6 +334,10 @@ impl ServerConfig {
             max_body_bytes: serve.max_body_bytes,
             workers: serve.workers,
             audit_retention_days: serve.audit_retention_days,
+            request_log_retention: crate::request_log::retention::Retention {
+                records_days: serve.request_log_retention_days,
+                aggregate_days: serve.request_log_aggregate_retention_days,
+            },
             body_read_timeout: Duration::from_secs(serve.body_read_timeout_secs),
             max_connections: usize::try_from(serve.max_connections).unwrap_or(usize::MAX),
             client_rate_limit_per_minute: serve.limits.client_rate_limit_per_minute,

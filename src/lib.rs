@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod readmodel;
 pub mod redact;
 pub mod registry;
+pub mod request_log;
 pub mod shutdown;
 pub mod store;
 pub mod tls;
@@ -214,7 +215,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         limits.quota.clone(),
         metrics.clone(),
     );
-    let maintenance = tokio::spawn(maintenance(pool.clone(), config.audit_retention_days, clock.clone()));
+    let maintenance = tokio::spawn(maintenance(
+        pool.clone(),
+        config.audit_retention_days,
+        config.request_log_retention,
+        clock.clone(),
+    ));
     let key_manager = keys::KeyManager { kek, policy: config.key_policy, clock: clock.clone() };
     let key_schedule = tokio::spawn(keys::schedule::run(
         pool.clone(),
@@ -351,14 +357,19 @@ fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -
     Ok(MetricsServer { addr, handle, server: tokio::spawn(server) })
 }
 
-/// Hourly housekeeping: forget revoked `jti`s of expired tokens, create the audit trail's partitions ahead
-/// (PostgreSQL) and apply the audit retention.
-async fn maintenance(pool: store::DbPool, audit_retention_days: u32, clock: clock::SharedClock) {
+/// Hourly housekeeping (and once at start): forget revoked `jti`s of expired tokens, create the audit trail's
+/// partitions ahead (PostgreSQL), apply the audit retention and the request log's.
+async fn maintenance(
+    pool: store::DbPool,
+    audit_retention_days: u32,
+    request_log_retention: request_log::retention::Retention,
+    clock: clock::SharedClock,
+) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
         interval.tick().await;
         let (pool, now) = (pool.clone(), clock.now());
-        let outcome = tokio::task::spawn_blocking(move || -> Result<(usize, usize), registry::RegistryError> {
+        let outcome = tokio::task::spawn_blocking(move || -> Result<_, registry::RegistryError> {
             let mut conn = pool.get()?;
             let tokens = registry::revocation::prune_expired(&mut conn, now)?;
             // Every listener has read a change within a second; an hour is room for a stalled poller.
@@ -372,13 +383,17 @@ async fn maintenance(pool: store::DbPool, audit_retention_days: u32, clock: cloc
             } else {
                 0
             };
-            Ok((tokens, events))
+            let requests = request_log::retention::prune(&mut conn, request_log_retention, now)?;
+            Ok((tokens, events, requests))
         })
         .await;
         match outcome {
-            Ok(Ok((tokens, events))) => {
-                log::info!("maintenance: pruned {tokens} revoked token id(s), {events} audit event(s)")
-            }
+            Ok(Ok((tokens, events, requests))) => log::info!(
+                "maintenance: pruned {tokens} revoked token id(s), {events} audit event(s), {} request log \
+                 record(s), {} request log aggregate(s)",
+                requests.records,
+                requests.aggregates
+            ),
             Ok(Err(err)) => log::warn!("maintenance failed: {err}"),
             Err(err) => log::warn!("maintenance task failed: {err}"),
         }

@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 
+use super::listing::{self, PartyAndTime};
 use super::{table, CliResult, Context};
 use crate::audit::query::{self, AuditFilter};
 use crate::registry::Caller;
@@ -13,24 +14,14 @@ pub struct AuditArgs {
     pub database: crate::config::DatabaseArgs,
     #[command(subcommand)]
     pub action: Option<AuditAction>,
-    /// Only events of this partner.
-    #[arg(long)]
-    pub partner: Option<String>,
-    /// Only events of this client.
-    #[arg(long, allow_hyphen_values = true)]
-    pub client: Option<String>,
+    #[command(flatten)]
+    pub filters: PartyAndTime,
     /// Event type, e.g. token.request, client.create, secret.revoke.
     #[arg(long = "type")]
     pub event_type: Option<String>,
     /// success or failure.
     #[arg(long)]
     pub outcome: Option<String>,
-    /// Events at or after this UTC time (YYYY-MM-DDTHH:MM:SS).
-    #[arg(long)]
-    pub since: Option<chrono::NaiveDateTime>,
-    /// Events before this UTC time.
-    #[arg(long)]
-    pub until: Option<chrono::NaiveDateTime>,
     /// Events per page.
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
@@ -57,12 +48,12 @@ pub fn run(ctx: &Context, args: AuditArgs) -> CliResult {
         return Ok(());
     }
     let filter = AuditFilter {
-        partner_id: args.partner,
-        client_id: args.client,
+        partner_id: args.filters.partner,
+        client_id: args.filters.client,
         event_type: args.event_type,
         outcome: args.outcome,
-        since: args.since,
-        until: args.until,
+        since: args.filters.since,
+        until: args.filters.until,
         cursor: args.cursor,
         limit: Some(args.limit),
     };
@@ -72,7 +63,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> CliResult {
             let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_string());
             [
                 e.id.to_string(),
-                e.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                listing::time(&e.occurred_at),
                 e.event_type.clone(),
                 e.outcome.clone(),
                 or_dash(&e.actor),
@@ -81,11 +72,8 @@ pub fn run(ctx: &Context, args: AuditArgs) -> CliResult {
                 e.reason.clone().unwrap_or_default(),
             ]
         });
-        let mut out = table(["ID", "TIME (UTC)", "TYPE", "OUTCOME", "ACTOR", "PARTNER", "CLIENT", "REASON"], rows);
-        if let Some(next) = page.next_cursor {
-            out.push_str(&format!("\n(more: --cursor {next})"));
-        }
-        out
+        let out = table(["ID", "TIME (UTC)", "TYPE", "OUTCOME", "ACTOR", "PARTNER", "CLIENT", "REASON"], rows);
+        listing::with_next(out, page.next_cursor)
     });
     Ok(())
 }

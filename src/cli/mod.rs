@@ -7,8 +7,10 @@ mod catalog;
 mod client;
 mod healthcheck;
 mod keys;
+mod listing;
 pub mod logging;
 mod partner;
+mod requests;
 mod serve;
 mod token;
 
@@ -75,6 +77,8 @@ pub enum Command {
     Client(OnDatabase<client::ClientCommand>),
     /// Read or prune the audit trail.
     Audit(audit::AuditArgs),
+    /// Read the request log: the requests resource servers reported.
+    Requests(requests::RequestsArgs),
     /// Operator administration.
     Admin(OnDatabase<admin::AdminCommand>),
     /// Fetch a token with the client-credentials grant (with the `oauth2` crate) and print its claims.
@@ -221,6 +225,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Client(group) => client::run(&Context::with_database(json, group.database), group.command),
         Command::Admin(group) => admin::run(&Context::with_database(json, group.database), group.command),
         Command::Audit(args) => audit::run(&Context::with_database(json, args.database.clone()), args),
+        Command::Requests(args) => requests::run(&Context::with_database(json, args.database.clone()), args),
         Command::Token(args) => token::run(&Context::new(json), args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Completions { shell } => {

@@ -7,7 +7,6 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest};
-use futures_util::StreamExt;
 
 use crate::oauth::{FormParams, OAuthError};
 
@@ -86,28 +85,12 @@ fn check_syntax(body: &[u8]) -> Result<(), OAuthError> {
     Ok(())
 }
 
-pub async fn read_form(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<FormParams, OAuthError> {
+pub async fn read_form(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<FormParams, OAuthError> {
     check_content_type(req)?;
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(OAuthError::BodyTooLarge);
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| {
-            let message = if super::body_timeout::is_timeout(&err) {
-                super::body_timeout::TIMED_OUT
-            } else {
-                "the request body could not be read"
-            };
-            OAuthError::InvalidRequest(message.into())
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(OAuthError::BodyTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = super::body::read_bounded(req, payload, limit).await.map_err(|err| match err {
+        super::body::BodyError::TooLarge => OAuthError::BodyTooLarge,
+        super::body::BodyError::Unreadable(message) => OAuthError::InvalidRequest(message.into()),
+    })?;
     check_syntax(&body)?;
     FormParams::parse(&body)
 }

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+mod body;
 pub mod body_timeout;
 pub mod client_address;
 mod console;

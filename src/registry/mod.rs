@@ -46,6 +46,9 @@ pub enum Permission {
     ClientsRead,
     ClientsWrite,
     AuditRead,
+    /// Reporting requests to the request log (`authz.usage.report`): never implied by another scope, not
+    /// even `authz.admin`, so that what a reporter states is always a reporter's statement.
+    UsageReport,
 }
 
 /// Who performs an admin action: what they may touch, and how the audit trail names them.
@@ -100,8 +103,13 @@ impl Caller {
     ) -> Self {
         let token_scopes: Vec<&str> = token_scopes.into_iter().collect();
         let actor = format!("client:{client_id}");
+        let reports = token_scopes.contains(&scopes::USAGE_REPORT);
         if token_scopes.contains(&scopes::ADMIN) {
-            return Caller { actor, meta, ..Caller::cli() };
+            let mut operator = Caller { actor, meta, ..Caller::cli() };
+            if reports {
+                operator.permissions.push(Permission::UsageReport);
+            }
+            return operator;
         }
         let mut permissions = Vec::new();
         if token_scopes.contains(&scopes::CLIENTS_READ) || token_scopes.contains(&scopes::CLIENTS_WRITE) {
@@ -112,6 +120,9 @@ impl Caller {
         }
         if token_scopes.contains(&scopes::AUDIT_READ) {
             permissions.push(Permission::AuditRead);
+        }
+        if reports {
+            permissions.push(Permission::UsageReport);
         }
         let reserved_scopes =
             token_scopes.iter().filter(|s| s.starts_with(scopes::RESERVED_PREFIX)).map(|s| s.to_string()).collect();
@@ -137,6 +148,11 @@ impl Caller {
         } else {
             Err(RegistryError::Forbidden(format!("the token lacks the scope for this operation ({permission:?})")))
         }
+    }
+
+    /// The client a token-authenticated caller acts as (`None` at the command line and for the server itself).
+    pub fn client_id(&self) -> Option<&str> {
+        self.actor.strip_prefix("client:")
     }
 
     /// Catalog-wide objects (scopes, roles, partners) are the operator's alone.
@@ -202,6 +218,9 @@ pub enum RegistryError {
     AudienceOutsideCeiling(Vec<String>),
     #[error("{0}")]
     Forbidden(String),
+    /// The request is well-formed but larger than the server accepts (a batch of too many records).
+    #[error("{0}")]
+    TooLarge(String),
     /// The request is valid but the current state refuses it (a signing key not published long enough).
     #[error("{0}")]
     Conflict(String),

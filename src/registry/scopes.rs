@@ -17,6 +17,8 @@ pub const CLIENTS_READ: &str = "authz.clients.read";
 pub const CLIENTS_WRITE: &str = "authz.clients.write";
 pub const AUDIT_READ: &str = "authz.audit.read";
 pub const INTROSPECT: &str = "authz.introspect";
+/// A resource server reporting its requests to the request log, and nothing else (not even reading it).
+pub const USAGE_REPORT: &str = "authz.usage.report";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Scope {

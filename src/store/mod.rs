@@ -7,6 +7,7 @@ pub mod changes;
 pub mod leases;
 pub mod models;
 pub mod partitions;
+pub mod request_log;
 pub mod schema;
 
 use std::time::Duration;

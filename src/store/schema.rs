@@ -173,6 +173,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    request_log (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        reporter -> Text,
+        client_id -> Text,
+        partner_id -> Text,
+        method -> Text,
+        route -> Text,
+        status -> Integer,
+        latency_ms -> Integer,
+        jti -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    request_minutes (id) {
+        id -> BigInt,
+        minute -> Timestamp,
+        partner_id -> Text,
+        client_id -> Text,
+        method -> Text,
+        route -> Text,
+        status_class -> Integer,
+        requests -> BigInt,
+        latency_sum_ms -> BigInt,
+        latency_max_ms -> Integer,
+    }
+}
+
 diesel::joinable!(partner_scopes -> partners (partner_id));
 diesel::joinable!(partner_audiences -> partners (partner_id));
 diesel::joinable!(clients -> partners (partner_id));
@@ -198,4 +228,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_tokens,
     audit_events,
     partner_usage,
+    request_log,
+    request_minutes,
 );

@@ -176,6 +176,7 @@ impl TestServer {
             max_body_bytes: 16 * 1024,
             workers: Some(2),
             audit_retention_days: 90,
+            request_log_retention: Default::default(),
             body_read_timeout: std::time::Duration::from_secs(5),
             max_connections: 1024,
             // No limits unless a test sets them: the concurrency tests send thousands of requests from one

@@ -8,6 +8,7 @@ mod failures;
 mod keys;
 pub mod openapi;
 mod partners;
+mod requests;
 mod revocation;
 mod routes;
 
@@ -111,21 +112,20 @@ pub struct CascadeQuery {
     pub cascade: bool,
 }
 
+/// Strict: `application/json` (UTF-8, the only charset JSON has), not `text/json` or `+json` types.
+fn is_json(mime: mime::Mime) -> bool {
+    mime.essence_str() == "application/json"
+        && mime.get_param(mime::CHARSET).is_none_or(|charset| charset == mime::UTF_8)
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let json_config = web::JsonConfig::default()
-        .limit(64 * 1024)
-        // Strict: `application/json` (UTF-8, the only charset JSON has), not `text/json` or `+json` types.
-        .content_type(|mime| {
-            mime.essence_str() == "application/json"
-                && mime.get_param(mime::CHARSET).is_none_or(|charset| charset == mime::UTF_8)
-        })
-        .error_handler(|err, _| {
-            let message = match err {
-                actix_web::error::JsonPayloadError::ContentType => "Content-Type must be application/json".into(),
-                other => format!("invalid JSON body: {other}"),
-            };
-            Problem::bad_input(message).into()
-        });
+    let json_config = web::JsonConfig::default().limit(64 * 1024).content_type(is_json).error_handler(|err, _| {
+        let message = match err {
+            actix_web::error::JsonPayloadError::ContentType => "Content-Type must be application/json".into(),
+            other => format!("invalid JSON body: {other}"),
+        };
+        Problem::bad_input(message).into()
+    });
     let query_config =
         web::QueryConfig::default().error_handler(|err, _| Problem::bad_input(format!("invalid query: {err}")).into());
     let path_config =
@@ -148,6 +148,7 @@ fn register(routes: &mut RouteTable) {
     clients::routes(routes);
     revocation::routes(routes);
     audit::routes(routes);
+    requests::routes(routes);
     keys::routes(routes);
     openapi::routes(routes);
 }

@@ -8,14 +8,15 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, catalog, clients, keys, partners, revocation, RouteTable};
+use super::{audit, catalog, clients, keys, partners, requests, revocation, RouteTable};
 use crate::http::problem::ProblemBody;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "partnergate admin API",
-        description = "Partners, clients and their secrets, the scope and role catalogs, and the audit trail. \
+        description = "Partners, clients and their secrets, the scope and role catalogs, the audit trail and the \
+                       request log. \
                        Callers present a bearer token issued by this server for the admin audience (see \
                        `partnergate_admin_audience` in the metadata document).",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
@@ -29,6 +30,7 @@ use crate::http::problem::ProblemBody;
         clients::disable, clients::create_secret, clients::list_secrets, clients::revoke_secret,
         revocation::revoke_client_tokens, revocation::revoke_partner_tokens,
         audit::list,
+        requests::report, requests::list, requests::summary,
         keys::list, keys::generate, keys::activate, keys::retire, keys::prune, keys::rotate,
         document,
     ),
