@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod readmodel;
 pub mod redact;
 pub mod registry;
+pub mod secevents;
 pub mod shutdown;
 pub mod store;
 pub mod tls;

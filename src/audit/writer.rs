@@ -400,17 +400,19 @@ impl<'a> BatchPlan<'a> {
 
     /// One transaction of a constant number of statements on PostgreSQL, whatever the number of secrets and
     /// partners (a correction per partner whose tokens were refused, and a revocation's own, aside). Rows are
-    /// locked in one order whichever comes first (secret ids, then jtis, then partner days, each sorted), so
-    /// that two writers' batches, of this instance or another, never deadlock.
+    /// locked in one order whichever comes first (jtis with the revocation stream's counter, then secret ids,
+    /// then partner days, each sorted), so that two writers' batches, of this instance or another, never
+    /// deadlock; the stream's counter comes first as in every change that writes a security event (an admin's
+    /// secret revocation takes it before the secret's row: `store::security_events`).
     fn write(&self, conn: &mut DbConnection, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
         let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
         if !decide_first {
             insert_events(conn, &rows)?;
         }
-        write_last_uses(conn, &self.last_use)?;
         for row in &self.revocations {
             revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
         }
+        write_last_uses(conn, &self.last_use)?;
         let mut verdicts = vec![Recorded::Stored; batch.len()];
         let mut counts = Vec::with_capacity(self.tokens.len());
         let mut decided = false;
