@@ -29,8 +29,14 @@ pub fn admin_client(
             });
         }
         if partners::get(conn, &caller, OPERATOR_PARTNER).is_err() {
-            let reserved =
-                [scopes::ADMIN, scopes::CLIENTS_READ, scopes::CLIENTS_WRITE, scopes::AUDIT_READ, scopes::INTROSPECT];
+            let reserved = [
+                scopes::ADMIN,
+                scopes::CLIENTS_READ,
+                scopes::CLIENTS_WRITE,
+                scopes::AUDIT_READ,
+                scopes::INTROSPECT,
+                scopes::EVENTS_READ,
+            ];
             let input = NewPartner {
                 id: OPERATOR_PARTNER.into(),
                 name: "Operator".into(),

@@ -79,6 +79,21 @@ pub fn revoke_secret(
     })
 }
 
+/// The revocation stream's newest event and its receivers (the clients that polled it), each with how far
+/// behind it is. Operator only.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EventReceivers {
+    /// The newest event's sequence number (0 before the first).
+    pub last_seq: i64,
+    pub items: Vec<secevents::poll::ReceiverStatus>,
+}
+
+pub fn event_receivers(conn: &mut DbConnection, caller: &Caller) -> RegistryResult<EventReceivers> {
+    caller.require_operator("the revocation stream's receivers")?;
+    let (last_seq, items) = secevents::poll::statuses(conn, caller.now())?;
+    Ok(EventReceivers { last_seq, items })
+}
+
 /// Whether a token id has been revoked.
 pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, StoreError> {
     Ok(revoked_tokens::table.find(jti).count().get_result::<i64>(conn)? > 0)

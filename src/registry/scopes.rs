@@ -17,6 +17,8 @@ pub const CLIENTS_READ: &str = "authz.clients.read";
 pub const CLIENTS_WRITE: &str = "authz.clients.write";
 pub const AUDIT_READ: &str = "authz.audit.read";
 pub const INTROSPECT: &str = "authz.introspect";
+/// Following the revocation stream (`POST /ssf/poll`); nothing else.
+pub const EVENTS_READ: &str = "authz.events.read";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Scope {
