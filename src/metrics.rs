@@ -158,7 +158,8 @@ impl Metrics {
         let per_receiver = |name: &str, help: &str| {
             registered(&registry, IntGaugeVec::new(opts(name, help), &["receiver"]).expect("valid"))
         };
-        let counter = |name: &str, help: &str| registered(&registry, IntCounter::with_opts(opts(name, help)).expect("valid"));
+        let counter =
+            |name: &str, help: &str| registered(&registry, IntCounter::with_opts(opts(name, help)).expect("valid"));
         Arc::new(Metrics {
             security_events_last_seq: gauge(
                 "security_events_last_seq",

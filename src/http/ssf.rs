@@ -30,8 +30,11 @@ fn error(status: StatusCode, err: &str, description: &str) -> HttpResponse {
 /// An RFC 6750 refusal: `401` with the `invalid_token` challenge (or none when no token was sent), `403` with
 /// `insufficient_scope` and the scope needed.
 fn refusal(status: StatusCode, challenge: String, description: &str) -> HttpResponse {
-    let mut response =
-        error(status, if status == StatusCode::FORBIDDEN { "access_denied" } else { "authentication_failed" }, description);
+    let mut response = error(
+        status,
+        if status == StatusCode::FORBIDDEN { "access_denied" } else { "authentication_failed" },
+        description,
+    );
     let value = HeaderValue::from_str(&challenge).expect("the challenges are ASCII");
     response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     response
@@ -54,7 +57,8 @@ fn bearer(req: &HttpRequest) -> Result<String, HttpResponse> {
 }
 
 fn invalid_token(description: &str) -> HttpResponse {
-    let challenge = format!("Bearer realm=\"partnergate\", error=\"invalid_token\", error_description=\"{description}\"");
+    let challenge =
+        format!("Bearer realm=\"partnergate\", error=\"invalid_token\", error_description=\"{description}\"");
     refusal(StatusCode::UNAUTHORIZED, challenge, description)
 }
 
@@ -100,7 +104,14 @@ fn parse(req: &HttpRequest, body: &[u8]) -> Result<PollRequest, String> {
     if !json {
         return Err("Content-Type must be application/json".into());
     }
-    serde_json::from_slice(body).map_err(|err| format!("invalid poll request: {err}"))
+    // Through a `Value`: serde would read a struct from an array too.
+    match serde_json::from_slice(body) {
+        Ok(value @ serde_json::Value::Object(_)) => {
+            serde_json::from_value(value).map_err(|err| format!("invalid poll request: {err}"))
+        }
+        Ok(_) => Err("the poll request must be a JSON object".into()),
+        Err(err) => Err(format!("invalid poll request: {err}")),
+    }
 }
 
 fn store_error(err: &crate::store::StoreError) -> HttpResponse {

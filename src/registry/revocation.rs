@@ -126,11 +126,8 @@ fn insert_revoked(conn: &mut DbConnection, row: &RevokedTokenRow) -> Result<bool
         if is_revoked(conn, &row.jti)? {
             return Ok(false);
         }
-        let partner_id: Option<String> = clients_table::table
-            .find(&row.client_id)
-            .select(clients_table::partner_id)
-            .first(conn)
-            .optional()?;
+        let partner_id: Option<String> =
+            clients_table::table.find(&row.client_id).select(clients_table::partner_id).first(conn).optional()?;
         let event = SecurityEvent::TokenRevoked {
             partner_id,
             client_id: row.client_id.clone(),

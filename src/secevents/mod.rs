@@ -15,20 +15,46 @@ use crate::store::{DbConnection, StoreError};
 /// A change that makes tokens unacceptable, or undoes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecurityEvent {
-    ClientDisabled { partner_id: String, client_id: String },
-    ClientEnabled { partner_id: String, client_id: String },
+    ClientDisabled {
+        partner_id: String,
+        client_id: String,
+    },
+    ClientEnabled {
+        partner_id: String,
+        client_id: String,
+    },
     /// The client and its secrets are gone: none of its tokens is good any more.
-    ClientDeleted { partner_id: String, client_id: String },
-    PartnerSuspended { partner_id: String },
-    PartnerResumed { partner_id: String },
+    ClientDeleted {
+        partner_id: String,
+        client_id: String,
+    },
+    PartnerSuspended {
+        partner_id: String,
+    },
+    PartnerResumed {
+        partner_id: String,
+    },
     /// One token, by `jti`, until its `exp` (`partner_id`: its client's, when the client still exists).
-    TokenRevoked { partner_id: Option<String>, client_id: String, jti: String, expires_at: NaiveDateTime },
+    TokenRevoked {
+        partner_id: Option<String>,
+        client_id: String,
+        jti: String,
+        expires_at: NaiveDateTime,
+    },
     /// Every token of a client (`client_id`) or of every client of a partner (`None`) issued at or before
     /// `cutoff`.
-    TokensCutOff { partner_id: String, client_id: Option<String>, cutoff: NaiveDateTime },
+    TokensCutOff {
+        partner_id: String,
+        client_id: Option<String>,
+        cutoff: NaiveDateTime,
+    },
     /// A secret revoked: tokens it obtains from now on are refused (those it obtained before stand, unless a
     /// cut-off comes with it).
-    SecretRevoked { partner_id: String, client_id: String, secret_id: String },
+    SecretRevoked {
+        partner_id: String,
+        client_id: String,
+        secret_id: String,
+    },
 }
 
 /// The stored kinds, one per [`SecurityEvent`] variant.

@@ -147,8 +147,7 @@ pub fn statuses(conn: &mut DbConnection, now: NaiveDateTime) -> Result<(i64, Vec
         let oldest_unacked = (row.acked_seq + 1).max(first_kept.unwrap_or(0));
         let lag_seconds = match lag_events {
             0 => 0,
-            _ => security_events::occurred_at(conn, oldest_unacked)?
-                .map_or(0, |at| (now - at).num_seconds().max(0)),
+            _ => security_events::occurred_at(conn, oldest_unacked)?.map_or(0, |at| (now - at).num_seconds().max(0)),
         };
         statuses.push(ReceiverStatus {
             client_id: row.client_id,

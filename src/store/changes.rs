@@ -145,8 +145,13 @@ mod tests {
 
     #[test]
     fn text_form_round_trips() {
-        for change in [Change::Client("pgc_1".into()), Change::Partner("acme".into()), Change::Catalog, Change::Keys, Change::SecurityEvents]
-        {
+        for change in [
+            Change::Client("pgc_1".into()),
+            Change::Partner("acme".into()),
+            Change::Catalog,
+            Change::Keys,
+            Change::SecurityEvents,
+        ] {
             assert_eq!(Change::decode(&change.encode()), change);
         }
         assert_eq!(Change::decode("later-kind:whatever"), Change::Catalog);

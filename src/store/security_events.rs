@@ -98,9 +98,8 @@ pub fn prune(conn: &mut DbConnection, before: NaiveDateTime, batch: i64) -> Resu
             .select(security_events::seq)
             .first(conn)
             .optional()?;
-        let mut doomed = diesel::delete(security_events::table)
-            .filter(security_events::occurred_at.lt(before))
-            .into_boxed();
+        let mut doomed =
+            diesel::delete(security_events::table).filter(security_events::occurred_at.lt(before)).into_boxed();
         if let Some(bound) = bound {
             doomed = doomed.filter(security_events::seq.le(bound));
         }
@@ -140,11 +139,7 @@ pub fn receiver(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> 
 }
 
 fn find_receiver(conn: &mut DbConnection, client_id: &str) -> Result<Option<EventReceiverRow>, StoreError> {
-    Ok(event_receivers::table
-        .find(client_id)
-        .select(EventReceiverRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(event_receivers::table.find(client_id).select(EventReceiverRow::as_select()).first(conn).optional()?)
 }
 
 /// Moves a receiver's position forward to `seq` (never back: two polls may acknowledge at once).

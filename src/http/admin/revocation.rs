@@ -67,7 +67,10 @@ async fn revoke_partner_tokens(
     summary = "The revocation stream's receivers: each one's acknowledged position and lag (operator only)",
     responses((status = 200, body = revocation::EventReceivers), (status = "4XX", description = "a problem: invalid token or permission", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
 )]
-async fn event_receivers(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
+async fn event_receivers(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+) -> Result<HttpResponse, Problem> {
     let receivers = state.run(move |conn| revocation::event_receivers(conn, &caller)).await?;
     Ok(HttpResponse::Ok().json(receivers))
 }
