@@ -17,6 +17,7 @@ pub mod readmodel;
 pub mod redact;
 pub mod registry;
 pub mod request_log;
+pub mod secevents;
 pub mod shutdown;
 pub mod store;
 pub mod tls;
@@ -67,15 +68,19 @@ pub struct RunningServer {
     keys: Arc<LiveKeys>,
     changes: Arc<dyn store::changes::ChangeSink>,
     metrics_server: Option<MetricsServer>,
+    stream: Arc<secevents::poll::StreamSignal>,
+    stream_observer: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
     /// Serves until SIGTERM or SIGINT (see [`shutdown`]), then flushes the audit queue.
     pub async fn wait(self) -> std::io::Result<()> {
-        let on_signal = tokio::spawn(shutdown::on_signal(self.handle.clone()));
+        let stream = self.stream.clone();
+        let on_signal = tokio::spawn(shutdown::on_signal(self.handle.clone(), move || stream.close()));
         let result = self.server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
         on_signal.abort();
         self.maintenance.abort();
+        self.stream_observer.abort();
         self.throttle_summaries.finish().await;
         self.key_schedule.abort();
         if let Some(metrics) = self.metrics_server {
@@ -88,9 +93,12 @@ impl RunningServer {
 
     /// Stops accepting requests, lets the ones in flight finish, and flushes the audit queue.
     pub async fn stop(self) {
+        // Long polls answer at once instead of holding the graceful stop for their full wait.
+        self.stream.close();
         self.handle.stop(true).await;
         let _ = self.server.await;
         self.maintenance.abort();
+        self.stream_observer.abort();
         self.throttle_summaries.finish().await;
         self.key_schedule.abort();
         if let Some(metrics) = self.metrics_server {
@@ -159,6 +167,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let setup = config.clone();
     let clock = clock::system();
     let setup_clock = clock.clone();
+    let stream_signal = secevents::poll::StreamSignal::new();
+    let setup_signal = stream_signal.clone();
     let (pool, live_keys, kek, read_model, changes, feed) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             // The keys directory first: a refused one then exits before any pool thread is inside libpq.
@@ -186,7 +196,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             let live_keys = LiveKeys::stored(pool.clone(), kek.clone())?;
             let read_model = ReadModel::new(pool.clone(), setup_clock);
             let changes: Arc<dyn store::changes::ChangeSink> =
-                Arc::new(store::changes::Sinks(vec![read_model.clone(), live_keys.clone()]));
+                Arc::new(store::changes::Sinks(vec![read_model.clone(), live_keys.clone(), setup_signal]));
             let feed =
                 FeedListener::start(&setup.database_url, pool.clone(), setup.pool.connect_timeout, changes.clone())?;
             Ok((pool, live_keys, kek, read_model, changes, feed))
@@ -219,6 +229,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         pool.clone(),
         config.audit_retention_days,
         config.request_log_retention,
+        config.token.max_lifetime_secs,
         clock.clone(),
     ));
     let key_manager = keys::KeyManager { kek, policy: config.key_policy, clock: clock.clone() };
@@ -240,12 +251,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics.clone(),
     );
     let throttle_summaries = ThrottleSummaries::start(&tokens);
+    let stream = secevents::poll::StreamService::new(
+        pool.clone(),
+        live_keys.clone(),
+        config.token.issuer.clone(),
+        clock.clone(),
+        stream_signal.clone(),
+    );
+    let stream_observer = tokio::spawn(stream.clone().observe_receivers(Duration::from_secs(10)));
     let scrape = web::Data::new(metrics::ScrapeSources {
         metrics: metrics.clone(),
         audit: audit_writer.clone(),
         pool: pool.clone(),
         keys: live_keys.clone(),
         read_model: read_model.clone(),
+        stream: stream.stats().clone(),
         clock,
     });
     let state = AppState {
@@ -262,6 +282,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         max_body_bytes: config.max_body_bytes,
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
         readiness: http::Readiness::new(pool.clone(), metrics.clone()),
+        stream,
     };
     let body_read_timeout = config.body_read_timeout;
     let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
@@ -325,6 +346,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         keys: live_keys,
         changes,
         metrics_server,
+        stream: stream_signal,
+        stream_observer,
     })
 }
 
@@ -357,12 +380,13 @@ fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -
     Ok(MetricsServer { addr, handle, server: tokio::spawn(server) })
 }
 
-/// Hourly housekeeping (and once at start): forget revoked `jti`s of expired tokens, create the audit trail's
-/// partitions ahead (PostgreSQL), apply the audit retention and the request log's.
+/// Hourly housekeeping (and once at start): forget revoked `jti`s of expired tokens and old security events,
+/// create the audit trail's partitions ahead (PostgreSQL), apply the audit retention and the request log's.
 async fn maintenance(
     pool: store::DbPool,
     audit_retention_days: u32,
     request_log_retention: request_log::retention::Retention,
+    max_token_lifetime_secs: i64,
     clock: clock::SharedClock,
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
@@ -372,6 +396,10 @@ async fn maintenance(
         let outcome = tokio::task::spawn_blocking(move || -> Result<_, registry::RegistryError> {
             let mut conn = pool.get()?;
             let tokens = registry::revocation::prune_expired(&mut conn, now)?;
+            let security_events = secevents::prune(&mut conn, now, max_token_lifetime_secs)?;
+            if security_events > 0 {
+                log::info!("maintenance: pruned {security_events} security event(s) past their retention");
+            }
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.

@@ -21,6 +21,7 @@ use crate::keys::live::LiveKeys;
 use crate::limits::{Limit, Refusal};
 use crate::oauth::{AuthFailure, OAuthError};
 use crate::readmodel::ReadModel;
+use crate::secevents::poll::StreamStats;
 use crate::store::DbPool;
 
 /// One server's metrics. Each server has its own registry, so that two servers in one process (the tests)
@@ -43,6 +44,13 @@ pub struct Metrics {
     client_cache_evictions: IntCounter,
     rate_limit_store_errors: IntCounter,
     rate_limit_store_up: IntGauge,
+    security_events_last_seq: IntGauge,
+    security_events_delivered: IntCounter,
+    security_event_errors: IntCounter,
+    /// Per receiver (a client holding `authz.events.read`: a set the operator controls, not the callers).
+    receiver_acked_seq: IntGaugeVec,
+    receiver_lag_events: IntGaugeVec,
+    receiver_lag_seconds: IntGaugeVec,
 }
 
 /// What `/metrics` reads at scrape time.
@@ -53,6 +61,8 @@ pub struct ScrapeSources {
     pub pool: DbPool,
     pub keys: Arc<LiveKeys>,
     pub read_model: Arc<ReadModel>,
+    /// The revocation stream's counts and its receivers' positions (read every few seconds by a task).
+    pub stream: Arc<StreamStats>,
     pub clock: SharedClock,
 }
 
@@ -145,7 +155,36 @@ impl Metrics {
              when none is configured",
         );
         rate_limit_store_up.set(-1);
+        let per_receiver = |name: &str, help: &str| {
+            registered(&registry, IntGaugeVec::new(opts(name, help), &["receiver"]).expect("valid"))
+        };
+        let counter =
+            |name: &str, help: &str| registered(&registry, IntCounter::with_opts(opts(name, help)).expect("valid"));
         Arc::new(Metrics {
+            security_events_last_seq: gauge(
+                "security_events_last_seq",
+                "Sequence number of the newest event on the revocation stream (read every 10 s)",
+            ),
+            security_events_delivered: counter(
+                "security_events_delivered_total",
+                "Security Event Tokens this instance sent to receivers (a SET sent again counts again)",
+            ),
+            security_event_errors: counter(
+                "security_event_errors_reported_total",
+                "SETs that receivers reported they could not process (setErrs)",
+            ),
+            receiver_acked_seq: per_receiver(
+                "event_receiver_acked_seq",
+                "Last revocation stream event the receiver acknowledged (read every 10 s)",
+            ),
+            receiver_lag_events: per_receiver(
+                "event_receiver_lag_events",
+                "Revocation stream events the receiver has not acknowledged yet (read every 10 s)",
+            ),
+            receiver_lag_seconds: per_receiver(
+                "event_receiver_lag_seconds",
+                "Age of the oldest revocation stream event the receiver has not acknowledged, 0 when up to date",
+            ),
             tokens_issued,
             token_denials,
             limit_refusals,
@@ -224,19 +263,37 @@ impl Metrics {
         self.audit_batch_size.observe(events as f64);
     }
 
+    /// The revocation stream's figures; receivers that are gone lose their series.
+    fn render_stream(&self, stream: &StreamStats) {
+        use std::sync::atomic::Ordering;
+        catch_up(&self.security_events_delivered, stream.delivered.load(Ordering::Relaxed));
+        catch_up(&self.security_event_errors, stream.set_errors.load(Ordering::Relaxed));
+        self.security_events_last_seq.set(stream.last_seq.load(Ordering::Relaxed));
+        let receivers = stream.receivers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for family in [&self.receiver_acked_seq, &self.receiver_lag_events, &self.receiver_lag_seconds] {
+            family.reset();
+        }
+        for receiver in receivers.iter() {
+            let label = [receiver.client_id.as_str()];
+            self.receiver_acked_seq.with_label_values(&label).set(receiver.acked_seq);
+            self.receiver_lag_events.with_label_values(&label).set(receiver.lag_events);
+            self.receiver_lag_seconds.with_label_values(&label).set(receiver.lag_seconds);
+        }
+    }
+
     /// The Prometheus text exposition of every metric, with the scrape-time gauges read now, from memory: a
     /// scrape reads no database (the key age comes from the key ring, reloaded whenever the keys change).
     pub fn render(&self, sources: &ScrapeSources) -> String {
-        let ScrapeSources { audit, pool, keys, read_model, clock, .. } = sources;
+        let ScrapeSources { audit, pool, keys, read_model, clock, stream, .. } = sources;
         let cache = read_model.stats();
         self.client_cache_entries.with_label_values(&["client"]).set(i64::try_from(cache.clients).unwrap_or(i64::MAX));
         self.client_cache_entries.with_label_values(&["unknown"]).set(i64::try_from(cache.unknown).unwrap_or(i64::MAX));
-        // Counters kept by the read model, brought up to its totals (they only grow).
-        let catch_up = |counter: &IntCounter, total: u64| counter.inc_by(total.saturating_sub(counter.get()));
+        // Counters kept by the read model, brought up to its totals.
         catch_up(&self.client_cache_lookups.with_label_values(&["hit"]), cache.hits);
         catch_up(&self.client_cache_lookups.with_label_values(&["miss"]), cache.misses);
         catch_up(&self.client_cache_evictions, cache.evictions);
         self.audit_queue_depth.set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
+        self.render_stream(stream);
         let since = keys.current().active_since();
         self.signing_key_age.set(since.map_or(-1, |since| (clock.now() - since).num_seconds().max(0)));
         let state = pool.state();
@@ -247,6 +304,11 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding into a Vec");
         String::from_utf8(text).expect("the text format is UTF-8")
     }
+}
+
+/// Brings a counter up to a total kept elsewhere (totals only grow).
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 /// A bounded label: the audit reason code for authentication failures and limits, else the OAuth error code.

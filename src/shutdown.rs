@@ -27,9 +27,11 @@ pub async fn signal() -> &'static str {
     }
 }
 
-/// Waits for a signal, then stops `server` gracefully; a second signal cuts the wait short.
-pub async fn on_signal(server: ServerHandle) {
+/// Waits for a signal, then calls `stopping` (which ends what waits on purpose, like long polls) and stops
+/// `server` gracefully; a second signal cuts the wait short.
+pub async fn on_signal(server: ServerHandle, stopping: impl FnOnce()) {
     let name = signal().await;
+    stopping();
     log::info!(
         "{name} received: no new connections; requests in flight have {} s to finish, then the audit queue is flushed",
         DEADLINE.as_secs()

@@ -348,18 +348,21 @@ fn write_in_one_statement(
 }
 
 /// The plan in one transaction, of a constant number of statements whatever the number of secrets and
-/// partners (a revocation's own statements aside): the events, the last uses, the revocations, then the day
+/// partners (a revocation's own statements aside): the events, the revocations, the last uses, then the day
 /// counts (one upsert), decided by the plan, and one more upsert to take refused tokens back. Rows are
-/// locked in the plan's order whichever comes first, so that writers never deadlock.
+/// locked in one order whichever comes first (jtis with the revocation stream's counter, then secret ids,
+/// then partner days, each sorted), so that two writers' batches, of this instance or another, never
+/// deadlock; the stream's counter comes first as in every change that writes a security event (an admin's
+/// secret revocation takes it before the secret's row: `store::security_events`).
 fn write(conn: &mut DbConnection, plan: &BatchPlan, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
     let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
     if !decide_first {
         insert_events(conn, &rows)?;
     }
-    write_last_uses(conn, &plan.last_use)?;
     for row in &plan.revocations {
         revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
     }
+    write_last_uses(conn, &plan.last_use)?;
     // Counted first, decided after: the upsert locks the partners' rows for the day, so the counts before
     // this batch are exact.
     let totals = usage::add_all(conn, &plan.asked())?;

@@ -17,6 +17,7 @@ mod home;
 mod oauth_response;
 pub mod problem;
 pub mod request_id;
+mod ssf;
 mod token;
 
 use actix_web::http::{header, StatusCode};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub client_limits: ClientLimits,
     /// What `/readyz` answers.
     pub readiness: std::sync::Arc<Readiness>,
+    /// The revocation stream's poll delivery.
+    pub stream: crate::secevents::poll::StreamService,
 }
 
 impl AppState {
@@ -78,6 +81,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(post_only("/oauth2/token").route(web::post().to(token::token)))
         .service(post_only("/oauth2/introspect").route(web::post().to(token::introspect)))
         .service(post_only("/oauth2/revoke").route(web::post().to(token::revoke)))
+        .service(post_only(ssf::POLL_PATH).route(web::post().to(ssf::poll)))
+        .route("/.well-known/ssf-configuration", web::get().to(ssf::configuration))
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
         .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))

@@ -210,9 +210,21 @@ impl KeyRing {
 
     /// A compact JWS over `claims` with the active key: header `{"alg", "typ": "at+jwt", "kid"}`.
     pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> String {
+        self.sign_encoded(&self.active_header, claims)
+    }
+
+    /// A compact JWS of another type over `claims` with the active key (a Security Event Token's `typ` is
+    /// `secevent+jwt`, RFC 8417): its header is built per call, which the token path's own type avoids.
+    pub fn sign_jwt_typed<T: Serialize>(&self, typ: &str, claims: &T) -> String {
+        let key = self.active();
+        let header = serde_json::json!({ "alg": key.alg().as_str(), "typ": typ, "kid": key.kid() });
+        self.sign_encoded(&URL_SAFE_NO_PAD.encode(header.to_string()), claims)
+    }
+
+    fn sign_encoded<T: Serialize>(&self, encoded_header: &str, claims: &T) -> String {
         let payload = serde_json::to_vec(claims).expect("claims serialize to JSON");
-        let mut token = String::with_capacity(self.active_header.len() + payload.len() * 4 / 3 + 100);
-        token.push_str(&self.active_header);
+        let mut token = String::with_capacity(encoded_header.len() + payload.len() * 4 / 3 + 100);
+        token.push_str(encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let signature = self.active().sign(token.as_bytes());

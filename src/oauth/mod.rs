@@ -24,8 +24,17 @@ use crate::keys::KeyRing;
 use crate::limits::{Limit, Limits, Refusal};
 use crate::metrics::Metrics;
 use crate::readmodel::ReadModel;
-use crate::registry::Caller;
+use crate::registry::{scopes, Caller};
 use crate::store::StoreError;
+
+/// Why a revocation stream receiver's token is refused (RFC 6750 section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiverRefusal {
+    /// `invalid_token`: not a good token of this server for the issuer as audience.
+    Invalid(verify::Rejection),
+    /// `insufficient_scope`: a good token without `authz.events.read`.
+    InsufficientScope,
+}
 
 /// The OAuth endpoints over the registry's read model: with a warm cache a request reads nothing from the
 /// database, and its only database work is its share of the group-committed audit insert.
@@ -107,6 +116,28 @@ impl TokenService {
         let current = claims.scopes().filter(|scope| client.allowed_scopes.contains(*scope));
         let caller = Caller::from_token(&claims.client_id, &client.partner_id, current, meta);
         Ok(Ok(caller.with_clock(self.clock.clone())))
+    }
+
+    /// Authenticates a revocation stream receiver by its bearer token: one of this server's tokens for the
+    /// issuer itself as audience (a token meant for a resource server cannot be replayed here to acknowledge
+    /// events in its client's name), still standing, carrying `authz.events.read` that its client still holds.
+    /// Returns the receiver's client id.
+    pub async fn event_receiver(&self, token: &str) -> Result<Result<String, ReceiverRefusal>, StoreError> {
+        let issuer = &self.settings.issuer;
+        let claims = match verify::verify_signature(&self.keys(), &self.settings, token, Some(issuer)) {
+            Ok(claims) => claims,
+            Err(rejection) => return Ok(Err(ReceiverRefusal::Invalid(rejection))),
+        };
+        let snapshot = self.read_model.client(&claims.client_id).await?;
+        let client = match verify::standing(snapshot.as_deref(), &claims) {
+            Ok(client) => client,
+            Err(rejection) => return Ok(Err(ReceiverRefusal::Invalid(rejection))),
+        };
+        let reads_events = claims.scopes().any(|scope| scope == scopes::EVENTS_READ);
+        if !reads_events || !client.allowed_scopes.contains(scopes::EVENTS_READ) {
+            return Ok(Err(ReceiverRefusal::InsufficientScope));
+        }
+        Ok(Ok(claims.client_id))
     }
 
     /// The client-credentials grant. Answers only after the request's audit event is committed.

@@ -182,8 +182,8 @@ impl ChangeSink for ReadModel {
                     entries.known.clear();
                     entries.unknown.clear();
                 }
-                // The key ring hears these; no client snapshot depends on the keys.
-                Change::Keys => {}
+                // The key ring and the stream's long polls hear these; no client snapshot depends on them.
+                Change::Keys | Change::SecurityEvents => {}
             }
         }
     }

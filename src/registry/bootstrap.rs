@@ -36,6 +36,7 @@ pub fn admin_client(
                 scopes::AUDIT_READ,
                 scopes::INTROSPECT,
                 scopes::USAGE_REPORT,
+                scopes::EVENTS_READ,
             ];
             let input = NewPartner {
                 id: OPERATOR_PARTNER.into(),

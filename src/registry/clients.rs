@@ -9,6 +9,7 @@ use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
+use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientRow;
 use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, role_scopes};
 use crate::store::DbConnection;
@@ -471,6 +472,14 @@ pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: 
             (false, false) => Some(Holder::of(caller)),
         };
         let disabled_by = disabled_by.map(Holder::as_str);
+        if row.enabled != enabled {
+            let (partner_id, client_id) = (row.partner_id.clone(), id.to_string());
+            let event = match enabled {
+                true => SecurityEvent::ClientEnabled { partner_id, client_id },
+                false => SecurityEvent::ClientDisabled { partner_id, client_id },
+            };
+            secevents::record(conn, event, caller.now())?;
+        }
         diesel::update(clients::table.find(id))
             .set((
                 clients::enabled.eq(enabled),
@@ -499,6 +508,8 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryRes
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;
+        let event = SecurityEvent::ClientDeleted { partner_id: row.partner_id.clone(), client_id: id.to_string() };
+        secevents::record(conn, event, caller.now())?;
         diesel::delete(clients::table.find(id)).execute(conn)?;
         caller.audit(conn, "client.delete", Some(&row.partner_id), Some(id), json!({"before": before}))?;
         Ok(())

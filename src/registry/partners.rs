@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::paging::{self, Page, PageRequest};
 use super::{not_found, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
+use crate::secevents::{self, SecurityEvent};
 use crate::store::models::PartnerRow;
 use crate::store::schema::{client_audiences, clients, partner_audiences, partner_scopes, partners};
 use crate::store::DbConnection;
@@ -260,7 +261,15 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
 pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     crate::store::write_transaction(conn, |conn| {
-        get(conn, caller, id)?;
+        let before = get(conn, caller, id)?;
+        if before.suspended != suspended {
+            let partner_id = id.to_string();
+            let event = match suspended {
+                true => SecurityEvent::PartnerSuspended { partner_id },
+                false => SecurityEvent::PartnerResumed { partner_id },
+            };
+            secevents::record(conn, event, caller.now())?;
+        }
         diesel::update(partners::table.find(id))
             .set((partners::suspended.eq(suspended), partners::updated_at.eq(caller.now())))
             .execute(conn)?;

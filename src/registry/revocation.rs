@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::{clients, partners, secrets, Caller, RegistryResult};
+use crate::secevents::{self, SecurityEvent};
 use crate::store::changes::{self, Change};
 use crate::store::models::RevokedTokenRow;
 use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
@@ -21,6 +22,12 @@ pub fn revoke_client_tokens(
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
         let cutoff = caller.now();
+        let event = SecurityEvent::TokensCutOff {
+            partner_id: client.partner_id.clone(),
+            client_id: Some(client_id.to_string()),
+            cutoff,
+        };
+        secevents::record(conn, event, cutoff)?;
         diesel::update(clients_table::table.find(client_id))
             .set(clients_table::tokens_revoked_before.eq(Some(cutoff)))
             .execute(conn)?;
@@ -45,6 +52,8 @@ pub fn revoke_partner_tokens(
     crate::store::write_transaction(conn, |conn| {
         partners::get(conn, caller, partner_id)?;
         let cutoff = caller.now();
+        let event = SecurityEvent::TokensCutOff { partner_id: partner_id.to_string(), client_id: None, cutoff };
+        secevents::record(conn, event, cutoff)?;
         diesel::update(partners_table::table.find(partner_id))
             .set(partners_table::tokens_revoked_before.eq(Some(cutoff)))
             .execute(conn)?;
@@ -68,6 +77,21 @@ pub fn revoke_secret(
         }
         Ok(info)
     })
+}
+
+/// The revocation stream's newest event and its receivers (the clients that polled it), each with how far
+/// behind it is. Operator only.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EventReceivers {
+    /// The newest event's sequence number (0 before the first).
+    pub last_seq: i64,
+    pub items: Vec<secevents::poll::ReceiverStatus>,
+}
+
+pub fn event_receivers(conn: &mut DbConnection, caller: &Caller) -> RegistryResult<EventReceivers> {
+    caller.require_operator("the revocation stream's receivers")?;
+    let (last_seq, items) = secevents::poll::statuses(conn, caller.now())?;
+    Ok(EventReceivers { last_seq, items })
 }
 
 /// Whether a token id has been revoked.
@@ -102,6 +126,15 @@ fn insert_revoked(conn: &mut DbConnection, row: &RevokedTokenRow) -> Result<bool
         if is_revoked(conn, &row.jti)? {
             return Ok(false);
         }
+        let partner_id: Option<String> =
+            clients_table::table.find(&row.client_id).select(clients_table::partner_id).first(conn).optional()?;
+        let event = SecurityEvent::TokenRevoked {
+            partner_id,
+            client_id: row.client_id.clone(),
+            jti: row.jti.clone(),
+            expires_at: row.expires_at,
+        };
+        secevents::record(conn, event, row.revoked_at)?;
         diesel::insert_into(revoked_tokens::table).values(row).execute(conn)?;
         // Cached snapshots hold the client's revoked token ids.
         changes::publish(conn, Change::Client(row.client_id.clone()), row.revoked_at)?;

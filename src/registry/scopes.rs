@@ -19,6 +19,8 @@ pub const AUDIT_READ: &str = "authz.audit.read";
 pub const INTROSPECT: &str = "authz.introspect";
 /// A resource server reporting its requests to the request log, and nothing else (not even reading it).
 pub const USAGE_REPORT: &str = "authz.usage.report";
+/// Following the revocation stream (`POST /ssf/poll`); nothing else.
+pub const EVENTS_READ: &str = "authz.events.read";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Scope {

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::credentials::{new_secret_id, ClientSecret};
 use super::{clients, not_found, validate, Caller, Permission, RegistryError, RegistryResult};
+use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientSecretRow;
 use crate::store::schema::client_secrets;
 use crate::store::DbConnection;
@@ -193,6 +194,12 @@ pub fn revoke(
             .ok_or_else(|| not_found("secret", secret_id))?;
         let at = caller.now();
         if row.revoked_at.is_none() {
+            let event = SecurityEvent::SecretRevoked {
+                partner_id: client.partner_id.clone(),
+                client_id: client_id.to_string(),
+                secret_id: secret_id.to_string(),
+            };
+            secevents::record(conn, event, at)?;
             diesel::update(client_secrets::table.find(secret_id))
                 .set(client_secrets::revoked_at.eq(Some(at)))
                 .execute(conn)?;

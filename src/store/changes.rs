@@ -33,6 +33,8 @@ pub enum Change {
     Catalog,
     /// The signing keys: a key published, activated, retired or removed; every instance reloads its key ring.
     Keys,
+    /// New events on the revocation stream: wakes the receivers' long polls (`secevents`); nothing cached.
+    SecurityEvents,
 }
 
 impl Change {
@@ -42,10 +44,12 @@ impl Change {
             Change::Partner(id) => ("partner", id),
             Change::Catalog => ("catalog", ""),
             Change::Keys => ("keys", ""),
+            Change::SecurityEvents => ("events", ""),
         }
     }
 
-    /// The feed's text form, `client:<id>`, `partner:<id>`, `catalog:` or `keys:` (the NOTIFY payload).
+    /// The feed's text form, `client:<id>`, `partner:<id>`, `catalog:`, `keys:` or `events:` (the NOTIFY
+    /// payload).
     pub fn encode(&self) -> String {
         let (kind, target) = self.kind_and_target();
         format!("{kind}:{target}")
@@ -62,6 +66,7 @@ impl Change {
             "client" => Change::Client(target.to_string()),
             "partner" => Change::Partner(target.to_string()),
             "keys" => Change::Keys,
+            "events" => Change::SecurityEvents,
             _ => Change::Catalog,
         }
     }
@@ -140,7 +145,13 @@ mod tests {
 
     #[test]
     fn text_form_round_trips() {
-        for change in [Change::Client("pgc_1".into()), Change::Partner("acme".into()), Change::Catalog, Change::Keys] {
+        for change in [
+            Change::Client("pgc_1".into()),
+            Change::Partner("acme".into()),
+            Change::Catalog,
+            Change::Keys,
+            Change::SecurityEvents,
+        ] {
             assert_eq!(Change::decode(&change.encode()), change);
         }
         assert_eq!(Change::decode("later-kind:whatever"), Change::Catalog);

@@ -9,6 +9,7 @@ pub mod models;
 pub mod partitions;
 pub mod request_log;
 pub mod schema;
+pub mod security_events;
 
 use std::time::Duration;
 

@@ -213,6 +213,37 @@ diesel::joinable!(client_audiences -> clients (client_id));
 diesel::joinable!(client_secrets -> clients (client_id));
 diesel::joinable!(role_scopes -> roles (role));
 
+diesel::table! {
+    security_events (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        partner_id -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        token_id -> Nullable<Text>,
+        token_expires_at -> Nullable<Timestamp>,
+        cutoff -> Nullable<Timestamp>,
+        occurred_at -> Timestamp,
+        payload -> Text,
+    }
+}
+
+diesel::table! {
+    security_event_sequence (id) {
+        id -> Integer,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    event_receivers (client_id) {
+        client_id -> Text,
+        acked_seq -> BigInt,
+        created_at -> Timestamp,
+        last_poll_at -> Timestamp,
+        acked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     partners,
     scopes,

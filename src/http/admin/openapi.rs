@@ -28,7 +28,7 @@ use crate::http::problem::ProblemBody;
         catalog::create_role, catalog::list_roles, catalog::get_role, catalog::update_role, catalog::delete_role,
         clients::create, clients::list, clients::get, clients::update, clients::delete, clients::enable,
         clients::disable, clients::create_secret, clients::list_secrets, clients::revoke_secret,
-        revocation::revoke_client_tokens, revocation::revoke_partner_tokens,
+        revocation::revoke_client_tokens, revocation::revoke_partner_tokens, revocation::event_receivers,
         audit::list,
         requests::report, requests::list, requests::summary,
         keys::list, keys::generate, keys::activate, keys::retire, keys::prune, keys::rotate,

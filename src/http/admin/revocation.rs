@@ -1,4 +1,5 @@
-//! Bulk revocation: every token issued so far to a client, or to a whole partner.
+//! Bulk revocation: every token issued so far to a client, or to a whole partner; and the revocation stream's
+//! receivers.
 
 use actix_web::{web, HttpResponse};
 
@@ -11,7 +12,8 @@ use crate::registry::revocation;
 pub fn routes(routes: &mut RouteTable) {
     routes
         .post("/clients/{id}/revoke-tokens", revoke_client_tokens)
-        .post("/partners/{id}/revoke-tokens", revoke_partner_tokens);
+        .post("/partners/{id}/revoke-tokens", revoke_partner_tokens)
+        .get("/event-receivers", event_receivers);
 }
 
 /// The cut-off of a bulk revocation: tokens issued before it are refused.
@@ -55,4 +57,20 @@ async fn revoke_partner_tokens(
 ) -> Result<HttpResponse, Problem> {
     let cutoff = state.run(move |conn| revocation::revoke_partner_tokens(conn, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(TokensRevoked { tokens_revoked_before: crate::store::utc::format(&cutoff) }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/v1/event-receivers",
+    operation_id = "event_receivers",
+    tag = "revocation",
+    summary = "The revocation stream's receivers: each one's acknowledged position and lag (operator only)",
+    responses((status = 200, body = revocation::EventReceivers), (status = "4XX", description = "a problem: invalid token or permission", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
+async fn event_receivers(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+) -> Result<HttpResponse, Problem> {
+    let receivers = state.run(move |conn| revocation::event_receivers(conn, &caller)).await?;
+    Ok(HttpResponse::Ok().json(receivers))
 }

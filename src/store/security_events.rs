@@ -1,0 +1,162 @@
+//! The revocation stream's storage (ARCHITECTURE.md, "The revocation stream"): the events, their gapless
+//! sequence, and each receiver's acknowledged position.
+//!
+//! [`append`] takes the next sequence number by updating the one counter row, which locks that row until the
+//! transaction ends. Two transactions that both write events are therefore serialized from the moment the second
+//! asks for its number, and sequence order is commit order on both backends: a receiver that acknowledged
+//! event 10 never later sees an event 9 appear (which a plain `BIGSERIAL` allows on PostgreSQL, where numbers are
+//! taken at insert but become visible at commit, in any order). A rolled-back transaction gives its number back,
+//! so the sequence has no gaps either, and a receiver can check that it missed nothing.
+//!
+//! Lock order: a change that writes an event appends it before it updates any row of its own (the counter
+//! row is the first lock it takes), so that two such changes cannot each hold what the other waits for.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::changes::{self, Change};
+use super::schema::{event_receivers, security_event_sequence, security_events};
+use super::{DbConnection, StoreError};
+
+/// One stored event. `seq` is assigned by [`append`].
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = security_events)]
+pub struct SecurityEventRow {
+    pub seq: i64,
+    pub kind: String,
+    pub partner_id: Option<String>,
+    pub client_id: Option<String>,
+    pub token_id: Option<String>,
+    pub token_expires_at: Option<NaiveDateTime>,
+    pub cutoff: Option<NaiveDateTime>,
+    pub occurred_at: NaiveDateTime,
+    pub payload: String,
+}
+
+/// A receiver and how far it has acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = event_receivers)]
+pub struct EventReceiverRow {
+    pub client_id: String,
+    pub acked_seq: i64,
+    pub created_at: NaiveDateTime,
+    pub last_poll_at: NaiveDateTime,
+    pub acked_at: Option<NaiveDateTime>,
+}
+
+const COUNTER: i32 = 1;
+
+/// Stores `event` in the caller's transaction with the next sequence number, and notes it on the change feed
+/// (which wakes the long polls of every instance once the transaction commits). Returns the number.
+pub fn append(conn: &mut DbConnection, mut event: SecurityEventRow) -> Result<i64, StoreError> {
+    crate::store::write_transaction(conn, |conn| {
+        diesel::update(security_event_sequence::table.find(COUNTER))
+            .set(security_event_sequence::last_seq.eq(security_event_sequence::last_seq + 1))
+            .execute(conn)?;
+        event.seq = last_seq(conn)?;
+        diesel::insert_into(security_events::table).values(&event).execute(conn)?;
+        changes::publish(conn, Change::SecurityEvents, event.occurred_at)?;
+        Ok(event.seq)
+    })
+}
+
+/// The newest event's sequence number (0 before the first), pruned or not.
+pub fn last_seq(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(security_event_sequence::table.find(COUNTER).select(security_event_sequence::last_seq).first(conn)?)
+}
+
+/// Events after `seq`, oldest first, at most `limit`.
+pub fn after(conn: &mut DbConnection, seq: i64, limit: i64) -> Result<Vec<SecurityEventRow>, StoreError> {
+    Ok(security_events::table
+        .filter(security_events::seq.gt(seq))
+        .order(security_events::seq)
+        .limit(limit)
+        .select(SecurityEventRow::as_select())
+        .load(conn)?)
+}
+
+/// When event `seq` happened, if it is still kept.
+pub fn occurred_at(conn: &mut DbConnection, seq: i64) -> Result<Option<NaiveDateTime>, StoreError> {
+    Ok(security_events::table.find(seq).select(security_events::occurred_at).first(conn).optional()?)
+}
+
+/// The oldest kept event's sequence number, if any is kept.
+pub fn first_kept_seq(conn: &mut DbConnection) -> Result<Option<i64>, StoreError> {
+    Ok(security_events::table.select(diesel::dsl::min(security_events::seq)).first(conn)?)
+}
+
+/// Forgets events that happened before `before`, `batch` rows per statement (each its own short transaction,
+/// so that pruning a long backlog never holds locks for long); returns how many.
+pub fn prune(conn: &mut DbConnection, before: NaiveDateTime, batch: i64) -> Result<usize, StoreError> {
+    let mut pruned = 0;
+    loop {
+        // The `batch`-th oldest such event bounds this round; fewer than `batch` left: all of them.
+        let bound: Option<i64> = security_events::table
+            .filter(security_events::occurred_at.lt(before))
+            .order(security_events::seq)
+            .offset(batch - 1)
+            .select(security_events::seq)
+            .first(conn)
+            .optional()?;
+        let mut doomed =
+            diesel::delete(security_events::table).filter(security_events::occurred_at.lt(before)).into_boxed();
+        if let Some(bound) = bound {
+            doomed = doomed.filter(security_events::seq.le(bound));
+        }
+        let deleted = doomed.execute(conn)?;
+        pruned += deleted;
+        if bound.is_none() || deleted == 0 {
+            return Ok(pruned);
+        }
+    }
+}
+
+/// The receiver `client_id`, registered at `at` on its first poll with nothing acknowledged (it is then sent
+/// every event still kept).
+pub fn receiver(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Result<EventReceiverRow, StoreError> {
+    if let Some(row) = find_receiver(conn, client_id)? {
+        return Ok(row);
+    }
+    let row = EventReceiverRow {
+        client_id: client_id.to_string(),
+        acked_seq: 0,
+        created_at: at,
+        last_poll_at: at,
+        acked_at: None,
+    };
+    // Two first polls at once (two instances): the second insert fails on the key and the row is there.
+    let inserted = crate::store::write_transaction(conn, |conn| {
+        diesel::insert_into(event_receivers::table).values(&row).execute(conn).map_err(StoreError::from)
+    });
+    match inserted {
+        Ok(_) => Ok(row),
+        Err(StoreError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) => find_receiver(conn, client_id)?.ok_or(StoreError::Query(diesel::result::Error::NotFound)),
+        Err(err) => Err(err),
+    }
+}
+
+fn find_receiver(conn: &mut DbConnection, client_id: &str) -> Result<Option<EventReceiverRow>, StoreError> {
+    Ok(event_receivers::table.find(client_id).select(EventReceiverRow::as_select()).first(conn).optional()?)
+}
+
+/// Moves a receiver's position forward to `seq` (never back: two polls may acknowledge at once).
+pub fn acknowledge(conn: &mut DbConnection, client_id: &str, seq: i64, at: NaiveDateTime) -> Result<(), StoreError> {
+    diesel::update(event_receivers::table.find(client_id).filter(event_receivers::acked_seq.lt(seq)))
+        .set((event_receivers::acked_seq.eq(seq), event_receivers::acked_at.eq(Some(at))))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records that a receiver polled at `at`.
+pub fn polled(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Result<(), StoreError> {
+    diesel::update(event_receivers::table.find(client_id)).set(event_receivers::last_poll_at.eq(at)).execute(conn)?;
+    Ok(())
+}
+
+/// Every receiver, by client id.
+pub fn receivers(conn: &mut DbConnection) -> Result<Vec<EventReceiverRow>, StoreError> {
+    Ok(event_receivers::table.order(event_receivers::client_id).select(EventReceiverRow::as_select()).load(conn)?)
+}
