@@ -85,6 +85,7 @@ impl From<RegistryError> for Problem {
             }
             RegistryError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", message),
             RegistryError::Conflict(_) => Problem::new(StatusCode::CONFLICT, "conflict", message),
+            RegistryError::Protected(_) => Problem::new(StatusCode::CONFLICT, "protected", message),
             RegistryError::Keys(cause) => {
                 log::error!("signing keys: {cause}");
                 Problem::internal()
