@@ -59,9 +59,8 @@ async fn a_partner_without_clients_is_deleted_by_the_operator_only() {
     let problem = in_use.expect_problem(409, "in_use");
     assert!(problem["message"].as_str().unwrap().contains("2 client(s)"), "{problem}");
 
-    let clients = admin_request(&server, Method::GET, "/clients?partner_id=leaving", Some(&token), None)
-        .await
-        .expect_json(200);
+    let clients =
+        admin_request(&server, Method::GET, "/clients?partner_id=leaving", Some(&token), None).await.expect_json(200);
     for client in clients["items"].as_array().unwrap() {
         let path = format!("/clients/{}", form_encode(client["id"].as_str().unwrap()));
         admin_request(&server, Method::DELETE, &path, Some(&token), None).await.expect_json(200);

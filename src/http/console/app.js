@@ -9,6 +9,8 @@ const seg = encodeURIComponent;
 // A number input: empty is null (clears the limit, the server default applies).
 const numberOrNull = (id) => ($(id).value === "" ? null : Number($(id).value));
 const PAGE = 50;
+// "1 client", "4 clients" ("more than 500 clients" for a count given as text).
+const plural = (count, word) => `${count} ${word}${String(count) === "1" ? "" : "s"}`;
 const DAY_SECS = 86400;
 // Rotation's default grace period: the other secrets keep working this long (never 0 by default).
 const DEFAULT_GRACE_DAYS = 7;
@@ -236,23 +238,27 @@ function allowed(need) {
 function signOut() {
   clearTimeout(state.timer);
   state = freshState();
+  charts.clear();
   forgetSecret();
   if ($("confirm").open) $("confirm").close();
   for (const form of document.querySelectorAll("form")) form.reset();
   for (const body of document.querySelectorAll("tbody")) body.replaceChildren();
   for (const id of ["who", "partner-title", "partner-status", "partner-facts", "partner-actions", "own-usage",
-    "own-quota", "own-log-only", "own-resets", "client-title", "client-status", "client-env", "client-facts",
+    "own-quota", "own-of", "own-log-only", "own-resets", "client-title", "client-status", "client-env", "client-facts",
     "client-actions", "client-crumb-partner", "secrets-client", "edit-client-id", "edit-partner-id",
     "usage-chart", "partner-chart", "client-chart", "requests-note", "client-requests-note", "notice", "error",
-    "new-partner", "partners-page", "clients-page", "audit-page", "requests-page"]) {
+    "new-partner", "partners-page", "clients-page", "audit-page", "requests-page", "confirm-title", "confirm-text",
+    "confirm-ok"]) {
     $(id).replaceChildren();
   }
+  for (const next of document.querySelectorAll("[data-cursor]")) delete next.dataset.cursor;
   $("own-meter").value = 0;
   for (const hidden of ["notice", "error", "requests-note", "edit-client", "edit-partner", "create-client",
     "create-partner", "app", "sign-out", "nav"]) {
     $(hidden).hidden = true;
   }
   for (const view of document.querySelectorAll(".view")) view.hidden = true;
+  for (const link of document.querySelectorAll("#nav a")) link.removeAttribute("aria-current");
   history.replaceState(null, "", location.pathname);
   $("sign-in").hidden = false;
   document.title = "partnergate console";
@@ -385,8 +391,8 @@ async function createPartner(event) {
   });
   $("create-partner").reset();
   $("create-partner").hidden = true;
-  notify(`Partner ${partner.name} (${partner.id}) created.`);
   await go(`#partner/${seg(partner.id)}`);
+  notify(`Partner ${partner.name} (${partner.id}) created.`);
 }
 
 /// The partner's clients (up to a page of 500), for the detail page and the consequences of actions.
@@ -432,6 +438,7 @@ async function openPartner(id) {
 async function loadUsage(id) {
   const usage = await api("GET", `/partners/${seg(id)}/usage`);
   $("own-usage").textContent = usage.tokens;
+  $("own-of").textContent = usage.token_quota_per_day ? "of" : "tokens ·";
   $("own-quota").textContent = usage.token_quota_per_day ?? "no quota";
   $("own-meter").value = usage.token_quota_per_day ? Math.min(1, usage.tokens / usage.token_quota_per_day) : 0;
   $("own-log-only").textContent = usage.quota_log_only ? "Over quota, tokens are still issued (log only)." : "";
@@ -444,17 +451,17 @@ function facts(dl, pairs) {
 
 async function suspendPartner(partner, suspend, clientCount) {
   if (suspend && !(await confirmAction(`Suspend ${partner.name}?`,
-    `${partner.name}'s ${clientCount} clients will get no tokens until resumed, and the tokens they hold are refused from now on.`,
+    `${partner.name}'s ${plural(clientCount, "client")} will get no tokens until resumed, and the tokens they hold are refused from now on.`,
     "Suspend partner"))) return;
   await api("POST", `/partners/${seg(partner.id)}/${suspend ? "suspend" : "resume"}`);
+  await openPartner(partner.id);
   notify(suspend ? `${partner.name} is suspended: its clients get no tokens until resumed.`
     : `${partner.name} is resumed: its clients get tokens again.`);
-  await openPartner(partner.id);
 }
 
 async function revokePartnerTokens(partner, clientCount) {
   if (!(await confirmAction(`Revoke every token of ${partner.name}?`,
-    `Every token issued so far to ${partner.name}'s ${clientCount} clients is refused from now on; they must request new ones.`,
+    `Every token issued so far to ${partner.name}'s ${plural(clientCount, "client")} is refused from now on; they must request new ones.`,
     "Revoke tokens"))) return;
   const result = await api("POST", `/partners/${seg(partner.id)}/revoke-tokens`);
   notify(`Revoked every token of ${partner.name} issued until ${when(result.tokens_revoked_before)}.`);
@@ -462,15 +469,15 @@ async function revokePartnerTokens(partner, clientCount) {
 
 async function deletePartner(partner, clientCount) {
   if (clientCount !== "0") {
-    showError(`${partner.name} still has ${clientCount} clients: delete them before the partner.`);
+    showError(`${partner.name} still has ${plural(clientCount, "client")}: delete them before the partner.`);
     return;
   }
   if (!(await confirmAction(`Delete ${partner.name}?`,
     `Partner ${partner.id} and its ceilings are deleted; its audit events stay. This cannot be undone.`,
     "Delete partner"))) return;
   await api("DELETE", `/partners/${seg(partner.id)}`);
-  notify(`Partner ${partner.name} (${partner.id}) deleted.`);
   await go("#partners");
+  notify(`Partner ${partner.name} (${partner.id}) deleted.`);
 }
 
 function editPartner(partner) {
@@ -494,8 +501,8 @@ async function savePartner(event) {
     token_quota_per_day: numberOrNull("partner-quota"), quota_log_only: $("partner-log-only").checked,
   });
   $("edit-partner").hidden = true;
-  notify(`Partner ${saved.name} saved.`);
   await openPartner(id);
+  notify(`Partner ${saved.name} saved.`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -569,8 +576,8 @@ async function createClient(event) {
   const created = await api("POST", "/clients", body);
   $("create-client").reset();
   $("create-client").hidden = true;
-  notify(`Client ${created.client.name} (${created.client.id}) created for partner ${created.client.partner_id}.`);
   await loadClients();
+  notify(`Client ${created.client.name} (${created.client.id}) created for partner ${created.client.partner_id}.`);
   showSecret(created.secret.secret);
 }
 
@@ -579,8 +586,8 @@ async function setEnabled(client, enabled) {
     `${client.name} (${client.id}) gets no tokens until enabled again, and the tokens it holds are refused from now on.`,
     "Disable client"))) return;
   await api("POST", `/clients/${seg(client.id)}/${enabled ? "enable" : "disable"}`);
-  notify(enabled ? `${client.name} is enabled: it gets tokens again.` : `${client.name} is disabled: it gets no tokens until enabled.`);
   await refreshClientViews(client.id);
+  notify(enabled ? `${client.name} is enabled: it gets tokens again.` : `${client.name} is disabled: it gets no tokens until enabled.`);
 }
 
 async function revokeClientTokens(client) {
@@ -595,12 +602,12 @@ async function deleteClient(client) {
   const secrets = await api("GET", `/clients/${seg(client.id)}/secrets`);
   const active = secrets.items.filter((s) => s.active).length;
   if (!(await confirmAction(`Delete ${client.name}?`,
-    `${client.name} (${client.id}) and its ${active} working secrets are deleted: the integration stops getting tokens at once. This cannot be undone.`,
+    `${client.name} (${client.id}) and its ${plural(active, "working secret")} are deleted: the integration stops getting tokens at once. This cannot be undone.`,
     "Delete client"))) return;
   await api("DELETE", `/clients/${seg(client.id)}`);
-  notify(`Client ${client.name} (${client.id}) deleted.`);
   if (location.hash.startsWith("#client/")) await go("#clients");
   else await loadClients();
+  notify(`Client ${client.name} (${client.id}) deleted.`);
 }
 
 /// After a change: the view that shows the client draws it again.
@@ -683,8 +690,8 @@ async function saveClient(event) {
   });
   if (enabled !== client.enabled) await api("POST", `/clients/${seg(client.id)}/${enabled ? "enable" : "disable"}`);
   $("edit-client").hidden = true;
-  notify(`Client ${$("edit-name").value} saved${enabled !== client.enabled ? (enabled ? " and enabled" : " and disabled") : ""}.`);
   await openClient(client.id);
+  notify(`Client ${$("edit-name").value} saved${enabled !== client.enabled ? (enabled ? " and enabled" : " and disabled") : ""}.`);
 }
 
 async function loadSecrets(clientId) {
@@ -710,11 +717,11 @@ async function revokeSecret(clientId, secret) {
   const others = state.secrets.filter((s) => s.id !== secret.id && s.active).length;
   const name = state.client ? state.client.name : clientId;
   if (!(await confirmAction(`Revoke secret ${secret.name}?`,
-    `Secret ${secret.name} (${secret.prefix}…) of ${name} stops working at once; ${others === 0 ? "the client has no other working secret and gets no tokens until it is given a new one" : `its ${others} other working secrets keep working`}.`,
+    `Secret ${secret.name} (${secret.prefix}…) of ${name} stops working at once; ${others === 0 ? "the client has no other working secret and gets no tokens until it is given a new one" : `its ${plural(others, "other working secret")} ${others === 1 ? "keeps" : "keep"} working`}.`,
     "Revoke secret"))) return;
   await api("DELETE", `/clients/${seg(clientId)}/secrets/${seg(secret.id)}`);
-  notify(`Secret ${secret.name} of ${name} revoked.`);
   await loadSecrets(clientId);
+  notify(`Secret ${secret.name} of ${name} revoked.`);
 }
 
 async function rotate(event) {
@@ -723,11 +730,11 @@ async function rotate(event) {
   const days = Number($("grace-days").value);
   const others = state.secrets.filter((s) => s.active).length;
   if (days === 0 && others > 0 && !(await confirmAction("Rotate with no grace period?",
-    `The client's ${others} other working secrets expire at once: the integration fails until the new secret is deployed.`,
+    `The client's ${plural(others, "other working secret")} expire at once: the integration fails until the new secret is deployed.`,
     "Rotate now"))) return;
   const issued = await api("POST", `/clients/${seg(clientId)}/secrets`, { grace_period_secs: Math.round(days * DAY_SECS) });
-  notify(`New secret ${issued.name} created; the other secrets ${days === 0 ? "expired at once" : `expire in ${days} days`}.`);
   await loadSecrets(clientId);
+  notify(`New secret ${issued.name} created; the other secrets ${days === 0 ? "expired at once" : `expire in ${days} days`}.`);
   showSecret(issued.secret);
 }
 
@@ -756,16 +763,16 @@ async function deleteCatalog(kind, name) {
     `The ${kind} ${name} leaves the catalog. If a client, role or partner still uses it, the server refuses and says which.`,
     `Delete ${kind}`))) return;
   await api("DELETE", `/${kind}s/${seg(name)}`);
-  notify(`The ${kind} ${name} is deleted.`);
   await loadCatalog();
+  notify(`The ${kind} ${name} is deleted.`);
 }
 
 async function createScope(event) {
   event.preventDefault();
   const scope = await api("POST", "/scopes", { name: $("new-scope-name").value.trim(), description: $("new-scope-description").value });
   $("create-scope").reset();
-  notify(`Scope ${scope.name} added.`);
   await loadCatalog();
+  notify(`Scope ${scope.name} added.`);
 }
 
 async function createRole(event) {
@@ -774,8 +781,8 @@ async function createRole(event) {
     name: $("new-role-name").value.trim(), description: $("new-role-description").value, scopes: list($("new-role-scopes").value),
   });
   $("create-role").reset();
-  notify(`Role ${role.name} added.`);
   await loadCatalog();
+  notify(`Role ${role.name} added.`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -808,22 +815,22 @@ async function activateKey(key) {
       "Activate early"))) return;
     await api("POST", `/keys/${seg(key.kid)}/activate?force=true`);
   }
-  notify(`Key ${key.kid} signs new tokens; the previous key is retired and stays published until its tokens expire.`);
   await loadKeys();
+  notify(`Key ${key.kid} signs new tokens; the previous key is retired and stays published until its tokens expire.`);
 }
 
 async function retireKey(key) {
   if (!(await confirmAction("Retire this key?", `Key ${key.kid} will never sign; it stays in the JWKS until pruned.`, "Retire key"))) return;
   await api("POST", `/keys/${seg(key.kid)}/retire`);
-  notify(`Key ${key.kid} retired.`);
   await loadKeys();
+  notify(`Key ${key.kid} retired.`);
 }
 
 async function generateKey(event) {
   event.preventDefault();
   const key = await api("POST", "/keys", { alg: $("key-alg").value });
-  notify(`Key ${key.kid} (${key.alg}) generated and published; activate it once verifiers have fetched it.`);
   await loadKeys();
+  notify(`Key ${key.kid} (${key.alg}) generated and published; activate it once verifiers have fetched it.`);
 }
 
 async function rotateKeys() {
@@ -833,14 +840,14 @@ async function rotateKeys() {
   if (report.published) steps.push(`published ${report.published.kid}`);
   if (report.activated) steps.push(`activated ${report.activated.kid}`);
   if (report.waiting) steps.push(`${report.waiting.kid} may sign from ${when(report.ready_at)}: run the step again then`);
-  notify(`Rotation step: ${steps.join("; ") || "nothing was due"}.`);
   await loadKeys();
+  notify(`Rotation step: ${steps.join("; ") || "nothing was due"}.`);
 }
 
 async function pruneKeys() {
   const pruned = await api("POST", "/keys/prune");
-  notify(pruned.removed.length ? `Removed ${pruned.removed.join(", ")}.` : "No retired key was due for removal.");
   await loadKeys();
+  notify(pruned.removed.length ? `Removed ${pruned.removed.join(", ")}.` : "No retired key was due for removal.");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -884,10 +891,20 @@ function svg(name, attributes, text) {
 }
 
 const BUCKET_MINUTES = [1, 5, 15, 60, 360, 1440];
+// The charts on the page and what they show, to draw them again at a new width.
+const charts = new Map();
+let resizing = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => {
+    for (const [container, [events, subject]] of charts) if (container.isConnected) drawChart(container, events, subject);
+  }, 100);
+});
 
 /// Token requests over time: stacked bars (granted, denied) per time bucket, with both axes labelled and a
 /// legend. `subject` names what the events are of (a client, a partner, or all).
 function drawChart(container, events, subject) {
+  charts.set(container, [events, subject]);
   container.replaceChildren();
   if (events.length === 0) {
     container.append(el("p", { class: "hint" }, "No token requests in this range."));
@@ -896,7 +913,10 @@ function drawChart(container, events, subject) {
   const times = events.map((e) => Date.parse(e.occurred_at));
   const first = Math.min(...times);
   const last = Math.max(...times);
-  const minutes = BUCKET_MINUTES.find((m) => (last - first) / (m * 60000) < 60) || 1440;
+  // Drawn at the container's width, so that text keeps its size on a phone and on a wide screen.
+  const width = Math.max(280, Math.min(1200, Math.round(container.clientWidth || 640)));
+  const most = Math.max(8, Math.floor(width / 18));
+  const minutes = BUCKET_MINUTES.find((m) => (last - first) / (m * 60000) < most) || 1440;
   const size = minutes * 60000;
   const start = Math.floor(first / size) * size;
   const count = Math.floor((last - start) / size) + 1;
@@ -906,12 +926,12 @@ function drawChart(container, events, subject) {
   }
   const max = Math.max(...buckets.map((b) => b.granted + b.denied));
   const top = niceCeiling(max);
-  const [width, height, left, right, topPad, bottom] = [640, 220, 48, 12, 12, 44];
+  const [height, left, right, topPad, bottom] = [220, 48, 12, 12, 44];
   const plotW = width - left - right;
   const plotH = height - topPad - bottom;
   const granted = events.filter((e) => e.outcome === "success").length;
   const figure = svg("svg", {
-    viewBox: `0 0 ${width} ${height}`, role: "img", "data-client-id": subject,
+    viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "data-client-id": subject,
     "aria-label": `Token requests of ${subject} per ${minutes} min: ${granted} granted, ${events.length - granted} denied`,
   });
   figure.append(svg("title", {}, `Token requests of ${subject}`));
