@@ -39,6 +39,9 @@ pub enum ClientCommand {
         /// Token requests per minute, on each instance (default: the server's --client-rate-limit-per-minute).
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
+        /// An environment label for people, e.g. development, staging, production.
+        #[arg(long)]
+        environment: Option<String>,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -49,6 +52,9 @@ pub enum ClientCommand {
         /// Only this partner's clients.
         #[arg(long)]
         partner: Option<String>,
+        /// Only clients with this environment label.
+        #[arg(long)]
+        environment: Option<String>,
         /// Clients per page.
         #[arg(long, default_value_t = clients::DEFAULT_PAGE_SIZE)]
         limit: i64,
@@ -94,6 +100,12 @@ pub enum ClientCommand {
         /// Drop the client's own rate limit: the server's default applies again.
         #[arg(long)]
         default_rate_limit: bool,
+        /// The environment label, e.g. development, staging, production.
+        #[arg(long, conflicts_with = "clear_environment")]
+        environment: Option<String>,
+        /// Remove the environment label.
+        #[arg(long)]
+        clear_environment: bool,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -169,6 +181,7 @@ fn client_facts(c: &Client) -> Vec<(&'static str, String)> {
         ("audiences", joined(&c.audiences)),
         ("token_lifetime", c.token_lifetime_secs.map_or("the server's default".to_string(), |s| format!("{s} s"))),
         ("rate_limit", c.rate_limit_per_minute.map_or("the server's default".to_string(), |n| format!("{n}/min"))),
+        ("environment", c.environment.clone().unwrap_or_else(|| "-".to_string())),
     ]
 }
 
@@ -198,6 +211,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             audiences,
             token_lifetime_secs,
             rate_limit_per_minute,
+            environment,
             max_token_lifetime_secs,
         } => {
             let input = NewClient {
@@ -211,6 +225,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 token_lifetime_secs,
                 rate_limit_per_minute,
                 secret_name: None,
+                environment,
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let created = clients::create(&mut conn, &caller, &input, limits)?;
@@ -220,8 +235,8 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 format!("{}\n{SECRET_NOTE}", facts(&lines))
             });
         }
-        ClientCommand::List { partner, limit, cursor } => {
-            let filter = ClientFilter { partner_id: partner, enabled: None, cursor, limit: Some(limit) };
+        ClientCommand::List { partner, environment, limit, cursor } => {
+            let filter = ClientFilter { partner_id: partner, enabled: None, environment, cursor, limit: Some(limit) };
             let page = clients::list(&mut conn, &Caller::cli(), &filter)?;
             ctx.print(&page, |page| {
                 let rows = page.items.iter().map(|c| {
@@ -229,6 +244,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                         c.id.clone(),
                         c.partner_id.clone(),
                         c.name.clone(),
+                        c.environment.clone().unwrap_or_else(|| "-".to_string()),
                         state(c),
                         joined(&c.roles),
                         joined(&c.scopes),
@@ -236,7 +252,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                     ]
                 });
                 with_next(
-                    table(["ID", "PARTNER", "NAME", "STATE", "ROLES", "SCOPES", "AUDIENCES"], rows),
+                    table(["ID", "PARTNER", "NAME", "ENVIRONMENT", "STATE", "ROLES", "SCOPES", "AUDIENCES"], rows),
                     &page.next_cursor,
                 )
             });
@@ -254,6 +270,8 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             token_lifetime_secs,
             rate_limit_per_minute,
             default_rate_limit,
+            environment,
+            clear_environment,
             max_token_lifetime_secs,
         } => {
             let list = |values: Option<Vec<String>>, clear: bool| if clear { Some(Vec::new()) } else { values };
@@ -265,6 +283,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 audiences: list(audiences, clear_audiences),
                 token_lifetime_secs: token_lifetime_secs.map(Some),
                 rate_limit_per_minute: if default_rate_limit { Some(None) } else { rate_limit_per_minute.map(Some) },
+                environment: if clear_environment { Some(None) } else { environment.map(Some) },
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let client = clients::update(&mut conn, &caller, &id, &input, limits)?;

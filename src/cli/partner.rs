@@ -77,6 +77,11 @@ pub enum PartnerCommand {
         /// The partner to suspend.
         id: String,
     },
+    /// Delete a partner that has no clients (never the operator's own).
+    Delete {
+        /// The partner to delete.
+        id: String,
+    },
     /// Resume a suspended partner.
     Resume {
         /// The partner to resume.
@@ -188,6 +193,10 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
         PartnerCommand::Suspend { id } => {
             let partner = partners::set_suspended(&mut conn, &caller, &id, true)?;
             ctx.print(&partner, |p| format!("suspended {}", p.id));
+        }
+        PartnerCommand::Delete { id } => {
+            partners::delete(&mut conn, &caller, &id)?;
+            ctx.print(&serde_json::json!({"deleted": id}), |_| format!("deleted partner {id}"));
         }
         PartnerCommand::Resume { id } => {
             let partner = partners::set_suspended(&mut conn, &caller, &id, false)?;

@@ -86,6 +86,7 @@ impl From<RegistryError> for Problem {
             RegistryError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", message),
             RegistryError::Conflict(_) => Problem::new(StatusCode::CONFLICT, "conflict", message),
             RegistryError::TooLarge(_) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
+            RegistryError::Protected(_) => Problem::new(StatusCode::CONFLICT, "protected", message),
             RegistryError::Keys(cause) => {
                 log::error!("signing keys: {cause}");
                 Problem::internal()

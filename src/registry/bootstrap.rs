@@ -8,7 +8,7 @@ use super::{scopes, Caller, RegistryError, RegistryResult};
 use crate::store::schema::client_scopes;
 use crate::store::DbConnection;
 
-pub const OPERATOR_PARTNER: &str = "operator";
+pub use super::partners::OPERATOR_PARTNER;
 
 /// Creates the `operator` partner (ceiling: every reserved scope) and an admin client holding `authz.admin`
 /// whose only audience is the admin audience, so a plain client-credentials request yields an admin token.

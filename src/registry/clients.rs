@@ -30,6 +30,8 @@ pub struct Client {
     pub token_lifetime_secs: Option<i32>,
     /// Token requests per minute on each instance; `null`: the server's default.
     pub rate_limit_per_minute: Option<i32>,
+    /// A label for people such as `development`, `staging` or `production`; `null`: none.
+    pub environment: Option<String>,
     #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -58,6 +60,8 @@ pub struct NewClient {
     pub rate_limit_per_minute: Option<i32>,
     /// Name of the first secret; defaults to `secret-1`.
     pub secret_name: Option<String>,
+    /// An environment label (1-32 of a-z, 0-9, '-', starting with a letter), e.g. `production`.
+    pub environment: Option<String>,
 }
 
 /// A partial update: absent fields stay as they are; lists replace the whole list.
@@ -75,6 +79,9 @@ pub struct ClientUpdate {
     /// `null` clears it (the server default applies).
     #[serde(default, deserialize_with = "validate::nullable")]
     pub rate_limit_per_minute: Option<Option<i32>>,
+    /// `null` removes the label.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    pub environment: Option<Option<String>>,
 }
 
 /// A new client and its first secret, shown once.
@@ -90,6 +97,8 @@ pub struct CreatedClient {
 pub struct ClientFilter {
     pub partner_id: Option<String>,
     pub enabled: Option<bool>,
+    /// Only clients with this environment label.
+    pub environment: Option<String>,
     /// Return clients whose id sorts after this one (the previous page's `next_cursor`).
     pub cursor: Option<String>,
     pub limit: Option<i64>,
@@ -151,6 +160,7 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         audiences,
         token_lifetime_secs: row.token_lifetime_secs,
         rate_limit_per_minute: row.rate_limit_per_minute,
+        environment: row.environment,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -273,6 +283,7 @@ pub fn create(
     validate::text("description", &input.description, 0, 1000)?;
     validate::token_lifetime(input.token_lifetime_secs, limits.max_token_lifetime_secs)?;
     validate::rate_limit(input.rate_limit_per_minute)?;
+    validate::environment(input.environment.as_deref())?;
     let audiences = validate::list(&input.audiences, validate::audience)?;
     let secret_name = input.secret_name.clone().unwrap_or_else(|| "secret-1".to_string());
     validate::text("secret_name", &secret_name, 1, 100)?;
@@ -320,6 +331,7 @@ pub fn create(
             updated_at: at,
             disabled_by: None,
             rate_limit_per_minute: input.rate_limit_per_minute,
+            environment: input.environment.clone(),
         };
         diesel::insert_into(clients::table).values(&row).execute(conn)?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
@@ -347,6 +359,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> 
     let tenancy = &caller.tenancy;
     let limit = PageRequest { cursor: filter.cursor.clone(), limit: filter.limit }.size()?;
     validate::filter("partner_id", filter.partner_id.as_deref(), validate::is_partner_id)?;
+    validate::filter("environment", filter.environment.as_deref(), validate::is_environment)?;
     let mut query = clients::table.select(ClientRow::as_select()).order(clients::id).limit(limit + 1).into_boxed();
     if let Tenancy::Partner(own) = tenancy {
         query = query.filter(clients::partner_id.eq(own.clone()));
@@ -356,6 +369,9 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> 
     }
     if let Some(enabled) = filter.enabled {
         query = query.filter(clients::enabled.eq(enabled));
+    }
+    if let Some(environment) = &filter.environment {
+        query = query.filter(clients::environment.eq(environment.clone()));
     }
     if let Some(cursor) = &filter.cursor {
         query = query.filter(clients::id.gt(cursor.clone()));
@@ -382,6 +398,9 @@ pub fn update(
     if let Some(rate) = input.rate_limit_per_minute {
         validate::rate_limit(rate)?;
     }
+    if let Some(environment) = &input.environment {
+        validate::environment(environment.as_deref())?;
+    }
     let audiences = input.audiences.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
     crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
@@ -402,6 +421,7 @@ pub fn update(
             description: input.description.as_deref(),
             token_lifetime_secs: input.token_lifetime_secs,
             rate_limit_per_minute: input.rate_limit_per_minute,
+            environment: input.environment.as_ref().map(Option::as_deref),
             updated_at: caller.now(),
         };
         diesel::update(clients::table.find(id)).set(&edit).execute(conn)?;
@@ -428,6 +448,7 @@ struct ClientEdit<'a> {
     /// `Some(None)` clears it.
     token_lifetime_secs: Option<Option<i32>>,
     rate_limit_per_minute: Option<Option<i32>>,
+    environment: Option<Option<&'a str>>,
     updated_at: chrono::NaiveDateTime,
 }
 

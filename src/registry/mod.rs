@@ -224,6 +224,9 @@ pub enum RegistryError {
     /// The request is valid but the current state refuses it (a signing key not published long enough).
     #[error("{0}")]
     Conflict(String),
+    /// The change would lock every admin out (suspending or deleting the operator's own partner).
+    #[error("{0}")]
+    Protected(String),
     /// Key material that cannot be used (a wrong key-encryption key, a damaged stored key).
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),

@@ -11,6 +11,16 @@ use crate::store::models::PartnerRow;
 use crate::store::schema::{client_audiences, clients, partner_audiences, partner_scopes, partners};
 use crate::store::DbConnection;
 
+/// The operator's own partner (`admin bootstrap` creates it): its admin clients are the only way into the admin
+/// API, so it cannot be suspended or deleted, nor lose `authz.admin` from its ceiling, through any entry point.
+pub const OPERATOR_PARTNER: &str = "operator";
+
+fn protected(action: &str) -> RegistryError {
+    RegistryError::Protected(format!(
+        "partner {OPERATOR_PARTNER} is the operator's own: {action} it would lock every admin out of the admin API"
+    ))
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Partner {
     pub id: String,
@@ -234,6 +244,9 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
             replace_audience_ceiling(conn, id, audiences)?;
         }
         if let Some(ceiling) = &input.scope_ceiling {
+            if id == OPERATOR_PARTNER && !ceiling.iter().any(|s| s == scopes::ADMIN) {
+                return Err(protected(&format!("removing {} from the ceiling of", scopes::ADMIN)));
+            }
             let ceiling = scopes::require_known(conn, ceiling)?;
             replace_ceiling(conn, id, &ceiling)?;
         }
@@ -260,6 +273,9 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
 /// Suspends or resumes a partner; takes effect on the very next token request of any of its clients.
 pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
+    if suspended && id == OPERATOR_PARTNER {
+        return Err(protected("suspending"));
+    }
     crate::store::write_transaction(conn, |conn| {
         let before = get(conn, caller, id)?;
         if before.suspended != suspended {
@@ -276,5 +292,28 @@ pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspend
         let event = if suspended { "partner.suspend" } else { "partner.resume" };
         caller.audit(conn, event, Some(id), None, json!({"after": {"suspended": suspended}}))?;
         get(conn, caller, id)
+    })
+}
+
+/// Deletes a partner that has no clients left (its ceilings and usage counts go with it; its audit events stay).
+/// Refused while it has clients, so that no integration stops by a side effect: delete or move them first.
+pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<()> {
+    caller.require_operator("partners")?;
+    if id == OPERATOR_PARTNER {
+        return Err(protected("deleting"));
+    }
+    crate::store::write_transaction(conn, |conn| {
+        let before = get(conn, caller, id)?;
+        let count: i64 = clients::table.filter(clients::partner_id.eq(id)).count().get_result(conn)?;
+        if count > 0 {
+            return Err(RegistryError::InUse {
+                kind: "partner",
+                id: id.to_string(),
+                message: format!("it has {count} client(s); delete them before the partner"),
+            });
+        }
+        diesel::delete(partners::table.find(id)).execute(conn)?;
+        caller.audit(conn, "partner.delete", Some(id), None, json!({"before": before}))?;
+        Ok(())
     })
 }

@@ -108,6 +108,24 @@ pub fn role_name(name: &str) -> Result<(), RegistryError> {
     }
 }
 
+/// Client environment labels: free text within a slug's rules (1-32 of a-z, 0-9, '-', starting with a letter),
+/// so that teams keep their own words (`qa`, `sandbox`, `prod-eu`) while a label stays one filterable token.
+pub fn is_environment(value: &str) -> bool {
+    (1..=32).contains(&value.len())
+        && value.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub fn environment(value: Option<&str>) -> Result<(), RegistryError> {
+    match value {
+        Some(label) if !is_environment(label) => Err(invalid(
+            "environment",
+            "environments are 1-32 characters of a-z, 0-9 and '-', starting with a letter (e.g. production)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Audiences: 1 to 512 visible ASCII characters, no spaces (usually an absolute URI).
 pub fn audience(value: &str) -> Result<(), RegistryError> {
     if (1..=512).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {

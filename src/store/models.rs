@@ -52,6 +52,8 @@ pub struct ClientRow {
     pub disabled_by: Option<String>,
     /// Token requests per minute; `None`: the server's default.
     pub rate_limit_per_minute: Option<i32>,
+    /// A label for people (`production`, `staging`); no rule reads it.
+    pub environment: Option<String>,
 }
 
 /// A stored secret. `secret_hash` is the hex SHA-256 of the secret; the secret itself is never stored.

@@ -65,6 +65,7 @@ diesel::table! {
         updated_at -> Timestamp,
         disabled_by -> Nullable<Text>,
         rate_limit_per_minute -> Nullable<Integer>,
+        environment -> Nullable<Text>,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::http::problem::ProblemBody;
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
-        partners::create, partners::list, partners::get, partners::update, partners::suspend, partners::resume,
+        partners::create, partners::list, partners::get, partners::update, partners::delete, partners::suspend, partners::resume,
         partners::usage,
         catalog::create_scope, catalog::list_scopes, catalog::get_scope, catalog::update_scope, catalog::delete_scope,
         catalog::create_role, catalog::list_roles, catalog::get_role, catalog::update_role, catalog::delete_role,

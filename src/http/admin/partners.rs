@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{AdminCaller, RouteTable};
+use super::{AdminCaller, Deleted, RouteTable};
 use crate::http::problem::Problem;
 use crate::http::problem::ProblemBody;
 use crate::http::AppState;
@@ -16,6 +16,7 @@ pub fn routes(routes: &mut RouteTable) {
         .get("/partners", list)
         .get("/partners/{id}", get)
         .patch("/partners/{id}", update)
+        .delete("/partners/{id}", delete)
         .post("/partners/{id}/suspend", suspend)
         .post("/partners/{id}/resume", resume)
         .get("/partners/{id}/usage", usage);
@@ -96,11 +97,30 @@ async fn update(
 }
 
 #[utoipa::path(
+    delete,
+    path = "/admin/v1/partners/{id}",
+    operation_id = "delete_partner",
+    tag = "partners",
+    summary = "Delete a partner without clients (operator; never the operator's own partner: 409 protected)",
+    params(("id" = String, Path, description = "the partner id")),
+    responses((status = 200, body = Deleted), (status = "4XX", description = "a problem: invalid input, token, permission, not found, in use (it has clients) or protected", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+)]
+async fn delete(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let deleted = id.clone();
+    state.run(move |conn| partners::delete(conn, &caller, &id)).await?;
+    Ok(HttpResponse::Ok().json(Deleted { deleted }))
+}
+
+#[utoipa::path(
     post,
     path = "/admin/v1/partners/{id}/suspend",
     operation_id = "suspend_partner",
     tag = "partners",
-    summary = "Suspend a partner (operator)",
+    summary = "Suspend a partner (operator; never the operator's own partner: 409 protected)",
     params(("id" = String, Path, description = "the partner id")),
     responses((status = 200, body = Partner), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
 )]

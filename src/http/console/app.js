@@ -1,36 +1,173 @@
-// The partnergate console: vanilla JS, same origin only. The admin token is kept in this module's memory for
-// the tab; the secret typed at sign-in is sent once to the token endpoint and cleared.
-let token = null;
-let expiresAt = 0;
-let signOutTimer = null;
+// The partnergate console: vanilla JS, same origin only, no third-party code. The admin token and everything
+// read with it live in `state`, in this module's memory for the tab; signing out replaces `state` and resets
+// every form and view. The secret typed at sign-in is sent once to the token endpoint and cleared.
+
 const $ = (id) => document.getElementById(id);
 const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
 // Every id in an admin URL is one encoded path segment: imported client ids may hold `/`, `?`, `#`, `%` or `..`.
 const seg = encodeURIComponent;
 // A number input: empty is null (clears the limit, the server default applies).
 const numberOrNull = (id) => ($(id).value === "" ? null : Number($(id).value));
+const PAGE = 50;
+// "1 client", "4 clients" ("more than 500 clients" for a count given as text).
+const plural = (count, word) => `${count} ${word}${String(count) === "1" ? "" : "s"}`;
+const DAY_SECS = 86400;
+// Rotation's default grace period: the other secrets keep working this long (never 0 by default).
+const DEFAULT_GRACE_DAYS = 7;
+
+function freshState() {
+  return {
+    token: null, expiresAt: 0, timer: null, who: null,
+    can: { operator: false, clientsRead: false, clientsWrite: false, audit: false },
+    ownPartner: null, partner: null, client: null, secrets: [],
+    pages: { partners: [null], clients: [null], audit: [null], requests: [null] },
+  };
+}
+let state = freshState();
+
+// ---------------------------------------------------------------------------------------------------------
+// Small DOM helpers
+// ---------------------------------------------------------------------------------------------------------
+
+function el(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") element.className = value;
+    else if (key.startsWith("data")) element.setAttribute(key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), value);
+    else element.setAttribute(key, value);
+  }
+  element.append(...children.filter((c) => c !== null && c !== undefined).map((c) => (c instanceof Node ? c : String(c))));
+  return element;
+}
+
+function button(label, action, { kind = "", name = label.toLowerCase().replace(/\s+/g, "-") } = {}) {
+  const b = el("button", { type: "button", class: kind, "data-action": name }, label);
+  b.addEventListener("click", () => run(action));
+  return b;
+}
+
+// Runs an action; its failure is already shown by `api` (or shown here).
+async function run(action) {
+  try {
+    await action();
+  } catch (err) {
+    if (err && err.shown !== true && err.message !== "signed out") showError(String(err.message || err));
+  }
+}
+
+const when = (iso) => (iso ? iso.replace("T", " ").replace(/(:\d\d)(\.\d+)?Z$/, "$1 UTC") : "");
+function age(iso) {
+  if (!iso) return "";
+  const secs = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (secs < 3600) return `${Math.floor(secs / 60)} min`;
+  if (secs < DAY_SECS) return `${Math.floor(secs / 3600)} h`;
+  return `${Math.floor(secs / DAY_SECS)} d`;
+}
+function untilText(iso) {
+  if (!iso) return "never";
+  const secs = (Date.parse(iso) - Date.now()) / 1000;
+  if (secs <= 0) return `expired ${when(iso)}`;
+  const days = secs / DAY_SECS;
+  return `${when(iso)} (in ${days >= 1 ? `${Math.floor(days)} d` : `${Math.ceil(secs / 3600)} h`})`;
+}
+
+/// A cell with a name (a link when `href`) and its id beneath.
+function named(name, id, href) {
+  const label = href ? el("a", { href, class: "name" }, name || id) : el("span", { class: "name" }, name || id);
+  return el("td", { "data-col": "name" }, label, el("span", { class: "id" }, id));
+}
+
+function badge(text, kind) {
+  return el("span", { class: `badge ${kind}` }, text);
+}
+
+/// Fills a table's body: each row is `{ cells: [[column, content], ...], data: {...} }`. Cells are labelled
+/// with their column header for the stacked layout of narrow windows.
+function fillTable(table, rows, empty = "Nothing to show.") {
+  const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  table.classList.add("stack");
+  const body = table.querySelector("tbody");
+  body.replaceChildren();
+  if (rows.length === 0) {
+    body.append(el("tr", { class: "empty" }, el("td", { colspan: headers.length }, empty)));
+    return;
+  }
+  for (const row of rows) {
+    const tr = el("tr");
+    for (const [key, value] of Object.entries(row.data || {})) tr.dataset[key] = value;
+    row.cells.forEach(([column, content], i) => {
+      const td = content instanceof HTMLTableCellElement ? content : el("td", { "data-col": column }, content ?? "");
+      td.dataset.label = headers[i] || "";
+      tr.append(td);
+    });
+    body.append(tr);
+  }
+}
 
 function showError(message, requestId) {
   const box = $("error");
   box.textContent = requestId ? `${message} (request id ${requestId})` : message;
   box.hidden = false;
+  $("notice").hidden = true;
 }
 
-async function api(method, path, body) {
-  if (token === null || Date.now() >= expiresAt) {
-    if (token !== null) expired();
+function notify(message) {
+  $("notice").textContent = message;
+  $("notice").hidden = false;
+  $("error").hidden = true;
+}
+
+// A confirmation that states the consequence; resolves to whether the person went ahead.
+function confirmAction(title, consequence, okLabel) {
+  const dialog = $("confirm");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = consequence;
+  $("confirm-ok").textContent = okLabel;
+  dialog.showModal();
+  $("confirm-cancel").focus();
+  return new Promise((resolve) => {
+    const finish = (answer) => {
+      $("confirm-ok").onclick = null;
+      $("confirm-cancel").onclick = null;
+      dialog.onclose = null;
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    $("confirm-ok").onclick = () => finish(true);
+    $("confirm-cancel").onclick = () => finish(false);
+    dialog.onclose = () => finish(false);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The admin API
+// ---------------------------------------------------------------------------------------------------------
+
+/// `allow`: statuses answered to the caller instead of shown as errors (the request log's 404).
+async function api(method, path, body, { allow = [] } = {}) {
+  if (state.token === null || Date.now() >= state.expiresAt) {
+    if (state.token !== null) expired();
     throw new Error("signed out");
   }
-  const headers = { Authorization: `Bearer ${token}` };
+  const headers = { Authorization: `Bearer ${state.token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  const token = state.token;
   const response = await fetch(`/admin/v1${path}`, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({}));
+  // Signed out (or in as someone else) while this was under way: drop the answer.
+  if (state.token !== token) throw new Error("signed out");
+  if (allow.includes(response.status)) return { status: response.status, ...data };
   if (!response.ok) {
     showError(data.message || response.statusText, response.headers.get("x-request-id"));
     if (response.status === 401) signOut();
-    throw new Error(data.message);
+    const err = new Error(data.message || response.statusText);
+    err.shown = true;
+    err.status = response.status;
+    err.error = data.error;
+    throw err;
   }
   $("error").hidden = true;
   return data;
@@ -40,6 +177,10 @@ function claims(jwt) {
   const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
   return JSON.parse(atob(part));
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Signing in and out
+// ---------------------------------------------------------------------------------------------------------
 
 async function signIn(event) {
   event.preventDefault();
@@ -53,48 +194,78 @@ async function signIn(event) {
     showError(data.error_description || data.error || "sign-in failed", response.headers.get("x-request-id"));
     return;
   }
-  token = data.access_token;
-  const who = claims(token);
-  expiresAt = who.exp * 1000;
-  $("who").textContent = `${who.client_id} of partner ${who.partner_id} (${who.scope})`;
+  state = freshState();
+  state.token = data.access_token;
+  const who = claims(state.token);
+  state.who = who;
+  state.expiresAt = who.exp * 1000;
+  const scopes = who.scope.split(" ");
+  const operator = scopes.includes("authz.admin");
+  state.can = {
+    operator,
+    clientsRead: operator || scopes.includes("authz.clients.read") || scopes.includes("authz.clients.write"),
+    clientsWrite: operator || scopes.includes("authz.clients.write"),
+    audit: operator || scopes.includes("authz.audit.read"),
+  };
+  state.ownPartner = operator ? null : who.partner_id;
+  $("who").textContent = `${who.client_id} of partner ${who.partner_id} (${operator ? "operator" : "partner admin"})`;
   // Signs out by itself when the token expires (a timer, and a check before every call in case the tab slept).
-  signOutTimer = setTimeout(expired, Math.max(0, expiresAt - Date.now()));
+  state.timer = setTimeout(expired, Math.max(0, state.expiresAt - Date.now()));
+  $("client-id").value = "";
   $("signed-out").hidden = true;
+  $("error").hidden = true;
   $("sign-in").hidden = true;
   $("app").hidden = false;
   $("sign-out").hidden = false;
-  $("error").hidden = true;
-  const scopes = who.scope.split(" ");
-  $("operator").hidden = !scopes.includes("authz.admin");
-  $("audit").hidden = !(scopes.includes("authz.admin") || scopes.includes("authz.audit.read"));
-  const admin = scopes.includes("authz.admin");
-  const clients = admin || scopes.includes("authz.clients.read") || scopes.includes("authz.clients.write");
-  $("clients").hidden = !clients;
-  // A partner admin's own partner and its usage (reading them takes the clients scopes).
-  $("own-partner").hidden = admin || !clients;
-  ownPartner = who.partner_id;
-  if (clients) await loadClients();
-  if (!$("own-partner").hidden) await loadOwnPartner();
-  if (!$("audit").hidden) await loadAudit(null);
-  if (!$("operator").hidden) await loadOperator();
+  $("nav").hidden = false;
+  for (const link of document.querySelectorAll("[data-needs]")) link.hidden = !allowed(link.dataset.needs);
+  for (const id of ["show-create-client", "partner-new-client"]) $(id).hidden = !state.can.clientsWrite;
+  for (const id of ["new-partner-field", "clients-partner-field", "audit-partner-field", "requests-partner-field"]) {
+    $(id).hidden = !operator;
+  }
+  const start = operator ? "#partners" : state.can.clientsRead ? "#own" : state.can.audit ? "#audit" : "#own";
+  if (location.hash === start) await route();
+  else location.hash = start;
 }
 
+function allowed(need) {
+  const can = state.can;
+  return { operator: can.operator, own: !can.operator && can.clientsRead, clients: can.clientsRead,
+    audit: can.audit }[need];
+}
+
+/// Forgets everything: the token, what was read with it, every typed value, every drawn row.
 function signOut() {
-  token = null;
-  expiresAt = 0;
-  clearTimeout(signOutTimer);
-  $("who").textContent = "";
+  clearTimeout(state.timer);
+  state = freshState();
+  charts.clear();
   forgetSecret();
-  $("edit-client").hidden = true;
-  $("edit-partner").hidden = true;
-  $("secrets").hidden = true;
-  $("app").hidden = true;
-  $("sign-out").hidden = true;
+  if ($("confirm").open) $("confirm").close();
+  for (const form of document.querySelectorAll("form")) form.reset();
+  for (const body of document.querySelectorAll("tbody")) body.replaceChildren();
+  for (const id of ["who", "partner-title", "partner-status", "partner-facts", "partner-actions", "own-usage",
+    "own-quota", "own-of", "own-log-only", "own-resets", "client-title", "client-status", "client-env", "client-facts",
+    "client-actions", "client-crumb-partner", "secrets-client", "edit-client-id", "edit-partner-id",
+    "usage-chart", "partner-chart", "client-chart", "requests-note", "client-requests-note", "notice", "error",
+    "new-partner", "partners-page", "clients-page", "audit-page", "requests-page", "confirm-title", "confirm-text",
+    "confirm-ok"]) {
+    $(id).replaceChildren();
+  }
+  for (const next of document.querySelectorAll("[data-cursor]")) delete next.dataset.cursor;
+  $("own-meter").value = 0;
+  for (const hidden of ["notice", "error", "requests-note", "edit-client", "edit-partner", "create-client",
+    "create-partner", "app", "sign-out", "nav"]) {
+    $(hidden).hidden = true;
+  }
+  for (const view of document.querySelectorAll(".view")) view.hidden = true;
+  for (const link of document.querySelectorAll("#nav a")) link.removeAttribute("aria-current");
+  history.replaceState(null, "", location.pathname);
   $("sign-in").hidden = false;
+  document.title = "partnergate console";
 }
 
 function expired() {
-  const at = new Date(expiresAt).toISOString();
+  const at = new Date(state.expiresAt).toISOString();
   signOut();
   $("signed-out").textContent = `Signed out: the admin token expired at ${at}. Sign in again.`;
   $("signed-out").hidden = false;
@@ -106,259 +277,11 @@ function forgetSecret() {
   $("new-secret").hidden = true;
 }
 
-let ownPartner = null;
-async function loadOwnPartner() {
-  const partner = await api("GET", `/partners/${seg(ownPartner)}`);
-  $("own-name").textContent = `${partner.name} (${partner.id})${partner.suspended ? ", suspended" : ""}`;
-  $("own-ceiling").textContent = partner.scope_ceiling.join(" ");
-  $("own-audiences").textContent = partner.audience_ceiling.join(" ");
-  $("own-rate").textContent = partner.rate_limit_per_minute ?? "none";
-  const usage = await api("GET", `/partners/${seg(ownPartner)}/usage`);
-  $("own-usage").textContent = usage.tokens;
-  $("own-quota").textContent = usage.token_quota_per_day ?? "no quota";
-  $("own-log-only").textContent = usage.quota_log_only ? "(log only)" : "";
-  $("own-resets").textContent = usage.resets_at;
-}
-
-function button(label, action) {
-  const b = document.createElement("button");
-  b.textContent = label;
-  b.type = "button";
-  b.addEventListener("click", () => action().catch(() => {}));
-  return b;
-}
-
-async function loadClients() {
-  const page = await api("GET", "/clients?limit=500");
-  const body = $("clients-table").querySelector("tbody");
-  body.replaceChildren();
-  for (const client of page.items) {
-    const row = body.insertRow();
-    row.dataset.clientId = client.id;
-    for (const value of [client.id, client.name, client.enabled ? "yes" : "no", client.roles.join(" "),
-      client.scopes.join(" "), client.audiences.join(" ")]) {
-      row.insertCell().textContent = value;
-    }
-    const lastUsed = row.insertCell();
-    api("GET", `/clients/${seg(client.id)}/secrets`).then((secrets) => {
-      lastUsed.textContent = secrets.items.map((s) => s.last_used_at).filter(Boolean).sort().pop() || "never";
-    }).catch(() => {});
-    cells(row, [client.description, client.rate_limit_per_minute ?? "default", client.token_lifetime_secs ?? "default"]);
-    const actions = row.insertCell();
-    actions.append(
-      button(client.enabled ? "Disable" : "Enable", async () => {
-        await api("POST", `/clients/${seg(client.id)}/${client.enabled ? "disable" : "enable"}`);
-        await loadClients();
-      }),
-      button("Secrets", () => loadSecrets(client.id)),
-      button("Revoke tokens", () => api("POST", `/clients/${seg(client.id)}/revoke-tokens`)),
-      button("Delete", async () => {
-        if (!confirm(`Delete ${client.name}? Its secrets stop working at once.`)) return;
-        await api("DELETE", `/clients/${seg(client.id)}`);
-        await loadClients();
-      }),
-      button("Edit", async () => editClient(client)),
-    );
-  }
-}
-
-let editing = null;
-function editClient(client) {
-  editing = client;
-  $("edit-client-id").textContent = client.id;
-  $("edit-name").value = client.name;
-  $("edit-description").value = client.description;
-  $("edit-roles").value = client.roles.join(", ");
-  $("edit-scopes").value = client.scopes.join(", ");
-  $("edit-audiences").value = client.audiences.join(", ");
-  $("edit-rate").value = client.rate_limit_per_minute ?? "";
-  $("edit-lifetime").value = client.token_lifetime_secs ?? "";
-  $("edit-enabled").checked = client.enabled;
-  $("edit-client").hidden = false;
-}
-
-async function saveClient(event) {
-  event.preventDefault();
-  const client = editing;
-  await api("PATCH", `/clients/${seg(client.id)}`, {
-    name: $("edit-name").value, description: $("edit-description").value, roles: list($("edit-roles").value),
-    scopes: list($("edit-scopes").value), audiences: list($("edit-audiences").value),
-    rate_limit_per_minute: numberOrNull("edit-rate"), token_lifetime_secs: numberOrNull("edit-lifetime"),
-  });
-  const enabled = $("edit-enabled").checked;
-  if (enabled !== client.enabled) await api("POST", `/clients/${seg(client.id)}/${enabled ? "enable" : "disable"}`);
-  $("edit-client").hidden = true;
-  await loadClients();
-}
-
-function cells(row, values) {
-  for (const value of values) row.insertCell().textContent = value ?? "";
-}
-
-let secretsOf = null;
-async function loadSecrets(clientId) {
-  secretsOf = clientId;
-  $("secrets-client").textContent = clientId;
-  $("secrets").hidden = false;
-  const secrets = await api("GET", `/clients/${seg(clientId)}/secrets`);
-  const body = $("secrets-table").querySelector("tbody");
-  body.replaceChildren();
-  for (const secret of secrets.items) {
-    const row = body.insertRow();
-    row.dataset.secretId = secret.id;
-    cells(row, [secret.id, secret.name, secret.prefix, secret.created_at, secret.expires_at, secret.revoked_at,
-      secret.last_used_at]);
-    if (!secret.revoked_at) {
-      row.insertCell().append(button("Revoke", async () => {
-        await api("DELETE", `/clients/${seg(clientId)}/secrets/${seg(secret.id)}`);
-        await loadSecrets(clientId);
-      }));
-    }
-  }
-}
-
-async function rotate() {
-  const issued = await api("POST", `/clients/${seg(secretsOf)}/secrets`, { grace_period_secs: Number($("grace").value) });
-  $("new-secret-value").textContent = issued.secret;
+function showSecret(secret) {
+  $("new-secret-value").textContent = secret;
+  $("copy-status").textContent = "";
   $("new-secret").hidden = false;
-  await loadSecrets(secretsOf);
-}
-
-let auditCursor = null;
-async function loadAudit(cursor) {
-  const query = new URLSearchParams({ limit: "50" });
-  const filters = { partner_id: "audit-partner", since: "audit-since", until: "audit-until", client_id: "audit-client", event_type: "audit-type",
-    outcome: "audit-outcome" };
-  for (const [name, id] of Object.entries(filters)) if ($(id).value) query.set(name, $(id).value);
-  if (cursor !== null) query.set("cursor", cursor);
-  const page = await api("GET", `/audit?${query}`);
-  const body = $("audit-table").querySelector("tbody");
-  body.replaceChildren();
-  for (const event of page.items) {
-    cells(body.insertRow(), [event.occurred_at, event.event_type, event.outcome, event.reason, event.client_id,
-      event.partner_id, event.request_id]);
-  }
-  auditCursor = page.next_cursor;
-  await drawUsage(query);
-  $("audit-next").hidden = auditCursor === null;
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-function svg(name, attributes) {
-  const element = document.createElementNS(SVG, name);
-  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
-  return element;
-}
-
-// Token requests of the filtered time range (the newest 1000), per client and minute, granted vs denied.
-async function drawUsage(filterQuery) {
-  const query = new URLSearchParams(filterQuery);
-  query.set("event_type", "token.request");
-  query.set("limit", "1000");
-  query.delete("cursor");
-  const page = await api("GET", `/audit?${query}`);
-  const perClient = new Map();
-  for (const event of page.items) {
-    const minute = event.occurred_at.slice(0, 16);
-    const client = event.client_id || "(unknown client)";
-    if (!perClient.has(client)) perClient.set(client, new Map());
-    const buckets = perClient.get(client);
-    const bucket = buckets.get(minute) || { granted: 0, denied: 0 };
-    bucket[event.outcome === "success" ? "granted" : "denied"] += 1;
-    buckets.set(minute, bucket);
-  }
-  const chart = $("usage-chart");
-  chart.replaceChildren();
-  for (const [client, buckets] of perClient) {
-    const minutes = [...buckets.keys()].sort();
-    const max = Math.max(...minutes.map((m) => buckets.get(m).granted + buckets.get(m).denied));
-    const width = Math.max(200, minutes.length * 14);
-    const figure = svg("svg", { width, height: 80, role: "img", "data-client-id": client });
-    figure.append(svg("title", {}));
-    figure.firstChild.textContent = client;
-    minutes.forEach((minute, i) => {
-      const { granted, denied } = buckets.get(minute);
-      const g = (granted / max) * 60;
-      const d = (denied / max) * 60;
-      const bar = svg("rect", { x: i * 14, y: 70 - g, width: 10, height: g, fill: "#2a2", class: "granted" });
-      bar.append(svg("title", {}));
-      bar.firstChild.textContent = `${minute}: ${granted} granted`;
-      const refused = svg("rect", { x: i * 14, y: 70 - g - d, width: 10, height: d, fill: "#c22", class: "denied" });
-      refused.append(svg("title", {}));
-      refused.firstChild.textContent = `${minute}: ${denied} denied`;
-      figure.append(bar, refused);
-    });
-    const label = document.createElement("div");
-    label.textContent = `${client}: ${minutes[0]} to ${minutes[minutes.length - 1]} UTC`;
-    chart.append(label, figure);
-  }
-}
-
-async function loadOperator() {
-  const partners = await api("GET", "/partners?limit=500");
-  const body = $("partners-table").querySelector("tbody");
-  body.replaceChildren();
-  for (const partner of partners.items) {
-    const row = body.insertRow();
-    row.dataset.partnerId = partner.id;
-    cells(row, [partner.id, partner.name, partner.suspended ? "yes" : "no", partner.scope_ceiling.join(" "),
-      partner.rate_limit_per_minute ?? "none", partner.token_quota_per_day ?? "none"]);
-    const usage = row.insertCell();
-    usage.className = "usage";
-    api("GET", `/partners/${seg(partner.id)}/usage`).then((today) => {
-      usage.textContent = today.tokens;
-    }).catch(() => {});
-    cells(row, [partner.quota_log_only ? "log only" : "refused", partner.audience_ceiling.join(" ")]);
-    row.insertCell().append(
-      button(partner.suspended ? "Resume" : "Suspend", async () => {
-        await api("POST", `/partners/${seg(partner.id)}/${partner.suspended ? "resume" : "suspend"}`);
-        await loadOperator();
-      }),
-      button("Edit", async () => editPartner(partner)),
-    );
-  }
-  const scopes = await api("GET", "/scopes?limit=500");
-  $("scopes-list").replaceChildren(...scopes.items.map((scope) => {
-    const item = document.createElement("li");
-    item.textContent = `${scope.name}: ${scope.description}`;
-    return item;
-  }));
-  const roles = await api("GET", "/roles?limit=500");
-  $("roles-list").replaceChildren(...roles.items.map((role) => {
-    const item = document.createElement("li");
-    item.textContent = `${role.name}: ${role.scopes.join(" ")}`;
-    return item;
-  }));
-  const keys = await api("GET", "/keys");
-  const keyRows = $("keys-table").querySelector("tbody");
-  keyRows.replaceChildren();
-  for (const key of keys.items) {
-    cells(keyRows.insertRow(), [key.kid, key.alg, key.state, key.published_at, key.activated_at, key.retired_at]);
-  }
-}
-
-let editingPartner = null;
-function editPartner(partner) {
-  editingPartner = partner.id;
-  $("edit-partner-id").textContent = partner.id;
-  $("partner-name").value = partner.name;
-  $("partner-ceiling").value = partner.scope_ceiling.join(", ");
-  $("partner-audiences").value = partner.audience_ceiling.join(", ");
-  $("partner-rate").value = partner.rate_limit_per_minute ?? "";
-  $("partner-quota").value = partner.token_quota_per_day ?? "";
-  $("partner-log-only").checked = partner.quota_log_only;
-  $("edit-partner").hidden = false;
-}
-
-async function savePartner(event) {
-  event.preventDefault();
-  await api("PATCH", `/partners/${seg(editingPartner)}`, {
-    name: $("partner-name").value, scope_ceiling: list($("partner-ceiling").value),
-    audience_ceiling: list($("partner-audiences").value), rate_limit_per_minute: numberOrNull("partner-rate"),
-    token_quota_per_day: numberOrNull("partner-quota"), quota_log_only: $("partner-log-only").checked,
-  });
-  $("edit-partner").hidden = true;
-  await loadOperator();
+  $("copy-secret").focus();
 }
 
 async function copySecret() {
@@ -371,30 +294,779 @@ async function copySecret() {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Navigation: `#partners`, `#partner/<id>`, `#clients`, `#client/<id>`, `#catalog`, `#keys`, `#audit`,
+// `#requests`, `#own`
+// ---------------------------------------------------------------------------------------------------------
+
+const VIEWS = {
+  partners: { view: "view-partners", need: "operator", load: () => loadPartners() },
+  partner: { view: "view-partner", need: "operator", load: (id) => openPartner(id) },
+  own: { view: "view-partner", need: "own", load: () => openPartner(state.ownPartner) },
+  clients: { view: "view-clients", need: "clients", load: () => loadClients() },
+  client: { view: "view-client", need: "clients", load: (id) => openClient(id) },
+  catalog: { view: "view-catalog", need: "operator", load: () => loadCatalog() },
+  keys: { view: "view-keys", need: "operator", load: () => loadKeys() },
+  audit: { view: "view-audit", need: "audit", load: () => loadAudit() },
+  requests: { view: "view-requests", need: "audit", load: () => loadRequests() },
+};
+
+async function route() {
+  if (state.token === null) return;
+  const [name, ...rest] = location.hash.slice(1).split("/");
+  const target = VIEWS[name] && allowed(VIEWS[name].need) ? VIEWS[name] : null;
+  if (!target) return;
+  const id = rest.length ? decodeURIComponent(rest.join("/")) : null;
+  for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== target.view;
+  for (const link of document.querySelectorAll("#nav a")) {
+    const current = link.dataset.view === name || (name === "partner" && link.dataset.view === "partners")
+      || (name === "client" && link.dataset.view === "clients");
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  $("edit-client").hidden = true;
+  $("edit-partner").hidden = true;
+  document.title = `${$(target.view).dataset.title} · partnergate console`;
+  await run(() => target.load(id));
+}
+
+const go = (hash) => {
+  if (location.hash === hash) return route();
+  location.hash = hash;
+  return Promise.resolve();
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Partners
+// ---------------------------------------------------------------------------------------------------------
+
+async function loadPartners(move = 0) {
+  const pages = turn(state.pages.partners, move);
+  const cursor = pages[pages.length - 1];
+  const query = new URLSearchParams({ limit: String(PAGE) });
+  if (cursor) query.set("cursor", cursor);
+  const page = await api("GET", `/partners?${query}`);
+  const search = $("partners-search").value.trim().toLowerCase();
+  const items = page.items.filter((p) => !search || p.id.includes(search) || p.name.toLowerCase().includes(search));
+  fillTable($("partners-table"), items.map((partner) => {
+    const usage = el("td", { class: "usage", "data-col": "usage" });
+    api("GET", `/partners/${seg(partner.id)}/usage`).then((today) => { usage.textContent = today.tokens; })
+      .catch(() => {});
+    return {
+      data: { partnerId: partner.id },
+      cells: [
+        ["name", named(partner.name, partner.id, `#partner/${seg(partner.id)}`)],
+        ["status", partner.suspended ? badge("suspended", "off") : badge("active", "ok")],
+        ["usage", usage],
+        ["quota", partner.token_quota_per_day ? `${partner.token_quota_per_day}${partner.quota_log_only ? " (log only)" : ""}` : "none"],
+        ["rate", partner.rate_limit_per_minute ?? "none"],
+        ["ceiling", partner.scope_ceiling.join(" ")],
+      ],
+    };
+  }), search ? "No partner on this page matches." : "No partners yet.");
+  pager("partners", page.next_cursor, page.items.length);
+}
+
+/// The cursors of the pages seen so far: a cursor string turns to the next page, -1 back to the previous one,
+/// anything else draws the current page again.
+function turn(pages, move) {
+  if (typeof move === "string" && move !== "") pages.push(move);
+  else if (move === -1 && pages.length > 1) pages.pop();
+  return pages;
+}
+
+function pager(name, next, shown) {
+  const pages = state.pages[name];
+  $(`${name}-prev`).hidden = pages.length <= 1;
+  $(`${name}-next`).hidden = !next;
+  $(`${name}-next`).dataset.cursor = next || "";
+  $(`${name}-page`).textContent = `Page ${pages.length} · ${shown} shown`;
+}
+
+async function createPartner(event) {
+  event.preventDefault();
+  const partner = await api("POST", "/partners", {
+    id: $("new-partner-id").value.trim(), name: $("new-partner-name").value.trim(),
+    scope_ceiling: list($("new-partner-ceiling").value), audience_ceiling: list($("new-partner-audiences").value),
+  });
+  $("create-partner").reset();
+  $("create-partner").hidden = true;
+  await go(`#partner/${seg(partner.id)}`);
+  notify(`Partner ${partner.name} (${partner.id}) created.`);
+}
+
+/// The partner's clients (up to a page of 500), for the detail page and the consequences of actions.
+async function partnerClients(id) {
+  const page = await api("GET", `/clients?partner_id=${seg(id)}&limit=500`);
+  return { items: page.items, count: page.next_cursor ? `more than ${page.items.length}` : String(page.items.length) };
+}
+
+async function openPartner(id) {
+  const partner = await api("GET", `/partners/${seg(id)}`);
+  state.partner = partner;
+  const clients = await partnerClients(id);
+  $("partner-title").textContent = partner.name;
+  $("partner-status").replaceChildren(partner.suspended ? badge("suspended", "off") : badge("active", "ok"));
+  facts($("partner-facts"), [
+    ["Id", partner.id], ["Scope ceiling", partner.scope_ceiling.join(" ") || "none"],
+    ["Audience ceiling", partner.audience_ceiling.join(" ") || "none"],
+    ["Rate limit / min", partner.rate_limit_per_minute ?? "none"],
+    ["Quota / day", partner.token_quota_per_day ?? "none"], ["Clients", clients.count],
+    ["Created", when(partner.created_at)],
+  ]);
+  const protectedPartner = partner.id === "operator";
+  const actions = [];
+  if (state.can.operator) {
+    actions.push(button("Edit", async () => editPartner(partner)));
+    if (partner.suspended) actions.push(button("Resume", () => suspendPartner(partner, false, clients.count)));
+    else if (!protectedPartner) actions.push(button("Suspend", () => suspendPartner(partner, true, clients.count), { kind: "danger-outline" }));
+    actions.push(button("Revoke tokens", () => revokePartnerTokens(partner, clients.count), { kind: "danger-outline" }));
+    if (!protectedPartner) actions.push(button("Delete", () => deletePartner(partner, clients.count), { kind: "danger-outline" }));
+    else actions.push(el("span", { class: "hint", id: "protected-note" }, "The operator's own partner cannot be suspended or deleted: that would lock every admin out."));
+  }
+  $("partner-actions").replaceChildren(...actions);
+  fillTable($("partner-clients"), clients.items.map((client) => clientRow(client, false)), "No clients yet.");
+  await loadUsage(id);
+  if (state.can.audit) {
+    const events = await api("GET", `/audit?${new URLSearchParams({ partner_id: id, event_type: "token.request", limit: "1000" })}`);
+    drawChart($("partner-chart"), events.items, id);
+  } else {
+    $("partner-chart").replaceChildren(el("p", { class: "hint" }, "Reading the audit trail takes authz.audit.read."));
+  }
+}
+
+async function loadUsage(id) {
+  const usage = await api("GET", `/partners/${seg(id)}/usage`);
+  $("own-usage").textContent = usage.tokens;
+  $("own-of").textContent = usage.token_quota_per_day ? "of" : "tokens ·";
+  $("own-quota").textContent = usage.token_quota_per_day ?? "no quota";
+  $("own-meter").value = usage.token_quota_per_day ? Math.min(1, usage.tokens / usage.token_quota_per_day) : 0;
+  $("own-log-only").textContent = usage.quota_log_only ? "Over quota, tokens are still issued (log only)." : "";
+  $("own-resets").textContent = when(usage.resets_at);
+}
+
+function facts(dl, pairs) {
+  dl.replaceChildren(...pairs.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value ?? "")]));
+}
+
+async function suspendPartner(partner, suspend, clientCount) {
+  if (suspend && !(await confirmAction(`Suspend ${partner.name}?`,
+    `${partner.name}'s ${plural(clientCount, "client")} will get no tokens until resumed, and the tokens they hold are refused from now on.`,
+    "Suspend partner"))) return;
+  await api("POST", `/partners/${seg(partner.id)}/${suspend ? "suspend" : "resume"}`);
+  await openPartner(partner.id);
+  notify(suspend ? `${partner.name} is suspended: its clients get no tokens until resumed.`
+    : `${partner.name} is resumed: its clients get tokens again.`);
+}
+
+async function revokePartnerTokens(partner, clientCount) {
+  if (!(await confirmAction(`Revoke every token of ${partner.name}?`,
+    `Every token issued so far to ${partner.name}'s ${plural(clientCount, "client")} is refused from now on; they must request new ones.`,
+    "Revoke tokens"))) return;
+  const result = await api("POST", `/partners/${seg(partner.id)}/revoke-tokens`);
+  notify(`Revoked every token of ${partner.name} issued until ${when(result.tokens_revoked_before)}.`);
+}
+
+async function deletePartner(partner, clientCount) {
+  if (clientCount !== "0") {
+    showError(`${partner.name} still has ${plural(clientCount, "client")}: delete them before the partner.`);
+    return;
+  }
+  if (!(await confirmAction(`Delete ${partner.name}?`,
+    `Partner ${partner.id} and its ceilings are deleted; its audit events stay. This cannot be undone.`,
+    "Delete partner"))) return;
+  await api("DELETE", `/partners/${seg(partner.id)}`);
+  await go("#partners");
+  notify(`Partner ${partner.name} (${partner.id}) deleted.`);
+}
+
+function editPartner(partner) {
+  $("edit-partner-id").textContent = partner.id;
+  $("partner-name").value = partner.name;
+  $("partner-ceiling").value = partner.scope_ceiling.join(", ");
+  $("partner-audiences").value = partner.audience_ceiling.join(", ");
+  $("partner-rate").value = partner.rate_limit_per_minute ?? "";
+  $("partner-quota").value = partner.token_quota_per_day ?? "";
+  $("partner-log-only").checked = partner.quota_log_only;
+  $("edit-partner").hidden = false;
+  $("partner-name").focus();
+}
+
+async function savePartner(event) {
+  event.preventDefault();
+  const id = state.partner.id;
+  const saved = await api("PATCH", `/partners/${seg(id)}`, {
+    name: $("partner-name").value, scope_ceiling: list($("partner-ceiling").value),
+    audience_ceiling: list($("partner-audiences").value), rate_limit_per_minute: numberOrNull("partner-rate"),
+    token_quota_per_day: numberOrNull("partner-quota"), quota_log_only: $("partner-log-only").checked,
+  });
+  $("edit-partner").hidden = true;
+  await openPartner(id);
+  notify(`Partner ${saved.name} saved.`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------------------------------------
+
+function statusBadge(client) {
+  return client.enabled ? badge("enabled", "ok")
+    : badge(client.disabled_by ? `disabled by ${client.disabled_by}` : "disabled", "off");
+}
+
+/// A client's row; `withActions`: the list's quick actions (the detail page has them all).
+function clientRow(client, withActions) {
+  const cells = [["name", named(client.name, client.id, `#client/${seg(client.id)}`)]];
+  if (withActions) cells.push(["partner", client.partner_id]);
+  cells.push(["environment", client.environment ?? ""], ["enabled", statusBadge(client)],
+    ["scopes", [...client.roles.map((r) => `role:${r}`), ...client.scopes].join(" ")]);
+  if (withActions) {
+    const lastUsed = el("td", { "data-col": "last-used" });
+    api("GET", `/clients/${seg(client.id)}/secrets`).then((secrets) => {
+      lastUsed.textContent = when(secrets.items.map((s) => s.last_used_at).filter(Boolean).sort().pop()) || "never";
+    }).catch(() => {});
+    cells.push(["last-used", lastUsed]);
+    const actions = el("td", { class: "actions-cell", "data-col": "actions" });
+    if (state.can.clientsWrite) {
+      actions.append(
+        button(client.enabled ? "Disable" : "Enable", () => setEnabled(client, !client.enabled), { kind: "small", name: "toggle" }),
+        button("Revoke tokens", () => revokeClientTokens(client), { kind: "small" }),
+        button("Delete", () => deleteClient(client), { kind: "small danger-outline" }),
+      );
+    }
+    cells.push(["actions", actions]);
+  }
+  return { data: { clientId: client.id }, cells };
+}
+
+async function loadClients(move = 0) {
+  const pages = turn(state.pages.clients, move);
+  const cursor = pages[pages.length - 1];
+  const query = new URLSearchParams({ limit: String(PAGE) });
+  if (cursor) query.set("cursor", cursor);
+  if ($("clients-partner").value.trim()) query.set("partner_id", $("clients-partner").value.trim());
+  if ($("clients-environment").value.trim()) query.set("environment", $("clients-environment").value.trim());
+  const page = await api("GET", `/clients?${query}`);
+  const search = $("clients-search").value.trim().toLowerCase();
+  const items = page.items.filter((c) => !search || c.id.toLowerCase().includes(search) || c.name.toLowerCase().includes(search));
+  fillTable($("clients-table"), items.map((client) => clientRow(client, true)),
+    search ? "No client on this page matches." : "No clients.");
+  pager("clients", page.next_cursor, page.items.length);
+}
+
+async function showCreateClient(partnerId) {
+  const form = $("create-client");
+  if (state.can.operator) {
+    const partners = await api("GET", "/partners?limit=500");
+    $("new-partner").replaceChildren(...partners.items.map((p) => el("option", { value: p.id }, `${p.name} (${p.id})`)));
+    if (partnerId) $("new-partner").value = partnerId;
+  }
+  form.hidden = false;
+  $("new-name").focus();
+}
+
 async function createClient(event) {
   event.preventDefault();
-  const created = await api("POST", "/clients", {
+  const body = {
     name: $("new-name").value, roles: list($("new-roles").value), scopes: list($("new-scopes").value),
     audiences: list($("new-audiences").value),
-  });
-  $("new-secret-value").textContent = created.secret.secret;
-  $("new-secret").hidden = false;
+  };
+  if ($("new-environment").value.trim()) body.environment = $("new-environment").value.trim();
+  if (state.can.operator) body.partner_id = $("new-partner").value;
+  const created = await api("POST", "/clients", body);
+  $("create-client").reset();
+  $("create-client").hidden = true;
   await loadClients();
+  notify(`Client ${created.client.name} (${created.client.id}) created for partner ${created.client.partner_id}.`);
+  showSecret(created.secret.secret);
 }
+
+async function setEnabled(client, enabled) {
+  if (!enabled && !(await confirmAction(`Disable ${client.name}?`,
+    `${client.name} (${client.id}) gets no tokens until enabled again, and the tokens it holds are refused from now on.`,
+    "Disable client"))) return;
+  await api("POST", `/clients/${seg(client.id)}/${enabled ? "enable" : "disable"}`);
+  await refreshClientViews(client.id);
+  notify(enabled ? `${client.name} is enabled: it gets tokens again.` : `${client.name} is disabled: it gets no tokens until enabled.`);
+}
+
+async function revokeClientTokens(client) {
+  if (!(await confirmAction(`Revoke every token of ${client.name}?`,
+    `Every token issued to ${client.name} (${client.id}) so far is refused from now on; it must request a new one with its secret.`,
+    "Revoke tokens"))) return;
+  const result = await api("POST", `/clients/${seg(client.id)}/revoke-tokens`);
+  notify(`Revoked every token of ${client.name} issued until ${when(result.tokens_revoked_before)}.`);
+}
+
+async function deleteClient(client) {
+  const secrets = await api("GET", `/clients/${seg(client.id)}/secrets`);
+  const active = secrets.items.filter((s) => s.active).length;
+  if (!(await confirmAction(`Delete ${client.name}?`,
+    `${client.name} (${client.id}) and its ${plural(active, "working secret")} are deleted: the integration stops getting tokens at once. This cannot be undone.`,
+    "Delete client"))) return;
+  await api("DELETE", `/clients/${seg(client.id)}`);
+  if (location.hash.startsWith("#client/")) await go("#clients");
+  else await loadClients();
+  notify(`Client ${client.name} (${client.id}) deleted.`);
+}
+
+/// After a change: the view that shows the client draws it again.
+async function refreshClientViews(id) {
+  if (location.hash.startsWith("#client/")) await openClient(id);
+  else await loadClients();
+}
+
+async function openClient(id) {
+  const client = await api("GET", `/clients/${seg(id)}`);
+  state.client = client;
+  $("client-title").textContent = client.name;
+  $("client-status").replaceChildren(statusBadge(client));
+  $("client-env").textContent = client.environment ?? "";
+  $("client-crumb-partner").replaceChildren(state.can.operator
+    ? el("a", { href: `#partner/${seg(client.partner_id)}` }, `partner ${client.partner_id}`) : "");
+  facts($("client-facts"), [
+    ["Id", client.id], ["Partner", client.partner_id], ["Environment", client.environment ?? "none"],
+    ["Description", client.description || "none"], ["Roles", client.roles.join(" ") || "none"],
+    ["Direct scopes", client.scopes.join(" ") || "none"], ["Audiences", client.audiences.join(" ") || "server default"],
+    ["Token lifetime", client.token_lifetime_secs ? `${client.token_lifetime_secs} s` : "server default"],
+    ["Rate limit / min", client.rate_limit_per_minute ?? "server default"], ["Created", when(client.created_at)],
+  ]);
+  const actions = [];
+  if (state.can.clientsWrite) {
+    actions.push(
+      button("Edit", async () => editClient(client)),
+      button(client.enabled ? "Disable" : "Enable", () => setEnabled(client, !client.enabled), { kind: client.enabled ? "danger-outline" : "", name: "toggle" }),
+      button("Revoke tokens", () => revokeClientTokens(client), { kind: "danger-outline" }),
+      button("Delete", () => deleteClient(client), { kind: "danger-outline" }),
+    );
+  }
+  $("client-actions").replaceChildren(...actions);
+  $("rotate-form").hidden = !state.can.clientsWrite;
+  $("grace-hint").hidden = !state.can.clientsWrite;
+  await loadSecrets(id);
+  if (state.can.audit) {
+    const events = await api("GET", `/audit?${new URLSearchParams({ client_id: id, event_type: "token.request", limit: "1000" })}`);
+    drawChart($("client-chart"), events.items, id);
+    fillTable($("client-audit"), events.items.slice(0, 20).map((e) => ({
+      cells: [["time", when(e.occurred_at)], ["outcome", outcomeBadge(e.outcome)], ["reason", e.reason],
+        ["scopes", e.scopes], ["address", e.source_ip]],
+    })), "No token requests yet.");
+  } else {
+    $("client-chart").replaceChildren(el("p", { class: "hint" }, "Reading the audit trail takes authz.audit.read."));
+  }
+  await loadRequestTable($("client-requests"), $("client-requests-note"), new URLSearchParams({ client_id: id, limit: "20" }), false);
+}
+
+const outcomeBadge = (outcome) => badge(outcome, outcome === "success" ? "ok" : "off");
+
+function editClient(client) {
+  $("edit-client-id").textContent = client.id;
+  $("edit-name").value = client.name;
+  $("edit-description").value = client.description;
+  $("edit-environment").value = client.environment ?? "";
+  $("edit-roles").value = client.roles.join(", ");
+  $("edit-scopes").value = client.scopes.join(", ");
+  $("edit-audiences").value = client.audiences.join(", ");
+  $("edit-rate").value = client.rate_limit_per_minute ?? "";
+  $("edit-lifetime").value = client.token_lifetime_secs ?? "";
+  $("edit-enabled").checked = client.enabled;
+  $("edit-client").hidden = false;
+  $("edit-name").focus();
+}
+
+async function saveClient(event) {
+  event.preventDefault();
+  const client = state.client;
+  const enabled = $("edit-enabled").checked;
+  if (!enabled && client.enabled && !(await confirmAction(`Disable ${client.name}?`,
+    `${client.name} (${client.id}) gets no tokens until enabled again, and the tokens it holds are refused from now on.`,
+    "Save and disable"))) return;
+  const environment = $("edit-environment").value.trim();
+  await api("PATCH", `/clients/${seg(client.id)}`, {
+    name: $("edit-name").value, description: $("edit-description").value, roles: list($("edit-roles").value),
+    scopes: list($("edit-scopes").value), audiences: list($("edit-audiences").value),
+    rate_limit_per_minute: numberOrNull("edit-rate"), token_lifetime_secs: numberOrNull("edit-lifetime"),
+    environment: environment === "" ? null : environment,
+  });
+  if (enabled !== client.enabled) await api("POST", `/clients/${seg(client.id)}/${enabled ? "enable" : "disable"}`);
+  $("edit-client").hidden = true;
+  await openClient(client.id);
+  notify(`Client ${$("edit-name").value} saved${enabled !== client.enabled ? (enabled ? " and enabled" : " and disabled") : ""}.`);
+}
+
+async function loadSecrets(clientId) {
+  $("secrets-client").textContent = state.client ? state.client.name : clientId;
+  const secrets = await api("GET", `/clients/${seg(clientId)}/secrets`);
+  state.secrets = secrets.items;
+  fillTable($("secrets-table"), secrets.items.map((secret) => {
+    const actions = el("td", { class: "actions-cell", "data-col": "actions" });
+    if (!secret.revoked_at && state.can.clientsWrite) {
+      actions.append(button("Revoke", () => revokeSecret(clientId, secret), { kind: "small danger-outline" }));
+    }
+    return {
+      data: { secretId: secret.id },
+      cells: [["name", named(secret.name, secret.id)], ["prefix", secret.prefix],
+        ["age", `${age(secret.created_at)} (${when(secret.created_at)})`], ["expires", secret.expires_at ? untilText(secret.expires_at) : "never"],
+        ["revoked", when(secret.revoked_at)], ["last-used", secret.last_used_at ? `${when(secret.last_used_at)}` : "never"],
+        ["actions", actions]],
+    };
+  }), "No secrets.");
+}
+
+async function revokeSecret(clientId, secret) {
+  const others = state.secrets.filter((s) => s.id !== secret.id && s.active).length;
+  const name = state.client ? state.client.name : clientId;
+  if (!(await confirmAction(`Revoke secret ${secret.name}?`,
+    `Secret ${secret.name} (${secret.prefix}…) of ${name} stops working at once; ${others === 0 ? "the client has no other working secret and gets no tokens until it is given a new one" : `its ${plural(others, "other working secret")} ${others === 1 ? "keeps" : "keep"} working`}.`,
+    "Revoke secret"))) return;
+  await api("DELETE", `/clients/${seg(clientId)}/secrets/${seg(secret.id)}`);
+  await loadSecrets(clientId);
+  notify(`Secret ${secret.name} of ${name} revoked.`);
+}
+
+async function rotate(event) {
+  event.preventDefault();
+  const clientId = state.client.id;
+  const days = Number($("grace-days").value);
+  const others = state.secrets.filter((s) => s.active).length;
+  if (days === 0 && others > 0 && !(await confirmAction("Rotate with no grace period?",
+    `The client's ${plural(others, "other working secret")} expire at once: the integration fails until the new secret is deployed.`,
+    "Rotate now"))) return;
+  const issued = await api("POST", `/clients/${seg(clientId)}/secrets`, { grace_period_secs: Math.round(days * DAY_SECS) });
+  await loadSecrets(clientId);
+  notify(`New secret ${issued.name} created; the other secrets ${days === 0 ? "expired at once" : `expire in ${days} days`}.`);
+  showSecret(issued.secret);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Scopes and roles
+// ---------------------------------------------------------------------------------------------------------
+
+async function loadCatalog() {
+  const scopes = await api("GET", "/scopes?limit=500");
+  fillTable($("scopes-table"), scopes.items.map((scope) => ({
+    data: { scope: scope.name },
+    cells: [["name", el("span", { class: "mono" }, scope.name)], ["description", scope.description],
+      ["actions", el("td", { class: "actions-cell" }, button("Delete", () => deleteCatalog("scope", scope.name), { kind: "small danger-outline" }))]],
+  })), "No scopes yet.");
+  const roles = await api("GET", "/roles?limit=500");
+  fillTable($("roles-table"), roles.items.map((role) => ({
+    data: { role: role.name },
+    cells: [["name", el("td", {}, el("span", { class: "name" }, role.name), el("span", { class: "id" }, role.description))],
+      ["scopes", role.scopes.join(" ")],
+      ["actions", el("td", { class: "actions-cell" }, button("Delete", () => deleteCatalog("role", role.name), { kind: "small danger-outline" }))]],
+  })), "No roles yet.");
+}
+
+async function deleteCatalog(kind, name) {
+  if (!(await confirmAction(`Delete ${kind} ${name}?`,
+    `The ${kind} ${name} leaves the catalog. If a client, role or partner still uses it, the server refuses and says which.`,
+    `Delete ${kind}`))) return;
+  await api("DELETE", `/${kind}s/${seg(name)}`);
+  await loadCatalog();
+  notify(`The ${kind} ${name} is deleted.`);
+}
+
+async function createScope(event) {
+  event.preventDefault();
+  const scope = await api("POST", "/scopes", { name: $("new-scope-name").value.trim(), description: $("new-scope-description").value });
+  $("create-scope").reset();
+  await loadCatalog();
+  notify(`Scope ${scope.name} added.`);
+}
+
+async function createRole(event) {
+  event.preventDefault();
+  const role = await api("POST", "/roles", {
+    name: $("new-role-name").value.trim(), description: $("new-role-description").value, scopes: list($("new-role-scopes").value),
+  });
+  $("create-role").reset();
+  await loadCatalog();
+  notify(`Role ${role.name} added.`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Signing keys
+// ---------------------------------------------------------------------------------------------------------
+
+async function loadKeys() {
+  const keys = await api("GET", "/keys");
+  fillTable($("keys-table"), keys.items.map((key) => {
+    const actions = el("td", { class: "actions-cell", "data-col": "actions" });
+    if (key.state === "published") {
+      actions.append(button("Activate", () => activateKey(key), { kind: "small" }),
+        button("Retire", () => retireKey(key), { kind: "small danger-outline" }));
+    }
+    const shown = key.state === "active" ? badge("active", "ok") : key.state === "retired" ? badge("retired", "off") : badge(key.state, "");
+    return {
+      data: { kid: key.kid },
+      cells: [["kid", el("span", { class: "mono" }, key.kid)], ["alg", key.alg], ["state", shown],
+        ["published", when(key.published_at)], ["activated", when(key.activated_at)], ["retired", when(key.retired_at)],
+        ["actions", actions]],
+    };
+  }), "No signing keys.");
+}
+
+async function activateKey(key) {
+  const tried = await api("POST", `/keys/${seg(key.kid)}/activate`, undefined, { allow: [409] });
+  if (tried.status === 409) {
+    if (!(await confirmAction("Activate this key early?",
+      `${tried.message} Resource servers that fetched the JWKS before ${when(key.published_at)} do not know this key yet and refuse its tokens until they fetch it again.`,
+      "Activate early"))) return;
+    await api("POST", `/keys/${seg(key.kid)}/activate?force=true`);
+  }
+  await loadKeys();
+  notify(`Key ${key.kid} signs new tokens; the previous key is retired and stays published until its tokens expire.`);
+}
+
+async function retireKey(key) {
+  if (!(await confirmAction("Retire this key?", `Key ${key.kid} will never sign; it stays in the JWKS until pruned.`, "Retire key"))) return;
+  await api("POST", `/keys/${seg(key.kid)}/retire`);
+  await loadKeys();
+  notify(`Key ${key.kid} retired.`);
+}
+
+async function generateKey(event) {
+  event.preventDefault();
+  const key = await api("POST", "/keys", { alg: $("key-alg").value });
+  await loadKeys();
+  notify(`Key ${key.kid} (${key.alg}) generated and published; activate it once verifiers have fetched it.`);
+}
+
+async function rotateKeys() {
+  const report = await api("POST", "/keys/rotate");
+  const steps = [];
+  if (report.removed.length) steps.push(`removed ${report.removed.join(", ")}`);
+  if (report.published) steps.push(`published ${report.published.kid}`);
+  if (report.activated) steps.push(`activated ${report.activated.kid}`);
+  if (report.waiting) steps.push(`${report.waiting.kid} may sign from ${when(report.ready_at)}: run the step again then`);
+  await loadKeys();
+  notify(`Rotation step: ${steps.join("; ") || "nothing was due"}.`);
+}
+
+async function pruneKeys() {
+  const pruned = await api("POST", "/keys/prune");
+  await loadKeys();
+  notify(pruned.removed.length ? `Removed ${pruned.removed.join(", ")}.` : "No retired key was due for removal.");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Audit trail and its chart
+// ---------------------------------------------------------------------------------------------------------
+
+function auditQuery() {
+  const query = new URLSearchParams({ limit: "50" });
+  const filters = { partner_id: "audit-partner", since: "audit-since", until: "audit-until", client_id: "audit-client",
+    event_type: "audit-type", outcome: "audit-outcome" };
+  for (const [name, id] of Object.entries(filters)) if ($(id).value.trim()) query.set(name, $(id).value.trim());
+  return query;
+}
+
+async function loadAudit(move = 0) {
+  const pages = turn(state.pages.audit, move);
+  const query = auditQuery();
+  const cursor = pages[pages.length - 1];
+  if (cursor) query.set("cursor", cursor);
+  const page = await api("GET", `/audit?${query}`);
+  fillTable($("audit-table"), page.items.map((event) => ({
+    cells: [["time", when(event.occurred_at)], ["type", event.event_type], ["outcome", event.outcome],
+      ["reason", event.reason], ["client", event.client_id], ["partner", event.partner_id], ["actor", event.actor],
+      ["request", event.request_id]],
+  })), "No events match.");
+  pager("audit", page.next_cursor === null ? null : String(page.next_cursor), page.items.length);
+  // The chart: token requests of the same filter (the newest 1000).
+  const chartQuery = auditQuery();
+  chartQuery.set("event_type", "token.request");
+  chartQuery.set("limit", "1000");
+  const events = await api("GET", `/audit?${chartQuery}`);
+  drawChart($("usage-chart"), events.items, $("audit-client").value.trim() || $("audit-partner").value.trim() || "all");
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(name, attributes, text) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+const BUCKET_MINUTES = [1, 5, 15, 60, 360, 1440];
+// The charts on the page and what they show, to draw them again at a new width.
+const charts = new Map();
+let resizing = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => {
+    for (const [container, [events, subject]] of charts) if (container.isConnected) drawChart(container, events, subject);
+  }, 100);
+});
+
+/// Token requests over time: stacked bars (granted, denied) per time bucket, with both axes labelled and a
+/// legend. `subject` names what the events are of (a client, a partner, or all).
+function drawChart(container, events, subject) {
+  charts.set(container, [events, subject]);
+  container.replaceChildren();
+  if (events.length === 0) {
+    container.append(el("p", { class: "hint" }, "No token requests in this range."));
+    return;
+  }
+  const times = events.map((e) => Date.parse(e.occurred_at));
+  const first = Math.min(...times);
+  const last = Math.max(...times);
+  // Drawn at the container's width, so that text keeps its size on a phone and on a wide screen.
+  const width = Math.max(280, Math.min(1200, Math.round(container.clientWidth || 640)));
+  const most = Math.max(8, Math.floor(width / 18));
+  const minutes = BUCKET_MINUTES.find((m) => (last - first) / (m * 60000) < most) || 1440;
+  const size = minutes * 60000;
+  const start = Math.floor(first / size) * size;
+  const count = Math.floor((last - start) / size) + 1;
+  const buckets = Array.from({ length: count }, () => ({ granted: 0, denied: 0 }));
+  for (const e of events) {
+    buckets[Math.floor((Date.parse(e.occurred_at) - start) / size)][e.outcome === "success" ? "granted" : "denied"] += 1;
+  }
+  const max = Math.max(...buckets.map((b) => b.granted + b.denied));
+  const top = niceCeiling(max);
+  const [height, left, right, topPad, bottom] = [220, 48, 12, 12, 44];
+  const plotW = width - left - right;
+  const plotH = height - topPad - bottom;
+  const granted = events.filter((e) => e.outcome === "success").length;
+  const figure = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "data-client-id": subject,
+    "aria-label": `Token requests of ${subject} per ${minutes} min: ${granted} granted, ${events.length - granted} denied`,
+  });
+  figure.append(svg("title", {}, `Token requests of ${subject}`));
+  // The y axis: gridlines and counts.
+  const ticks = top % 2 === 0 ? [0, top / 2, top] : [0, top];
+  for (const tick of ticks) {
+    const y = topPad + plotH - (tick / top) * plotH;
+    figure.append(svg("line", { x1: left, x2: width - right, y1: y, y2: y, class: "grid-line" }),
+      svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, String(tick)));
+  }
+  figure.append(svg("text", { x: 12, y: topPad + plotH / 2, transform: `rotate(-90 12 ${topPad + plotH / 2})`, "text-anchor": "middle" }, "requests"));
+  const slot = plotW / count;
+  const barW = Math.max(1, Math.min(24, slot * 0.7));
+  buckets.forEach((bucket, i) => {
+    const x = left + i * slot + (slot - barW) / 2;
+    const g = (bucket.granted / top) * plotH;
+    const d = (bucket.denied / top) * plotH;
+    const label = new Date(start + i * size).toISOString().slice(0, 16).replace("T", " ");
+    const okBar = svg("rect", { x, y: topPad + plotH - g, width: barW, height: g, class: "granted" });
+    okBar.append(svg("title", {}, `${label} UTC: ${bucket.granted} granted`));
+    const noBar = svg("rect", { x, y: topPad + plotH - g - d, width: barW, height: d, class: "denied" });
+    noBar.append(svg("title", {}, `${label} UTC: ${bucket.denied} denied`));
+    figure.append(okBar, noBar);
+  });
+  // The x axis: a baseline and up to six time labels.
+  const axis = svg("g", { class: "axis" });
+  axis.append(svg("line", { x1: left, x2: width - right, y1: topPad + plotH, y2: topPad + plotH }));
+  const every = Math.max(1, Math.ceil(count / 6));
+  for (let i = 0; i < count; i += every) {
+    const at = new Date(start + i * size).toISOString();
+    const text = minutes >= 1440 ? at.slice(5, 10) : count * minutes > 1440 ? `${at.slice(5, 10)} ${at.slice(11, 16)}` : at.slice(11, 16);
+    axis.append(svg("text", { x: left + i * slot + slot / 2, y: topPad + plotH + 16, "text-anchor": "middle" }, text));
+  }
+  axis.append(svg("text", { x: left + plotW / 2, y: height - 6, "text-anchor": "middle" },
+    `time (UTC, ${new Date(start).toISOString().slice(0, 10)}), per ${minutes} min`));
+  figure.append(axis);
+  const legend = el("ul", { class: "legend" }, el("li", { class: "granted" }, `granted (${granted})`),
+    el("li", { class: "denied" }, `denied (${events.length - granted})`));
+  container.append(figure, legend);
+}
+
+function niceCeiling(value) {
+  if (value <= 2) return 2;
+  const magnitude = 10 ** Math.floor(Math.log10(value));
+  const step = [1, 2, 5, 10].find((s) => s * magnitude >= value);
+  return step * magnitude;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The request log (GET /admin/v1/requests; a server without it answers 404 and the view says so)
+// ---------------------------------------------------------------------------------------------------------
+
+function requestsQuery() {
+  const query = new URLSearchParams({ limit: "50" });
+  const filters = { partner_id: "requests-partner", client_id: "requests-client", route: "requests-route",
+    status: "requests-status", since: "requests-since", until: "requests-until" };
+  for (const [name, id] of Object.entries(filters)) if ($(id).value.trim()) query.set(name, $(id).value.trim());
+  return query;
+}
+
+async function loadRequests(move = 0) {
+  const pages = turn(state.pages.requests, move);
+  const query = requestsQuery();
+  const cursor = pages[pages.length - 1];
+  if (cursor) query.set("cursor", cursor);
+  const page = await loadRequestTable($("requests-table"), $("requests-note"), query, true);
+  if (page) pager("requests", page.next_cursor === null || page.next_cursor === undefined ? null : String(page.next_cursor), page.items.length);
+  else pager("requests", null, 0);
+}
+
+/// Fills a request table; answers the page, or null when this server has no request log (yet).
+async function loadRequestTable(table, note, query, full) {
+  const page = await api("GET", `/requests?${query}`, undefined, { allow: [404, 403] });
+  if (page.status === 404 || page.status === 403) {
+    fillTable(table, [], "No request log.");
+    note.textContent = page.status === 404
+      ? "The request log is not available on this server yet: GET /admin/v1/requests answered 404. It appears here once the server has it and resource servers report to it."
+      : `The request log is not readable with this sign-in: ${page.message || "forbidden"}.`;
+    note.hidden = false;
+    return null;
+  }
+  note.hidden = true;
+  note.textContent = "";
+  fillTable(table, page.items.map((r) => ({
+    cells: full
+      ? [["time", when(r.time)], ["client", r.client_id], ["partner", r.partner_id], ["method", r.method],
+        ["route", el("span", { class: "mono" }, r.route)], ["status", String(r.status)], ["latency", String(r.latency_ms)],
+        ["reporter", r.reporter]]
+      : [["time", when(r.time)], ["method", r.method], ["route", el("span", { class: "mono" }, r.route)],
+        ["status", String(r.status)], ["latency", `${r.latency_ms} ms`]],
+  })), "No requests match.");
+  return page;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Wiring
+// ---------------------------------------------------------------------------------------------------------
+
+const on = (id, type, handler) => $(id).addEventListener(type, (event) => run(() => handler(event)));
+const submit = (id, handler) => on(id, "submit", (event) => { event.preventDefault(); return handler(event); });
 
 $("sign-in").addEventListener("submit", (e) => signIn(e).catch((err) => showError(String(err))));
 $("sign-out").addEventListener("click", signOut);
-$("rotate").addEventListener("click", () => rotate().catch(() => {}));
-$("audit-filter").addEventListener("submit", (e) => {
-  e.preventDefault();
-  loadAudit(null).catch(() => {});
-});
-$("audit-next").addEventListener("click", () => loadAudit(auditCursor).catch(() => {}));
-$("create-client").addEventListener("submit", (e) => createClient(e).catch(() => {}));
-$("copy-secret").addEventListener("click", () => copySecret());
+window.addEventListener("hashchange", () => route());
+on("copy-secret", "click", copySecret);
 $("dismiss-secret").addEventListener("click", forgetSecret);
-$("edit-client").addEventListener("submit", (e) => saveClient(e).catch(() => {}));
-$("edit-cancel").addEventListener("click", () => { $("edit-client").hidden = true; });
-$("edit-partner").addEventListener("submit", (e) => savePartner(e).catch(() => {}));
-$("partner-cancel").addEventListener("click", () => { $("edit-partner").hidden = true; });
-$("own-refresh").addEventListener("click", () => loadOwnPartner().catch(() => {}));
+submit("create-partner", createPartner);
+on("show-create-partner", "click", async () => { $("create-partner").hidden = false; $("new-partner-id").focus(); });
+on("create-partner-cancel", "click", async () => { $("create-partner").reset(); $("create-partner").hidden = true; });
+on("partners-search", "input", () => loadPartners());
+on("partners-next", "click", () => loadPartners($("partners-next").dataset.cursor));
+on("partners-prev", "click", () => loadPartners(-1));
+submit("edit-partner", savePartner);
+on("partner-cancel", "click", async () => { $("edit-partner").hidden = true; });
+on("own-refresh", "click", () => loadUsage(state.partner.id));
+on("partner-new-client", "click", async () => { await go("#clients"); await showCreateClient(state.partner ? state.partner.id : null); });
+on("show-create-client", "click", () => showCreateClient(null));
+on("create-cancel", "click", async () => { $("create-client").reset(); $("create-client").hidden = true; });
+submit("create-client", createClient);
+submit("clients-filter", () => { state.pages.clients = [null]; return loadClients(); });
+on("clients-search", "input", () => loadClients());
+on("clients-next", "click", () => loadClients($("clients-next").dataset.cursor));
+on("clients-prev", "click", () => loadClients(-1));
+submit("edit-client", saveClient);
+on("edit-cancel", "click", async () => { $("edit-client").hidden = true; });
+submit("rotate-form", rotate);
+submit("create-scope", createScope);
+submit("create-role", createRole);
+submit("generate-key", generateKey);
+on("rotate-keys", "click", rotateKeys);
+on("prune-keys", "click", pruneKeys);
+submit("audit-filter", () => { state.pages.audit = [null]; return loadAudit(); });
+on("audit-next", "click", () => loadAudit($("audit-next").dataset.cursor));
+on("audit-prev", "click", () => loadAudit(-1));
+submit("requests-filter", () => { state.pages.requests = [null]; return loadRequests(); });
+on("requests-next", "click", () => loadRequests($("requests-next").dataset.cursor));
+on("requests-prev", "click", () => loadRequests(-1));
+$("grace-days").value = String(DEFAULT_GRACE_DAYS);

@@ -1,0 +1,2 @@
+DROP INDEX clients_environment;
+ALTER TABLE clients DROP COLUMN environment;
