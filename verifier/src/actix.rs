@@ -1,0 +1,118 @@
+//! actix-web: [`RequireToken`], a middleware that checks each request against the [`Authorizer`] (route
+//! pattern from `HttpRequest::match_pattern`, so wrap the `App`, not a single resource) and reports it; and
+//! [`Principal`] as an extractor for handlers.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+
+use crate::{bearer_token, Authorizer, Principal, Rejection};
+
+/// The middleware's factory: `App::new().wrap(RequireToken::new(authorizer))`.
+#[derive(Clone)]
+pub struct RequireToken {
+    authorizer: Authorizer,
+}
+
+impl RequireToken {
+    pub fn new(authorizer: Authorizer) -> Self {
+        RequireToken { authorizer }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequireToken
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RequireTokenMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequireTokenMiddleware { service: Rc::new(service), authorizer: self.authorizer.clone() }))
+    }
+}
+
+pub struct RequireTokenMiddleware<S> {
+    service: Rc<S>,
+    authorizer: Authorizer,
+}
+
+impl<S, B> Service<ServiceRequest> for RequireTokenMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let (service, authorizer) = (self.service.clone(), self.authorizer.clone());
+        let (started_at, timer) = (authorizer.now(), Instant::now());
+        let route = request.match_pattern();
+        let method = request.method().clone();
+        let token = bearer_token(request.headers().get_all(header::AUTHORIZATION).map(HeaderValue::as_bytes))
+            .map(str::to_owned);
+        Box::pin(async move {
+            let token = token.as_deref().map_err(Clone::clone);
+            match authorizer.authorize(method.as_str(), route.as_deref(), token).await {
+                Ok(principal) => {
+                    if let Some(principal) = &principal {
+                        request.extensions_mut().insert(principal.clone());
+                    }
+                    let response = service.call(request).await?;
+                    let status = response.status().as_u16();
+                    authorizer.report(started_at, method.as_str(), route.as_deref(), status, timer.elapsed(), principal.as_deref());
+                    Ok(response.map_into_left_body())
+                }
+                Err(refusal) => {
+                    let response = rejection_response(&refusal.rejection, authorizer.realm());
+                    let status = response.status().as_u16();
+                    let principal = refusal.principal.as_deref();
+                    authorizer.report(started_at, method.as_str(), route.as_deref(), status, timer.elapsed(), principal);
+                    Ok(request.into_response(response).map_into_right_body())
+                }
+            }
+        })
+    }
+}
+
+/// The RFC 6750 answer to a refused request (no body: the challenge says it all).
+pub fn rejection_response(rejection: &Rejection, realm: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut response = HttpResponse::build(status);
+    match rejection.challenge(realm) {
+        Some(challenge) => response.insert_header((header::WWW_AUTHENTICATE, challenge)),
+        None => response.insert_header((header::RETRY_AFTER, "5")),
+    };
+    response.finish()
+}
+
+/// The caller, for a handler behind [`RequireToken`]. On a route the policy makes public there is none: the
+/// handler is answered `401`.
+impl FromRequest for Principal {
+    type Error = Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let principal = request.extensions().get::<Arc<Principal>>().map(|principal| Principal::clone(principal));
+        ready(principal.ok_or_else(|| {
+            let response = rejection_response(&Rejection::Missing, "api");
+            actix_web::error::InternalError::from_response("no verified token", response).into()
+        }))
+    }
+}

@@ -1,0 +1,114 @@
+//! One request's check, shared by the integrations: the route's requirement, the bearer token, the
+//! verification, the scopes; and its usage record afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::VerifyError;
+use crate::policy::{Requirement, RoutePolicy};
+use crate::principal::Principal;
+use crate::rejection::Rejection;
+use crate::reporter::{UsageRecord, UsageReporter};
+use crate::verifier::Verifier;
+
+/// A refused request, with the caller when the token itself was good (a `403`), for the usage record.
+#[derive(Debug)]
+pub struct Refusal {
+    pub rejection: Rejection,
+    pub principal: Option<Arc<Principal>>,
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Refusal { rejection, principal: None }
+    }
+}
+
+/// The verifier, the route policy and (optionally) the usage reporter of one resource server. Cheap to clone.
+#[derive(Clone)]
+pub struct Authorizer {
+    verifier: Verifier,
+    policy: Arc<RoutePolicy>,
+    realm: Arc<str>,
+    reporter: Option<UsageReporter>,
+}
+
+impl Authorizer {
+    pub fn new(verifier: Verifier, policy: RoutePolicy) -> Self {
+        Authorizer { verifier, policy: Arc::new(policy), realm: Arc::from("api"), reporter: None }
+    }
+
+    /// The `realm` of the `WWW-Authenticate` challenges (default `api`).
+    pub fn with_realm(mut self, realm: &str) -> Self {
+        self.realm = Arc::from(realm);
+        self
+    }
+
+    /// Every authenticated request on a matched route goes to `reporter`.
+    pub fn with_reporter(mut self, reporter: UsageReporter) -> Self {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// Checks a request to `method` on the matched `route` pattern (`None`: no route matched) with `token`,
+    /// the result of [`crate::bearer_token`]. `Ok(None)`: a public route.
+    pub async fn authorize(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        token: Result<&str, Rejection>,
+    ) -> Result<Option<Arc<Principal>>, Refusal> {
+        let requirement = self.policy.requirement(method, route);
+        if *requirement == Requirement::Public {
+            return Ok(None);
+        }
+        let principal = self.verifier.verify(token?).await.map_err(|err| match err {
+            VerifyError::KeysUnavailable => Rejection::Unavailable,
+            _ => Rejection::InvalidToken,
+        })?;
+        let scope = match requirement {
+            Requirement::Denied => String::new(),
+            Requirement::Scopes(needed) if !RoutePolicy::missing(requirement, &principal.scopes).is_empty() => {
+                needed.join(" ")
+            }
+            _ => return Ok(Some(principal)),
+        };
+        Err(Refusal { rejection: Rejection::InsufficientScope { scope }, principal: Some(principal) })
+    }
+
+    /// Clock time for a request's usage record (the reporter's clock; zero without a reporter).
+    pub fn now(&self) -> Duration {
+        self.reporter.as_ref().map(UsageReporter::now).unwrap_or_default()
+    }
+
+    /// Records a finished request, if a reporter is set, the route matched and the caller is known.
+    pub fn report(
+        &self,
+        started: Duration,
+        method: &str,
+        route: Option<&str>,
+        status: u16,
+        latency: Duration,
+        principal: Option<&Principal>,
+    ) {
+        let (Some(reporter), Some(route), Some(principal)) = (&self.reporter, route, principal) else { return };
+        reporter.record(UsageRecord {
+            time: started,
+            method: method.to_string(),
+            route: route.to_string(),
+            status,
+            latency_ms: latency.as_millis() as u64,
+            client_id: principal.client_id.clone(),
+            partner_id: principal.partner_id.clone(),
+            jti: principal.jti.clone(),
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! The verified caller, as handlers see it.
+
+use serde::Serialize;
+
+/// Who called, from a verified token: the tenant is `partner_id`, never anything the request says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub partner_id: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub jti: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|held| held == scope)
+    }
+}

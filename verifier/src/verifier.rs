@@ -1,0 +1,213 @@
+//! RFC 9068 section 4: what a resource server checks of an access token, and nothing taken on the token's word.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Validation;
+use serde::Deserialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::discovery::Discovery;
+use crate::error::VerifyError;
+use crate::jwks::{JwksCache, JwksSettings};
+use crate::principal::Principal;
+use crate::token_cache::{self, TokenCache};
+
+/// What the verifier needs to know; [`VerifierConfig::new`] has the defaults.
+#[derive(Clone)]
+pub struct VerifierConfig {
+    /// The issuer as its tokens name it (`iss`), also the base of its metadata URL.
+    pub issuer: String,
+    /// This resource server's audience: a token's `aud` must contain it.
+    pub audience: String,
+    /// The metadata document's URL, when not `{issuer}/.well-known/oauth-authorization-server`.
+    pub metadata_url: Option<String>,
+    /// Tolerated clock skew for `exp` and `nbf`.
+    pub leeway: Duration,
+    /// How many verified tokens are remembered (0: none).
+    pub token_cache_capacity: usize,
+    pub jwks: JwksSettings,
+    /// Timeout of each request to the issuer.
+    pub http_timeout: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl VerifierConfig {
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        VerifierConfig {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            metadata_url: None,
+            leeway: Duration::from_secs(30),
+            token_cache_capacity: 10_000,
+            jwks: JwksSettings::default(),
+            http_timeout: Duration::from_secs(5),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The claims RFC 9068 and partnergate require; a token without one of them is refused.
+#[derive(Deserialize)]
+struct AccessClaims {
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    client_id: String,
+    partner_id: String,
+    scope: String,
+    jti: String,
+}
+
+/// What a verifier has done, for metrics and health checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifierStats {
+    /// Tokens verified by signature (first sight).
+    pub verified: u64,
+    /// Tokens answered from the cache of verified tokens.
+    pub cache_hits: u64,
+    pub rejected: u64,
+    /// Verified tokens remembered now.
+    pub tokens_cached: usize,
+    pub jwks_fetches: u64,
+    pub jwks_fetch_failures: u64,
+    /// The issuer could not be reached at the last try and keys older than their max-age are in use.
+    pub serving_stale_jwks: bool,
+}
+
+/// Verifies access tokens of one issuer for one audience. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    validation: Validation,
+    leeway_secs: u64,
+    clock: Arc<dyn Clock>,
+    discovery: Arc<Discovery>,
+    jwks: Arc<JwksCache>,
+    tokens: TokenCache,
+    verified: AtomicU64,
+    cache_hits: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Verifier {
+    pub fn new(config: VerifierConfig) -> Self {
+        let discovery = Arc::new(Discovery::new(&config.issuer, config.metadata_url.clone(), config.http_timeout));
+        let jwks = JwksCache::new(discovery.clone(), config.clock.clone(), config.jwks.clone());
+        // Signature, `iss` and `aud` by jsonwebtoken; time by this crate's clock; the algorithm is set per key.
+        let mut validation = Validation::default();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_issuer(&[discovery.issuer()]);
+        validation.set_audience(&[&config.audience]);
+        validation.required_spec_claims = HashSet::from(["exp", "iss", "aud"].map(String::from));
+        Verifier {
+            inner: Arc::new(Inner {
+                validation,
+                leeway_secs: config.leeway.as_secs(),
+                clock: config.clock,
+                discovery,
+                jwks,
+                tokens: TokenCache::new(config.token_cache_capacity),
+                verified: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The issuer's metadata, shared with a [`crate::UsageReporter`].
+    pub fn discovery(&self) -> Arc<Discovery> {
+        self.inner.discovery.clone()
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
+        let result = self.verify_uncounted(token).await;
+        if let Err(err) = &result {
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            log::debug!("token refused: {err}");
+        }
+        result
+    }
+
+    async fn verify_uncounted(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
+        let inner = &*self.inner;
+        let now = inner.clock.now().as_secs();
+        let digest = token_cache::digest(token);
+        if let Some(principal) = inner.tokens.get(&digest) {
+            if now >= principal.exp + inner.leeway_secs {
+                inner.tokens.remove(&digest);
+                return Err(VerifyError::Expired);
+            }
+            inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(principal);
+        }
+
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        // RFC 9068 section 4: "at+jwt" or "application/at+jwt", compared without case (RFC 7515 4.1.9).
+        let typ = header.typ.as_deref().unwrap_or("");
+        let typ = typ.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(typ, |_| &typ[12..]);
+        if !typ.eq_ignore_ascii_case("at+jwt") {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = header.kid.as_deref().ok_or(VerifyError::NoKeyId)?;
+        let keys = match inner.jwks.keys_for(kid).await {
+            Ok(Some(keys)) => keys,
+            Ok(None) => return Err(VerifyError::UnknownKey),
+            Err(_) => return Err(VerifyError::KeysUnavailable),
+        };
+        let key = keys.get(kid).ok_or(VerifyError::UnknownKey)?;
+        if !key.algorithms.contains(&header.alg) {
+            return Err(VerifyError::AlgorithmMismatch);
+        }
+        let mut validation = inner.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .map_err(|err| VerifyError::Rejected(err.to_string()))?
+            .claims;
+
+        if now >= claims.exp + inner.leeway_secs {
+            return Err(VerifyError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| now + inner.leeway_secs < nbf) {
+            return Err(VerifyError::NotYetValid);
+        }
+        for (name, value) in
+            [("client_id", &claims.client_id), ("partner_id", &claims.partner_id), ("jti", &claims.jti)]
+        {
+            if value.is_empty() {
+                return Err(VerifyError::MissingClaim(name));
+            }
+        }
+        let principal = Arc::new(Principal {
+            scopes: claims.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+            partner_id: claims.partner_id,
+            client_id: claims.client_id,
+            jti: claims.jti,
+            exp: claims.exp,
+        });
+        inner.tokens.insert(digest, principal.clone(), now);
+        inner.verified.fetch_add(1, Ordering::Relaxed);
+        Ok(principal)
+    }
+
+    pub fn stats(&self) -> VerifierStats {
+        let inner = &*self.inner;
+        let jwks = &inner.jwks.counters;
+        VerifierStats {
+            verified: inner.verified.load(Ordering::Relaxed),
+            cache_hits: inner.cache_hits.load(Ordering::Relaxed),
+            rejected: inner.rejected.load(Ordering::Relaxed),
+            tokens_cached: inner.tokens.len(),
+            jwks_fetches: jwks.fetches.load(Ordering::Relaxed),
+            jwks_fetch_failures: jwks.failures.load(Ordering::Relaxed),
+            serving_stale_jwks: jwks.serving_stale.load(Ordering::Relaxed),
+        }
+    }
+}
