@@ -405,7 +405,9 @@ async fn maintenance(
             // Yesterday's count stays readable; older days are in the audit trail.
             registry::usage::prune_before(&mut conn, &registry::usage::day_of(now - chrono::Duration::days(2)))
                 .map_err(store::StoreError::from)?;
-            store::partitions::ensure_ahead(&mut conn, &store::partitions::AUDIT_EVENTS, now.date())?;
+            for table in [&store::partitions::AUDIT_EVENTS, &store::partitions::REQUEST_LOG] {
+                store::partitions::ensure_ahead(&mut conn, table, now.date())?;
+            }
             let events = if audit_retention_days > 0 {
                 audit::query::prune_older_than(&mut conn, audit_retention_days, now)?
             } else {

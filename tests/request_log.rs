@@ -12,6 +12,8 @@ use common::*;
 use partnergate::registry::bootstrap::OPERATOR_PARTNER;
 use partnergate::registry::clients::{CreatedClient, NewClient};
 use partnergate::request_log::retention::Retention;
+use partnergate::store::partitions::REQUEST_LOG;
+use partnergate::store::DbConnection;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -476,6 +478,20 @@ async fn the_retention_prunes_old_records_and_keeps_aggregates_longer() {
     let before = get(&setup.server, &setup.operator, &summary_path).await.expect_json(200);
     assert_eq!(counted(&before), 3);
 
+    // On PostgreSQL the 40-day-old record gets a day partition of its own (it sat in the default one), which the
+    // retention must drop whole.
+    let old_day = (Utc::now().naive_utc() - chrono::Duration::days(40)).date();
+    let day_partitions = |conn: &mut DbConnection| match conn {
+        DbConnection::Postgresql(pg) => Some(REQUEST_LOG.days(pg).unwrap()),
+        DbConnection::Sqlite(_) => None,
+    };
+    if let DbConnection::Postgresql(pg) = &mut *setup.server.conn() {
+        REQUEST_LOG.ensure(pg, old_day, old_day).unwrap();
+    }
+    if let Some(days) = day_partitions(&mut setup.server.conn()) {
+        assert!(days.contains(&old_day), "{days:?}");
+    }
+
     // A second instance runs its housekeeping as it starts.
     let second = TestServer::start_beside(&setup.server).await;
     let server = &setup.server;
@@ -490,6 +506,10 @@ async fn the_retention_prunes_old_records_and_keeps_aggregates_longer() {
     let latencies: Vec<i64> =
         after["buckets"].as_array().unwrap().iter().map(|b| b["latency_sum_ms"].as_i64().unwrap()).collect();
     assert_eq!(latencies, vec![2, 1], "the 40-day-old minute is kept for charts, the 500-day-old one is gone");
+    if let Some(days) = day_partitions(&mut setup.server.conn()) {
+        assert!(!days.contains(&old_day), "the old day's partition is dropped: {days:?}");
+        assert!(days.contains(&Utc::now().naive_utc().date()), "today's partition stays: {days:?}");
+    }
     second.stop().await;
     setup.server.stop().await;
 }

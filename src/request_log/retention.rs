@@ -1,11 +1,11 @@
-//! The request log's retention: records for a short time, per-minute aggregates for longer. One function,
-//! [`prune`], so that PostgreSQL's time partitions can later replace the deletes with dropping partitions.
+//! The request log's retention: records for a short time (on PostgreSQL by dropping whole day partitions,
+//! `store::partitions`), per-minute aggregates for longer.
 
 use chrono::NaiveDateTime;
 
 use crate::registry::RegistryResult;
 use crate::store::request_log as store;
-use crate::store::DbConnection;
+use crate::store::{partitions, DbConnection};
 
 /// Days to keep records and aggregates; 0 keeps them forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub fn prune(conn: &mut DbConnection, retention: Retention, now: NaiveDateTime) 
     let mut pruned = Pruned::default();
     let cutoff = |days: u32| now - chrono::Duration::days(i64::from(days));
     if retention.records_days > 0 {
-        pruned.records = in_batches(|| store::prune_records(conn, cutoff(retention.records_days), PRUNE_BATCH))?;
+        pruned.records = partitions::prune_before(conn, &partitions::REQUEST_LOG, cutoff(retention.records_days))?;
     }
     if retention.aggregate_days > 0 {
         pruned.aggregates = in_batches(|| store::prune_minutes(conn, cutoff(retention.aggregate_days), PRUNE_BATCH))?;

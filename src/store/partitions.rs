@@ -1,4 +1,4 @@
-//! Time-partitioned append-only tables (the audit trail; the request log can use the same): on PostgreSQL one
+//! Time-partitioned append-only tables (the audit trail, the request log): on PostgreSQL one
 //! range partition per UTC day, created ahead of time by the server's maintenance, plus a default partition
 //! that takes whatever no day partition covers, so that no insert ever fails for want of a partition.
 //! Retention drops whole day partitions and deletes in bounded batches only what is left before the cut-off
@@ -34,6 +34,7 @@ pub struct DailyPartitions {
 }
 
 pub const AUDIT_EVENTS: DailyPartitions = DailyPartitions { table: "audit_events", column: "occurred_at", key: "id" };
+pub const REQUEST_LOG: DailyPartitions = DailyPartitions { table: "request_log", column: "occurred_at", key: "id" };
 
 #[derive(QueryableByName)]
 struct Name {

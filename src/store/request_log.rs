@@ -248,14 +248,6 @@ pub fn minute_totals(conn: &mut DbConnection, selection: &Selection, limit: i64)
     query.load(conn)
 }
 
-/// Deletes up to `batch` records older than `cutoff`; returns how many went.
-pub fn prune_records(conn: &mut DbConnection, cutoff: NaiveDateTime, batch: i64) -> QueryResult<usize> {
-    use request_log::dsl as r;
-    let oldest = r::request_log.filter(r::occurred_at.lt(cutoff)).select(r::id).limit(batch);
-    let ids: Vec<i64> = oldest.load(conn)?;
-    diesel::delete(r::request_log.filter(r::id.eq_any(ids))).execute(conn)
-}
-
 /// Deletes up to `batch` per-minute aggregates of minutes before `cutoff`; returns how many went.
 pub fn prune_minutes(conn: &mut DbConnection, cutoff: NaiveDateTime, batch: i64) -> QueryResult<usize> {
     use request_minutes::dsl as m;

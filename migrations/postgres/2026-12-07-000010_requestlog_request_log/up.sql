@@ -1,8 +1,10 @@
 -- The request log (ARCHITECTURE.md, The request log): one row per request a resource server reported, and
 -- per-minute aggregates kept longer for charts. No foreign keys: records outlive the clients they name, and
 -- a reporter states ids from verified tokens, which the server does not look up on ingestion.
+-- Partitioned by UTC day like the audit trail (`store::partitions`): retention drops whole days. The primary key
+-- of a partitioned table must hold the partition key; ids stay unique by their sequence.
 CREATE TABLE request_log (
-    id BIGSERIAL PRIMARY KEY,
+    id BIGSERIAL,
     occurred_at TIMESTAMP NOT NULL,
     reporter TEXT NOT NULL,
     client_id TEXT NOT NULL,
@@ -11,8 +13,21 @@ CREATE TABLE request_log (
     route TEXT NOT NULL,
     status INTEGER NOT NULL,
     latency_ms INTEGER NOT NULL,
-    jti TEXT
-);
+    jti TEXT,
+    PRIMARY KEY (id, occurred_at)
+) PARTITION BY RANGE (occurred_at);
+CREATE TABLE request_log_default PARTITION OF request_log DEFAULT;
+-- Today and a week ahead; the server's maintenance keeps creating them (named as `store::partitions` names them).
+DO $$
+DECLARE
+    day DATE := CURRENT_DATE;
+BEGIN
+    WHILE day <= CURRENT_DATE + 7 LOOP
+        EXECUTE format('CREATE TABLE %I PARTITION OF request_log FOR VALUES FROM (%L) TO (%L)',
+            'request_log_p' || to_char(day, 'YYYYMMDD'), day::timestamp, (day + 1)::timestamp);
+        day := day + 1;
+    END LOOP;
+END $$;
 -- Newest first, under every filter: (filter column, time, id) matches the listing's order and its cursor.
 CREATE INDEX request_log_time_idx ON request_log (occurred_at, id);
 CREATE INDEX request_log_partner_idx ON request_log (partner_id, occurred_at, id);
