@@ -169,8 +169,8 @@ fn the_migration_moves_every_existing_event_into_the_partitioned_table() {
     partnergate::store::prepare_libpq();
     let mut old = diesel::PgConnection::establish(&db.url).unwrap();
     // The schema as it was before the audit partitions.
-    let mut source = POSTGRES_MIGRATIONS;
-    let migrations = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&mut source).unwrap();
+    let source = POSTGRES_MIGRATIONS;
+    let migrations = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&source).unwrap();
     diesel::migration::MigrationConnection::setup(&mut old).unwrap();
     for migration in migrations.iter().take_while(|m| !m.name().to_string().contains("audit_partitions")) {
         old.run_migration(migration).unwrap();
