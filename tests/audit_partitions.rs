@@ -68,6 +68,15 @@ fn insert_events(conn: &mut DbConnection, end: NaiveDateTime, days: i64, count: 
     }
 }
 
+/// Rows of `table` (the audit table or one of its partitions) older than `cutoff`.
+fn count_before(conn: &mut DbConnection, table: &str, cutoff: NaiveDateTime) -> i64 {
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {table} WHERE occurred_at < $1"))
+        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+        .get_result::<Number>(conn)
+        .unwrap()
+        .n
+}
+
 fn count_events(conn: &mut DbConnection) -> i64 {
     number(conn, "SELECT count(*) AS n FROM audit_events")
 }
@@ -85,11 +94,7 @@ fn retention_deletes_every_older_event_in_bounded_batches_and_keeps_the_rest() {
     // More than two batches before the cut-off, some after it.
     insert_events(&mut conn, end, 20, 50_000);
     let cutoff = end - chrono::Duration::days(10);
-    let before: i64 = diesel::sql_query("SELECT count(*) AS n FROM audit_events WHERE occurred_at < $1")
-        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
-        .get_result::<Number>(&mut conn)
-        .unwrap()
-        .n;
+    let before = count_before(&mut conn, "audit_events", cutoff);
     assert!(before > 2 * DELETE_BATCH, "{before} events before the cut-off");
     let total = count_events(&mut conn);
 
@@ -164,8 +169,8 @@ fn the_migration_moves_every_existing_event_into_the_partitioned_table() {
     partnergate::store::prepare_libpq();
     let mut old = diesel::PgConnection::establish(&db.url).unwrap();
     // The schema as it was before the audit partitions.
-    let mut source = POSTGRES_MIGRATIONS;
-    let migrations = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&mut source).unwrap();
+    let source = POSTGRES_MIGRATIONS;
+    let migrations = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&source).unwrap();
     diesel::migration::MigrationConnection::setup(&mut old).unwrap();
     for migration in migrations.iter().take_while(|m| !m.name().to_string().contains("audit_partitions")) {
         old.run_migration(migration).unwrap();
@@ -262,11 +267,7 @@ fn retention_drops_whole_partitions_and_trims_the_day_that_straddles_the_cutoff(
     let older = straddling - chrono::Days::new(1);
     let days = AUDIT_EVENTS.days(pg(&mut conn)).unwrap();
     assert!(days.contains(&older) && days.contains(&straddling));
-    let expected: i64 = diesel::sql_query("SELECT count(*) AS n FROM audit_events WHERE occurred_at < $1")
-        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
-        .get_result::<Number>(&mut conn)
-        .unwrap()
-        .n;
+    let expected = count_before(&mut conn, "audit_events", cutoff);
 
     let deleted = query::prune_older_than(&mut conn, 10, end).unwrap();
     assert_eq!(deleted as i64, expected);
@@ -274,12 +275,7 @@ fn retention_drops_whole_partitions_and_trims_the_day_that_straddles_the_cutoff(
     assert!(days.iter().all(|day| *day >= straddling), "a partition before the cut-off's day is left: {days:?}");
     assert!(days.contains(&straddling), "the straddling day's partition stays, trimmed");
     let name = AUDIT_EVENTS.partition_name(straddling);
-    let trimmed: i64 = diesel::sql_query(format!("SELECT count(*) AS n FROM {name} WHERE occurred_at < $1"))
-        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
-        .get_result::<Number>(&mut conn)
-        .unwrap()
-        .n;
-    assert_eq!(trimmed, 0);
+    assert_eq!(count_before(&mut conn, &name, cutoff), 0);
     assert!(number(&mut conn, &format!("SELECT count(*) AS n FROM {name}")) > 0, "the rest of that day is kept");
 }
 
