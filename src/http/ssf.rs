@@ -91,6 +91,10 @@ pub async fn poll(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         Ok(answer) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(answer),
         Err(StreamError::Invalid(message)) => error(StatusCode::BAD_REQUEST, "invalid_request", &message),
         Err(StreamError::Store(err)) => store_error(&err),
+        Err(StreamError::Interrupted(cause)) => {
+            log::error!("revocation stream: {cause}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
     }
 }
 
