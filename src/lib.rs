@@ -221,7 +221,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (audit_writer, audit_thread) = AuditWriter::start(
         pool.clone(),
         WriterOptions::default(),
-        read_model.clone(),
+        // Everything that hears changes: a revocation at `/oauth2/revoke` also wakes this instance's long polls.
+        changes.clone(),
         limits.quota.clone(),
         metrics.clone(),
     );

@@ -77,6 +77,25 @@ async fn verify_set(server: &TestServer, receiver: &str, jti: &str, token: &str)
     }
 }
 
+/// A server, its operator's admin token, a receiver and its token, and partner `acme`'s client.
+struct Scene {
+    server: TestServer,
+    admin: String,
+    rs: CreatedClient,
+    token: String,
+    client: CreatedClient,
+}
+
+impl Scene {
+    async fn start() -> Self {
+        let server = TestServer::start().await;
+        let (_, admin) = server.operator().await;
+        let (rs, token) = receiver(&server, "rs").await;
+        let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+        Scene { server, admin, rs, token, client }
+    }
+}
+
 /// Polls without waiting; returns the verified SETs in sequence order and `moreAvailable`.
 async fn sets_of(server: &TestServer, receiver: &CreatedClient, token: &str, body: Value) -> (Vec<Set>, bool) {
     let reply = poll(server, token, body).await;
@@ -129,10 +148,7 @@ fn seconds(text: &str) -> i64 {
 /// revoked with its tokens), with a gapless sequence; changes that change nothing make none.
 #[tokio::test]
 async fn each_change_produces_exactly_its_event() {
-    let server = TestServer::start().await;
-    let (_, admin) = server.operator().await;
-    let (rs, token) = receiver(&server, "rs").await;
-    let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let Scene { server, admin, rs, token, client } = Scene::start().await;
     let id = client.client.id.clone();
     assert!(take(&server, &rs, &token).await.is_empty(), "creating partners and clients is no event");
     let mut seqs = Vec::new();
@@ -210,10 +226,7 @@ async fn each_change_produces_exactly_its_event() {
 /// the database refuses the client's update) leaves no event, and its sequence number is used by the next.
 #[tokio::test]
 async fn a_failed_change_leaves_no_event() {
-    let server = TestServer::start().await;
-    let (_, admin) = server.operator().await;
-    let (rs, token) = receiver(&server, "rs").await;
-    let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let Scene { server, admin, rs, token, client } = Scene::start().await;
     let id = client.client.id.clone();
     let refuse = if on_postgres() {
         format!(
@@ -470,10 +483,7 @@ async fn transmitter_metadata() {
 /// do not.
 #[tokio::test]
 async fn receivers_positions_and_lag_are_observable() {
-    let server = TestServer::start().await;
-    let (_, admin) = server.operator().await;
-    let (rs, token) = receiver(&server, "rs").await;
-    let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let Scene { server, admin, rs, token, client } = Scene::start().await;
     let caller = partnergate::registry::Caller::cli();
     for enabled in [false, true, false] {
         partnergate::registry::clients::set_enabled(&mut server.conn(), &caller, &client.client.id, enabled).unwrap();
@@ -534,5 +544,36 @@ async fn retention_keeps_events_for_the_longest_token_lifetime() {
     partnergate::registry::clients::set_enabled(&mut server.conn(), &caller, &client.client.id, true).unwrap();
     let (sets, _) = sets_of(&server, &rs, &token, json!({"ack": ["1.".to_string() + &rs.client.id]})).await;
     assert_eq!(sets.iter().map(|s| s.seq).collect::<Vec<_>>(), [2]);
+    server.stop().await;
+}
+
+/// Concurrent changes commit in sequence order: a receiver polling and acknowledging while they happen
+/// never sees an event below what it acknowledged, nor a hole.
+#[tokio::test]
+async fn concurrent_changes_arrive_in_sequence_order() {
+    let Scene { server, admin, rs, token, .. } = Scene::start().await;
+    let clients: Vec<String> = (0..4).map(|_| server.client("acme", &["role-acme"], &[], &[]).client.id).collect();
+    const CHANGES: i64 = 40;
+    let changes = (0..CHANGES).map(|i| {
+        let (url, admin) =
+            (server.url(&format!("/admin/v1/clients/{}/revoke-tokens", clients[i as usize % 4])), admin.clone());
+        async move {
+            let response = reqwest::Client::new().post(url).bearer_auth(admin).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    });
+    let changing = tokio::spawn(futures_util::future::join_all(changes));
+    let (mut acked, mut acks) = (0, Vec::new());
+    let started = Instant::now();
+    while acked < CHANGES {
+        assert!(started.elapsed() < Duration::from_secs(30), "only {acked} events arrived");
+        let body = json!({"ack": std::mem::take(&mut acks), "returnImmediately": true});
+        for set in sets_of(&server, &rs, &token, body).await.0 {
+            assert_eq!(set.seq, acked + 1, "events arrive in order, without holes");
+            acked = set.seq;
+            acks.push(set.jti);
+        }
+    }
+    changing.await.unwrap();
     server.stop().await;
 }

@@ -40,20 +40,15 @@ fn refusal(status: StatusCode, challenge: String, description: &str) -> HttpResp
     response
 }
 
-fn bearer(req: &HttpRequest) -> Result<String, HttpResponse> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Err(refusal(
-            StatusCode::UNAUTHORIZED,
-            "Bearer realm=\"partnergate\"".into(),
-            "a bearer token with scope authz.events.read is required",
-        ));
-    };
-    match value.to_str().ok().and_then(|value| value.split_once(' ')) {
+/// The bearer token of the request; `None` when it has none, `Some(Err)` when the header is not a bearer one.
+fn bearer(req: &HttpRequest) -> Option<Result<String, ()>> {
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    Some(match value.to_str().ok().and_then(|value| value.split_once(' ')) {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
             Ok(token.trim().to_string())
         }
-        _ => Err(invalid_token("use Authorization: Bearer <token>")),
-    }
+        _ => Err(()),
+    })
 }
 
 fn invalid_token(description: &str) -> HttpResponse {
@@ -65,8 +60,12 @@ fn invalid_token(description: &str) -> HttpResponse {
 /// `POST /ssf/poll`.
 pub async fn poll(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let token = match bearer(&req) {
-        Ok(token) => token,
-        Err(response) => return response,
+        Some(Ok(token)) => token,
+        Some(Err(())) => return invalid_token("use Authorization: Bearer <token>"),
+        None => {
+            let description = "a bearer token with scope authz.events.read is required";
+            return refusal(StatusCode::UNAUTHORIZED, "Bearer realm=\"partnergate\"".into(), description);
+        }
     };
     let receiver = match state.tokens.event_receiver(&token).await {
         Ok(Ok(receiver)) => receiver,
@@ -92,6 +91,10 @@ pub async fn poll(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         Ok(answer) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(answer),
         Err(StreamError::Invalid(message)) => error(StatusCode::BAD_REQUEST, "invalid_request", &message),
         Err(StreamError::Store(err)) => store_error(&err),
+        Err(StreamError::Interrupted(cause)) => {
+            log::error!("revocation stream: {cause}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
     }
 }
 

@@ -83,6 +83,9 @@ pub enum StreamError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The blocking task did not finish (it panicked, or the runtime is shutting down): a fault of ours.
+    #[error("revocation stream: {0}")]
+    Interrupted(String),
 }
 
 /// Wakes waiting polls: a change-feed sink (`Change::SecurityEvents`, and the catalog-wide note that follows a
@@ -199,11 +202,12 @@ impl StreamService {
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, StreamError> {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || work(&mut *pool.get()?))
-            .await
-            .unwrap_or_else(|err| Err(StoreError::Unavailable(format!("revocation stream: {err}"))))
+        match tokio::task::spawn_blocking(move || work(&mut *pool.get()?)).await {
+            Ok(result) => Ok(result?),
+            Err(err) => Err(StreamError::Interrupted(err.to_string())),
+        }
     }
 
     /// One poll of `receiver` (an authenticated client holding `authz.events.read`).

@@ -160,3 +160,49 @@ pub fn polled(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Re
 pub fn receivers(conn: &mut DbConnection) -> Result<Vec<EventReceiverRow>, StoreError> {
     Ok(event_receivers::table.order(event_receivers::client_id).select(EventReceiverRow::as_select()).load(conn)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at: NaiveDateTime) -> SecurityEventRow {
+        SecurityEventRow {
+            seq: 0,
+            kind: "client_disabled".into(),
+            partner_id: Some("acme".into()),
+            client_id: Some("pgc_a".into()),
+            token_id: None,
+            token_expires_at: None,
+            cutoff: None,
+            occurred_at: at,
+            payload: "{}".into(),
+        }
+    }
+
+    /// Numbers follow each other without holes, a rolled-back append gives its number back, and pruning
+    /// takes every old event in bounded rounds and nothing newer, while the sequence goes on.
+    #[test]
+    fn the_sequence_is_gapless_and_pruning_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let pool = crate::store::connect(&url, &Default::default()).unwrap();
+        let conn = &mut *pool.get().unwrap();
+        crate::store::run_migrations(conn).unwrap();
+        let old = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap().naive_utc();
+        let new = old + chrono::Duration::days(2);
+        for i in 0..25 {
+            assert_eq!(append(conn, event(old)).unwrap(), i + 1);
+        }
+        let rolled_back: Result<(), StoreError> = crate::store::write_transaction(conn, |conn| {
+            append(conn, event(new))?;
+            Err(StoreError::Query(diesel::result::Error::RollbackTransaction))
+        });
+        assert!(rolled_back.is_err());
+        assert_eq!(append(conn, event(new)).unwrap(), 26, "the rolled-back number is given back");
+        assert_eq!(prune(conn, old + chrono::Duration::days(1), 10).unwrap(), 25);
+        assert_eq!(first_kept_seq(conn).unwrap(), Some(26));
+        assert_eq!(after(conn, 0, 100).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [26]);
+        assert_eq!(append(conn, event(new)).unwrap(), 27, "pruning does not restart the sequence");
+        crate::store::changes::take_published();
+    }
+}
