@@ -163,6 +163,7 @@ impl Browser {
         let (width, height) = self.size().await;
         let page = self.script("return document.documentElement.scrollHeight").await.as_u64().unwrap_or(1000);
         self.resize(width, page.clamp(600, 6000)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         let png = self.call(reqwest::Method::GET, "/screenshot", Value::Null).await;
         self.resize(width, height).await;
         let dir = screenshot_dir();

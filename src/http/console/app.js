@@ -1036,6 +1036,8 @@ const submit = (id, handler) => on(id, "submit", (event) => { event.preventDefau
 $("sign-in").addEventListener("submit", (e) => signIn(e).catch((err) => showError(String(err))));
 $("sign-out").addEventListener("click", signOut);
 window.addEventListener("hashchange", () => route());
+// Moving to another section: the last action's result belonged to the one left.
+$("nav").addEventListener("click", () => { $("notice").hidden = true; });
 on("copy-secret", "click", copySecret);
 $("dismiss-secret").addEventListener("click", forgetSecret);
 submit("create-partner", createPartner);
