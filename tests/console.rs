@@ -737,6 +737,27 @@ async fn partner_admin_manages_its_own_clients_in_the_browser() {
     assert_eq!(offered, json!(0), "a partner admin does not edit, suspend or delete its partner");
     browser.screenshots("partner-admin-own").await;
 
+    // Keyboard: the navigation is reached with Tab, shows where the focus is, and Enter opens a section whose
+    // heading then has the focus.
+    browser.script("document.getElementById('sign-out').focus(); return true").await;
+    let link = browser.element("#nav a[data-view='clients']").await;
+    browser.script("document.querySelector(\"#nav a[data-view='own']\").focus(); return true").await;
+    browser.call(reqwest::Method::POST, &format!("/element/{link}/value"), json!({"text": "\u{E007}"})).await;
+    let landed = browser
+        .wait_for("the clients view by keyboard", "return document.activeElement && document.activeElement.tagName === 'H1' && document.activeElement.textContent")
+        .await;
+    assert_eq!(landed, json!("Clients"));
+    let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [{"type": "keyDown", "value": "\u{E008}"}, {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E008}"}]}]});
+    browser.call(reqwest::Method::POST, "/actions", actions).await;
+    let ring = browser
+        .script("const a = document.activeElement; return [a.id, a.matches(':focus-visible'), getComputedStyle(a).outlineStyle]")
+        .await;
+    assert_eq!(
+        ring,
+        json!(["sign-out", true, "solid"]),
+        "Shift+Tab from the heading: the header's last control, with a visible focus ring"
+    );
+
     // A client of its own partner: no partner chooser.
     browser.section("clients").await;
     browser.click("#show-create-client").await;

@@ -328,6 +328,10 @@ async function route() {
   $("edit-partner").hidden = true;
   document.title = `${$(target.view).dataset.title} · partnergate console`;
   await run(() => target.load(id));
+  // Keyboard and screen-reader users land on the new view's heading, not on the link they left.
+  const heading = $(target.view).querySelector("h1");
+  heading.tabIndex = -1;
+  if (!$("confirm").open) heading.focus({ preventScroll: true });
 }
 
 const go = (hash) => {
