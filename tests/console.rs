@@ -402,6 +402,11 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     browser
         .wait_for("the role's row", "return !!document.querySelector(\"#roles-table tr[data-role='order-desk']\")")
         .await;
+    browser.click_in_row("roles-table", "role", "order-desk", "edit").await;
+    browser.type_into("#edit-role-scopes", "orders.read").await;
+    browser.click("#edit-role-save").await;
+    browser.notice("Role order-desk now grants orders.read").await;
+    assert_eq!(admin_get(&server, &token, "/roles/order-desk").await["scopes"], json!(["orders.read"]));
     browser.screenshots("catalog").await;
 
     // A partner, created from the partners page; its detail page follows.
@@ -686,6 +691,53 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     browser.wait_for("the sign-in form", "return !document.getElementById('sign-in').hidden").await;
     assert_page_forgotten(&browser, &["ShopCo", &production_id, &operator.client.id, "order-desk"]).await;
     browser.screenshots("signed-out").await;
+    browser.stop().await;
+    server.stop().await;
+}
+
+/// Long lists are paged by cursor (50 a page; Next and Previous) and searched by name or id on the page.
+#[tokio::test]
+#[ignore = "drives headless Chromium: apt-get install chromium chromium-driver, then cargo test -- --include-ignored (as .ci/run does)"]
+async fn the_clients_list_pages_and_searches_in_the_browser() {
+    let browser = Browser::start().await;
+    let server = TestServer::start().await;
+    server.seed("many", &["orders.read"], &["orders.read"], &[], &[]);
+    for n in 0..54 {
+        let input = NewClient { partner_id: Some("many".into()), name: format!("sync {n:02}"), ..Default::default() };
+        create_client(&server, &input);
+    }
+    let (operator, _) = server.operator().await;
+    browser.sign_in(&server.url("/console"), &operator.client.id, operator.secret.secret.expose()).await;
+    browser.section("clients").await;
+    browser.type_into("#clients-partner", "many").await;
+    browser.click("#clients-apply").await;
+    let rows = "document.querySelectorAll('#clients-table tbody tr[data-client-id]').length";
+    let first = browser
+        .wait_for("the first page", &format!("return {rows} === 50 && !document.getElementById('clients-next').hidden && document.getElementById('clients-page').textContent"))
+        .await;
+    assert_eq!(first, json!("Page 1 · 50 shown"));
+    browser.click("#clients-next").await;
+    let second = browser
+        .wait_for(
+            "the second page",
+            &format!("return {rows} === 5 && document.getElementById('clients-page').textContent"),
+        )
+        .await;
+    assert_eq!(second, json!("Page 2 · 5 shown"), "the seed's client and 54 more: 55 in all");
+    assert_eq!(browser.script("return document.getElementById('clients-next').hidden").await, json!(true));
+    browser.click("#clients-prev").await;
+    browser
+        .wait_for(
+            "the first page again",
+            &format!("return {rows} === 50 && document.getElementById('clients-prev').hidden"),
+        )
+        .await;
+    browser.type_into("#clients-search", "sync 07").await;
+    let found = browser
+        .wait_for("the search", "const rows = [...document.querySelectorAll('#clients-table tbody tr[data-client-id]')]; return rows.length === 1 && rows[0].querySelector('.name').textContent")
+        .await;
+    assert_eq!(found, json!("sync 07"));
+    browser.screenshots("clients-search").await;
     browser.stop().await;
     server.stop().await;
 }

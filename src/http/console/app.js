@@ -247,13 +247,14 @@ function signOut() {
     "own-quota", "own-of", "own-log-only", "own-resets", "client-title", "client-status", "client-env", "client-facts",
     "client-actions", "client-crumb-partner", "secrets-client", "edit-client-id", "edit-partner-id",
     "usage-chart", "partner-chart", "client-chart", "requests-note", "client-requests-note", "notice", "error",
-    "new-partner", "partners-page", "clients-page", "audit-page", "requests-page", "confirm-title", "confirm-text",
+    "new-partner", "edit-role-name", "partners-page", "clients-page", "audit-page", "requests-page", "confirm-title", "confirm-text",
     "confirm-ok"]) {
     $(id).replaceChildren();
   }
   for (const next of document.querySelectorAll("[data-cursor]")) delete next.dataset.cursor;
   $("own-meter").value = 0;
-  for (const hidden of ["notice", "error", "requests-note", "edit-client", "edit-partner", "create-client",
+  editingRole = null;
+  for (const hidden of ["notice", "error", "requests-note", "edit-client", "edit-partner", "edit-role", "create-client",
     "create-partner", "app", "sign-out", "nav"]) {
     $(hidden).hidden = true;
   }
@@ -758,8 +759,25 @@ async function loadCatalog() {
     data: { role: role.name },
     cells: [["name", el("td", {}, el("span", { class: "name" }, role.name), el("span", { class: "id" }, role.description))],
       ["scopes", role.scopes.join(" ")],
-      ["actions", el("td", { class: "actions-cell" }, button("Delete", () => deleteCatalog("role", role.name), { kind: "small danger-outline" }))]],
+      ["actions", el("td", { class: "actions-cell" }, button("Edit", async () => editRole(role), { kind: "small" }),
+        button("Delete", () => deleteCatalog("role", role.name), { kind: "small danger-outline" }))]],
   })), "No roles yet.");
+}
+
+let editingRole = null;
+function editRole(role) {
+  editingRole = role.name;
+  $("edit-role-name").textContent = role.name;
+  $("edit-role-scopes").value = role.scopes.join(", ");
+  $("edit-role").hidden = false;
+  $("edit-role-scopes").focus();
+}
+
+async function saveRole() {
+  const role = await api("PATCH", `/roles/${seg(editingRole)}`, { scopes: list($("edit-role-scopes").value) });
+  $("edit-role").hidden = true;
+  await loadCatalog();
+  notify(`Role ${role.name} now grants ${role.scopes.join(" ") || "nothing"}; clients holding it get that on their next token.`);
 }
 
 async function deleteCatalog(kind, name) {
@@ -1066,6 +1084,8 @@ on("edit-cancel", "click", async () => { $("edit-client").hidden = true; });
 submit("rotate-form", rotate);
 submit("create-scope", createScope);
 submit("create-role", createRole);
+submit("edit-role", saveRole);
+on("edit-role-cancel", "click", async () => { $("edit-role").hidden = true; });
 submit("generate-key", generateKey);
 on("rotate-keys", "click", rotateKeys);
 on("prune-keys", "click", pruneKeys);
