@@ -158,17 +158,21 @@ impl Browser {
         }
     }
 
-    /// The whole page (the window grown to the page's height) at the current width, as `<name>.png`.
+    /// The whole page at the current width, as `<name>.png` (Chromium's own capture beyond the viewport).
     async fn screenshot(&self, name: &str) {
-        let (width, height) = self.size().await;
-        let page = self.script("return document.documentElement.scrollHeight").await.as_u64().unwrap_or(1000);
-        self.resize(width, page.clamp(600, 6000)).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let png = self.call(reqwest::Method::GET, "/screenshot", Value::Null).await;
-        self.resize(width, height).await;
+        let size = self.script("return [window.innerWidth, document.documentElement.scrollHeight]").await;
+        let clip = json!({"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1});
+        let params = json!({"format": "png", "captureBeyondViewport": true, "clip": clip});
+        let shot = self
+            .call(
+                reqwest::Method::POST,
+                "/goog/cdp/execute",
+                json!({"cmd": "Page.captureScreenshot", "params": params}),
+            )
+            .await;
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
 
@@ -706,30 +710,42 @@ async fn the_clients_list_pages_and_searches_in_the_browser() {
         let input = NewClient { partner_id: Some("many".into()), name: format!("sync {n:02}"), ..Default::default() };
         create_client(&server, &input);
     }
-    let (operator, _) = server.operator().await;
+    let (operator, token) = server.operator().await;
+    let all = admin_get(&server, &token, "/clients?partner_id=many&limit=500").await;
+    let mut expected: Vec<String> =
+        all["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    expected.sort();
+    assert!(expected.len() > 50 && expected.len() < 100, "{}", expected.len());
     browser.sign_in(&server.url("/console"), &operator.client.id, operator.secret.secret.expose()).await;
     browser.section("clients").await;
     browser.type_into("#clients-partner", "many").await;
     browser.click("#clients-apply").await;
-    let rows = "document.querySelectorAll('#clients-table tbody tr[data-client-id]').length";
+    let ids = "[...document.querySelectorAll('#clients-table tbody tr[data-client-id]')].map(r => r.dataset.clientId)";
     let first = browser
-        .wait_for("the first page", &format!("return {rows} === 50 && !document.getElementById('clients-next').hidden && document.getElementById('clients-page').textContent"))
+        .wait_for("the first page", &format!("const ids = {ids}; const only = [...document.querySelectorAll('#clients-table [data-col=partner]')].every(c => c.textContent === 'many'); return only && ids.length === 50 && !document.getElementById('clients-next').hidden && [document.getElementById('clients-page').textContent, ids]"))
         .await;
-    assert_eq!(first, json!("Page 1 · 50 shown"));
+    assert_eq!(first[0], json!("Page 1 · 50 shown"));
     browser.click("#clients-next").await;
+    let rest = expected.len() - 50;
     let second = browser
-        .wait_for(
-            "the second page",
-            &format!("return {rows} === 5 && document.getElementById('clients-page').textContent"),
-        )
+        .wait_for("the second page", &format!("const ids = {ids}; return ids.length === {rest} && [document.getElementById('clients-page').textContent, ids]"))
         .await;
-    assert_eq!(second, json!("Page 2 · 5 shown"), "the seed's client and 54 more: 55 in all");
+    assert_eq!(second[0], json!(format!("Page 2 · {rest} shown")));
+    let mut seen: Vec<String> = first[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second[1].as_array().unwrap())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, expected, "the two pages show every client once");
     assert_eq!(browser.script("return document.getElementById('clients-next').hidden").await, json!(true));
     browser.click("#clients-prev").await;
     browser
         .wait_for(
             "the first page again",
-            &format!("return {rows} === 50 && document.getElementById('clients-prev').hidden"),
+            &format!("return {ids}.length === 50 && document.getElementById('clients-prev').hidden"),
         )
         .await;
     browser.type_into("#clients-search", "sync 07").await;

@@ -24,6 +24,10 @@ function freshState() {
   };
 }
 let state = freshState();
+// A list drawn from an answer that a newer load of the same list has overtaken would show stale rows (or
+// another filter's): each load takes a ticket, and only the latest one draws.
+const tickets = { partners: 0, clients: 0, audit: 0, requests: 0 };
+const latest = (name, ticket) => tickets[name] === ticket;
 
 // ---------------------------------------------------------------------------------------------------------
 // Small DOM helpers
@@ -350,7 +354,9 @@ async function loadPartners(move = 0) {
   const cursor = pages[pages.length - 1];
   const query = new URLSearchParams({ limit: String(PAGE) });
   if (cursor) query.set("cursor", cursor);
+  const ticket = ++tickets.partners;
   const page = await api("GET", `/partners?${query}`);
+  if (!latest("partners", ticket)) return;
   const search = $("partners-search").value.trim().toLowerCase();
   const items = page.items.filter((p) => !search || p.id.includes(search) || p.name.toLowerCase().includes(search));
   fillTable($("partners-table"), items.map((partner) => {
@@ -551,7 +557,9 @@ async function loadClients(move = 0) {
   if (cursor) query.set("cursor", cursor);
   if ($("clients-partner").value.trim()) query.set("partner_id", $("clients-partner").value.trim());
   if ($("clients-environment").value.trim()) query.set("environment", $("clients-environment").value.trim());
+  const ticket = ++tickets.clients;
   const page = await api("GET", `/clients?${query}`);
+  if (!latest("clients", ticket)) return;
   const search = $("clients-search").value.trim().toLowerCase();
   const items = page.items.filter((c) => !search || c.id.toLowerCase().includes(search) || c.name.toLowerCase().includes(search));
   fillTable($("clients-table"), items.map((client) => clientRow(client, true)),
@@ -752,7 +760,9 @@ async function loadCatalog() {
   fillTable($("scopes-table"), scopes.items.map((scope) => ({
     data: { scope: scope.name },
     cells: [["name", el("span", { class: "mono" }, scope.name)], ["description", scope.description],
-      ["actions", el("td", { class: "actions-cell" }, button("Delete", () => deleteCatalog("scope", scope.name), { kind: "small danger-outline" }))]],
+      // The reserved `authz.*` scopes are the server's own: not offered for deletion.
+      ["actions", el("td", { class: "actions-cell" }, scope.name.startsWith("authz.") ? ""
+        : button("Delete", () => deleteCatalog("scope", scope.name), { kind: "small danger-outline" }))]],
   })), "No scopes yet.");
   const roles = await api("GET", "/roles?limit=500");
   fillTable($("roles-table"), roles.items.map((role) => ({
@@ -889,7 +899,9 @@ async function loadAudit(move = 0) {
   const query = auditQuery();
   const cursor = pages[pages.length - 1];
   if (cursor) query.set("cursor", cursor);
+  const ticket = ++tickets.audit;
   const page = await api("GET", `/audit?${query}`);
+  if (!latest("audit", ticket)) return;
   fillTable($("audit-table"), page.items.map((event) => ({
     cells: [["time", when(event.occurred_at)], ["type", event.event_type], ["outcome", event.outcome],
       ["reason", event.reason], ["client", event.client_id], ["partner", event.partner_id], ["actor", event.actor],
@@ -901,6 +913,7 @@ async function loadAudit(move = 0) {
   chartQuery.set("event_type", "token.request");
   chartQuery.set("limit", "1000");
   const events = await api("GET", `/audit?${chartQuery}`);
+  if (!latest("audit", ticket)) return;
   drawChart($("usage-chart"), events.items, $("audit-client").value.trim() || $("audit-partner").value.trim() || "all");
 }
 
@@ -1019,14 +1032,17 @@ async function loadRequests(move = 0) {
   const query = requestsQuery();
   const cursor = pages[pages.length - 1];
   if (cursor) query.set("cursor", cursor);
-  const page = await loadRequestTable($("requests-table"), $("requests-note"), query, true);
+  const ticket = ++tickets.requests;
+  const page = await loadRequestTable($("requests-table"), $("requests-note"), query, true, () => latest("requests", ticket));
+  if (!latest("requests", ticket)) return;
   if (page) pager("requests", page.next_cursor === null || page.next_cursor === undefined ? null : String(page.next_cursor), page.items.length);
   else pager("requests", null, 0);
 }
 
 /// Fills a request table; answers the page, or null when this server has no request log (yet).
-async function loadRequestTable(table, note, query, full) {
+async function loadRequestTable(table, note, query, full, current = () => true) {
   const page = await api("GET", `/requests?${query}`, undefined, { allow: [404, 403] });
+  if (!current()) return null;
   if (page.status === 404 || page.status === 403) {
     fillTable(table, [], "No request log.");
     note.textContent = page.status === 404
