@@ -158,16 +158,21 @@ impl Browser {
         }
     }
 
-    /// The whole page (the window grown to the page's height) at the current width, as `<name>.png`.
+    /// The whole page at the current width, as `<name>.png` (Chromium's own capture beyond the viewport).
     async fn screenshot(&self, name: &str) {
-        let (width, height) = self.size().await;
-        let page = self.script("return document.documentElement.scrollHeight").await.as_u64().unwrap_or(1000);
-        self.resize(width, page.clamp(600, 6000)).await;
-        let png = self.call(reqwest::Method::GET, "/screenshot", Value::Null).await;
-        self.resize(width, height).await;
+        let size = self.script("return [window.innerWidth, document.documentElement.scrollHeight]").await;
+        let clip = json!({"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1});
+        let params = json!({"format": "png", "captureBeyondViewport": true, "clip": clip});
+        let shot = self
+            .call(
+                reqwest::Method::POST,
+                "/goog/cdp/execute",
+                json!({"cmd": "Page.captureScreenshot", "params": params}),
+            )
+            .await;
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
 
@@ -401,6 +406,11 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     browser
         .wait_for("the role's row", "return !!document.querySelector(\"#roles-table tr[data-role='order-desk']\")")
         .await;
+    browser.click_in_row("roles-table", "role", "order-desk", "edit").await;
+    browser.type_into("#edit-role-scopes", "orders.read").await;
+    browser.click("#edit-role-save").await;
+    browser.notice("Role order-desk now grants orders.read").await;
+    assert_eq!(admin_get(&server, &token, "/roles/order-desk").await["scopes"], json!(["orders.read"]));
     browser.screenshots("catalog").await;
 
     // A partner, created from the partners page; its detail page follows.
@@ -689,6 +699,65 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     server.stop().await;
 }
 
+/// Long lists are paged by cursor (50 a page; Next and Previous) and searched by name or id on the page.
+#[tokio::test]
+#[ignore = "drives headless Chromium: apt-get install chromium chromium-driver, then cargo test -- --include-ignored (as .ci/run does)"]
+async fn the_clients_list_pages_and_searches_in_the_browser() {
+    let browser = Browser::start().await;
+    let server = TestServer::start().await;
+    server.seed("many", &["orders.read"], &["orders.read"], &[], &[]);
+    for n in 0..54 {
+        let input = NewClient { partner_id: Some("many".into()), name: format!("sync {n:02}"), ..Default::default() };
+        create_client(&server, &input);
+    }
+    let (operator, token) = server.operator().await;
+    let all = admin_get(&server, &token, "/clients?partner_id=many&limit=500").await;
+    let mut expected: Vec<String> =
+        all["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    expected.sort();
+    assert!(expected.len() > 50 && expected.len() < 100, "{}", expected.len());
+    browser.sign_in(&server.url("/console"), &operator.client.id, operator.secret.secret.expose()).await;
+    browser.section("clients").await;
+    browser.type_into("#clients-partner", "many").await;
+    browser.click("#clients-apply").await;
+    let ids = "[...document.querySelectorAll('#clients-table tbody tr[data-client-id]')].map(r => r.dataset.clientId)";
+    let first = browser
+        .wait_for("the first page", &format!("const ids = {ids}; const only = [...document.querySelectorAll('#clients-table [data-col=partner]')].every(c => c.textContent === 'many'); return only && ids.length === 50 && !document.getElementById('clients-next').hidden && [document.getElementById('clients-page').textContent, ids]"))
+        .await;
+    assert_eq!(first[0], json!("Page 1 · 50 shown"));
+    browser.click("#clients-next").await;
+    let rest = expected.len() - 50;
+    let second = browser
+        .wait_for("the second page", &format!("const ids = {ids}; return ids.length === {rest} && [document.getElementById('clients-page').textContent, ids]"))
+        .await;
+    assert_eq!(second[0], json!(format!("Page 2 · {rest} shown")));
+    let mut seen: Vec<String> = first[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second[1].as_array().unwrap())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, expected, "the two pages show every client once");
+    assert_eq!(browser.script("return document.getElementById('clients-next').hidden").await, json!(true));
+    browser.click("#clients-prev").await;
+    browser
+        .wait_for(
+            "the first page again",
+            &format!("return {ids}.length === 50 && document.getElementById('clients-prev').hidden"),
+        )
+        .await;
+    browser.type_into("#clients-search", "sync 07").await;
+    let found = browser
+        .wait_for("the search", "const rows = [...document.querySelectorAll('#clients-table tbody tr[data-client-id]')]; return rows.length === 1 && rows[0].querySelector('.name').textContent")
+        .await;
+    assert_eq!(found, json!("sync 07"));
+    browser.screenshots("clients-search").await;
+    browser.stop().await;
+    server.stop().await;
+}
+
 /// Whether the OpenAPI document lists `method path` (path parameters match any non-empty segment).
 fn documented(document: &Value, method: &str, path: &str) -> bool {
     document["paths"].as_object().unwrap().iter().any(|(template, item)| {
@@ -735,6 +804,27 @@ async fn partner_admin_manages_its_own_clients_in_the_browser() {
     let offered = browser.script("return document.querySelectorAll('#partner-actions button').length").await;
     assert_eq!(offered, json!(0), "a partner admin does not edit, suspend or delete its partner");
     browser.screenshots("partner-admin-own").await;
+
+    // Keyboard: the navigation is reached with Tab, shows where the focus is, and Enter opens a section whose
+    // heading then has the focus.
+    browser.script("document.getElementById('sign-out').focus(); return true").await;
+    let link = browser.element("#nav a[data-view='clients']").await;
+    browser.script("document.querySelector(\"#nav a[data-view='own']\").focus(); return true").await;
+    browser.call(reqwest::Method::POST, &format!("/element/{link}/value"), json!({"text": "\u{E007}"})).await;
+    let landed = browser
+        .wait_for("the clients view by keyboard", "return document.activeElement && document.activeElement.tagName === 'H1' && document.activeElement.textContent")
+        .await;
+    assert_eq!(landed, json!("Clients"));
+    let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [{"type": "keyDown", "value": "\u{E008}"}, {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E008}"}]}]});
+    browser.call(reqwest::Method::POST, "/actions", actions).await;
+    let ring = browser
+        .script("const a = document.activeElement; return [a.id, a.matches(':focus-visible'), getComputedStyle(a).outlineStyle]")
+        .await;
+    assert_eq!(
+        ring,
+        json!(["sign-out", true, "solid"]),
+        "Shift+Tab from the heading: the header's last control, with a visible focus ring"
+    );
 
     // A client of its own partner: no partner chooser.
     browser.section("clients").await;

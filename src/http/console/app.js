@@ -24,6 +24,10 @@ function freshState() {
   };
 }
 let state = freshState();
+// A list drawn from an answer that a newer load of the same list has overtaken would show stale rows (or
+// another filter's): each load takes a ticket, and only the latest one draws.
+const tickets = { partners: 0, clients: 0, audit: 0, requests: 0 };
+const latest = (name, ticket) => tickets[name] === ticket;
 
 // ---------------------------------------------------------------------------------------------------------
 // Small DOM helpers
@@ -247,13 +251,14 @@ function signOut() {
     "own-quota", "own-of", "own-log-only", "own-resets", "client-title", "client-status", "client-env", "client-facts",
     "client-actions", "client-crumb-partner", "secrets-client", "edit-client-id", "edit-partner-id",
     "usage-chart", "partner-chart", "client-chart", "requests-note", "client-requests-note", "notice", "error",
-    "new-partner", "partners-page", "clients-page", "audit-page", "requests-page", "confirm-title", "confirm-text",
+    "new-partner", "edit-role-name", "partners-page", "clients-page", "audit-page", "requests-page", "confirm-title", "confirm-text",
     "confirm-ok"]) {
     $(id).replaceChildren();
   }
   for (const next of document.querySelectorAll("[data-cursor]")) delete next.dataset.cursor;
   $("own-meter").value = 0;
-  for (const hidden of ["notice", "error", "requests-note", "edit-client", "edit-partner", "create-client",
+  editingRole = null;
+  for (const hidden of ["notice", "error", "requests-note", "edit-client", "edit-partner", "edit-role", "create-client",
     "create-partner", "app", "sign-out", "nav"]) {
     $(hidden).hidden = true;
   }
@@ -328,6 +333,10 @@ async function route() {
   $("edit-partner").hidden = true;
   document.title = `${$(target.view).dataset.title} · partnergate console`;
   await run(() => target.load(id));
+  // Keyboard and screen-reader users land on the new view's heading, not on the link they left.
+  const heading = $(target.view).querySelector("h1");
+  heading.tabIndex = -1;
+  if (!$("confirm").open) heading.focus({ preventScroll: true });
 }
 
 const go = (hash) => {
@@ -345,7 +354,9 @@ async function loadPartners(move = 0) {
   const cursor = pages[pages.length - 1];
   const query = new URLSearchParams({ limit: String(PAGE) });
   if (cursor) query.set("cursor", cursor);
+  const ticket = ++tickets.partners;
   const page = await api("GET", `/partners?${query}`);
+  if (!latest("partners", ticket)) return;
   const search = $("partners-search").value.trim().toLowerCase();
   const items = page.items.filter((p) => !search || p.id.includes(search) || p.name.toLowerCase().includes(search));
   fillTable($("partners-table"), items.map((partner) => {
@@ -546,7 +557,9 @@ async function loadClients(move = 0) {
   if (cursor) query.set("cursor", cursor);
   if ($("clients-partner").value.trim()) query.set("partner_id", $("clients-partner").value.trim());
   if ($("clients-environment").value.trim()) query.set("environment", $("clients-environment").value.trim());
+  const ticket = ++tickets.clients;
   const page = await api("GET", `/clients?${query}`);
+  if (!latest("clients", ticket)) return;
   const search = $("clients-search").value.trim().toLowerCase();
   const items = page.items.filter((c) => !search || c.id.toLowerCase().includes(search) || c.name.toLowerCase().includes(search));
   fillTable($("clients-table"), items.map((client) => clientRow(client, true)),
@@ -747,15 +760,34 @@ async function loadCatalog() {
   fillTable($("scopes-table"), scopes.items.map((scope) => ({
     data: { scope: scope.name },
     cells: [["name", el("span", { class: "mono" }, scope.name)], ["description", scope.description],
-      ["actions", el("td", { class: "actions-cell" }, button("Delete", () => deleteCatalog("scope", scope.name), { kind: "small danger-outline" }))]],
+      // The reserved `authz.*` scopes are the server's own: not offered for deletion.
+      ["actions", el("td", { class: "actions-cell" }, scope.name.startsWith("authz.") ? ""
+        : button("Delete", () => deleteCatalog("scope", scope.name), { kind: "small danger-outline" }))]],
   })), "No scopes yet.");
   const roles = await api("GET", "/roles?limit=500");
   fillTable($("roles-table"), roles.items.map((role) => ({
     data: { role: role.name },
     cells: [["name", el("td", {}, el("span", { class: "name" }, role.name), el("span", { class: "id" }, role.description))],
       ["scopes", role.scopes.join(" ")],
-      ["actions", el("td", { class: "actions-cell" }, button("Delete", () => deleteCatalog("role", role.name), { kind: "small danger-outline" }))]],
+      ["actions", el("td", { class: "actions-cell" }, button("Edit", async () => editRole(role), { kind: "small" }),
+        button("Delete", () => deleteCatalog("role", role.name), { kind: "small danger-outline" }))]],
   })), "No roles yet.");
+}
+
+let editingRole = null;
+function editRole(role) {
+  editingRole = role.name;
+  $("edit-role-name").textContent = role.name;
+  $("edit-role-scopes").value = role.scopes.join(", ");
+  $("edit-role").hidden = false;
+  $("edit-role-scopes").focus();
+}
+
+async function saveRole() {
+  const role = await api("PATCH", `/roles/${seg(editingRole)}`, { scopes: list($("edit-role-scopes").value) });
+  $("edit-role").hidden = true;
+  await loadCatalog();
+  notify(`Role ${role.name} now grants ${role.scopes.join(" ") || "nothing"}; clients holding it get that on their next token.`);
 }
 
 async function deleteCatalog(kind, name) {
@@ -867,7 +899,9 @@ async function loadAudit(move = 0) {
   const query = auditQuery();
   const cursor = pages[pages.length - 1];
   if (cursor) query.set("cursor", cursor);
+  const ticket = ++tickets.audit;
   const page = await api("GET", `/audit?${query}`);
+  if (!latest("audit", ticket)) return;
   fillTable($("audit-table"), page.items.map((event) => ({
     cells: [["time", when(event.occurred_at)], ["type", event.event_type], ["outcome", event.outcome],
       ["reason", event.reason], ["client", event.client_id], ["partner", event.partner_id], ["actor", event.actor],
@@ -879,6 +913,7 @@ async function loadAudit(move = 0) {
   chartQuery.set("event_type", "token.request");
   chartQuery.set("limit", "1000");
   const events = await api("GET", `/audit?${chartQuery}`);
+  if (!latest("audit", ticket)) return;
   drawChart($("usage-chart"), events.items, $("audit-client").value.trim() || $("audit-partner").value.trim() || "all");
 }
 
@@ -997,14 +1032,17 @@ async function loadRequests(move = 0) {
   const query = requestsQuery();
   const cursor = pages[pages.length - 1];
   if (cursor) query.set("cursor", cursor);
-  const page = await loadRequestTable($("requests-table"), $("requests-note"), query, true);
+  const ticket = ++tickets.requests;
+  const page = await loadRequestTable($("requests-table"), $("requests-note"), query, true, () => latest("requests", ticket));
+  if (!latest("requests", ticket)) return;
   if (page) pager("requests", page.next_cursor === null || page.next_cursor === undefined ? null : String(page.next_cursor), page.items.length);
   else pager("requests", null, 0);
 }
 
 /// Fills a request table; answers the page, or null when this server has no request log (yet).
-async function loadRequestTable(table, note, query, full) {
+async function loadRequestTable(table, note, query, full, current = () => true) {
   const page = await api("GET", `/requests?${query}`, undefined, { allow: [404, 403] });
+  if (!current()) return null;
   if (page.status === 404 || page.status === 403) {
     fillTable(table, [], "No request log.");
     note.textContent = page.status === 404
@@ -1036,6 +1074,8 @@ const submit = (id, handler) => on(id, "submit", (event) => { event.preventDefau
 $("sign-in").addEventListener("submit", (e) => signIn(e).catch((err) => showError(String(err))));
 $("sign-out").addEventListener("click", signOut);
 window.addEventListener("hashchange", () => route());
+// Moving to another section: the last action's result belonged to the one left.
+$("nav").addEventListener("click", () => { $("notice").hidden = true; });
 on("copy-secret", "click", copySecret);
 $("dismiss-secret").addEventListener("click", forgetSecret);
 submit("create-partner", createPartner);
@@ -1060,6 +1100,8 @@ on("edit-cancel", "click", async () => { $("edit-client").hidden = true; });
 submit("rotate-form", rotate);
 submit("create-scope", createScope);
 submit("create-role", createRole);
+submit("edit-role", saveRole);
+on("edit-role-cancel", "click", async () => { $("edit-role").hidden = true; });
 submit("generate-key", generateKey);
 on("rotate-keys", "click", rotateKeys);
 on("prune-keys", "click", pruneKeys);
