@@ -13,6 +13,9 @@ pub struct Metadata {
     pub issuer: String,
     pub jwks_uri: String,
     pub token_endpoint: String,
+    /// The audience of the issuer's admin API, where usage reports go (partnergate's own metadata field).
+    #[serde(default)]
+    pub partnergate_admin_audience: Option<String>,
 }
 
 /// Fetches the metadata once (again after a failure) and shares it between the verifier and the reporter.
@@ -28,8 +31,7 @@ impl Discovery {
     /// `metadata_url`: by default `{issuer}/.well-known/oauth-authorization-server`.
     pub fn new(issuer: &str, metadata_url: Option<String>, timeout: Duration) -> Self {
         let issuer = issuer.trim_end_matches('/').to_string();
-        let metadata_url =
-            metadata_url.unwrap_or_else(|| format!("{issuer}/.well-known/oauth-authorization-server"));
+        let metadata_url = metadata_url.unwrap_or_else(|| format!("{issuer}/.well-known/oauth-authorization-server"));
         let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
         Discovery { http, issuer, metadata_url, found: Mutex::new(None) }
     }
