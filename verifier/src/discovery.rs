@@ -13,6 +13,9 @@ pub struct Metadata {
     pub issuer: String,
     pub jwks_uri: String,
     pub token_endpoint: String,
+    /// The audience of the issuer's admin API, where usage reports go (partnergate's own metadata field).
+    #[serde(default)]
+    pub partnergate_admin_audience: Option<String>,
 }
 
 /// Fetches the metadata once (again after a failure) and shares it between the verifier and the reporter.

@@ -58,6 +58,8 @@ pub struct ReporterConfig {
     pub client_secret: String,
     /// Where batches go; default `{issuer}/admin/v1/requests`.
     pub endpoint: Option<String>,
+    /// The audience to ask for; default the admin API's, from the metadata (`partnergate_admin_audience`).
+    pub audience: Option<String>,
     pub queue_capacity: usize,
     /// Records per batch, at most [`MAX_BATCH`].
     pub batch_size: usize,
@@ -76,6 +78,7 @@ impl ReporterConfig {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             endpoint: None,
+            audience: None,
             queue_capacity: 100_000,
             batch_size: MAX_BATCH,
             flush_interval: Duration::from_secs(1),
@@ -344,12 +347,15 @@ impl Sender {
             }
         }
         let metadata = self.discovery.metadata().await.map_err(|err| format!("issuer metadata: {err}"))?;
-        let form = [
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("scope", USAGE_REPORT_SCOPE),
             ("client_id", &self.config.client_id),
             ("client_secret", &self.config.client_secret),
         ];
+        if let Some(audience) = self.config.audience.as_ref().or(metadata.partnergate_admin_audience.as_ref()) {
+            form.push(("resource", audience)); // RFC 8707
+        }
         let response = self
             .discovery
             .http()
