@@ -271,6 +271,20 @@ impl TokenArgs {
     }
 }
 
+/// Days the request log keeps records, and its per-minute aggregates; 0 keeps them forever
+/// (`request_log::retention` applies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLogRetention {
+    pub records_days: u32,
+    pub aggregate_days: u32,
+}
+
+impl Default for RequestLogRetention {
+    fn default() -> Self {
+        RequestLogRetention { records_days: 30, aggregate_days: 400 }
+    }
+}
+
 /// Everything `serve` needs, resolved.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -287,7 +301,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub workers: Option<usize>,
     pub audit_retention_days: u32,
-    pub request_log_retention: crate::request_log::retention::Retention,
+    pub request_log_retention: RequestLogRetention,
     /// The time a request body may take to arrive (the headers have actix-web's 5 s).
     pub body_read_timeout: Duration,
     /// Per worker thread.
@@ -334,7 +348,7 @@ impl ServerConfig {
             max_body_bytes: serve.max_body_bytes,
             workers: serve.workers,
             audit_retention_days: serve.audit_retention_days,
-            request_log_retention: crate::request_log::retention::Retention {
+            request_log_retention: RequestLogRetention {
                 records_days: serve.request_log_retention_days,
                 aggregate_days: serve.request_log_aggregate_retention_days,
             },

@@ -385,6 +385,9 @@ async fn a_partner_admin_never_sees_another_partners_records() {
     setup.server.stop().await;
 }
 
+/// Summary buckets by (start, method, route, status class): (requests, latency sum, latency max).
+type Buckets = BTreeMap<(String, String, String, String), (i64, i64, i64)>;
+
 #[tokio::test]
 async fn the_aggregates_match_the_raw_records() {
     let setup = Setup::start().await;
@@ -407,7 +410,7 @@ async fn the_aggregates_match_the_raw_records() {
     let raw = all_pages(server, &setup.operator, "", 500).await;
     assert_eq!(raw.len(), records.len());
     let expected_for = |interval_minutes: i64, partner: Option<&str>| {
-        let mut buckets: BTreeMap<(String, String, String, String), (i64, i64, i64)> = BTreeMap::new();
+        let mut buckets = Buckets::new();
         for r in raw.iter().filter(|r| partner.is_none_or(|p| r["partner_id"] == p)) {
             let at = partnergate::store::utc::parse(r["time"].as_str().unwrap()).unwrap().and_utc().timestamp();
             let start = at - at.rem_euclid(interval_minutes * 60);
@@ -431,7 +434,7 @@ async fn the_aggregates_match_the_raw_records() {
         }
         let summary = get(server, &setup.operator, &query).await.expect_json(200);
         assert_eq!(summary["interval_minutes"], interval);
-        let got: BTreeMap<(String, String, String, String), (i64, i64, i64)> = summary["buckets"]
+        let got: Buckets = summary["buckets"]
             .as_array()
             .unwrap()
             .iter()

@@ -138,7 +138,8 @@ fn parse_cursor(cursor: &str) -> RegistryResult<(NaiveDateTime, i64)> {
     Ok((time, id))
 }
 
-/// `GET /admin/v1/requests/summary`: the listing's filters (the status as a class only: the aggregates count
+/// `GET /admin/v1/requests/summary`: the listing's filters (repeated rather than shared through
+/// `#[serde(flatten)]`, which cannot refuse unknown query parameters) (the status as a class only: the aggregates count
 /// classes), a time window and a bucket size.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -157,6 +157,31 @@ fn insert_batch_postgres(conn: &mut PgConnection, rows: &[NewRequestRow], minute
         .execute(conn)
 }
 
+/// `query` (boxed, over a table with `partner_id`, `client_id` and `route` columns in module `$table`)
+/// narrowed by the selection's partner, client, route and time range (on `$time`). A macro: the two tables'
+/// queries are different types, and a generic bound over diesel's boxed queries would be longer than this.
+macro_rules! narrowed {
+    ($query:expr, $selection:expr, $table:ident, $time:expr) => {{
+        let mut query = $query;
+        if let Some(partner_id) = &$selection.partner_id {
+            query = query.filter($table::partner_id.eq(partner_id.clone()));
+        }
+        if let Some(client_id) = &$selection.client_id {
+            query = query.filter($table::client_id.eq(client_id.clone()));
+        }
+        if let Some(route) = &$selection.route {
+            query = query.filter($table::route.eq(route.clone()));
+        }
+        if let Some(since) = $selection.since {
+            query = query.filter($time.ge(since));
+        }
+        if let Some(until) = $selection.until {
+            query = query.filter($time.lt(until));
+        }
+        query
+    }};
+}
+
 /// Records matching `selection`, newest first (by time, then id), after the record `after` (time, id) of a
 /// previous page, at most `limit`.
 pub fn select(
@@ -166,28 +191,14 @@ pub fn select(
     limit: i64,
 ) -> QueryResult<Vec<RequestRow>> {
     use request_log::dsl as r;
-    let mut query = r::request_log
+    let query = r::request_log
         .select(RequestRow::as_select())
         .order((r::occurred_at.desc(), r::id.desc()))
         .limit(limit)
         .into_boxed();
-    if let Some(partner_id) = &selection.partner_id {
-        query = query.filter(r::partner_id.eq(partner_id.clone()));
-    }
-    if let Some(client_id) = &selection.client_id {
-        query = query.filter(r::client_id.eq(client_id.clone()));
-    }
-    if let Some(route) = &selection.route {
-        query = query.filter(r::route.eq(route.clone()));
-    }
+    let mut query = narrowed!(query, selection, r, r::occurred_at);
     if let Some((low, high)) = selection.status {
         query = query.filter(r::status.between(low, high));
-    }
-    if let Some(since) = selection.since {
-        query = query.filter(r::occurred_at.ge(since));
-    }
-    if let Some(until) = selection.until {
-        query = query.filter(r::occurred_at.lt(until));
     }
     if let Some((time, id)) = after {
         query = query.filter(r::occurred_at.lt(time).or(r::occurred_at.eq(time).and(r::id.lt(id))));
@@ -212,7 +223,7 @@ pub fn minute_totals(conn: &mut DbConnection, selection: &Selection, limit: i64)
     use diesel::dsl::sql;
     use diesel::sql_types::{BigInt, Integer};
     use request_minutes::dsl as m;
-    let mut query = m::request_minutes
+    let query = m::request_minutes
         .group_by((m::minute, m::method, m::route, m::status_class))
         .select((
             m::minute,
@@ -227,23 +238,9 @@ pub fn minute_totals(conn: &mut DbConnection, selection: &Selection, limit: i64)
         .order((m::minute, m::method, m::route, m::status_class))
         .limit(limit)
         .into_boxed();
-    if let Some(partner_id) = &selection.partner_id {
-        query = query.filter(m::partner_id.eq(partner_id.clone()));
-    }
-    if let Some(client_id) = &selection.client_id {
-        query = query.filter(m::client_id.eq(client_id.clone()));
-    }
-    if let Some(route) = &selection.route {
-        query = query.filter(m::route.eq(route.clone()));
-    }
+    let mut query = narrowed!(query, selection, m, m::minute);
     if let Some((low, high)) = selection.status {
         query = query.filter(m::status_class.between(low / 100, high / 100));
-    }
-    if let Some(since) = selection.since {
-        query = query.filter(m::minute.ge(since));
-    }
-    if let Some(until) = selection.until {
-        query = query.filter(m::minute.lt(until));
     }
     query.load(conn)
 }
