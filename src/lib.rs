@@ -232,6 +232,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         audit_writer.clone(),
         limits,
         metrics.clone(),
+        Arc::new(oauth::assertion::Assertions::new(pool.clone(), &config.token, config.allow_private_key_urls)),
     );
     let throttle_summaries = ThrottleSummaries::start(&tokens);
     let scrape = web::Data::new(metrics::ScrapeSources {
@@ -360,6 +361,7 @@ async fn maintenance(pool: store::DbPool, audit_retention_days: u32, clock: cloc
         let outcome = tokio::task::spawn_blocking(move || -> Result<(usize, usize), registry::RegistryError> {
             let mut conn = pool.get()?;
             let tokens = registry::revocation::prune_expired(&mut conn, now)?;
+            store::used_assertions::prune(&mut conn, now)?;
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.

@@ -1,12 +1,46 @@
 //! `partnergate client ...`: clients and their secrets.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
-use super::{facts, joined, table, with_next, CliResult, Context, SECRET_NOTE};
+use super::{facts, joined, table, with_next, CliError, CliResult, Context, SECRET_NOTE};
+use crate::registry::client_keys::AuthMethod;
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
 use crate::registry::secrets::{self, NewSecret};
 use crate::registry::{revocation, Caller};
+
+/// How a client authenticates (`client create` and `client update`).
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// A client authentication method it may use (repeatable): client_secret_basic, client_secret_post,
+    /// private_key_jwt. Default at creation: both secret methods.
+    #[arg(long = "auth-method", value_parser = auth_method)]
+    auth_methods: Option<Vec<AuthMethod>>,
+    /// Its public keys for private_key_jwt: a file holding a JWK set ({"keys": [...]}, each key with a kid).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+    jwks: Option<std::path::PathBuf>,
+    /// Or the https URL its JWK set is fetched from.
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+}
+
+fn auth_method(name: &str) -> Result<AuthMethod, String> {
+    AuthMethod::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+        format!("unknown method {name:?}; one of: {}", names.join(", "))
+    })
+}
+
+impl AuthArgs {
+    fn read_jwks(&self) -> Result<Option<serde_json::Value>, CliError> {
+        let Some(path) = &self.jwks else { return Ok(None) };
+        let text =
+            std::fs::read_to_string(path).map_err(|err| CliError(format!("cannot read {}: {err}", path.display())))?;
+        let value =
+            serde_json::from_str(&text).map_err(|err| CliError(format!("{} is not JSON: {err}", path.display())))?;
+        Ok(Some(value))
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -39,6 +73,8 @@ pub enum ClientCommand {
         /// Token requests per minute, on each instance (default: the server's --client-rate-limit-per-minute).
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -94,6 +130,8 @@ pub enum ClientCommand {
         /// Drop the client's own rate limit: the server's default applies again.
         #[arg(long)]
         default_rate_limit: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -169,7 +207,21 @@ fn client_facts(c: &Client) -> Vec<(&'static str, String)> {
         ("audiences", joined(&c.audiences)),
         ("token_lifetime", c.token_lifetime_secs.map_or("the server's default".to_string(), |s| format!("{s} s"))),
         ("rate_limit", c.rate_limit_per_minute.map_or("the server's default".to_string(), |n| format!("{n}/min"))),
+        ("auth_methods", c.token_endpoint_auth_methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")),
+        ("keys", key_source(c)),
     ]
+}
+
+fn key_source(c: &Client) -> String {
+    match (&c.jwks, &c.jwks_uri) {
+        (_, Some(uri)) => uri.clone(),
+        (Some(jwks), None) => {
+            let kids: Vec<&str> =
+                jwks["keys"].as_array().into_iter().flatten().filter_map(|key| key["kid"].as_str()).collect();
+            format!("inline, kid {}", kids.join(", "))
+        }
+        (None, None) => "-".to_string(),
+    }
 }
 
 fn state(c: &Client) -> String {
@@ -198,6 +250,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             audiences,
             token_lifetime_secs,
             rate_limit_per_minute,
+            auth,
             max_token_lifetime_secs,
         } => {
             let input = NewClient {
@@ -211,13 +264,21 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 token_lifetime_secs,
                 rate_limit_per_minute,
                 secret_name: None,
+                token_endpoint_auth_methods: auth.auth_methods.clone(),
+                jwks: auth.read_jwks()?,
+                jwks_uri: auth.jwks_uri.clone(),
             };
             let limits = ClientLimits { max_token_lifetime_secs };
-            let created = clients::create(&mut conn, &caller, &input, limits)?;
+            let created = clients::register(&mut conn, &caller, &input, limits)?;
             ctx.print(&created, |c| {
                 let mut lines = client_facts(&c.client);
-                lines.insert(1, ("client_secret", c.secret.secret.expose().to_string()));
-                format!("{}\n{SECRET_NOTE}", facts(&lines))
+                match &c.secret {
+                    Some(secret) => {
+                        lines.insert(1, ("client_secret", secret.secret.expose().to_string()));
+                        format!("{}\n{SECRET_NOTE}", facts(&lines))
+                    }
+                    None => facts(&lines),
+                }
             });
         }
         ClientCommand::List { partner, limit, cursor } => {
@@ -254,6 +315,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             token_lifetime_secs,
             rate_limit_per_minute,
             default_rate_limit,
+            auth,
             max_token_lifetime_secs,
         } => {
             let list = |values: Option<Vec<String>>, clear: bool| if clear { Some(Vec::new()) } else { values };
@@ -265,6 +327,9 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 audiences: list(audiences, clear_audiences),
                 token_lifetime_secs: token_lifetime_secs.map(Some),
                 rate_limit_per_minute: if default_rate_limit { Some(None) } else { rate_limit_per_minute.map(Some) },
+                token_endpoint_auth_methods: auth.auth_methods.clone(),
+                jwks: auth.read_jwks()?.map(Some),
+                jwks_uri: auth.jwks_uri.clone().map(Some),
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let client = clients::update(&mut conn, &caller, &id, &input, limits)?;

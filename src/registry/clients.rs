@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::client_keys::{self, AuthMethod, AuthMethods};
 use super::credentials::new_client_id;
 use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
@@ -29,6 +30,12 @@ pub struct Client {
     pub token_lifetime_secs: Option<i32>,
     /// Token requests per minute on each instance; `null`: the server's default.
     pub rate_limit_per_minute: Option<i32>,
+    /// How it may authenticate at the token endpoint (RFC 7591 names).
+    pub token_endpoint_auth_methods: Vec<AuthMethod>,
+    /// Its public keys for `private_key_jwt` (RFC 7591 `jwks`), or where they are fetched from.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
     #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -55,8 +62,15 @@ pub struct NewClient {
     pub token_lifetime_secs: Option<i32>,
     /// Token requests per minute on each instance; absent: the server's default.
     pub rate_limit_per_minute: Option<i32>,
-    /// Name of the first secret; defaults to `secret-1`.
+    /// Name of the first secret; defaults to `secret-1`. A client that may use no secret method gets none.
     pub secret_name: Option<String>,
+    /// Absent: `client_secret_basic` and `client_secret_post`.
+    pub token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+    /// Public keys for `private_key_jwt`: a JWK set whose keys each have a `kid`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Or the https URL of the client's JWK set.
+    pub jwks_uri: Option<String>,
 }
 
 /// A partial update: absent fields stay as they are; lists replace the whole list.
@@ -74,6 +88,14 @@ pub struct ClientUpdate {
     /// `null` clears it (the server default applies).
     #[serde(default, deserialize_with = "validate::nullable")]
     pub rate_limit_per_minute: Option<Option<i32>>,
+    pub token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+    /// Replaces the client's keys (and drops its `jwks_uri`); `null` removes them.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Option<serde_json::Value>>,
+    /// Replaces the client's keys by this URL (and drops its inline `jwks`); `null` removes it.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    pub jwks_uri: Option<Option<String>>,
 }
 
 /// A new client and its first secret, shown once.
@@ -81,6 +103,14 @@ pub struct ClientUpdate {
 pub struct CreatedClient {
     pub client: Client,
     pub secret: IssuedSecret,
+}
+
+/// A new client and, if it may use a secret method, its first secret (shown once).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RegisteredClient {
+    pub client: Client,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<IssuedSecret>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -150,6 +180,9 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         audiences,
         token_lifetime_secs: row.token_lifetime_secs,
         rate_limit_per_minute: row.rate_limit_per_minute,
+        token_endpoint_auth_methods: AuthMethods::parse_stored(&row.auth_methods).list(),
+        jwks: row.jwks.as_deref().and_then(|text| serde_json::from_str(text).ok()),
+        jwks_uri: row.jwks_uri,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -259,14 +292,52 @@ fn replace_links(
     Ok(())
 }
 
-/// Creates a client and its first secret in one transaction.
+/// Creates a client that may use a secret method, and its first secret, in one transaction.
 pub fn create(
     conn: &mut DbConnection,
     caller: &Caller,
     input: &NewClient,
     limits: ClientLimits,
 ) -> RegistryResult<CreatedClient> {
+    if !methods_of(input).list().iter().any(|m| m.uses_secret()) {
+        return Err(RegistryError::Invalid {
+            field: "token_endpoint_auth_methods",
+            message: "this way of creating a client needs a secret method".into(),
+        });
+    }
+    let registered = register(conn, caller, input, limits)?;
+    let secret = registered.secret.expect("a client with a secret method gets its first secret");
+    Ok(CreatedClient { client: registered.client, secret })
+}
+
+fn methods_of(input: &NewClient) -> AuthMethods {
+    input.token_endpoint_auth_methods.as_deref().map(AuthMethods::of).unwrap_or(AuthMethods::SECRETS)
+}
+
+/// The keys of a client as stored (`jwks` as compact JSON text), checked.
+fn checked_keys(
+    jwks: Option<&serde_json::Value>,
+    jwks_uri: Option<&str>,
+) -> RegistryResult<(Option<String>, Option<String>)> {
+    let jwks = jwks.map(client_keys::check_jwks).transpose()?;
+    if let Some(uri) = jwks_uri {
+        client_keys::check_jwks_uri(uri)?;
+    }
+    Ok((jwks, jwks_uri.map(str::to_string)))
+}
+
+/// Creates a client in one transaction, with its first secret if it may use a secret method: a client that
+/// authenticates only with its keys never has a secret that could leak.
+pub fn register(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    input: &NewClient,
+    limits: ClientLimits,
+) -> RegistryResult<RegisteredClient> {
     caller.require(Permission::ClientsWrite)?;
+    let methods = methods_of(input);
+    let (jwks, jwks_uri) = checked_keys(input.jwks.as_ref(), input.jwks_uri.as_deref())?;
+    client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref())?;
     validate::text("name", &input.name, 1, 200)?;
 
     validate::text("description", &input.description, 0, 1000)?;
@@ -319,19 +390,23 @@ pub fn create(
             updated_at: at,
             disabled_by: None,
             rate_limit_per_minute: input.rate_limit_per_minute,
+            auth_methods: methods.stored(),
+            jwks: jwks.clone(),
+            jwks_uri: jwks_uri.clone(),
         };
         diesel::insert_into(clients::table).values(&row).execute(conn)?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
-        let secret = secrets::insert(conn, &row.id, &secret_name, at, None)?;
+        let uses_secret = methods.list().iter().any(|m| m.uses_secret());
+        let secret = uses_secret.then(|| secrets::insert(conn, &row.id, &secret_name, at, None)).transpose()?;
         let client = assemble(conn, row)?;
         caller.audit(
             conn,
             "client.create",
             Some(&partner_id),
             Some(&client.id),
-            json!({"after": client, "secret_id": secret.id}),
+            json!({"after": client, "secret_id": secret.as_ref().map(|s| s.id.clone())}),
         )?;
-        Ok(CreatedClient { client, secret })
+        Ok(RegisteredClient { client, secret })
     })
 }
 
@@ -395,12 +470,28 @@ pub fn update(
         if let Some(audiences) = &audiences {
             check_audiences(conn, caller, &row.partner_id, audiences, &before.audiences)?;
         }
+        // Keys come inline or from a URL: setting one drops the other.
+        let (jwks, jwks_uri) = match (&input.jwks, &input.jwks_uri) {
+            (None, None) => (row.jwks.clone(), row.jwks_uri.clone()),
+            (Some(jwks), None) => checked_keys(jwks.as_ref(), None)?,
+            (None, Some(uri)) => checked_keys(None, uri.as_deref())?,
+            (Some(jwks), Some(uri)) => checked_keys(jwks.as_ref(), uri.as_deref())?,
+        };
+        let methods = input
+            .token_endpoint_auth_methods
+            .as_deref()
+            .map(AuthMethods::of)
+            .unwrap_or_else(|| AuthMethods::parse_stored(&row.auth_methods));
+        client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref())?;
         // Only the edited columns: a whole-row write would undo a concurrent disable or bulk revocation.
         let edit = ClientEdit {
             name: input.name.as_deref(),
             description: input.description.as_deref(),
             token_lifetime_secs: input.token_lifetime_secs,
             rate_limit_per_minute: input.rate_limit_per_minute,
+            auth_methods: methods.stored(),
+            jwks: jwks.as_deref(),
+            jwks_uri: jwks_uri.as_deref(),
             updated_at: caller.now(),
         };
         diesel::update(clients::table.find(id)).set(&edit).execute(conn)?;
@@ -427,6 +518,12 @@ struct ClientEdit<'a> {
     /// `Some(None)` clears it.
     token_lifetime_secs: Option<Option<i32>>,
     rate_limit_per_minute: Option<Option<i32>>,
+    auth_methods: String,
+    /// Always written (`None` as NULL): the update computes the whole pair.
+    #[diesel(treat_none_as_null = true)]
+    jwks: Option<&'a str>,
+    #[diesel(treat_none_as_null = true)]
+    jwks_uri: Option<&'a str>,
     updated_at: chrono::NaiveDateTime,
 }
 

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod leases;
 pub mod models;
 pub mod schema;
+pub mod used_assertions;
 
 use std::time::Duration;
 

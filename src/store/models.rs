@@ -52,6 +52,11 @@ pub struct ClientRow {
     pub disabled_by: Option<String>,
     /// Token requests per minute; `None`: the server's default.
     pub rate_limit_per_minute: Option<i32>,
+    /// The client authentication methods it may use (RFC 7591 names, space-separated).
+    pub auth_methods: String,
+    /// Its public keys for `private_key_jwt`, a JWKS as JSON text, or where to fetch them.
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
 }
 
 /// A stored secret. `secret_hash` is the hex SHA-256 of the secret; the secret itself is never stored.

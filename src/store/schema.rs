@@ -65,6 +65,9 @@ diesel::table! {
         updated_at -> Timestamp,
         disabled_by -> Nullable<Text>,
         rate_limit_per_minute -> Nullable<Integer>,
+        auth_methods -> Text,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
     }
 }
 
@@ -108,6 +111,13 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    used_assertions (assertion_key) {
+        assertion_key -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -196,6 +206,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_audiences,
     client_secrets,
     revoked_tokens,
+    used_assertions,
     audit_events,
     partner_usage,
 );
