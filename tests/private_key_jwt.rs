@@ -342,3 +342,51 @@ async fn the_cli_registers_keys_from_a_file_or_a_url() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("private_key_jwt"), "names the methods");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_token_command_authenticates_with_a_private_key_file() {
+    let server = TestServer::start().await;
+    let admin = acme(&server).await;
+    let (es, ed) = (PartnerKey::es256("ops-2026"), PartnerKey::ed25519("ops-ed"));
+    let registration = json!({"token_endpoint_auth_methods": ["private_key_jwt"], "jwks": jwks(&[&es, &ed])});
+    let (id, _) = register(&server, &admin, registration).await;
+    let dir = tempfile::tempdir().unwrap();
+    for key in [&es, &ed] {
+        let pem = dir.path().join(format!("{}.pem", key.kid));
+        std::fs::write(&pem, key.private_pem()).unwrap();
+        let args = [
+            "--json",
+            "token",
+            "--url",
+            &server.base_url,
+            "--client-id",
+            &id,
+            "--private-key",
+            pem.to_str().unwrap(),
+            "--key-id",
+            &key.kid,
+            "--scope",
+            "orders.read",
+        ];
+        let printed = run_command_async(&partnergate_binary(), &args).await.json();
+        assert_eq!(printed["claims"]["client_id"], id.as_str(), "{printed}");
+        assert_eq!(printed["claims"]["scope"], "orders.read");
+    }
+    // A kid the client did not register: the command fails and says so, the audit says why.
+    let pem = dir.path().join("ops-2026.pem");
+    let args = [
+        "token",
+        "--url",
+        &server.base_url,
+        "--client-id",
+        &id,
+        "--private-key",
+        pem.to_str().unwrap(),
+        "--key-id",
+        "nope",
+    ];
+    let run = run_command_async(&partnergate_binary(), &args).await;
+    assert!(run.failed().contains("invalid_client"), "{}", run.stderr);
+    assert_eq!(last_token_reason(&server).as_deref(), Some("unknown_key"));
+    server.stop().await;
+}
