@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 
 use super::{facts, joined, table, with_next, CliError, CliResult, Context, SECRET_NOTE};
-use crate::registry::client_keys::AuthMethod;
+use crate::registry::client_keys::{AuthMethod, FederatedCredential};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
 use crate::registry::secrets::{self, NewSecret};
@@ -22,6 +22,10 @@ pub struct AuthArgs {
     /// Or the https URL its JWK set is fetched from.
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
+    /// A token of ISSUER for SUBJECT with AUDIENCE authenticates the client (repeatable; on update, replaces the
+    /// list). The issuer must be among its partner's trusted issuers.
+    #[arg(long = "federated-credential", num_args = 3, value_names = ["ISSUER", "SUBJECT", "AUDIENCE"])]
+    federated_credentials: Option<Vec<String>>,
 }
 
 fn auth_method(name: &str) -> Result<AuthMethod, String> {
@@ -32,6 +36,13 @@ fn auth_method(name: &str) -> Result<AuthMethod, String> {
 }
 
 impl AuthArgs {
+    fn federated(&self) -> Option<Vec<FederatedCredential>> {
+        let values = self.federated_credentials.as_ref()?;
+        let triple =
+            |c: &[String]| FederatedCredential { issuer: c[0].clone(), subject: c[1].clone(), audience: c[2].clone() };
+        Some(values.chunks_exact(3).map(triple).collect())
+    }
+
     fn read_jwks(&self) -> Result<Option<serde_json::Value>, CliError> {
         let Some(path) = &self.jwks else { return Ok(None) };
         let text =
@@ -209,6 +220,14 @@ fn client_facts(c: &Client) -> Vec<(&'static str, String)> {
         ("rate_limit", c.rate_limit_per_minute.map_or("the server's default".to_string(), |n| format!("{n}/min"))),
         ("auth_methods", c.token_endpoint_auth_methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")),
         ("keys", key_source(c)),
+        (
+            "federated",
+            c.federated_credentials
+                .iter()
+                .map(|f| format!("{} {} (aud {})", f.issuer, f.subject, f.audience))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     ]
 }
 
@@ -267,6 +286,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 token_endpoint_auth_methods: auth.auth_methods.clone(),
                 jwks: auth.read_jwks()?,
                 jwks_uri: auth.jwks_uri.clone(),
+                federated_credentials: auth.federated().unwrap_or_default(),
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let created = clients::register(&mut conn, &caller, &input, limits)?;
@@ -330,6 +350,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 token_endpoint_auth_methods: auth.auth_methods.clone(),
                 jwks: auth.read_jwks()?.map(Some),
                 jwks_uri: auth.jwks_uri.clone().map(Some),
+                federated_credentials: auth.federated(),
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let client = clients::update(&mut conn, &caller, &id, &input, limits)?;

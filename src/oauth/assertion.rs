@@ -14,7 +14,7 @@ use super::error::{AuthFailure, OAuthError};
 use super::remote_keys::RemoteKeys;
 use crate::config::TokenSettings;
 use crate::readmodel::{ClientKeys, ClientSnapshot};
-use crate::registry::client_keys::{key_algorithms, ASSERTION_ALGORITHMS};
+use crate::registry::client_keys::{key_algorithms, FederatedCredential, ASSERTION_ALGORITHMS};
 use crate::store::{DbPool, StoreError};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
@@ -38,12 +38,16 @@ impl AssertionRules {
     }
 }
 
-/// A checked assertion: what makes it single-use.
+/// A checked assertion: what makes it single-use (a federated token may have no `jti`: its age is bounded
+/// instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedAssertion {
-    pub jti: String,
+    pub jti: Option<String>,
     pub exp: i64,
 }
+
+/// How old a federated token without `jti` may be (Kubernetes refreshes its tokens at 80% of their hour).
+pub const MAX_FEDERATED_AGE_SECS: i64 = 3600;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -80,8 +84,13 @@ fn segment(assertion: &str, index: usize) -> Option<serde_json::Value> {
 /// The client an assertion claims to come from (`sub`, which must equal `iss`), read before any check so that
 /// the client's keys can be found; nothing is believed until `verify` has passed.
 pub fn claimed_client_id(assertion: &str) -> Option<String> {
+    claimed(assertion, "sub")
+}
+
+/// An unverified claim, to find what to verify the assertion with.
+pub fn claimed(assertion: &str, name: &str) -> Option<String> {
     let claims = segment(assertion, 1)?;
-    claims.get("sub")?.as_str().map(str::to_string)
+    claims.get(name)?.as_str().map(str::to_string)
 }
 
 /// Checks `assertion` for `client_id` against `keys` at `now` (seconds).
@@ -92,21 +101,7 @@ pub fn verify(
     rules: &AssertionRules,
     now: i64,
 ) -> Result<VerifiedAssertion, AuthFailure> {
-    // The algorithm is checked on the raw header first: `none` is not even a `jsonwebtoken::Algorithm`.
-    let header = segment(assertion, 0).ok_or(AuthFailure::MalformedAssertion)?;
-    let named = header.get("alg").and_then(|alg| alg.as_str()).unwrap_or_default();
-    let alg = ASSERTION_ALGORITHMS
-        .into_iter()
-        .find(|alg| format!("{alg:?}") == named)
-        .ok_or(AuthFailure::AssertionAlgorithm)?;
-    let kid = header.get("kid").and_then(|kid| kid.as_str()).ok_or(AuthFailure::UnknownKey)?;
-    let key = keys.find(kid).ok_or(AuthFailure::UnknownKey)?;
-    if !key_algorithms(key).contains(&alg) {
-        return Err(AuthFailure::AssertionAlgorithm);
-    }
-    let decoding_key = DecodingKey::from_jwk(key).map_err(|_| AuthFailure::UnknownKey)?;
-    let claims = decode(assertion, &decoding_key, alg)?;
-
+    let claims = signed_claims(assertion, keys)?;
     if claims.iss.as_deref() != Some(client_id) || claims.sub.as_deref() != Some(client_id) {
         return Err(AuthFailure::AssertionIssuer);
     }
@@ -120,18 +115,79 @@ pub fn verify(
         return Err(AuthFailure::AssertionAudience);
     }
     let exp = seconds(&claims.exp).ok_or(AuthFailure::AssertionClaimMissing)?;
-    let jti = claims.jti.filter(|jti| (1..=256).contains(&jti.len())).ok_or(AuthFailure::AssertionClaimMissing)?;
-    if exp + LEEWAY_SECS <= now {
-        return Err(AuthFailure::AssertionExpired);
-    }
+    let jti =
+        claims.jti.clone().filter(|jti| (1..=256).contains(&jti.len())).ok_or(AuthFailure::AssertionClaimMissing)?;
+    check_times(&claims, exp, now)?;
     if exp - now > MAX_LIFETIME_SECS + LEEWAY_SECS {
         return Err(AuthFailure::AssertionLifetime);
+    }
+    Ok(VerifiedAssertion { jti: Some(jti), exp })
+}
+
+/// Checks a token of another identity provider against the federated credential it claims and the provider's
+/// keys: `iss` and `sub` are the credential's, `aud` holds its audience; `exp` is the provider's to choose
+/// (Kubernetes may issue year-long tokens), so a token without `jti` must be recent instead.
+pub fn verify_federated(
+    assertion: &str,
+    keys: &JwkSet,
+    credential: &FederatedCredential,
+    now: i64,
+) -> Result<VerifiedAssertion, AuthFailure> {
+    let claims = signed_claims(assertion, keys)?;
+    if claims.iss.as_deref() != Some(credential.issuer.as_str())
+        || claims.sub.as_deref() != Some(credential.subject.as_str())
+    {
+        return Err(AuthFailure::AssertionIssuer);
+    }
+    let audience_ok = match &claims.aud {
+        Some(OneOrMany::One(aud)) => *aud == credential.audience,
+        Some(OneOrMany::Many(auds)) => auds.contains(&credential.audience),
+        None => false,
+    };
+    if !audience_ok {
+        return Err(AuthFailure::AssertionAudience);
+    }
+    let exp = seconds(&claims.exp).ok_or(AuthFailure::AssertionClaimMissing)?;
+    check_times(&claims, exp, now)?;
+    let jti = claims.jti.clone().filter(|jti| (1..=256).contains(&jti.len()));
+    if jti.is_none() {
+        let iat = seconds(&claims.iat).ok_or(AuthFailure::AssertionClaimMissing)?;
+        if now - iat > MAX_FEDERATED_AGE_SECS {
+            return Err(AuthFailure::AssertionTooOld);
+        }
+    }
+    Ok(VerifiedAssertion { jti, exp })
+}
+
+/// `exp` not passed, `nbf` and `iat` (if present) not in the future, with the leeway.
+fn check_times(claims: &AssertionClaims, exp: i64, now: i64) -> Result<(), AuthFailure> {
+    if exp + LEEWAY_SECS <= now {
+        return Err(AuthFailure::AssertionExpired);
     }
     let in_future = |at: Option<i64>| at.is_some_and(|at| at > now + LEEWAY_SECS);
     if in_future(seconds(&claims.nbf)) || in_future(seconds(&claims.iat)) {
         return Err(AuthFailure::AssertionNotYetValid);
     }
-    Ok(VerifiedAssertion { jti, exp })
+    Ok(())
+}
+
+/// The assertion's claims, once its signature checks out with the key its `kid` names, under an algorithm that
+/// key has and that is allowed at all.
+fn signed_claims(assertion: &str, keys: &JwkSet) -> Result<AssertionClaims, AuthFailure> {
+    // The algorithm is checked on the raw header first: `none` is not even a `jsonwebtoken::Algorithm`.
+    let header = segment(assertion, 0).ok_or(AuthFailure::MalformedAssertion)?;
+    let named = header.get("alg").and_then(|alg| alg.as_str()).unwrap_or_default();
+    let alg = ASSERTION_ALGORITHMS
+        .into_iter()
+        .find(|alg| format!("{alg:?}") == named)
+        .ok_or(AuthFailure::AssertionAlgorithm)?;
+    let kid = header.get("kid").and_then(|kid| kid.as_str()).ok_or(AuthFailure::UnknownKey)?;
+    let key = keys.find(kid).ok_or(AuthFailure::UnknownKey)?;
+    if !key_algorithms(key).contains(&alg) {
+        return Err(AuthFailure::AssertionAlgorithm);
+    }
+    let decoding_key = DecodingKey::from_jwk(key).map_err(|_| AuthFailure::UnknownKey)?;
+    decode(assertion, &decoding_key, alg)
 }
 
 /// The signature with `alg` only; the claims are checked by `verify` against the injected time.
@@ -208,12 +264,52 @@ impl Assertions {
                 }
             }
         };
-        self.consume(&client.client_id, &verified).await?;
+        self.consume(&format!("client:{}", client.client_id), &verified).await?;
         Ok(verified)
     }
 
-    async fn consume(&self, client_id: &str, verified: &VerifiedAssertion) -> Result<(), AssertionError> {
-        let key = format!("client:{client_id}:{}", verified.jti);
+    /// Verifies a token of another identity provider against the client's federated credential for the
+    /// issuer and subject it claims, with the provider's keys (its discovery document's `jwks_uri`), then uses
+    /// it up if it has a `jti`. Returns the credential.
+    pub async fn check_federated<'a>(
+        &self,
+        client: &'a ClientSnapshot,
+        assertion: &str,
+        at: NaiveDateTime,
+    ) -> Result<&'a FederatedCredential, AssertionError> {
+        let (issuer, subject) = (claimed(assertion, "iss"), claimed(assertion, "sub"));
+        let of_issuer: Vec<&FederatedCredential> =
+            client.federated_credentials.iter().filter(|c| Some(&c.issuer) == issuer.as_ref()).collect();
+        if of_issuer.is_empty() {
+            return Err(AuthFailure::FederationIssuerUnknown.into());
+        }
+        let credential = of_issuer
+            .into_iter()
+            .find(|c| Some(&c.subject) == subject.as_ref())
+            .ok_or(AuthFailure::FederationSubjectMismatch)?;
+        // The operator may have withdrawn the partner's trust since the credential was registered.
+        if !client.partner_trusted_issuers.contains(&credential.issuer) {
+            return Err(AuthFailure::FederationIssuerNotTrusted.into());
+        }
+        let now = at.and_utc().timestamp();
+        let jwks_uri = self.remote.issuer_jwks_uri(&credential.issuer).await?;
+        let keys = self.remote.keys(&jwks_uri).await?;
+        let verified = match verify_federated(assertion, &keys, credential, now) {
+            Err(AuthFailure::UnknownKey) => match self.remote.refreshed(&jwks_uri).await? {
+                Some(keys) => verify_federated(assertion, &keys, credential, now)?,
+                None => return Err(AuthFailure::UnknownKey.into()),
+            },
+            other => other?,
+        };
+        self.consume(&format!("federated:{}", credential.issuer), &verified).await?;
+        Ok(credential)
+    }
+
+    /// Marks the assertion used (`scope` names whose `jti`s they are); one without `jti` (a federated token) is
+    /// not tracked.
+    async fn consume(&self, scope: &str, verified: &VerifiedAssertion) -> Result<(), AssertionError> {
+        let Some(jti) = &verified.jti else { return Ok(()) };
+        let key = format!("{scope}:{jti}");
         let expires_at = chrono::DateTime::from_timestamp(verified.exp + LEEWAY_SECS, 0)
             .ok_or(AuthFailure::AssertionLifetime)?
             .naive_utc();
@@ -289,7 +385,7 @@ mod tests {
     #[test]
     fn a_well_formed_assertion_verifies() {
         let signer = signer("k1");
-        assert_eq!(check(&signer, claims()).unwrap(), VerifiedAssertion { jti: "j1".into(), exp: NOW + 60 });
+        assert_eq!(check(&signer, claims()).unwrap(), VerifiedAssertion { jti: Some("j1".into()), exp: NOW + 60 });
         let mut to_issuer = claims();
         to_issuer["aud"] = json!(["https://as", "https://as/oauth2/token"]);
         assert!(check(&signer, to_issuer).is_ok());

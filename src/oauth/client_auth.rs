@@ -42,7 +42,17 @@ pub fn check_format(presented: &PresentedCredentials, event: &mut AuditEvent) ->
 
 /// Whether the client may use the method it used, and may receive tokens now.
 fn check_standing(client: &ClientSnapshot, presented: &PresentedCredentials) -> Result<(), OAuthError> {
-    if !client.auth_methods.allows(presented.method) {
+    check_standing_for(client, presented, false)
+}
+
+/// `federated`: authenticated by a federated credential, which is its own permission (registered by the
+/// partner for an issuer the operator trusts), whatever the client's methods.
+fn check_standing_for(
+    client: &ClientSnapshot,
+    presented: &PresentedCredentials,
+    federated: bool,
+) -> Result<(), OAuthError> {
+    if !federated && !client.auth_methods.allows(presented.method) {
         return Err(failure(presented, AuthFailure::AuthMethodNotAllowed));
     }
     match client.barrier() {
@@ -124,7 +134,8 @@ impl TokenService {
         result
     }
 
-    /// `private_key_jwt`: the assertion against the keys of the client it names, used up if it verifies.
+    /// A client assertion: signed by the client (`private_key_jwt`, `iss` is the client id) or issued by an
+    /// identity provider of one of its federated credentials; used up if it verifies.
     async fn authenticate_assertion(
         &self,
         presented: &PresentedCredentials,
@@ -132,6 +143,19 @@ impl TokenService {
         event: &mut AuditEvent,
     ) -> Result<AuthenticatedClient, OAuthError> {
         let client = self.snapshot_of(presented, event).await?;
+        let issuer = super::assertion::claimed(&presented.credential, "iss");
+        if !client.federated_credentials.is_empty() && issuer.as_deref() != Some(client.client_id.as_str()) {
+            let credential = self
+                .assertions
+                .check_federated(&client, &presented.credential, at)
+                .await
+                .map_err(|err| err.into_oauth(|reason| failure(presented, reason)))?;
+            event.details = Some(serde_json::json!({
+                "federated": {"issuer": credential.issuer, "subject": credential.subject},
+            }));
+            check_standing_for(&client, presented, true)?;
+            return Ok(AuthenticatedClient { client, secret_id: None });
+        }
         if !client.auth_methods.allows(AuthMethod::PrivateKeyJwt) {
             return Err(failure(presented, AuthFailure::AuthMethodNotAllowed));
         }
@@ -170,7 +194,8 @@ impl TokenService {
             return self.authenticate(presented, at, event).await;
         }
         let client = self.snapshot_of(presented, event).await?;
-        check_standing(&client, presented)?;
+        let federated = super::assertion::claimed(&presented.credential, "iss").as_deref() != Some(&client.client_id);
+        check_standing_for(&client, presented, federated && !client.federated_credentials.is_empty())?;
         Ok(AuthenticatedClient { client, secret_id: None })
     }
 }

@@ -43,10 +43,18 @@ pub enum AuthFailure {
     KeysNotHttps,
     /// not reachable, an error status, or not a JWK set
     KeysUnavailable,
+    /// no federated credential of the client names this issuer
+    FederationIssuerUnknown,
+    /// the issuer is the client's, the subject is not
+    FederationSubjectMismatch,
+    /// the partner no longer trusts the issuer
+    FederationIssuerNotTrusted,
+    /// a federated token without `jti` issued too long ago
+    AssertionTooOld,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 28] = [
+    pub const ALL: [AuthFailure; 32] = [
         AuthFailure::NoCredentials,
         AuthFailure::MalformedCredentials,
         AuthFailure::UnknownClient,
@@ -75,6 +83,10 @@ impl AuthFailure {
         AuthFailure::KeysPrivateAddress,
         AuthFailure::KeysNotHttps,
         AuthFailure::KeysUnavailable,
+        AuthFailure::FederationIssuerUnknown,
+        AuthFailure::FederationSubjectMismatch,
+        AuthFailure::FederationIssuerNotTrusted,
+        AuthFailure::AssertionTooOld,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +119,10 @@ impl AuthFailure {
             AuthFailure::KeysPrivateAddress => "jwks_uri_private_address",
             AuthFailure::KeysNotHttps => "jwks_uri_not_https",
             AuthFailure::KeysUnavailable => "jwks_uri_unavailable",
+            AuthFailure::FederationIssuerUnknown => "federation_issuer_unknown",
+            AuthFailure::FederationSubjectMismatch => "federation_subject_mismatch",
+            AuthFailure::FederationIssuerNotTrusted => "federation_issuer_not_trusted",
+            AuthFailure::AssertionTooOld => "assertion_too_old",
         }
     }
 }

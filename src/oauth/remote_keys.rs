@@ -33,17 +33,44 @@ struct Entry {
     last_refresh: Option<Instant>,
 }
 
-/// The fetched key sets by URL, shared by every request of an instance.
+/// The fetched key sets by URL, and identity providers' `jwks_uri` by issuer, shared by every request of an
+/// instance.
 pub struct RemoteKeys {
     allow_private: bool,
     entries: Mutex<HashMap<String, Entry>>,
+    issuers: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl RemoteKeys {
     /// `allow_private`: the operator's `PARTNERGATE_ALLOW_PRIVATE_KEY_URLS` (private and loopback addresses, and
     /// plain http, for tests and closed networks).
     pub fn new(allow_private: bool) -> Self {
-        RemoteKeys { allow_private, entries: Mutex::default() }
+        RemoteKeys { allow_private, entries: Mutex::default(), issuers: Mutex::default() }
+    }
+
+    /// The `jwks_uri` of an identity provider, from its OpenID discovery document (cached like a key set).
+    pub async fn issuer_jwks_uri(&self, issuer: &str) -> Result<String, AuthFailure> {
+        if let Some((uri, fresh_until)) = self.issuers.lock().expect("issuers lock").get(issuer) {
+            if *fresh_until > Instant::now() {
+                return Ok(uri.clone());
+            }
+        }
+        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let (body, max_age) = fetch(&url, self.allow_private).await.inspect_err(|failure| {
+            log::warn!("cannot fetch the discovery document of {issuer}: {}", failure.as_str());
+        })?;
+        let document: serde_json::Value = serde_json::from_slice(&body).map_err(|_| AuthFailure::KeysUnavailable)?;
+        // OpenID Connect Discovery section 4.3: the document must name the issuer it was fetched for.
+        if document["issuer"].as_str() != Some(issuer) {
+            return Err(AuthFailure::KeysUnavailable);
+        }
+        let uri = document["jwks_uri"].as_str().ok_or(AuthFailure::KeysUnavailable)?.to_string();
+        let mut issuers = self.issuers.lock().expect("issuers lock");
+        if issuers.len() >= MAX_ENTRIES {
+            issuers.clear();
+        }
+        issuers.insert(issuer.to_string(), (uri.clone(), Instant::now() + max_age));
+        Ok(uri)
     }
 
     /// The key set at `url`, from the cache while fresh. A failed fetch serves the last good set, if any.
@@ -80,9 +107,10 @@ impl RemoteKeys {
     }
 
     async fn fetch_and_store(&self, url: &str) -> Result<Arc<JwkSet>, AuthFailure> {
-        let (keys, max_age) = fetch(url, self.allow_private).await.inspect_err(|failure| {
+        let (body, max_age) = fetch(url, self.allow_private).await.inspect_err(|failure| {
             log::warn!("cannot fetch the JWK set at {url}: {}", failure.as_str());
         })?;
+        let keys: JwkSet = serde_json::from_slice(&body).map_err(|_| AuthFailure::KeysUnavailable)?;
         let keys = Arc::new(keys);
         let mut entries = self.entries.lock().expect("remote keys lock");
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(url) {
@@ -125,8 +153,8 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// One fetch of a JWK set and how long it may be cached.
-async fn fetch(url: &str, allow_private: bool) -> Result<(JwkSet, Duration), AuthFailure> {
+/// One fetch of a JSON document (a JWK set, a discovery document) and how long it may be cached.
+async fn fetch(url: &str, allow_private: bool) -> Result<(Vec<u8>, Duration), AuthFailure> {
     let parsed = reqwest::Url::parse(url).map_err(|_| AuthFailure::KeysUnavailable)?;
     let host = parsed.host_str().ok_or(AuthFailure::KeysUnavailable)?.to_string();
     let port = parsed.port_or_known_default().ok_or(AuthFailure::KeysUnavailable)?;
@@ -173,8 +201,7 @@ async fn fetch(url: &str, allow_private: bool) -> Result<(JwkSet, Duration), Aut
         }
         body.extend_from_slice(&chunk);
     }
-    let keys: JwkSet = serde_json::from_slice(&body).map_err(|_| AuthFailure::KeysUnavailable)?;
-    Ok((keys, max_age))
+    Ok((body, max_age))
 }
 
 fn transport_failure(err: reqwest::Error) -> AuthFailure {

@@ -192,19 +192,21 @@ pub fn credentials(params: &FormParams, authorization: Option<&str>) -> Result<P
     }
 }
 
-/// `client_assertion_type` and `client_assertion` (RFC 7523 section 2.2); the client is the one the assertion
-/// names, and a `client_id` sent along must be the same (RFC 7521 section 4.2).
+/// `client_assertion_type` and `client_assertion` (RFC 7523 section 2.2). The client is the `client_id` sent
+/// along, else the one the assertion names (`sub`); a token of another identity provider (workload identity
+/// federation) names an external subject, so it comes with `client_id`, as with Entra.
 fn assertion_credentials(params: &FormParams, body_id: Option<&str>) -> Result<PresentedCredentials, OAuthError> {
     let refused = |reason| OAuthError::InvalidClient { reason, basic_challenge: false };
     if params.get("client_assertion_type") != Some(super::assertion::JWT_BEARER) {
         return Err(refused(AuthFailure::MalformedCredentials));
     }
     let assertion = params.get("client_assertion").ok_or_else(|| refused(AuthFailure::MalformedCredentials))?;
-    let client_id =
-        super::assertion::claimed_client_id(assertion).ok_or_else(|| refused(AuthFailure::MalformedAssertion))?;
-    if body_id.is_some_and(|id| id != client_id) {
-        return Err(refused(AuthFailure::AssertionIssuer));
-    }
+    let client_id = match body_id {
+        Some(id) => id.to_string(),
+        None => {
+            super::assertion::claimed_client_id(assertion).ok_or_else(|| refused(AuthFailure::MalformedAssertion))?
+        }
+    };
     Ok(PresentedCredentials { client_id, credential: assertion.to_string(), method: AuthMethod::PrivateKeyJwt })
 }
 

@@ -6,11 +6,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::registry::client_keys::AuthMethods;
+use crate::registry::client_keys::{AuthMethods, FederatedCredential};
 use crate::store::models::{ClientRow, ClientSecretRow, PartnerRow};
 use crate::store::schema::{
-    client_audiences, client_roles, client_scopes, client_secrets, clients, partner_scopes, partners, revoked_tokens,
-    role_scopes,
+    client_audiences, client_roles, client_scopes, client_secrets, clients, federated_credentials, partner_scopes,
+    partner_trusted_issuers, partners, revoked_tokens, role_scopes,
 };
 use crate::store::{DbConnection, StoreError};
 
@@ -76,6 +76,9 @@ pub struct ClientSnapshot {
     /// The client authentication methods it may use.
     pub auth_methods: AuthMethods,
     pub keys: ClientKeys,
+    /// Tokens of other identity providers that authenticate it, and the issuers its partner trusts now.
+    pub federated_credentials: Vec<FederatedCredential>,
+    pub partner_trusted_issuers: BTreeSet<String>,
 }
 
 impl ClientSnapshot {
@@ -137,7 +140,23 @@ pub fn load(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Resu
             .filter(revoked_tokens::expires_at.ge(keep_after))
             .select(revoked_tokens::jti)
             .load(conn)?;
+        let federated: Vec<(String, String, String)> = federated_credentials::table
+            .filter(federated_credentials::client_id.eq(client_id))
+            .select((federated_credentials::issuer, federated_credentials::subject, federated_credentials::audience))
+            .load(conn)?;
+        let federated_credentials = federated
+            .into_iter()
+            .map(|(issuer, subject, audience)| FederatedCredential { issuer, subject, audience })
+            .collect();
+        let partner_trusted_issuers = partner_trusted_issuers::table
+            .filter(partner_trusted_issuers::partner_id.eq(&partner.id))
+            .select(partner_trusted_issuers::issuer)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
         Ok(Some(ClientSnapshot {
+            federated_credentials,
+            partner_trusted_issuers,
             allowed_scopes: allowed_scopes(conn, client_id, &partner.id)?,
             client_id: client.id,
             partner_id: partner.id,
@@ -229,6 +248,8 @@ pub(crate) fn test_snapshot(client_id: &str, partner_id: &str, at: NaiveDateTime
         partner_quota_log_only: false,
         auth_methods: AuthMethods::SECRETS,
         keys: ClientKeys::None,
+        federated_credentials: Vec::new(),
+        partner_trusted_issuers: BTreeSet::new(),
     }
 }
 

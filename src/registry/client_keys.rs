@@ -65,6 +65,41 @@ impl AuthMethods {
     }
 }
 
+/// A token of `issuer` for `subject` with `audience` authenticates the client (workload identity federation,
+/// in the model of Entra's federated credentials).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedCredential {
+    /// The identity provider, e.g. `https://token.actions.githubusercontent.com`.
+    pub issuer: String,
+    /// Its subject, e.g. `repo:acme/sync:ref:refs/heads/main`.
+    pub subject: String,
+    /// The audience its tokens must carry for this server.
+    pub audience: String,
+}
+
+/// Checks a list of federated credentials: well-formed, and no (issuer, subject) twice.
+pub fn check_federated(credentials: &[FederatedCredential]) -> Result<Vec<FederatedCredential>, RegistryError> {
+    let field = "federated_credentials";
+    if credentials.len() > 20 {
+        return Err(invalid(field, "at most 20"));
+    }
+    for credential in credentials {
+        check_url(field, &credential.issuer)?;
+        for (name, value) in [("subject", &credential.subject), ("audience", &credential.audience)] {
+            if value.is_empty() || value.len() > 400 || value.chars().any(char::is_control) {
+                return Err(invalid(field, format!("{name} must be 1 to 400 characters")));
+            }
+        }
+    }
+    let mut sorted = credentials.to_vec();
+    sorted.sort();
+    if sorted.windows(2).any(|pair| (&pair[0].issuer, &pair[0].subject) == (&pair[1].issuer, &pair[1].subject)) {
+        return Err(invalid(field, "an (issuer, subject) appears twice"));
+    }
+    Ok(sorted)
+}
+
 /// The signature algorithms a client assertion may use: asymmetric only, never `none` or HMAC.
 pub const ASSERTION_ALGORITHMS: [jsonwebtoken::Algorithm; 4] = [
     jsonwebtoken::Algorithm::ES256,
@@ -149,6 +184,11 @@ pub fn key_algorithms(key: &Jwk) -> Vec<jsonwebtoken::Algorithm> {
 /// A `jwks_uri`: an absolute http(s) URL without credentials or fragment. Where it may point (public
 /// addresses, https) is decided when it is fetched, by the server's settings.
 pub fn check_jwks_uri(uri: &str) -> Result<(), RegistryError> {
+    check_url("jwks_uri", uri)
+}
+
+/// An absolute http(s) URL without credentials or fragment (a `jwks_uri`, an issuer).
+pub fn check_url(field: &'static str, uri: &str) -> Result<(), RegistryError> {
     let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://"));
     let host = rest.and_then(|rest| rest.split(['/', '?']).next()).unwrap_or_default();
     if uri.len() > 2000
@@ -157,17 +197,19 @@ pub fn check_jwks_uri(uri: &str) -> Result<(), RegistryError> {
         || uri.contains('#')
         || !uri.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(invalid("jwks_uri", "must be an absolute https URL without credentials or fragment"));
+        return Err(invalid(field, "must be an absolute https URL without credentials or fragment"));
     }
     Ok(())
 }
 
 /// The stored methods and keys of a client after a change, checked together: at least one method;
-/// `private_key_jwt` needs keys; keys come inline or from a URL, not both.
+/// `private_key_jwt` needs keys, or federated credentials (a client authenticated only by federation has
+/// `private_key_jwt` alone and no keys); keys come inline or from a URL, not both.
 pub fn check_registration(
     methods: AuthMethods,
     jwks: Option<&str>,
     jwks_uri: Option<&str>,
+    federated: bool,
 ) -> Result<(), RegistryError> {
     let field = "token_endpoint_auth_methods";
     if methods.list().is_empty() {
@@ -176,8 +218,11 @@ pub fn check_registration(
     if jwks.is_some() && jwks_uri.is_some() {
         return Err(invalid("jwks", "give jwks or jwks_uri, not both"));
     }
-    if methods.allows(AuthMethod::PrivateKeyJwt) && jwks.is_none() && jwks_uri.is_none() {
-        return Err(invalid(field, "private_key_jwt needs the client's public keys: jwks or jwks_uri"));
+    if methods.allows(AuthMethod::PrivateKeyJwt) && jwks.is_none() && jwks_uri.is_none() && !federated {
+        return Err(invalid(
+            field,
+            "private_key_jwt needs the client's public keys (jwks or jwks_uri) or federated credentials",
+        ));
     }
     Ok(())
 }
@@ -222,11 +267,12 @@ mod tests {
     #[test]
     fn registrations_need_keys_for_private_key_jwt() {
         let jwt = AuthMethods::of(&[AuthMethod::PrivateKeyJwt]);
-        assert!(check_registration(jwt, None, None).is_err());
-        assert!(check_registration(jwt, Some("{}"), None).is_ok());
-        assert!(check_registration(jwt, Some("{}"), Some("https://x")).is_err());
-        assert!(check_registration(AuthMethods::of(&[]), None, None).is_err());
-        assert!(check_registration(AuthMethods::SECRETS, None, None).is_ok());
+        assert!(check_registration(jwt, None, None, false).is_err());
+        assert!(check_registration(jwt, None, None, true).is_ok(), "federation alone");
+        assert!(check_registration(jwt, Some("{}"), None, false).is_ok());
+        assert!(check_registration(jwt, Some("{}"), Some("https://x"), false).is_err());
+        assert!(check_registration(AuthMethods::of(&[]), None, None, false).is_err());
+        assert!(check_registration(AuthMethods::SECRETS, None, None, false).is_ok());
         assert!(check_jwks_uri("https://keys.example.com/jwks.json").is_ok());
         assert!(check_jwks_uri("https://user:pw@keys.example.com/").is_err());
         assert!(check_jwks_uri("ftp://keys.example.com/").is_err());

@@ -4,14 +4,16 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client_keys::{self, AuthMethod, AuthMethods};
+use super::client_keys::{self, AuthMethod, AuthMethods, FederatedCredential};
 use super::credentials::new_client_id;
 use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
 use crate::store::models::ClientRow;
-use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, role_scopes};
+use crate::store::schema::{
+    client_audiences, client_roles, client_scopes, clients, federated_credentials, role_scopes,
+};
 use crate::store::DbConnection;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -36,6 +38,8 @@ pub struct Client {
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     pub jwks_uri: Option<String>,
+    /// Tokens of other identity providers that authenticate it (workload identity federation).
+    pub federated_credentials: Vec<FederatedCredential>,
     #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -71,6 +75,9 @@ pub struct NewClient {
     pub jwks: Option<serde_json::Value>,
     /// Or the https URL of the client's JWK set.
     pub jwks_uri: Option<String>,
+    /// Issuers must be among the partner's `trusted_issuers`.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
 }
 
 /// A partial update: absent fields stay as they are; lists replace the whole list.
@@ -96,6 +103,8 @@ pub struct ClientUpdate {
     /// Replaces the client's keys by this URL (and drops its inline `jwks`); `null` removes it.
     #[serde(default, deserialize_with = "validate::nullable")]
     pub jwks_uri: Option<Option<String>>,
+    /// Replaces the whole list; issuers must be among the partner's `trusted_issuers`.
+    pub federated_credentials: Option<Vec<FederatedCredential>>,
 }
 
 /// A new client and its first secret, shown once.
@@ -168,6 +177,7 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         .select(client_scopes::scope)
         .load(conn)?;
     let audiences = audiences(conn, &row.id)?;
+    let federated_credentials = federated(conn, &row.id)?;
     Ok(Client {
         id: row.id,
         partner_id: row.partner_id,
@@ -183,9 +193,59 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         token_endpoint_auth_methods: AuthMethods::parse_stored(&row.auth_methods).list(),
         jwks: row.jwks.as_deref().and_then(|text| serde_json::from_str(text).ok()),
         jwks_uri: row.jwks_uri,
+        federated_credentials,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
+}
+
+pub fn federated(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec<FederatedCredential>> {
+    let rows: Vec<(String, String, String)> = federated_credentials::table
+        .filter(federated_credentials::client_id.eq(client_id))
+        .order((federated_credentials::issuer, federated_credentials::subject))
+        .select((federated_credentials::issuer, federated_credentials::subject, federated_credentials::audience))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(issuer, subject, audience)| FederatedCredential { issuer, subject, audience }).collect())
+}
+
+/// Replaces a client's federated credentials: each issuer trusted by its partner (the operator's decision,
+/// whoever registers the credential), each (issuer, subject) no other client's.
+fn replace_federated(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    client_id: &str,
+    credentials: &[FederatedCredential],
+) -> RegistryResult<()> {
+    let trusted = partners::trusted_issuers(conn, partner_id)?;
+    if let Some(untrusted) = credentials.iter().find(|c| !trusted.contains(&c.issuer)) {
+        return Err(RegistryError::Forbidden(format!(
+            "the operator has not allowed issuer {} for partner {partner_id} (its trusted_issuers)",
+            untrusted.issuer
+        )));
+    }
+    diesel::delete(federated_credentials::table.filter(federated_credentials::client_id.eq(client_id)))
+        .execute(conn)?;
+    for credential in credentials {
+        let taken = federated_credentials::table
+            .find((&credential.issuer, &credential.subject))
+            .count()
+            .get_result::<i64>(conn)?;
+        if taken > 0 {
+            return Err(RegistryError::Conflict(format!(
+                "issuer {} subject {} already authenticates another client: one subject, one client",
+                credential.issuer, credential.subject
+            )));
+        }
+        diesel::insert_into(federated_credentials::table)
+            .values((
+                federated_credentials::issuer.eq(&credential.issuer),
+                federated_credentials::subject.eq(&credential.subject),
+                federated_credentials::client_id.eq(client_id),
+                federated_credentials::audience.eq(&credential.audience),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 pub fn audiences(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec<String>> {
@@ -337,7 +397,8 @@ pub fn register(
     caller.require(Permission::ClientsWrite)?;
     let methods = methods_of(input);
     let (jwks, jwks_uri) = checked_keys(input.jwks.as_ref(), input.jwks_uri.as_deref())?;
-    client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref())?;
+    let federated = client_keys::check_federated(&input.federated_credentials)?;
+    client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref(), !federated.is_empty())?;
     validate::text("name", &input.name, 1, 200)?;
 
     validate::text("description", &input.description, 0, 1000)?;
@@ -396,6 +457,7 @@ pub fn register(
         };
         diesel::insert_into(clients::table).values(&row).execute(conn)?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
+        replace_federated(conn, &partner_id, &row.id, &federated)?;
         let uses_secret = methods.list().iter().any(|m| m.uses_secret());
         let secret = uses_secret.then(|| secrets::insert(conn, &row.id, &secret_name, at, None)).transpose()?;
         let client = assemble(conn, row)?;
@@ -457,10 +519,14 @@ pub fn update(
         validate::rate_limit(rate)?;
     }
     let audiences = input.audiences.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
+    let federated = input.federated_credentials.as_deref().map(client_keys::check_federated).transpose()?;
     crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;
+        if let Some(federated) = &federated {
+            replace_federated(conn, &row.partner_id, id, federated)?;
+        }
         let role_names = input.roles.as_deref().map(|r| roles::require_known(conn, r)).transpose()?;
         let scope_names = input.scopes.as_deref().map(|s| scopes::require_known(conn, s)).transpose()?;
         if role_names.is_some() || scope_names.is_some() {
@@ -482,7 +548,11 @@ pub fn update(
             .as_deref()
             .map(AuthMethods::of)
             .unwrap_or_else(|| AuthMethods::parse_stored(&row.auth_methods));
-        client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref())?;
+        let has_federated = match &federated {
+            Some(list) => !list.is_empty(),
+            None => !before.federated_credentials.is_empty(),
+        };
+        client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref(), has_federated)?;
         // Only the edited columns: a whole-row write would undo a concurrent disable or bulk revocation.
         let edit = ClientEdit {
             name: input.name.as_deref(),

@@ -115,6 +115,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    partner_trusted_issuers (partner_id, issuer) {
+        partner_id -> Text,
+        issuer -> Text,
+    }
+}
+
+diesel::table! {
+    federated_credentials (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        client_id -> Text,
+        audience -> Text,
+    }
+}
+
+diesel::table! {
     used_assertions (assertion_key) {
         assertion_key -> Text,
         expires_at -> Timestamp,
@@ -191,6 +207,8 @@ diesel::joinable!(client_roles -> clients (client_id));
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_audiences -> clients (client_id));
 diesel::joinable!(client_secrets -> clients (client_id));
+diesel::joinable!(federated_credentials -> clients (client_id));
+diesel::joinable!(partner_trusted_issuers -> partners (partner_id));
 diesel::joinable!(role_scopes -> roles (role));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -207,6 +225,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_secrets,
     revoked_tokens,
     used_assertions,
+    partner_trusted_issuers,
+    federated_credentials,
     audit_events,
     partner_usage,
 );

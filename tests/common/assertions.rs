@@ -115,6 +115,8 @@ pub enum KeyServerAnswer {
     Hang,
     /// A body of this many bytes.
     Huge(usize),
+    /// JSON bodies by request path; other paths are 404.
+    Routes(Vec<(String, String)>),
 }
 
 /// A partner's key server on a loopback port; `set` changes what it answers; `hits` counts requests.
@@ -163,7 +165,15 @@ impl KeyServer {
             }
         }
         *self.hits.lock().unwrap() += 1;
-        let answer = self.answer.lock().unwrap().clone();
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let path = text.split(' ').nth(1).unwrap_or_default().to_string();
+        let mut answer = self.answer.lock().unwrap().clone();
+        if let KeyServerAnswer::Routes(routes) = &answer {
+            answer = match routes.iter().find(|(route, _)| *route == path) {
+                Some((_, body)) => KeyServerAnswer::Json { body: body.clone(), cache_control: None },
+                None => KeyServerAnswer::Redirect(String::new()),
+            };
+        }
         let response = match answer {
             KeyServerAnswer::Json { body, cache_control } => {
                 let cache = cache_control.map(|c| format!("Cache-Control: {c}\r\n")).unwrap_or_default();
@@ -173,6 +183,9 @@ impl KeyServer {
                     body.len()
                 )
             }
+            KeyServerAnswer::Redirect(to) if to.is_empty() => {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            }
             KeyServerAnswer::Redirect(to) => {
                 format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             }
@@ -180,6 +193,7 @@ impl KeyServer {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
                 return;
             }
+            KeyServerAnswer::Routes(_) => unreachable!("resolved above"),
             KeyServerAnswer::Huge(size) => {
                 let body = format!("{{\"keys\": [], \"padding\": \"{}\"}}", "x".repeat(size));
                 // No Content-Length: the limit must hold while reading, too.
@@ -189,4 +203,48 @@ impl KeyServer {
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
     }
+}
+
+/// A local OpenID provider standing in for GitHub Actions or a Kubernetes cluster: its discovery document and
+/// JWKS on a loopback port, and tokens signed with its key.
+pub struct LocalIssuer {
+    pub issuer: String,
+    pub key: PartnerKey,
+    pub server: KeyServer,
+}
+
+impl LocalIssuer {
+    pub async fn start() -> Self {
+        let server = KeyServer::start(KeyServerAnswer::Hang).await;
+        let issuer = server.url.trim_end_matches("/jwks.json").to_string();
+        let key = PartnerKey::es256("issuer-key-1");
+        let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys"),
+            "id_token_signing_alg_values_supported": ["ES256"]});
+        server.set(KeyServerAnswer::Routes(vec![
+            ("/.well-known/openid-configuration".into(), discovery.to_string()),
+            ("/keys".into(), jwks(&[&key]).to_string()),
+        ]));
+        LocalIssuer { issuer, key, server }
+    }
+
+    /// A token for `subject` and `audience`, as the provider issues them (with a `jti` unless `without_jti`).
+    pub fn token(&self, subject: &str, audience: &str, without_jti: bool) -> String {
+        let mut claims = json!({"iss": self.issuer, "sub": subject, "aud": audience, "iat": now(), "nbf": now(),
+            "exp": now() + 300, "jti": URL_SAFE_NO_PAD.encode(partnergate::registry::credentials::random_bytes::<16>())});
+        if without_jti {
+            claims.as_object_mut().unwrap().remove("jti");
+        }
+        self.key.sign(&claims)
+    }
+}
+
+/// A token request with a federated token as the client assertion, naming the client.
+pub async fn token_with_federated(server: &TestServer, client_id: &str, token: &str) -> super::Reply {
+    let body = super::form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", token),
+    ]);
+    super::Reply::from(super::post_form(server, "/oauth2/token", &body, &[]).await).await
 }
