@@ -171,6 +171,10 @@ pub struct ServeArgs {
     /// Serve an http:// issuer on a non-loopback address (refused by default: secrets in clear text).
     #[arg(long, env = "PARTNERGATE_ALLOW_INSECURE_ISSUER")]
     pub allow_insecure_issuer: bool,
+    /// Fetch clients' jwks_uri from private and loopback addresses and over plain http (refused by default:
+    /// a partner could make the server probe the internal network).
+    #[arg(long, env = "PARTNERGATE_ALLOW_PRIVATE_KEY_URLS")]
+    pub allow_private_key_urls: bool,
     /// Rotate the signing key automatically every N days (0: never; one instance at a time does it).
     #[arg(long, env = "PARTNERGATE_KEY_ROTATION_DAYS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=3650))]
@@ -316,6 +320,9 @@ pub struct ServerConfig {
     /// The automatic rotation, if any, and how often the instance holding its lease looks at it.
     pub key_schedule: Option<crate::keys::RotationSchedule>,
     pub key_schedule_tick: Duration,
+    /// Fetch clients' `jwks_uri` from private and loopback addresses, and over plain http (tests, closed
+    /// networks); refused by default.
+    pub allow_private_key_urls: bool,
 }
 
 impl ServerConfig {
@@ -370,6 +377,7 @@ impl ServerConfig {
             key_policy,
             key_schedule,
             key_schedule_tick: Duration::from_secs(30),
+            allow_private_key_urls: serve.allow_private_key_urls,
         })
     }
 }

@@ -250,6 +250,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         audit_writer.clone(),
         limits,
         metrics.clone(),
+        Arc::new(oauth::assertion::Assertions::new(pool.clone(), &config.token, config.allow_private_key_urls)),
     );
     let throttle_summaries = ThrottleSummaries::start(&tokens);
     let stream = secevents::poll::StreamService::new(
@@ -401,6 +402,7 @@ async fn maintenance(
             if security_events > 0 {
                 log::info!("maintenance: pruned {security_events} security event(s) past their retention");
             }
+            store::used_assertions::prune(&mut conn, now)?;
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.

@@ -121,7 +121,12 @@ async fn metadata_is_served_at_both_well_known_paths() {
             .map(|v| v.as_str().unwrap())
             .collect();
         methods.sort();
-        assert_eq!(methods, ["client_secret_basic", "client_secret_post"], "{path}");
+        assert_eq!(methods, ["client_secret_basic", "client_secret_post", "private_key_jwt"], "{path}");
+        assert_eq!(
+            metadata["token_endpoint_auth_signing_alg_values_supported"],
+            json!(["ES256", "EdDSA", "PS256", "RS256"]),
+            "{path}: asymmetric algorithms only"
+        );
         let scopes: Vec<&str> = metadata["scopes_supported"]
             .as_array()
             .expect("scopes_supported")

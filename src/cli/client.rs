@@ -1,12 +1,57 @@
 //! `partnergate client ...`: clients and their secrets.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
-use super::{facts, joined, table, with_next, CliResult, Context, SECRET_NOTE};
+use super::{facts, joined, table, with_next, CliError, CliResult, Context, SECRET_NOTE};
+use crate::registry::client_keys::{AuthMethod, FederatedCredential};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
 use crate::registry::secrets::{self, NewSecret};
 use crate::registry::{revocation, Caller};
+
+/// How a client authenticates (`client create` and `client update`).
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// A client authentication method it may use (repeatable): client_secret_basic, client_secret_post,
+    /// private_key_jwt. Default at creation: both secret methods.
+    #[arg(long = "auth-method", value_parser = auth_method)]
+    auth_methods: Option<Vec<AuthMethod>>,
+    /// Its public keys for private_key_jwt: a file holding a JWK set ({"keys": [...]}, each key with a kid).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+    jwks: Option<std::path::PathBuf>,
+    /// Or the https URL its JWK set is fetched from.
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+    /// A token of ISSUER for SUBJECT with AUDIENCE authenticates the client (repeatable; on update, replaces the
+    /// list). The issuer must be among its partner's trusted issuers.
+    #[arg(long = "federated-credential", num_args = 3, value_names = ["ISSUER", "SUBJECT", "AUDIENCE"])]
+    federated_credentials: Option<Vec<String>>,
+}
+
+fn auth_method(name: &str) -> Result<AuthMethod, String> {
+    AuthMethod::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+        format!("unknown method {name:?}; one of: {}", names.join(", "))
+    })
+}
+
+impl AuthArgs {
+    fn federated(&self) -> Option<Vec<FederatedCredential>> {
+        let values = self.federated_credentials.as_ref()?;
+        let triple =
+            |c: &[String]| FederatedCredential { issuer: c[0].clone(), subject: c[1].clone(), audience: c[2].clone() };
+        Some(values.chunks_exact(3).map(triple).collect())
+    }
+
+    fn read_jwks(&self) -> Result<Option<serde_json::Value>, CliError> {
+        let Some(path) = &self.jwks else { return Ok(None) };
+        let text =
+            std::fs::read_to_string(path).map_err(|err| CliError(format!("cannot read {}: {err}", path.display())))?;
+        let value =
+            serde_json::from_str(&text).map_err(|err| CliError(format!("{} is not JSON: {err}", path.display())))?;
+        Ok(Some(value))
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -42,6 +87,8 @@ pub enum ClientCommand {
         /// An environment label for people, e.g. development, staging, production.
         #[arg(long)]
         environment: Option<String>,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -106,6 +153,8 @@ pub enum ClientCommand {
         /// Remove the environment label.
         #[arg(long)]
         clear_environment: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// Upper bound for --token-lifetime-secs; keep equal to the server's setting.
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
@@ -182,7 +231,29 @@ fn client_facts(c: &Client) -> Vec<(&'static str, String)> {
         ("token_lifetime", c.token_lifetime_secs.map_or("the server's default".to_string(), |s| format!("{s} s"))),
         ("rate_limit", c.rate_limit_per_minute.map_or("the server's default".to_string(), |n| format!("{n}/min"))),
         ("environment", c.environment.clone().unwrap_or_else(|| "-".to_string())),
+        ("auth_methods", c.token_endpoint_auth_methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")),
+        ("keys", key_source(c)),
+        (
+            "federated",
+            c.federated_credentials
+                .iter()
+                .map(|f| format!("{} {} (aud {})", f.issuer, f.subject, f.audience))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     ]
+}
+
+fn key_source(c: &Client) -> String {
+    match (&c.jwks, &c.jwks_uri) {
+        (_, Some(uri)) => uri.clone(),
+        (Some(jwks), None) => {
+            let kids: Vec<&str> =
+                jwks["keys"].as_array().into_iter().flatten().filter_map(|key| key["kid"].as_str()).collect();
+            format!("inline, kid {}", kids.join(", "))
+        }
+        (None, None) => "-".to_string(),
+    }
 }
 
 fn state(c: &Client) -> String {
@@ -212,6 +283,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             token_lifetime_secs,
             rate_limit_per_minute,
             environment,
+            auth,
             max_token_lifetime_secs,
         } => {
             let input = NewClient {
@@ -226,13 +298,22 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 rate_limit_per_minute,
                 secret_name: None,
                 environment,
+                token_endpoint_auth_methods: auth.auth_methods.clone(),
+                jwks: auth.read_jwks()?,
+                jwks_uri: auth.jwks_uri.clone(),
+                federated_credentials: auth.federated().unwrap_or_default(),
             };
             let limits = ClientLimits { max_token_lifetime_secs };
-            let created = clients::create(&mut conn, &caller, &input, limits)?;
+            let created = clients::register(&mut conn, &caller, &input, limits)?;
             ctx.print(&created, |c| {
                 let mut lines = client_facts(&c.client);
-                lines.insert(1, ("client_secret", c.secret.secret.expose().to_string()));
-                format!("{}\n{SECRET_NOTE}", facts(&lines))
+                match &c.secret {
+                    Some(secret) => {
+                        lines.insert(1, ("client_secret", secret.secret.expose().to_string()));
+                        format!("{}\n{SECRET_NOTE}", facts(&lines))
+                    }
+                    None => facts(&lines),
+                }
             });
         }
         ClientCommand::List { partner, environment, limit, cursor } => {
@@ -272,6 +353,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             default_rate_limit,
             environment,
             clear_environment,
+            auth,
             max_token_lifetime_secs,
         } => {
             let list = |values: Option<Vec<String>>, clear: bool| if clear { Some(Vec::new()) } else { values };
@@ -284,6 +366,10 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 token_lifetime_secs: token_lifetime_secs.map(Some),
                 rate_limit_per_minute: if default_rate_limit { Some(None) } else { rate_limit_per_minute.map(Some) },
                 environment: if clear_environment { Some(None) } else { environment.map(Some) },
+                token_endpoint_auth_methods: auth.auth_methods.clone(),
+                jwks: auth.read_jwks()?.map(Some),
+                jwks_uri: auth.jwks_uri.clone().map(Some),
+                federated_credentials: auth.federated(),
             };
             let limits = ClientLimits { max_token_lifetime_secs };
             let client = clients::update(&mut conn, &caller, &id, &input, limits)?;

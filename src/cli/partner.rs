@@ -23,6 +23,10 @@ pub enum PartnerCommand {
         /// An audience the partner's admin may give its clients (repeatable): the audience ceiling.
         #[arg(long = "audience")]
         audiences: Vec<String>,
+        /// An identity provider the partner's clients may accept tokens of (repeatable; workload identity
+        /// federation), e.g. https://token.actions.githubusercontent.com.
+        #[arg(long = "trusted-issuer")]
+        trusted_issuers: Vec<String>,
         /// Token requests per minute of all the partner's clients together, on each instance.
         #[arg(long)]
         rate_limit_per_minute: Option<i32>,
@@ -51,6 +55,12 @@ pub enum PartnerCommand {
         /// Empty the audience ceiling.
         #[arg(long)]
         clear_audiences: bool,
+        /// The trusted identity providers, repeatable; replaces the old list.
+        #[arg(long = "trusted-issuer", conflicts_with = "clear_trusted_issuers")]
+        trusted_issuers: Option<Vec<String>>,
+        /// Trust no identity provider (federated credentials stop working at once).
+        #[arg(long)]
+        clear_trusted_issuers: bool,
         /// Token requests per minute of all the partner's clients together, on each instance.
         #[arg(long, conflicts_with = "no_rate_limit")]
         rate_limit_per_minute: Option<i32>,
@@ -126,6 +136,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             name,
             ceiling,
             audiences,
+            trusted_issuers,
             rate_limit_per_minute,
             token_quota_per_day,
             quota_log_only,
@@ -135,6 +146,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
                 name,
                 scope_ceiling: ceiling,
                 audience_ceiling: audiences,
+                trusted_issuers,
                 rate_limit_per_minute,
                 token_quota_per_day,
                 quota_log_only,
@@ -158,6 +170,8 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             ceiling,
             audiences,
             clear_audiences,
+            trusted_issuers,
+            clear_trusted_issuers,
             rate_limit_per_minute,
             no_rate_limit,
             token_quota_per_day,
@@ -169,6 +183,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
                 name,
                 scope_ceiling: ceiling,
                 audience_ceiling: if clear_audiences { Some(Vec::new()) } else { audiences },
+                trusted_issuers: if clear_trusted_issuers { Some(Vec::new()) } else { trusted_issuers },
                 rate_limit_per_minute: limit(rate_limit_per_minute, no_rate_limit),
                 token_quota_per_day: limit(token_quota_per_day, no_quota),
                 quota_log_only,

@@ -34,8 +34,21 @@ pub struct TokenArgs {
     #[arg(long, env = "PARTNERGATE_CLIENT_ID", allow_hyphen_values = true)]
     pub client_id: String,
     /// The client secret (`pgs_...`). Prefer the environment variable: a flag ends up in shell history.
-    #[arg(long, env = "PARTNERGATE_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: String,
+    #[arg(
+        long,
+        env = "PARTNERGATE_CLIENT_SECRET",
+        hide_env_values = true,
+        required_unless_present = "private_key",
+        conflicts_with = "private_key"
+    )]
+    pub client_secret: Option<String>,
+    /// Authenticate with private_key_jwt instead: the client's private key (PEM, PKCS#8 or SEC1: an EC P-256,
+    /// Ed25519 or RSA key) signs a one-minute client assertion.
+    #[arg(long, value_name = "FILE", requires = "key_id")]
+    pub private_key: Option<std::path::PathBuf>,
+    /// The `kid` under which the key's public half is registered.
+    #[arg(long, value_name = "KID", env = "PARTNERGATE_KEY_ID")]
+    pub key_id: Option<String>,
     /// A scope to request (repeatable); none requests every allowed scope.
     #[arg(long = "scope")]
     pub scopes: Vec<String>,
@@ -48,6 +61,41 @@ pub struct TokenArgs {
     /// Seconds to wait for the server, connecting included.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout_secs: u64,
+}
+
+/// The audience of a client assertion: the issuer from the server's metadata (behind a proxy the URL the
+/// command talks to may differ from it), else the token endpoint URL.
+async fn assertion_audience(http: &reqwest::Client, base: &str, token_url: &str) -> String {
+    let metadata = async {
+        let response = http.get(format!("{base}/.well-known/oauth-authorization-server")).send().await.ok()?;
+        let document: serde_json::Value = response.error_for_status().ok()?.json().await.ok()?;
+        document["issuer"].as_str().map(str::to_string)
+    };
+    metadata.await.unwrap_or_else(|| token_url.to_string())
+}
+
+/// A client assertion (RFC 7523 section 2.2) for `client_id` and `audience`, signed with the key in `path`.
+fn client_assertion(path: &std::path::Path, kid: &str, client_id: &str, audience: &str) -> Result<String, CliError> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let pem = std::fs::read(path).map_err(|err| CliError(format!("cannot read {}: {err}", path.display())))?;
+    let (key, alg) = EncodingKey::from_ec_pem(&pem)
+        .map(|key| (key, Algorithm::ES256))
+        .or_else(|_| EncodingKey::from_ed_pem(&pem).map(|key| (key, Algorithm::EdDSA)))
+        .or_else(|_| EncodingKey::from_rsa_pem(&pem).map(|key| (key, Algorithm::RS256)))
+        .map_err(|_| CliError(format!("{} is not a PEM EC P-256, Ed25519 or RSA private key", path.display())))?;
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_string());
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": URL_SAFE_NO_PAD.encode(crate::registry::credentials::random_bytes::<16>()),
+    });
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|err| CliError(format!("cannot sign with {}: {err}", path.display())))
 }
 
 fn decode_part(part: &str) -> serde_json::Value {
@@ -82,21 +130,32 @@ struct Answer {
 type TokenError = RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>;
 
 pub async fn run(ctx: &Context, args: TokenArgs) -> CliResult {
-    let url = format!("{}/oauth2/token", base_url(&args)?);
+    let base = base_url(&args)?;
+    let url = format!("{base}/oauth2/token");
     let token_url = TokenUrl::new(url.clone()).map_err(|err| CliError(format!("invalid URL {url:?}: {err}")))?;
-    let client = BasicClient::new(ClientId::new(args.client_id.clone()))
-        .set_client_secret(ClientSecret::new(args.client_secret.clone()))
-        .set_token_uri(token_url)
-        .set_auth_type(match args.auth {
-            AuthMethod::Basic => AuthType::BasicAuth,
-            AuthMethod::Post => AuthType::RequestBody,
-        });
     // No redirects: a token request must not be replayed to another host (oauth2 crate guidance).
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(args.timeout_secs))
         .build()
         .map_err(|err| CliError(err.to_string()))?;
+    let mut client = BasicClient::new(ClientId::new(args.client_id.clone())).set_token_uri(token_url);
+    // With a key, the crate sends client_id in the body and the assertion goes along as two more parameters.
+    let assertion = match (&args.private_key, &args.client_secret) {
+        (Some(key), _) => {
+            let audience = assertion_audience(&http, &base, &url).await;
+            Some(client_assertion(key, args.key_id.as_deref().unwrap_or_default(), &args.client_id, &audience)?)
+        }
+        (None, Some(secret)) => {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+            None
+        }
+        (None, None) => return Err(CliError("give --client-secret or --private-key".into())),
+    };
+    let client = client.set_auth_type(match (args.auth, &assertion) {
+        (_, Some(_)) | (AuthMethod::Post, None) => AuthType::RequestBody,
+        (AuthMethod::Basic, None) => AuthType::BasicAuth,
+    });
     let answer: Mutex<Option<Answer>> = Mutex::new(None);
     let (http_ref, answer_ref) = (&http, &answer);
     let recording_client = move |request: HttpRequest| async move {
@@ -106,6 +165,11 @@ pub async fn run(ctx: &Context, args: TokenArgs) -> CliResult {
         Ok::<_, HttpClientError<reqwest::Error>>(response)
     };
     let mut request = client.exchange_client_credentials();
+    if let Some(assertion) = assertion {
+        request = request
+            .add_extra_param("client_assertion_type", crate::oauth::assertion::JWT_BEARER)
+            .add_extra_param("client_assertion", assertion);
+    }
     for scope in &args.scopes {
         request = request.add_scope(Scope::new(scope.clone()));
     }

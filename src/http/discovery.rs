@@ -7,6 +7,7 @@ use serde_json::json;
 use super::problem::Problem;
 use super::AppState;
 use crate::registry;
+use crate::registry::client_keys::{AuthMethod, ASSERTION_ALGORITHMS};
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
@@ -20,7 +21,8 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, Proble
     let settings = state.tokens.settings();
     let issuer = &settings.issuer;
     let algorithms: Vec<&str> = state.tokens.keys().algorithms().iter().map(|a| a.as_str()).collect();
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let assertion_algorithms: Vec<String> = ASSERTION_ALGORITHMS.iter().map(|alg| format!("{alg:?}")).collect();
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=300")).json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
@@ -32,6 +34,9 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, Proble
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         // The reserved authz.* scopes are the operator's business, not a partner's.
         "scopes_supported": scopes
             .iter()

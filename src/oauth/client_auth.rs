@@ -1,5 +1,5 @@
-//! Client authentication: the presented secret against the client's snapshot, then the client's and its
-//! partner's standing. Every failure is `invalid_client` to the caller; the reason goes to the audit trail, and
+//! Client authentication: the presented secret (or, for `private_key_jwt`, the client assertion: see
+//! `assertion`) against the client's snapshot, then the client's and its partner's standing. Every failure is `invalid_client` to the caller; the reason goes to the audit trail, and
 //! the audit event names the client, partner and secret as far as they are known.
 
 use std::net::IpAddr;
@@ -15,11 +15,12 @@ use crate::limits::throttle::{Admission, Verdict};
 use crate::readmodel::{Barrier, ClientSnapshot};
 use crate::registry::credentials::ClientSecret;
 
-/// A client whose secret checked out, and which may receive tokens now.
+/// A client whose secret or assertion checked out, and which may receive tokens now.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     pub client: Arc<ClientSnapshot>,
-    pub secret_id: String,
+    /// The secret it authenticated with; `None` for a client assertion.
+    pub secret_id: Option<String>,
 }
 
 fn plausible_client_id(id: &str) -> bool {
@@ -36,7 +37,29 @@ pub fn check_format(presented: &PresentedCredentials, event: &mut AuditEvent) ->
         return Err(failure(presented, AuthFailure::UnknownClient));
     }
     event.client_id = Some(presented.client_id.clone());
-    ClientSecret::parse(&presented.secret).map_err(|_| failure(presented, AuthFailure::MalformedSecret))
+    ClientSecret::parse(&presented.credential).map_err(|_| failure(presented, AuthFailure::MalformedSecret))
+}
+
+/// Whether the client may use the method it used, and may receive tokens now.
+fn check_standing(client: &ClientSnapshot, presented: &PresentedCredentials) -> Result<(), OAuthError> {
+    check_standing_for(client, presented, false)
+}
+
+/// `federated`: authenticated by a federated credential, which is its own permission (registered by the
+/// partner for an issuer the operator trusts), whatever the client's methods.
+fn check_standing_for(
+    client: &ClientSnapshot,
+    presented: &PresentedCredentials,
+    federated: bool,
+) -> Result<(), OAuthError> {
+    if !federated && !client.auth_methods.allows(presented.method) {
+        return Err(failure(presented, AuthFailure::AuthMethodNotAllowed));
+    }
+    match client.barrier() {
+        Some(Barrier::ClientDisabled) => Err(failure(presented, AuthFailure::ClientDisabled)),
+        Some(Barrier::PartnerSuspended) => Err(failure(presented, AuthFailure::PartnerSuspended)),
+        None => Ok(()),
+    }
 }
 
 /// The secret against the client's snapshot (`None`: no such client) at time `at`.
@@ -55,12 +78,8 @@ pub fn authenticate(
         let reason = if stored.revoked_at.is_some() { AuthFailure::SecretRevoked } else { AuthFailure::SecretExpired };
         return Err(failure(presented, reason));
     }
-    match client.barrier() {
-        Some(Barrier::ClientDisabled) => return Err(failure(presented, AuthFailure::ClientDisabled)),
-        Some(Barrier::PartnerSuspended) => return Err(failure(presented, AuthFailure::PartnerSuspended)),
-        None => {}
-    }
-    let secret_id = stored.id.clone();
+    check_standing(&client, presented)?;
+    let secret_id = Some(stored.id.clone());
     Ok(AuthenticatedClient { client, secret_id })
 }
 
@@ -82,7 +101,9 @@ impl TokenService {
             Verdict::Admitted(admission) => admission,
             Verdict::Refuse(refusal) => return Err(OAuthError::Limited(refusal)),
             Verdict::RefuseUnlessProven(refusal) => {
-                let cached = self.read_model.cached(client_id);
+                // A secret can prove itself against the cached snapshot alone; an assertion would need the
+                // database (its single use), which is what a suspect address is kept from.
+                let cached = self.read_model.cached(client_id).filter(|_| presented.method.uses_secret());
                 let proven = match (check_format(presented, event), cached) {
                     (Ok(secret), Some(snapshot)) => authenticate(snapshot, presented, &secret, at, event).ok(),
                     _ => None,
@@ -96,21 +117,86 @@ impl TokenService {
                 };
             }
         };
-        let result = match check_format(presented, event) {
-            Ok(secret) => match self.read_model.client(client_id).await {
+        let result = match (presented.method, check_format(presented, event)) {
+            (AuthMethod::PrivateKeyJwt, _) => self.authenticate_assertion(presented, at, event).await,
+            (_, Ok(secret)) => match self.read_model.client(client_id).await {
                 Ok(snapshot) => authenticate(snapshot, presented, &secret, at, event),
-                Err(err) => {
-                    throttle.abandoned(admission, address, client_id);
-                    return Err(OAuthError::registry(err));
-                }
+                Err(err) => Err(OAuthError::registry(err)),
             },
-            Err(err) => Err(err),
+            (_, Err(err)) => Err(err),
         };
         match &result {
             Err(OAuthError::InvalidClient { .. }) => throttle.failed(admission, address, client_id),
-            _ => throttle.succeeded(admission, address, client_id),
+            // The registry could not be read: the attempt proved nothing either way.
+            Err(_) => throttle.abandoned(admission, address, client_id),
+            Ok(_) => throttle.succeeded(admission, address, client_id),
         }
         result
+    }
+
+    /// A client assertion: signed by the client (`private_key_jwt`, `iss` is the client id) or issued by an
+    /// identity provider of one of its federated credentials; used up if it verifies.
+    async fn authenticate_assertion(
+        &self,
+        presented: &PresentedCredentials,
+        at: NaiveDateTime,
+        event: &mut AuditEvent,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        let client = self.snapshot_of(presented, event).await?;
+        let issuer = super::assertion::claimed(&presented.credential, "iss");
+        if !client.federated_credentials.is_empty() && issuer.as_deref() != Some(client.client_id.as_str()) {
+            let credential = self
+                .assertions
+                .check_federated(&client, &presented.credential, at)
+                .await
+                .map_err(|err| err.into_oauth(|reason| failure(presented, reason)))?;
+            event.details = Some(serde_json::json!({
+                "federated": {"issuer": credential.issuer, "subject": credential.subject},
+            }));
+            check_standing_for(&client, presented, true)?;
+            return Ok(AuthenticatedClient { client, secret_id: None });
+        }
+        if !client.auth_methods.allows(AuthMethod::PrivateKeyJwt) {
+            return Err(failure(presented, AuthFailure::AuthMethodNotAllowed));
+        }
+        self.assertions
+            .check(&client, &presented.credential, at)
+            .await
+            .map_err(|err| err.into_oauth(|reason| failure(presented, reason)))?;
+        check_standing(&client, presented)?;
+        Ok(AuthenticatedClient { client, secret_id: None })
+    }
+
+    async fn snapshot_of(
+        &self,
+        presented: &PresentedCredentials,
+        event: &mut AuditEvent,
+    ) -> Result<Arc<ClientSnapshot>, OAuthError> {
+        if !plausible_client_id(&presented.client_id) {
+            return Err(failure(presented, AuthFailure::UnknownClient));
+        }
+        event.client_id = Some(presented.client_id.clone());
+        let snapshot = self.read_model.client(&presented.client_id).await.map_err(OAuthError::registry)?;
+        let client = snapshot.ok_or_else(|| failure(presented, AuthFailure::UnknownClient))?;
+        event.partner_id = Some(client.partner_id.clone());
+        Ok(client)
+    }
+
+    /// Authenticates again at `at` after a wait: a secret is checked anew; an assertion, already used up, is not
+    /// presented again, so only the client's standing is.
+    pub(crate) async fn reauthenticate(
+        &self,
+        presented: &PresentedCredentials,
+        at: NaiveDateTime,
+        event: &mut AuditEvent,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        if presented.method.uses_secret() {
+            return self.authenticate(presented, at, event).await;
+        }
+        let client = self.snapshot_of(presented, event).await?;
+        let federated = super::assertion::claimed(&presented.credential, "iss").as_deref() != Some(&client.client_id);
+        check_standing_for(&client, presented, federated && !client.federated_credentials.is_empty())?;
+        Ok(AuthenticatedClient { client, secret_id: None })
     }
 }
 
@@ -145,7 +231,7 @@ mod tests {
     fn run(case: &Case, presented_secret: &ClientSecret) -> Result<AuthenticatedClient, AuthFailure> {
         let presented = PresentedCredentials {
             client_id: case.client.client_id.clone(),
-            secret: presented_secret.expose().to_string(),
+            credential: presented_secret.expose().to_string(),
             method: AuthMethod::ClientSecretBasic,
         };
         let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());
@@ -159,7 +245,7 @@ mod tests {
     #[test]
     fn the_matching_secret_authenticates_until_it_expires() {
         let case = case();
-        assert_eq!(run(&case, &case.secret).unwrap().secret_id, "sec_1");
+        assert_eq!(run(&case, &case.secret).unwrap().secret_id.as_deref(), Some("sec_1"));
         assert_eq!(run(&case, &ClientSecret::generate()).unwrap_err(), AuthFailure::WrongSecret);
         case.clock.advance(chrono::Duration::hours(1));
         assert_eq!(run(&case, &case.secret).unwrap_err(), AuthFailure::SecretExpired);
@@ -183,7 +269,7 @@ mod tests {
         let case = case();
         let presented = PresentedCredentials {
             client_id: "pgc_missing".into(),
-            secret: case.secret.expose().to_string(),
+            credential: case.secret.expose().to_string(),
             method: AuthMethod::ClientSecretPost,
         };
         let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());

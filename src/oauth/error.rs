@@ -16,10 +16,45 @@ pub enum AuthFailure {
     SecretRevoked,
     ClientDisabled,
     PartnerSuspended,
+    /// the client may not use this authentication method
+    AuthMethodNotAllowed,
+    MalformedAssertion,
+    /// `none`, HMAC, or an algorithm its key does not have
+    AssertionAlgorithm,
+    NoKeys,
+    /// no registered key has the assertion's `kid`
+    UnknownKey,
+    AssertionSignature,
+    /// `iss` or `sub` is not the client id
+    AssertionIssuer,
+    AssertionAudience,
+    /// no `exp` or no `jti`
+    AssertionClaimMissing,
+    AssertionExpired,
+    /// `nbf` or `iat` in the future
+    AssertionNotYetValid,
+    /// `exp` more than an hour ahead
+    AssertionLifetime,
+    AssertionReplayed,
+    KeysTimeout,
+    KeysRedirect,
+    KeysTooLarge,
+    KeysPrivateAddress,
+    KeysNotHttps,
+    /// not reachable, an error status, or not a JWK set
+    KeysUnavailable,
+    /// no federated credential of the client names this issuer
+    FederationIssuerUnknown,
+    /// the issuer is the client's, the subject is not
+    FederationSubjectMismatch,
+    /// the partner no longer trusts the issuer
+    FederationIssuerNotTrusted,
+    /// a federated token without `jti` issued too long ago
+    AssertionTooOld,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 9] = [
+    pub const ALL: [AuthFailure; 32] = [
         AuthFailure::NoCredentials,
         AuthFailure::MalformedCredentials,
         AuthFailure::UnknownClient,
@@ -29,6 +64,29 @@ impl AuthFailure {
         AuthFailure::SecretRevoked,
         AuthFailure::ClientDisabled,
         AuthFailure::PartnerSuspended,
+        AuthFailure::AuthMethodNotAllowed,
+        AuthFailure::MalformedAssertion,
+        AuthFailure::AssertionAlgorithm,
+        AuthFailure::NoKeys,
+        AuthFailure::UnknownKey,
+        AuthFailure::AssertionSignature,
+        AuthFailure::AssertionIssuer,
+        AuthFailure::AssertionAudience,
+        AuthFailure::AssertionClaimMissing,
+        AuthFailure::AssertionExpired,
+        AuthFailure::AssertionNotYetValid,
+        AuthFailure::AssertionLifetime,
+        AuthFailure::AssertionReplayed,
+        AuthFailure::KeysTimeout,
+        AuthFailure::KeysRedirect,
+        AuthFailure::KeysTooLarge,
+        AuthFailure::KeysPrivateAddress,
+        AuthFailure::KeysNotHttps,
+        AuthFailure::KeysUnavailable,
+        AuthFailure::FederationIssuerUnknown,
+        AuthFailure::FederationSubjectMismatch,
+        AuthFailure::FederationIssuerNotTrusted,
+        AuthFailure::AssertionTooOld,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +100,29 @@ impl AuthFailure {
             AuthFailure::SecretRevoked => "secret_revoked",
             AuthFailure::ClientDisabled => "client_disabled",
             AuthFailure::PartnerSuspended => "partner_suspended",
+            AuthFailure::AuthMethodNotAllowed => "auth_method_not_allowed",
+            AuthFailure::MalformedAssertion => "malformed_assertion",
+            AuthFailure::AssertionAlgorithm => "assertion_algorithm_not_allowed",
+            AuthFailure::NoKeys => "no_keys_registered",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::AssertionSignature => "assertion_signature_invalid",
+            AuthFailure::AssertionIssuer => "assertion_issuer_mismatch",
+            AuthFailure::AssertionAudience => "assertion_audience_mismatch",
+            AuthFailure::AssertionClaimMissing => "assertion_claim_missing",
+            AuthFailure::AssertionExpired => "assertion_expired",
+            AuthFailure::AssertionNotYetValid => "assertion_not_yet_valid",
+            AuthFailure::AssertionLifetime => "assertion_lifetime_too_long",
+            AuthFailure::AssertionReplayed => "assertion_replayed",
+            AuthFailure::KeysTimeout => "jwks_uri_timeout",
+            AuthFailure::KeysRedirect => "jwks_uri_redirect",
+            AuthFailure::KeysTooLarge => "jwks_uri_too_large",
+            AuthFailure::KeysPrivateAddress => "jwks_uri_private_address",
+            AuthFailure::KeysNotHttps => "jwks_uri_not_https",
+            AuthFailure::KeysUnavailable => "jwks_uri_unavailable",
+            AuthFailure::FederationIssuerUnknown => "federation_issuer_unknown",
+            AuthFailure::FederationSubjectMismatch => "federation_subject_mismatch",
+            AuthFailure::FederationIssuerNotTrusted => "federation_issuer_not_trusted",
+            AuthFailure::AssertionTooOld => "assertion_too_old",
         }
     }
 }

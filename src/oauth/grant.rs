@@ -153,7 +153,7 @@ pub(crate) async fn client_credentials(
         // next second, and decide again on what is true then.
         tokio::time::sleep(wait).await;
         now = service.clock.now();
-        authenticated = service.authenticate(&presented, now, event).await?;
+        authenticated = service.reauthenticate(&presented, now, event).await?;
         if wait_past_cutoff(now, authenticated.client.tokens_revoked_before).is_some() {
             return Err(OAuthError::TemporarilyUnavailable("the client's tokens were just revoked; retry".into()));
         }
@@ -168,7 +168,7 @@ pub(crate) async fn client_credentials(
     rated.map_err(OAuthError::Limited)?;
     let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
     let mut claims = claims_for(client, &service.settings, &ask, now, jti)?;
-    claims.secret_id = Some(authenticated.secret_id.clone());
+    claims.secret_id = authenticated.secret_id.clone();
     // Last, so that only a token that would otherwise be issued meets the quota; the audit writer counts it
     // and decides exactly (see `limits::quota`).
     service.limits.quota.check(client, now).map_err(OAuthError::Limited)?;

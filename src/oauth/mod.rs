@@ -1,11 +1,13 @@
 //! The token grant and the service that runs it: client authentication, scope and audience resolution,
 //! claims, signing, and the audit record without which no token leaves.
 
+pub mod assertion;
 pub mod claims;
 pub mod client_auth;
 pub mod error;
 pub mod grant;
 pub mod introspection;
+pub mod remote_keys;
 pub mod request;
 pub mod verify;
 
@@ -47,6 +49,7 @@ pub struct TokenService {
     audit: AuditWriter,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
+    assertions: Arc<assertion::Assertions>,
 }
 
 /// Every OAuth request answers within this, the database reachable or not: a registry read and the audit
@@ -63,6 +66,8 @@ pub struct Recording {
 }
 
 impl TokenService {
+    /// Every part of the token path, as `start` assembles it once.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         read_model: Arc<ReadModel>,
         keys: Arc<LiveKeys>,
@@ -71,8 +76,9 @@ impl TokenService {
         audit: AuditWriter,
         limits: Arc<Limits>,
         metrics: Arc<Metrics>,
+        assertions: Arc<assertion::Assertions>,
     ) -> Self {
-        TokenService { read_model, keys, settings, clock, audit, limits, metrics }
+        TokenService { read_model, keys, settings, clock, audit, limits, metrics, assertions }
     }
 
     pub fn settings(&self) -> &TokenSettings {

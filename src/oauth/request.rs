@@ -6,17 +6,15 @@ use base64::Engine;
 
 use super::error::{AuthFailure, OAuthError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    ClientSecretBasic,
-    ClientSecretPost,
-}
+pub use crate::registry::client_keys::AuthMethod;
 
-/// What the client presented. `secret` is clear text and is never printed by `Debug`.
+/// What the client presented. `credential` (the secret, or for `private_key_jwt` the signed client assertion)
+/// is never printed by `Debug`.
 #[derive(Clone)]
 pub struct PresentedCredentials {
+    /// For `private_key_jwt`, the client the assertion claims to be, until the assertion is verified.
     pub client_id: String,
-    pub secret: String,
+    pub credential: String,
     pub method: AuthMethod,
 }
 
@@ -151,10 +149,18 @@ fn form_decode(value: &str) -> Option<String> {
     Some(pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default())
 }
 
-/// Client credentials from the `Authorization` header or the body; using both at once is refused.
+/// Client credentials from the `Authorization` header or the body; using two methods at once is refused.
 pub fn credentials(params: &FormParams, authorization: Option<&str>) -> Result<PresentedCredentials, OAuthError> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
+    if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
+        if authorization.is_some() || body_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method: a client assertion, HTTP Basic or client_secret".into(),
+            ));
+        }
+        return assertion_credentials(params, body_id);
+    }
     match authorization {
         Some(header) => {
             if body_secret.is_some() {
@@ -168,22 +174,40 @@ pub fn credentials(params: &FormParams, authorization: Option<&str>) -> Result<P
                     "client_id in the body differs from the Basic credentials".into(),
                 ));
             }
-            Ok(PresentedCredentials { client_id, secret, method: AuthMethod::ClientSecretBasic })
+            Ok(PresentedCredentials { client_id, credential: secret, method: AuthMethod::ClientSecretBasic })
         }
         None => match (body_id, body_secret) {
             (Some(id), Some(secret)) => Ok(PresentedCredentials {
                 client_id: id.to_string(),
-                secret: secret.to_string(),
+                credential: secret.to_string(),
                 method: AuthMethod::ClientSecretPost,
             }),
             (Some(id), None) => Ok(PresentedCredentials {
                 client_id: id.to_string(),
-                secret: String::new(),
+                credential: String::new(),
                 method: AuthMethod::ClientSecretPost,
             }),
             _ => Err(OAuthError::InvalidClient { reason: AuthFailure::NoCredentials, basic_challenge: true }),
         },
     }
+}
+
+/// `client_assertion_type` and `client_assertion` (RFC 7523 section 2.2). The client is the `client_id` sent
+/// along, else the one the assertion names (`sub`); a token of another identity provider (workload identity
+/// federation) names an external subject, so it comes with `client_id`, as with Entra.
+fn assertion_credentials(params: &FormParams, body_id: Option<&str>) -> Result<PresentedCredentials, OAuthError> {
+    let refused = |reason| OAuthError::InvalidClient { reason, basic_challenge: false };
+    if params.get("client_assertion_type") != Some(super::assertion::JWT_BEARER) {
+        return Err(refused(AuthFailure::MalformedCredentials));
+    }
+    let assertion = params.get("client_assertion").ok_or_else(|| refused(AuthFailure::MalformedCredentials))?;
+    let client_id = match body_id {
+        Some(id) => id.to_string(),
+        None => {
+            super::assertion::claimed_client_id(assertion).ok_or_else(|| refused(AuthFailure::MalformedAssertion))?
+        }
+    };
+    Ok(PresentedCredentials { client_id, credential: assertion.to_string(), method: AuthMethod::PrivateKeyJwt })
 }
 
 /// `scope` as a sorted, deduplicated list; `None` when absent or empty. Characters are checked against

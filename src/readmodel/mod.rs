@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use cache::{Found, Generations};
 
-pub use snapshot::{Barrier, ClientSnapshot, SecretDigest, SecretState};
+pub use snapshot::{Barrier, ClientKeys, ClientSnapshot, SecretDigest, SecretState};
 
 use crate::clock::SharedClock;
 use crate::store::changes::{Change, ChangeSink};

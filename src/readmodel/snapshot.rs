@@ -6,10 +6,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::registry::client_keys::{AuthMethods, FederatedCredential};
 use crate::store::models::{ClientRow, ClientSecretRow, PartnerRow};
 use crate::store::schema::{
-    client_audiences, client_roles, client_scopes, client_secrets, clients, partner_scopes, partners, revoked_tokens,
-    role_scopes,
+    client_audiences, client_roles, client_scopes, client_secrets, clients, federated_credentials, partner_scopes,
+    partner_trusted_issuers, partners, revoked_tokens, role_scopes,
 };
 use crate::store::{DbConnection, StoreError};
 
@@ -30,6 +31,15 @@ impl SecretState {
     }
 }
 
+/// Where a client's public keys for `private_key_jwt` are: parsed once into the snapshot, so that verifying
+/// an assertion reads no database; keys at a URL are cached by `oauth::remote_keys`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientKeys {
+    None,
+    Inline(std::sync::Arc<jsonwebtoken::jwk::JwkSet>),
+    Remote(String),
+}
+
 /// Why a client may not use tokens now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Barrier {
@@ -37,7 +47,7 @@ pub enum Barrier {
     PartnerSuspended,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientSnapshot {
     pub client_id: String,
     pub partner_id: String,
@@ -63,6 +73,12 @@ pub struct ClientSnapshot {
     pub partner_rate_limit_per_minute: Option<i32>,
     pub partner_token_quota_per_day: Option<i32>,
     pub partner_quota_log_only: bool,
+    /// The client authentication methods it may use.
+    pub auth_methods: AuthMethods,
+    pub keys: ClientKeys,
+    /// Tokens of other identity providers that authenticate it, and the issuers its partner trusts now.
+    pub federated_credentials: Vec<FederatedCredential>,
+    pub partner_trusted_issuers: BTreeSet<String>,
 }
 
 impl ClientSnapshot {
@@ -124,7 +140,23 @@ pub fn load(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Resu
             .filter(revoked_tokens::expires_at.ge(keep_after))
             .select(revoked_tokens::jti)
             .load(conn)?;
+        let federated: Vec<(String, String, String)> = federated_credentials::table
+            .filter(federated_credentials::client_id.eq(client_id))
+            .select((federated_credentials::issuer, federated_credentials::subject, federated_credentials::audience))
+            .load(conn)?;
+        let federated_credentials = federated
+            .into_iter()
+            .map(|(issuer, subject, audience)| FederatedCredential { issuer, subject, audience })
+            .collect();
+        let partner_trusted_issuers = partner_trusted_issuers::table
+            .filter(partner_trusted_issuers::partner_id.eq(&partner.id))
+            .select(partner_trusted_issuers::issuer)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
         Ok(Some(ClientSnapshot {
+            federated_credentials,
+            partner_trusted_issuers,
             allowed_scopes: allowed_scopes(conn, client_id, &partner.id)?,
             client_id: client.id,
             partner_id: partner.id,
@@ -140,8 +172,25 @@ pub fn load(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Resu
             partner_rate_limit_per_minute: partner.rate_limit_per_minute,
             partner_token_quota_per_day: partner.token_quota_per_day,
             partner_quota_log_only: partner.quota_log_only,
+            auth_methods: AuthMethods::parse_stored(&client.auth_methods),
+            keys: client_keys(client.jwks.as_deref(), client.jwks_uri),
         }))
     })
+}
+
+/// A stored JWKS that no longer parses (it was checked when registered) holds no keys.
+fn client_keys(jwks: Option<&str>, jwks_uri: Option<String>) -> ClientKeys {
+    match (jwks, jwks_uri) {
+        (_, Some(uri)) => ClientKeys::Remote(uri),
+        (Some(text), None) => match serde_json::from_str(text) {
+            Ok(set) => ClientKeys::Inline(std::sync::Arc::new(set)),
+            Err(err) => {
+                log::warn!("a client's stored jwks does not parse: {err}");
+                ClientKeys::None
+            }
+        },
+        (None, None) => ClientKeys::None,
+    }
 }
 
 /// A stored hash that is not 64 hex digits matches nothing; it is left out.
@@ -197,6 +246,10 @@ pub(crate) fn test_snapshot(client_id: &str, partner_id: &str, at: NaiveDateTime
         partner_rate_limit_per_minute: None,
         partner_token_quota_per_day: None,
         partner_quota_log_only: false,
+        auth_methods: AuthMethods::SECRETS,
+        keys: ClientKeys::None,
+        federated_credentials: Vec::new(),
+        partner_trusted_issuers: BTreeSet::new(),
     }
 }
 

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::client_keys::{self, AuthMethod, AuthMethods, FederatedCredential};
 use super::credentials::new_client_id;
 use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
@@ -11,7 +12,9 @@ use super::{not_found, partners, roles, scopes, validate, Caller, Permission, Re
 
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientRow;
-use crate::store::schema::{client_audiences, client_roles, client_scopes, clients, role_scopes};
+use crate::store::schema::{
+    client_audiences, client_roles, client_scopes, clients, federated_credentials, role_scopes,
+};
 use crate::store::DbConnection;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -32,6 +35,14 @@ pub struct Client {
     pub rate_limit_per_minute: Option<i32>,
     /// A label for people such as `development`, `staging` or `production`; `null`: none.
     pub environment: Option<String>,
+    /// How it may authenticate at the token endpoint (RFC 7591 names).
+    pub token_endpoint_auth_methods: Vec<AuthMethod>,
+    /// Its public keys for `private_key_jwt` (RFC 7591 `jwks`), or where they are fetched from.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
+    /// Tokens of other identity providers that authenticate it (workload identity federation).
+    pub federated_credentials: Vec<FederatedCredential>,
     #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -58,10 +69,20 @@ pub struct NewClient {
     pub token_lifetime_secs: Option<i32>,
     /// Token requests per minute on each instance; absent: the server's default.
     pub rate_limit_per_minute: Option<i32>,
-    /// Name of the first secret; defaults to `secret-1`.
+    /// Name of the first secret; defaults to `secret-1`. A client that may use no secret method gets none.
     pub secret_name: Option<String>,
     /// An environment label (1-32 of a-z, 0-9, '-', starting with a letter), e.g. `production`.
     pub environment: Option<String>,
+    /// Absent: `client_secret_basic` and `client_secret_post`.
+    pub token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+    /// Public keys for `private_key_jwt`: a JWK set whose keys each have a `kid`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Or the https URL of the client's JWK set.
+    pub jwks_uri: Option<String>,
+    /// Issuers must be among the partner's `trusted_issuers`.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
 }
 
 /// A partial update: absent fields stay as they are; lists replace the whole list.
@@ -82,6 +103,16 @@ pub struct ClientUpdate {
     /// `null` removes the label.
     #[serde(default, deserialize_with = "validate::nullable")]
     pub environment: Option<Option<String>>,
+    pub token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+    /// Replaces the client's keys (and drops its `jwks_uri`); `null` removes them.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Option<serde_json::Value>>,
+    /// Replaces the client's keys by this URL (and drops its inline `jwks`); `null` removes it.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    pub jwks_uri: Option<Option<String>>,
+    /// Replaces the whole list; issuers must be among the partner's `trusted_issuers`.
+    pub federated_credentials: Option<Vec<FederatedCredential>>,
 }
 
 /// A new client and its first secret, shown once.
@@ -89,6 +120,14 @@ pub struct ClientUpdate {
 pub struct CreatedClient {
     pub client: Client,
     pub secret: IssuedSecret,
+}
+
+/// A new client and, if it may use a secret method, its first secret (shown once).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RegisteredClient {
+    pub client: Client,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<IssuedSecret>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -148,6 +187,7 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         .select(client_scopes::scope)
         .load(conn)?;
     let audiences = audiences(conn, &row.id)?;
+    let federated_credentials = federated(conn, &row.id)?;
     Ok(Client {
         id: row.id,
         partner_id: row.partner_id,
@@ -161,9 +201,62 @@ fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
         token_lifetime_secs: row.token_lifetime_secs,
         rate_limit_per_minute: row.rate_limit_per_minute,
         environment: row.environment,
+        token_endpoint_auth_methods: AuthMethods::parse_stored(&row.auth_methods).list(),
+        jwks: row.jwks.as_deref().and_then(|text| serde_json::from_str(text).ok()),
+        jwks_uri: row.jwks_uri,
+        federated_credentials,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
+}
+
+pub fn federated(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec<FederatedCredential>> {
+    let rows: Vec<(String, String, String)> = federated_credentials::table
+        .filter(federated_credentials::client_id.eq(client_id))
+        .order((federated_credentials::issuer, federated_credentials::subject))
+        .select((federated_credentials::issuer, federated_credentials::subject, federated_credentials::audience))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(issuer, subject, audience)| FederatedCredential { issuer, subject, audience }).collect())
+}
+
+/// Replaces a client's federated credentials: each issuer trusted by its partner (the operator's decision,
+/// whoever registers the credential), each (issuer, subject) no other client's.
+fn replace_federated(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    client_id: &str,
+    credentials: &[FederatedCredential],
+) -> RegistryResult<()> {
+    let trusted = partners::trusted_issuers(conn, partner_id)?;
+    if let Some(untrusted) = credentials.iter().find(|c| !trusted.contains(&c.issuer)) {
+        return Err(RegistryError::Forbidden(format!(
+            "the operator has not allowed issuer {} for partner {partner_id} (its trusted_issuers)",
+            untrusted.issuer
+        )));
+    }
+    diesel::delete(federated_credentials::table.filter(federated_credentials::client_id.eq(client_id)))
+        .execute(conn)?;
+    for credential in credentials {
+        let taken = federated_credentials::table
+            .find((&credential.issuer, &credential.subject))
+            .count()
+            .get_result::<i64>(conn)?;
+        if taken > 0 {
+            return Err(RegistryError::Conflict(format!(
+                "issuer {} subject {} already authenticates another client: one subject, one client",
+                credential.issuer, credential.subject
+            )));
+        }
+        diesel::insert_into(federated_credentials::table)
+            .values((
+                federated_credentials::issuer.eq(&credential.issuer),
+                federated_credentials::subject.eq(&credential.subject),
+                federated_credentials::client_id.eq(client_id),
+                federated_credentials::audience.eq(&credential.audience),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 pub fn audiences(conn: &mut DbConnection, client_id: &str) -> RegistryResult<Vec<String>> {
@@ -270,14 +363,53 @@ fn replace_links(
     Ok(())
 }
 
-/// Creates a client and its first secret in one transaction.
+/// Creates a client that may use a secret method, and its first secret, in one transaction.
 pub fn create(
     conn: &mut DbConnection,
     caller: &Caller,
     input: &NewClient,
     limits: ClientLimits,
 ) -> RegistryResult<CreatedClient> {
+    if !methods_of(input).list().iter().any(|m| m.uses_secret()) {
+        return Err(RegistryError::Invalid {
+            field: "token_endpoint_auth_methods",
+            message: "this way of creating a client needs a secret method".into(),
+        });
+    }
+    let registered = register(conn, caller, input, limits)?;
+    let secret = registered.secret.expect("a client with a secret method gets its first secret");
+    Ok(CreatedClient { client: registered.client, secret })
+}
+
+fn methods_of(input: &NewClient) -> AuthMethods {
+    input.token_endpoint_auth_methods.as_deref().map(AuthMethods::of).unwrap_or(AuthMethods::SECRETS)
+}
+
+/// The keys of a client as stored (`jwks` as compact JSON text), checked.
+fn checked_keys(
+    jwks: Option<&serde_json::Value>,
+    jwks_uri: Option<&str>,
+) -> RegistryResult<(Option<String>, Option<String>)> {
+    let jwks = jwks.map(client_keys::check_jwks).transpose()?;
+    if let Some(uri) = jwks_uri {
+        client_keys::check_jwks_uri(uri)?;
+    }
+    Ok((jwks, jwks_uri.map(str::to_string)))
+}
+
+/// Creates a client in one transaction, with its first secret if it may use a secret method: a client that
+/// authenticates only with its keys never has a secret that could leak.
+pub fn register(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    input: &NewClient,
+    limits: ClientLimits,
+) -> RegistryResult<RegisteredClient> {
     caller.require(Permission::ClientsWrite)?;
+    let methods = methods_of(input);
+    let (jwks, jwks_uri) = checked_keys(input.jwks.as_ref(), input.jwks_uri.as_deref())?;
+    let federated = client_keys::check_federated(&input.federated_credentials)?;
+    client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref(), !federated.is_empty())?;
     validate::text("name", &input.name, 1, 200)?;
 
     validate::text("description", &input.description, 0, 1000)?;
@@ -332,19 +464,24 @@ pub fn create(
             disabled_by: None,
             rate_limit_per_minute: input.rate_limit_per_minute,
             environment: input.environment.clone(),
+            auth_methods: methods.stored(),
+            jwks: jwks.clone(),
+            jwks_uri: jwks_uri.clone(),
         };
         diesel::insert_into(clients::table).values(&row).execute(conn)?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
-        let secret = secrets::insert(conn, &row.id, &secret_name, at, None)?;
+        replace_federated(conn, &partner_id, &row.id, &federated)?;
+        let uses_secret = methods.list().iter().any(|m| m.uses_secret());
+        let secret = uses_secret.then(|| secrets::insert(conn, &row.id, &secret_name, at, None)).transpose()?;
         let client = assemble(conn, row)?;
         caller.audit(
             conn,
             "client.create",
             Some(&partner_id),
             Some(&client.id),
-            json!({"after": client, "secret_id": secret.id}),
+            json!({"after": client, "secret_id": secret.as_ref().map(|s| s.id.clone())}),
         )?;
-        Ok(CreatedClient { client, secret })
+        Ok(RegisteredClient { client, secret })
     })
 }
 
@@ -402,10 +539,14 @@ pub fn update(
         validate::environment(environment.as_deref())?;
     }
     let audiences = input.audiences.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
+    let federated = input.federated_credentials.as_deref().map(client_keys::check_federated).transpose()?;
     crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;
+        if let Some(federated) = &federated {
+            replace_federated(conn, &row.partner_id, id, federated)?;
+        }
         let role_names = input.roles.as_deref().map(|r| roles::require_known(conn, r)).transpose()?;
         let scope_names = input.scopes.as_deref().map(|s| scopes::require_known(conn, s)).transpose()?;
         if role_names.is_some() || scope_names.is_some() {
@@ -415,6 +556,23 @@ pub fn update(
         if let Some(audiences) = &audiences {
             check_audiences(conn, caller, &row.partner_id, audiences, &before.audiences)?;
         }
+        // Keys come inline or from a URL: setting one drops the other.
+        let (jwks, jwks_uri) = match (&input.jwks, &input.jwks_uri) {
+            (None, None) => (row.jwks.clone(), row.jwks_uri.clone()),
+            (Some(jwks), None) => checked_keys(jwks.as_ref(), None)?,
+            (None, Some(uri)) => checked_keys(None, uri.as_deref())?,
+            (Some(jwks), Some(uri)) => checked_keys(jwks.as_ref(), uri.as_deref())?,
+        };
+        let methods = input
+            .token_endpoint_auth_methods
+            .as_deref()
+            .map(AuthMethods::of)
+            .unwrap_or_else(|| AuthMethods::parse_stored(&row.auth_methods));
+        let has_federated = match &federated {
+            Some(list) => !list.is_empty(),
+            None => !before.federated_credentials.is_empty(),
+        };
+        client_keys::check_registration(methods, jwks.as_deref(), jwks_uri.as_deref(), has_federated)?;
         // Only the edited columns: a whole-row write would undo a concurrent disable or bulk revocation.
         let edit = ClientEdit {
             name: input.name.as_deref(),
@@ -422,6 +580,9 @@ pub fn update(
             token_lifetime_secs: input.token_lifetime_secs,
             rate_limit_per_minute: input.rate_limit_per_minute,
             environment: input.environment.as_ref().map(Option::as_deref),
+            auth_methods: methods.stored(),
+            jwks: jwks.as_deref(),
+            jwks_uri: jwks_uri.as_deref(),
             updated_at: caller.now(),
         };
         diesel::update(clients::table.find(id)).set(&edit).execute(conn)?;
@@ -449,6 +610,12 @@ struct ClientEdit<'a> {
     token_lifetime_secs: Option<Option<i32>>,
     rate_limit_per_minute: Option<Option<i32>>,
     environment: Option<Option<&'a str>>,
+    auth_methods: String,
+    /// Always written (`None` as NULL): the update computes the whole pair.
+    #[diesel(treat_none_as_null = true)]
+    jwks: Option<&'a str>,
+    #[diesel(treat_none_as_null = true)]
+    jwks_uri: Option<&'a str>,
     updated_at: chrono::NaiveDateTime,
 }
 

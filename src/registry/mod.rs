@@ -4,6 +4,7 @@
 //! pool and the CLI calls them directly. Every multi-step change runs in one transaction.
 
 pub mod bootstrap;
+pub mod client_keys;
 pub mod clients;
 pub mod credentials;
 pub mod paging;

@@ -8,7 +8,9 @@ use super::paging::{self, Page, PageRequest};
 use super::{not_found, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::PartnerRow;
-use crate::store::schema::{client_audiences, clients, partner_audiences, partner_scopes, partners};
+use crate::store::schema::{
+    client_audiences, clients, partner_audiences, partner_scopes, partner_trusted_issuers, partners,
+};
 use crate::store::DbConnection;
 
 /// The operator's own partner (`admin bootstrap` creates it): its admin clients are the only way into the admin
@@ -33,6 +35,8 @@ pub struct Partner {
     pub scope_ceiling: Vec<String>,
     /// The audiences this partner's admin may give its clients (the operator gives any).
     pub audience_ceiling: Vec<String>,
+    /// The identity providers whose tokens the partner's clients may accept (workload identity federation).
+    pub trusted_issuers: Vec<String>,
     /// Token requests per minute of all the partner's clients together, on each instance.
     pub rate_limit_per_minute: Option<i32>,
     /// Tokens per UTC day of all the partner's clients together, across instances.
@@ -54,6 +58,8 @@ pub struct NewPartner {
     pub scope_ceiling: Vec<String>,
     #[serde(default)]
     pub audience_ceiling: Vec<String>,
+    #[serde(default)]
+    pub trusted_issuers: Vec<String>,
     pub rate_limit_per_minute: Option<i32>,
     pub token_quota_per_day: Option<i32>,
     #[serde(default)]
@@ -69,6 +75,8 @@ pub struct PartnerUpdate {
     /// Replaces the audience ceiling; refused with `in_use` while a client of the partner has an audience
     /// that the new ceiling drops.
     pub audience_ceiling: Option<Vec<String>>,
+    /// Replaces the trusted issuers; federated credentials of a dropped issuer stop working at once.
+    pub trusted_issuers: Option<Vec<String>>,
     /// `null` clears a limit.
     #[serde(default, deserialize_with = "validate::nullable")]
     pub rate_limit_per_minute: Option<Option<i32>>,
@@ -113,6 +121,36 @@ pub fn audience_ceiling(conn: &mut DbConnection, partner_id: &str) -> RegistryRe
         .load(conn)?)
 }
 
+fn replace_trusted_issuers(conn: &mut DbConnection, partner_id: &str, issuers: &[String]) -> RegistryResult<()> {
+    diesel::delete(partner_trusted_issuers::table.filter(partner_trusted_issuers::partner_id.eq(partner_id)))
+        .execute(conn)?;
+    for issuer in issuers {
+        diesel::insert_into(partner_trusted_issuers::table)
+            .values((partner_trusted_issuers::partner_id.eq(partner_id), partner_trusted_issuers::issuer.eq(issuer)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn trusted_issuers(conn: &mut DbConnection, partner_id: &str) -> RegistryResult<Vec<String>> {
+    Ok(partner_trusted_issuers::table
+        .filter(partner_trusted_issuers::partner_id.eq(partner_id))
+        .order(partner_trusted_issuers::issuer)
+        .select(partner_trusted_issuers::issuer)
+        .load(conn)?)
+}
+
+fn check_issuers(issuers: &[String]) -> RegistryResult<Vec<String>> {
+    let mut checked = Vec::with_capacity(issuers.len());
+    for issuer in issuers {
+        super::client_keys::check_url("trusted_issuers", issuer)?;
+        checked.push(issuer.clone());
+    }
+    checked.sort();
+    checked.dedup();
+    Ok(checked)
+}
+
 /// Shrinking the audience ceiling must not strand clients: refused while one of the partner's clients has
 /// an audience that `ceiling` drops (change those clients first).
 fn require_unused(conn: &mut DbConnection, partner_id: &str, ceiling: &[String]) -> RegistryResult<()> {
@@ -153,6 +191,7 @@ pub fn ceiling(conn: &mut DbConnection, partner_id: &str) -> RegistryResult<Vec<
 fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner> {
     let scope_ceiling = ceiling(conn, &row.id)?;
     let audience_ceiling = audience_ceiling(conn, &row.id)?;
+    let trusted_issuers = trusted_issuers(conn, &row.id)?;
     Ok(Partner {
         id: row.id,
         name: row.name,
@@ -160,6 +199,7 @@ fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner>
         suspended_by: row.suspended.then_some("operator"),
         scope_ceiling,
         audience_ceiling,
+        trusted_issuers,
         rate_limit_per_minute: row.rate_limit_per_minute,
         token_quota_per_day: row.token_quota_per_day,
         quota_log_only: row.quota_log_only,
@@ -174,6 +214,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
     validate::text("name", &input.name, 1, 200)?;
     validate_limits(input.rate_limit_per_minute, input.token_quota_per_day)?;
     let audiences = validate::list(&input.audience_ceiling, validate::audience)?;
+    let issuers = check_issuers(&input.trusted_issuers)?;
     crate::store::write_transaction(conn, |conn| {
         let ceiling = scopes::require_known(conn, &input.scope_ceiling)?;
         if partners::table.find(&input.id).count().get_result::<i64>(conn)? > 0 {
@@ -194,6 +235,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
         diesel::insert_into(partners::table).values(&row).execute(conn)?;
         replace_ceiling(conn, &row.id, &ceiling)?;
         replace_audience_ceiling(conn, &row.id, &audiences)?;
+        replace_trusted_issuers(conn, &row.id, &issuers)?;
         let partner = from_row(conn, row)?;
         caller.audit(conn, "partner.create", Some(&partner.id), None, json!({"after": partner}))?;
         Ok(partner)
@@ -237,8 +279,12 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
     }
     validate_limits(input.rate_limit_per_minute.flatten(), input.token_quota_per_day.flatten())?;
     let audiences = input.audience_ceiling.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
+    let issuers = input.trusted_issuers.as_deref().map(check_issuers).transpose()?;
     crate::store::write_transaction(conn, |conn| {
         let before = get(conn, caller, id)?;
+        if let Some(issuers) = &issuers {
+            replace_trusted_issuers(conn, id, issuers)?;
+        }
         if let Some(audiences) = &audiences {
             require_unused(conn, id, audiences)?;
             replace_audience_ceiling(conn, id, audiences)?;

@@ -10,6 +10,7 @@ pub mod partitions;
 pub mod request_log;
 pub mod schema;
 pub mod security_events;
+pub mod used_assertions;
 
 use std::time::Duration;
 

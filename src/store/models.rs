@@ -54,6 +54,11 @@ pub struct ClientRow {
     pub rate_limit_per_minute: Option<i32>,
     /// A label for people (`production`, `staging`); no rule reads it.
     pub environment: Option<String>,
+    /// The client authentication methods it may use (RFC 7591 names, space-separated).
+    pub auth_methods: String,
+    /// Its public keys for `private_key_jwt`, a JWKS as JSON text, or where to fetch them.
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
 }
 
 /// A stored secret. `secret_hash` is the hex SHA-256 of the secret; the secret itself is never stored.

@@ -66,6 +66,9 @@ diesel::table! {
         disabled_by -> Nullable<Text>,
         rate_limit_per_minute -> Nullable<Integer>,
         environment -> Nullable<Text>,
+        auth_methods -> Text,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
     }
 }
 
@@ -109,6 +112,29 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    partner_trusted_issuers (partner_id, issuer) {
+        partner_id -> Text,
+        issuer -> Text,
+    }
+}
+
+diesel::table! {
+    federated_credentials (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        client_id -> Text,
+        audience -> Text,
+    }
+}
+
+diesel::table! {
+    used_assertions (assertion_key) {
+        assertion_key -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -212,6 +238,8 @@ diesel::joinable!(client_roles -> clients (client_id));
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_audiences -> clients (client_id));
 diesel::joinable!(client_secrets -> clients (client_id));
+diesel::joinable!(federated_credentials -> clients (client_id));
+diesel::joinable!(partner_trusted_issuers -> partners (partner_id));
 diesel::joinable!(role_scopes -> roles (role));
 
 diesel::table! {
@@ -258,6 +286,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_audiences,
     client_secrets,
     revoked_tokens,
+    used_assertions,
+    partner_trusted_issuers,
+    federated_credentials,
     audit_events,
     partner_usage,
     request_log,

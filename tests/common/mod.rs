@@ -3,6 +3,7 @@
 //! client, and `jsonwebtoken` with the JWKS fetched over HTTP as the verifier.
 #![allow(dead_code)]
 
+pub mod assertions;
 pub mod proxy;
 
 use std::collections::HashMap;
@@ -189,6 +190,8 @@ impl TestServer {
             key_policy: partnergate::keys::KeyPolicy::new(300, 3600),
             key_schedule: None,
             key_schedule_tick: std::time::Duration::from_secs(30),
+            // Tests serve key sets from loopback addresses.
+            allow_private_key_urls: true,
         };
         customize(&mut config);
         Self::launch(config, db, Some(keys)).await

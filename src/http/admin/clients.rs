@@ -8,7 +8,7 @@ use super::{AdminCaller, Deleted, Listing, RouteTable};
 use crate::http::problem::Problem;
 use crate::http::problem::ProblemBody;
 use crate::http::AppState;
-use crate::registry::clients::{self, Client, ClientFilter, ClientUpdate, CreatedClient, NewClient};
+use crate::registry::clients::{self, Client, ClientFilter, ClientUpdate, NewClient, RegisteredClient};
 use crate::registry::revocation;
 use crate::registry::secrets::{self, IssuedSecret, NewSecret, SecretInfo};
 
@@ -31,9 +31,9 @@ pub fn routes(routes: &mut RouteTable) {
     path = "/admin/v1/clients",
     operation_id = "create_client",
     tag = "clients",
-    summary = "Create a client and its first secret (shown once)",
+    summary = "Create a client and, if it may use a secret method, its first secret (shown once)",
     request_body = NewClient,
-    responses((status = 201, body = CreatedClient), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
+    responses((status = 201, body = RegisteredClient), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
 )]
 async fn create(
     state: web::Data<AppState>,
@@ -41,7 +41,7 @@ async fn create(
     body: web::Json<NewClient>,
 ) -> Result<HttpResponse, Problem> {
     let limits = state.client_limits;
-    let created = state.run(move |conn| clients::create(conn, &caller, &body, limits)).await?;
+    let created = state.run(move |conn| clients::register(conn, &caller, &body, limits)).await?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(created))
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE federated_credentials;
+DROP TABLE partner_trusted_issuers;
