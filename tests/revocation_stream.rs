@@ -321,9 +321,17 @@ async fn answers_are_bounded_by_max_events() {
     server.stop().await;
 }
 
+/// Where the change that wakes a long poll is made.
+#[derive(Clone, Copy, PartialEq)]
+enum ChangedBy {
+    AdminApi,
+    /// A `partnergate` command: another process.
+    Cli,
+}
+
 /// A long poll of instance `waiting` is answered within a second of a change made through the admin API of
-/// instance `changing`.
-async fn long_poll_wakes(changing: &TestServer, waiting: &TestServer) {
+/// instance `changing`, or by a `partnergate` command on its database.
+async fn long_poll_wakes(changing: &TestServer, waiting: &TestServer, by: ChangedBy) {
     let (_, admin) = changing.operator().await;
     let (rs, token) = receiver(changing, "rs").await;
     let client = changing.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
@@ -337,8 +345,18 @@ async fn long_poll_wakes(changing: &TestServer, waiting: &TestServer) {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!poll.is_finished(), "nothing to send: the poll waits");
-    let path = format!("/clients/{}/disable", client.client.id);
-    admin_json(changing, &admin, Method::POST, &path, json!({})).await.expect_json(200);
+    match by {
+        ChangedBy::AdminApi => {
+            let path = format!("/clients/{}/disable", client.client.id);
+            admin_json(changing, &admin, Method::POST, &path, json!({})).await.expect_json(200);
+        }
+        ChangedBy::Cli => {
+            let mut command = changing.cli();
+            command.args(["client", "disable", &client.client.id]);
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
     let changed = Instant::now();
     let (answer, answered) = tokio::time::timeout(Duration::from_secs(5), poll).await.expect("woken").unwrap();
     let latency = answered.saturating_duration_since(changed);
@@ -353,7 +371,14 @@ async fn long_poll_wakes(changing: &TestServer, waiting: &TestServer) {
 #[tokio::test]
 async fn a_long_poll_wakes_at_once_on_this_instance() {
     let server = TestServer::start().await;
-    long_poll_wakes(&server, &server).await;
+    long_poll_wakes(&server, &server, ChangedBy::AdminApi).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_within_a_second_of_a_command_in_another_process() {
+    let server = TestServer::start().await;
+    long_poll_wakes(&server, &server, ChangedBy::Cli).await;
     server.stop().await;
 }
 
@@ -362,7 +387,7 @@ async fn a_long_poll_wakes_at_once_on_this_instance() {
 async fn a_long_poll_wakes_within_a_second_of_a_change_at_another_instance() {
     let a = TestServer::start().await;
     let b = TestServer::start_beside(&a).await;
-    long_poll_wakes(&a, &b).await;
+    long_poll_wakes(&a, &b, ChangedBy::AdminApi).await;
     b.stop().await;
     a.stop().await;
 }
