@@ -229,10 +229,16 @@ async fn a_reporter_cannot_read_and_a_reader_cannot_report() {
     let server = &setup.server;
     let now = minutes_ago(0, 0);
     setup.reported(&[record(&now, "GET", "/orders", 200, 1, "pgc_acmeapp", "acme")]).await;
-    for path in ["/requests", "/requests/summary", "/audit", "/clients", "/partners"] {
+    for path in ["/requests", "/requests/summary", "/audit", "/clients", "/partners", "/scopes", "/roles", "/keys"] {
         get(server, &setup.reporter_token, path).await.expect_problem(403, "forbidden");
     }
+    let reporter_id = &setup.reporter.client.id;
+    admin_request(server, Method::DELETE, &format!("/clients/{reporter_id}"), Some(&setup.reporter_token), None)
+        .await
+        .expect_problem(403, "forbidden");
+    // A partner admin's token (no permission reports) still reads the catalog as before.
     let (_, reader) = partner_admin_holding(server, "acme", &[AUDIT_READ], &[AUDIT_READ]).await;
+    get(server, &reader, "/scopes").await.expect_json(200);
     let batch = [record(&now, "GET", "/orders", 500, 1, "pgc_acmeapp", "acme")];
     report_as(server, &reader, &batch).await.expect_problem(403, "forbidden");
     // Not even the operator's admin token: a record's reporter is always a resource server's client.

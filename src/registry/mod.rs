@@ -151,6 +151,12 @@ impl Caller {
         }
     }
 
+    /// A resource server's reporting token (`authz.usage.report` and no other admin permission): it may report
+    /// requests to the request log and do nothing else, not even read the catalog that every admin token reads.
+    pub fn reports_only(&self) -> bool {
+        self.permissions == [Permission::UsageReport]
+    }
+
     /// The client a token-authenticated caller acts as (`None` at the command line and for the server itself).
     pub fn client_id(&self) -> Option<&str> {
         self.actor.strip_prefix("client:")

@@ -64,6 +64,11 @@ impl FromRequest for AdminCaller {
             })?;
             req.extensions_mut()
                 .insert(failures::Identified { actor: caller.actor.clone(), tenancy: caller.tenancy.clone() });
+            if caller.reports_only() && !requests::is_ingestion(&req) {
+                return Err(Problem::from(RegistryError::Forbidden(
+                    "a token with authz.usage.report only reports requests (POST /admin/v1/requests)".into(),
+                )));
+            }
             if let Some(client_id) = caller.actor.strip_prefix("client:") {
                 req.extensions_mut().insert(crate::http::access_log::LoggedClient(client_id.to_string()));
             }

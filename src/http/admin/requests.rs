@@ -12,8 +12,15 @@ use crate::http::AppState;
 use crate::request_log::query::{self, RequestFilter, RequestPage, Summary, SummaryFilter};
 use crate::request_log::{self, MAX_BATCH_BYTES};
 
+const REQUESTS: &str = "/requests";
+
 pub fn routes(routes: &mut RouteTable) {
-    routes.post("/requests", report).get("/requests", list).get("/requests/summary", summary);
+    routes.post(REQUESTS, report).get(REQUESTS, list).get("/requests/summary", summary);
+}
+
+/// Whether `req` is the ingestion route, the one route a reporting token may call.
+pub(super) fn is_ingestion(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::POST && req.path().strip_prefix(super::BASE_PATH) == Some(REQUESTS)
 }
 
 /// A batch of reported requests. Records are read as JSON values and checked one by one by the request log,
