@@ -26,6 +26,11 @@ async fn register(server: &TestServer, admin: &str, registration: serde_json::Va
     (created["client"]["id"].as_str().unwrap().to_string(), created)
 }
 
+/// A key-only client of `acme` with `keys`; its id.
+async fn keyed(server: &TestServer, admin: &str, keys: &[&PartnerKey]) -> String {
+    register(server, admin, json!({"token_endpoint_auth_methods": ["private_key_jwt"], "jwks": jwks(keys)})).await.0
+}
+
 async fn refused(server: &TestServer, assertion: &str, reason: &str) {
     let reply = token_with_assertion(server, assertion).await;
     reply.expect_oauth_error(401, "invalid_client");
@@ -122,8 +127,7 @@ async fn every_bad_assertion_is_invalid_client_with_its_reason() {
     let server = TestServer::start().await;
     let admin = acme(&server).await;
     let (key, other) = (PartnerKey::es256("k1"), PartnerKey::es256("k2"));
-    let registration = json!({"token_endpoint_auth_methods": ["private_key_jwt"], "jwks": jwks(&[&key, &other])});
-    let (id, _) = register(&server, &admin, registration).await;
+    let id = keyed(&server, &admin, &[&key, &other]).await;
     let claims = || assertion_claims(&server, &id);
     let with = |name: &str, value: serde_json::Value| {
         let mut claims = claims();
@@ -252,9 +256,7 @@ async fn an_assertion_is_single_use_across_instances_on_one_database() {
     let admin = acme(&first).await;
     let second = TestServer::start_beside(&first).await;
     let key = PartnerKey::es256("k1");
-    let (id, _) =
-        register(&first, &admin, json!({"token_endpoint_auth_methods": ["private_key_jwt"], "jwks": jwks(&[&key])}))
-            .await;
+    let id = keyed(&first, &admin, &[&key]).await;
     let assertion = key.sign(&assertion_claims(&first, &id));
     token_with_assertion(&first, &assertion).await.expect_json(200);
     refused(&second, &assertion, "assertion_replayed").await;
@@ -348,8 +350,7 @@ async fn the_token_command_authenticates_with_a_private_key_file() {
     let server = TestServer::start().await;
     let admin = acme(&server).await;
     let (es, ed) = (PartnerKey::es256("ops-2026"), PartnerKey::ed25519("ops-ed"));
-    let registration = json!({"token_endpoint_auth_methods": ["private_key_jwt"], "jwks": jwks(&[&es, &ed])});
-    let (id, _) = register(&server, &admin, registration).await;
+    let id = keyed(&server, &admin, &[&es, &ed]).await;
     let dir = tempfile::tempdir().unwrap();
     for key in [&es, &ed] {
         let pem = dir.path().join(format!("{}.pem", key.kid));

@@ -117,13 +117,16 @@ impl TokenService {
                 };
             }
         };
-        let result = match (presented.method, check_format(presented, event)) {
-            (AuthMethod::PrivateKeyJwt, _) => self.authenticate_assertion(presented, at, event).await,
-            (_, Ok(secret)) => match self.read_model.client(client_id).await {
-                Ok(snapshot) => authenticate(snapshot, presented, &secret, at, event),
-                Err(err) => Err(OAuthError::registry(err)),
-            },
-            (_, Err(err)) => Err(err),
+        let result = if presented.method.uses_secret() {
+            match check_format(presented, event) {
+                Ok(secret) => match self.read_model.client(client_id).await {
+                    Ok(snapshot) => authenticate(snapshot, presented, &secret, at, event),
+                    Err(err) => Err(OAuthError::registry(err)),
+                },
+                Err(err) => Err(err),
+            }
+        } else {
+            self.authenticate_assertion(presented, at, event).await
         };
         match &result {
             Err(OAuthError::InvalidClient { .. }) => throttle.failed(admission, address, client_id),
