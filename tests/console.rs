@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use common::{
     admin_request, create_client, ensure_catalog_scopes, form, partner_admin_holding, partner_admin_token, post_form,
-    strings, until, TestServer,
+    report_requests, request_record, strings, until, usage_reporter, TestServer,
 };
 use partnergate::registry::clients::{CreatedClient, NewClient};
 use partnergate::registry::partners::{self, NewPartner};
@@ -666,28 +666,71 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     assert_eq!(chart, json!([true, true, true, true, ["granted", "denied"]]));
     browser.screenshots("audit").await;
 
-    // The request log is not on this server yet: the view says so instead of failing.
+    // The request log: what a resource server reported of the production client's calls, listed, filtered,
+    // charted by status class over time, and counted per route.
+    let (_, reporter) = usage_reporter(&server).await;
+    let records = [
+        request_record(90, "GET", "/orders", 200, &production_id, "shopco"),
+        request_record(60, "GET", "/orders", 200, &production_id, "shopco"),
+        request_record(30, "POST", "/orders", 403, &production_id, "shopco"),
+        request_record(10, "GET", "/orders/{id}", 500, &production_id, "shopco"),
+    ];
+    report_requests(&server, &reporter, &records).await.expect_json(202);
     browser.section("requests").await;
-    let note = browser
+    browser.click("#requests-search").await;
+    let listed = browser
         .wait_for(
-            "the request log note",
-            "const n = document.getElementById('requests-note'); return !n.hidden && n.textContent",
+            "the reported requests",
+            "const rows = [...document.querySelectorAll('#requests-table tbody tr')].filter(r => r.cells.length > 1); return rows.length === 4 && rows.map(r => [r.cells[3].textContent, r.cells[4].textContent, r.cells[5].textContent])",
         )
         .await;
-    assert!(note.as_str().unwrap().contains("answered 404"), "{note}");
+    assert_eq!(
+        listed,
+        json!([
+            ["GET", "/orders/{id}", "500"],
+            ["POST", "/orders", "403"],
+            ["GET", "/orders", "200"],
+            ["GET", "/orders", "200"]
+        ]),
+        "newest first"
+    );
+    let chart = browser
+        .wait_for(
+            "the chart by status class",
+            "const c = document.querySelector('#requests-chart svg'); const drawn = (k) => [...c.querySelectorAll('rect.' + k)].some(r => Number(r.getAttribute('height')) > 0); return c && [drawn('s2xx'), drawn('s4xx'), drawn('s5xx'), [...c.querySelectorAll('text')].some(t => t.textContent === 'requests'), [...c.querySelectorAll('text')].some(t => t.textContent.startsWith('time (UTC')), [...document.querySelectorAll('#requests-chart .legend li')].map(l => l.textContent)]",
+        )
+        .await;
+    assert_eq!(chart, json!([true, true, true, true, true, ["2xx (2)", "3xx (0)", "4xx (1)", "5xx (1)"]]));
+    let routes = browser
+        .script("return [...document.querySelectorAll('#requests-routes tbody tr')].map(r => [...r.cells].map(c => c.textContent))")
+        .await;
+    assert_eq!(
+        routes,
+        json!([
+            ["GET", "/orders", "2", "0", "0", "0", "2"],
+            ["POST", "/orders", "0", "0", "1", "0", "1"],
+            ["GET", "/orders/{id}", "0", "0", "0", "1", "1"]
+        ])
+    );
+    browser.type_into("#requests-status", "4xx").await;
+    browser
+        .click_until(
+            "#requests-search",
+            "the 4xx filter",
+            "const rows = [...document.querySelectorAll('#requests-table tbody tr')].filter(r => r.cells.length > 1); return rows.length === 1 && rows[0].cells[5].textContent === '403'",
+        )
+        .await;
     let error = browser.script("return document.getElementById('error').hidden").await;
-    assert_eq!(error, json!(true), "no error for the missing request log");
+    assert_eq!(error, json!(true), "no error in the request log view");
     browser.screenshots("requests").await;
+    browser.type_into("#requests-status", "").await;
 
-    // Every call the console made is the token endpoint or a documented admin call (the request log is
-    // another stream's endpoint, not in this server's document yet).
+    // Every call the console made is the token endpoint or a documented admin call.
     let calls = browser.calls().await;
     let document: Value = reqwest::get(server.url("/admin/v1/openapi.json")).await.unwrap().json().await.unwrap();
     for (method, path) in &calls {
         assert!(
-            (method == "POST" && path == "/oauth2/token")
-                || path == "/admin/v1/requests"
-                || documented(&document, method, path),
+            (method == "POST" && path == "/oauth2/token") || documented(&document, method, path),
             "the console called {method} {path}, which the OpenAPI document does not list"
         );
     }
@@ -932,6 +975,35 @@ async fn partner_admin_manages_its_own_clients_in_the_browser() {
         .await;
     assert_eq!(partners_seen, json!(["browser-a"]), "partner a's audit view shows only its own partner");
     browser.screenshots("partner-audit").await;
+
+    // Its request log: its own client's calls only, nothing of partner b's even when it names b's client.
+    server.operator().await;
+    let (_, reporter) = usage_reporter(&server).await;
+    let records = [
+        request_record(40, "GET", "/orders", 200, &client_id, "browser-a"),
+        request_record(20, "GET", "/orders", 200, &admin_b.client.id, "browser-b"),
+    ];
+    report_requests(&server, &reporter, &records).await.expect_json(202);
+    browser.section("requests").await;
+    let partner_field = browser.script("return document.getElementById('requests-partner-field').hidden").await;
+    assert_eq!(partner_field, json!(true), "a partner admin is not offered other partners");
+    let seen = browser
+        .click_until(
+            "#requests-search",
+            "a's requests",
+            "const rows = [...document.querySelectorAll('#requests-table tbody tr')].filter(r => r.cells.length > 1); return rows.length > 0 && [...new Set(rows.map(r => r.cells[2].textContent))]",
+        )
+        .await;
+    assert_eq!(seen, json!(["browser-a"]), "partner a's request log shows only its own partner");
+    browser.type_into("#requests-client", &admin_b.client.id).await;
+    browser
+        .click_until(
+            "#requests-search",
+            "nothing of b",
+            "const rows = [...document.querySelectorAll('#requests-table tbody tr')]; return rows.length === 1 && rows[0].cells.length === 1",
+        )
+        .await;
+    browser.type_into("#requests-client", "").await;
 
     // A read-only partner admin is offered nothing that changes.
     browser.click("#sign-out").await;

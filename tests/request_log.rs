@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use common::*;
-use partnergate::registry::bootstrap::OPERATOR_PARTNER;
-use partnergate::registry::clients::{CreatedClient, NewClient};
+use partnergate::registry::clients::CreatedClient;
 use partnergate::request_log::retention::Retention;
 use partnergate::store::partitions::REQUEST_LOG;
 use partnergate::store::DbConnection;
@@ -36,24 +35,14 @@ impl Setup {
 
     async fn on(server: TestServer) -> Self {
         let (_, operator) = server.operator().await;
-        let reporter = create_client(
-            &server,
-            &NewClient {
-                partner_id: Some(OPERATOR_PARTNER.into()),
-                name: "orders api".into(),
-                scopes: vec![REPORT.into()],
-                audiences: vec![server.settings.admin_audience.clone()],
-                ..Default::default()
-            },
-        );
-        let reporter_token = server.token_for(&reporter, &[], None).await;
+        let (reporter, reporter_token) = usage_reporter(&server).await;
         let claims = server.verify(&reporter_token, &server.settings.admin_audience).await;
         assert_eq!(claims["scope"], REPORT);
         Setup { server, operator, reporter, reporter_token }
     }
 
     async fn report(&self, records: &[Value]) -> Reply {
-        report_as(&self.server, &self.reporter_token, records).await
+        report_requests(&self.server, &self.reporter_token, records).await
     }
 
     /// Reports `records` and expects every one accepted.
@@ -61,10 +50,6 @@ impl Setup {
         let body = self.report(records).await.expect_json(202);
         assert_eq!(body, json!({"accepted": records.len()}));
     }
-}
-
-async fn report_as(server: &TestServer, token: &str, records: &[Value]) -> Reply {
-    admin_json(server, token, Method::POST, "/requests", json!({ "records": records })).await
 }
 
 async fn get(server: &TestServer, token: &str, path_and_query: &str) -> Reply {
@@ -240,9 +225,9 @@ async fn a_reporter_cannot_read_and_a_reader_cannot_report() {
     let (_, reader) = partner_admin_holding(server, "acme", &[AUDIT_READ], &[AUDIT_READ]).await;
     get(server, &reader, "/scopes").await.expect_json(200);
     let batch = [record(&now, "GET", "/orders", 500, 1, "pgc_acmeapp", "acme")];
-    report_as(server, &reader, &batch).await.expect_problem(403, "forbidden");
+    report_requests(server, &reader, &batch).await.expect_problem(403, "forbidden");
     // Not even the operator's admin token: a record's reporter is always a resource server's client.
-    report_as(server, &setup.operator, &batch).await.expect_problem(403, "forbidden");
+    report_requests(server, &setup.operator, &batch).await.expect_problem(403, "forbidden");
     // Without a token at all.
     let reply = admin_request(
         server,

@@ -1019,3 +1019,42 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A resource server's reporting client for the request log (of the operator's partner, whose ceiling holds
+/// `authz.usage.report`; the admin audience, where the ingestion endpoint is) and its access token from the
+/// token endpoint. The operator's partner must exist (`TestServer::operator`).
+pub async fn usage_reporter(server: &TestServer) -> (CreatedClient, String) {
+    let reporter = create_client(
+        server,
+        &NewClient {
+            partner_id: Some(partnergate::registry::bootstrap::OPERATOR_PARTNER.into()),
+            name: "orders api".into(),
+            scopes: vec!["authz.usage.report".into()],
+            audiences: vec![server.settings.admin_audience.clone()],
+            ..Default::default()
+        },
+    );
+    let token = server.token_for(&reporter, &[], None).await;
+    (reporter, token)
+}
+
+/// `POST /admin/v1/requests` with `records`, as a resource server reports them.
+pub async fn report_requests(server: &TestServer, token: &str, records: &[serde_json::Value]) -> Reply {
+    admin_json(server, token, reqwest::Method::POST, "/requests", serde_json::json!({ "records": records })).await
+}
+
+/// One request-log record as a resource server reports it, `seconds_ago` before now.
+pub fn request_record(
+    seconds_ago: i64,
+    method: &str,
+    route: &str,
+    status: u16,
+    client_id: &str,
+    partner_id: &str,
+) -> serde_json::Value {
+    let at = chrono::Utc::now() - chrono::Duration::seconds(seconds_ago);
+    serde_json::json!({
+        "time": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "method": method, "route": route,
+        "status": status, "latency_ms": 7, "client_id": client_id, "partner_id": partner_id,
+    })
+}

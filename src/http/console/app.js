@@ -250,7 +250,7 @@ function signOut() {
   for (const id of ["who", "partner-title", "partner-status", "partner-facts", "partner-actions", "own-usage",
     "own-quota", "own-of", "own-log-only", "own-resets", "client-title", "client-status", "client-env", "client-facts",
     "client-actions", "client-crumb-partner", "secrets-client", "edit-client-id", "edit-partner-id",
-    "usage-chart", "partner-chart", "client-chart", "requests-note", "client-requests-note", "notice", "error",
+    "usage-chart", "partner-chart", "client-chart", "requests-chart", "requests-note", "client-requests-note", "notice", "error",
     "new-partner", "edit-role-name", "partners-page", "clients-page", "audit-page", "requests-page", "confirm-title", "confirm-text",
     "confirm-ok"]) {
     $(id).replaceChildren();
@@ -591,7 +591,8 @@ async function createClient(event) {
   $("create-client").hidden = true;
   await loadClients();
   notify(`Client ${created.client.name} (${created.client.id}) created for partner ${created.client.partner_id}.`);
-  showSecret(created.secret.secret);
+  // A client that may use no secret method (private_key_jwt only) is created without one.
+  if (created.secret) showSecret(created.secret.secret);
 }
 
 async function setEnabled(client, enabled) {
@@ -926,50 +927,103 @@ function svg(name, attributes, text) {
 }
 
 const BUCKET_MINUTES = [1, 5, 15, 60, 360, 1440];
-// The charts on the page and what they show, to draw them again at a new width.
+// The charts on the page and how to draw each again at a new width.
 const charts = new Map();
 let resizing = null;
 window.addEventListener("resize", () => {
   clearTimeout(resizing);
   resizing = setTimeout(() => {
-    for (const [container, [events, subject]] of charts) if (container.isConnected) drawChart(container, events, subject);
+    for (const [container, redraw] of charts) if (container.isConnected) redraw();
   }, 100);
 });
 
-/// Token requests over time: stacked bars (granted, denied) per time bucket, with both axes labelled and a
-/// legend. `subject` names what the events are of (a client, a partner, or all).
+/// The bucket size, in minutes, that shows `span` milliseconds in at most `most` bars.
+function bucketMinutes(span, most) {
+  return BUCKET_MINUTES.find((m) => span / (m * 60000) < most) || 1440;
+}
+
+/// A chart's width: the container's, so that text keeps its size on a phone and on a wide screen.
+function chartWidth(container) {
+  return Math.max(280, Math.min(1200, Math.round(container.clientWidth || 640)));
+}
+
+/// Token requests over time: stacked bars (granted, denied) per time bucket. `subject` names what the events
+/// are of (a client, a partner, or all).
 function drawChart(container, events, subject) {
-  charts.set(container, [events, subject]);
-  container.replaceChildren();
+  charts.set(container, () => drawChart(container, events, subject));
   if (events.length === 0) {
-    container.append(el("p", { class: "hint" }, "No token requests in this range."));
+    container.replaceChildren(el("p", { class: "hint" }, "No token requests in this range."));
     return;
   }
   const times = events.map((e) => Date.parse(e.occurred_at));
   const first = Math.min(...times);
-  const last = Math.max(...times);
-  // Drawn at the container's width, so that text keeps its size on a phone and on a wide screen.
-  const width = Math.max(280, Math.min(1200, Math.round(container.clientWidth || 640)));
-  const most = Math.max(8, Math.floor(width / 18));
-  const minutes = BUCKET_MINUTES.find((m) => (last - first) / (m * 60000) < most) || 1440;
+  const minutes = bucketMinutes(Math.max(...times) - first, Math.floor(chartWidth(container) / 18));
   const size = minutes * 60000;
   const start = Math.floor(first / size) * size;
-  const count = Math.floor((last - start) / size) + 1;
-  const buckets = Array.from({ length: count }, () => ({ granted: 0, denied: 0 }));
+  const counts = new Map();
   for (const e of events) {
-    buckets[Math.floor((Date.parse(e.occurred_at) - start) / size)][e.outcome === "success" ? "granted" : "denied"] += 1;
+    const at = start + Math.floor((Date.parse(e.occurred_at) - start) / size) * size;
+    const bucket = counts.get(at) || { granted: 0, denied: 0 };
+    bucket[e.outcome === "success" ? "granted" : "denied"] += 1;
+    counts.set(at, bucket);
   }
-  const max = Math.max(...buckets.map((b) => b.granted + b.denied));
+  drawBars(container, {
+    subject, start, minutes, counts, unit: "requests", title: `Token requests of ${subject}`,
+    series: [{ key: "granted", label: "granted" }, { key: "denied", label: "denied" }],
+  });
+}
+
+const STATUS_CLASSES = [2, 3, 4, 5].map((c) => ({ key: `s${c}xx`, label: `${c}xx` }));
+
+/// API requests over time from the request log's per-minute aggregates, stacked by status class.
+function drawRequestChart(container, summary, subject) {
+  charts.set(container, () => drawRequestChart(container, summary, subject));
+  if (summary.buckets.length === 0) {
+    container.replaceChildren(el("p", { class: "hint" }, "No API requests in this range."));
+    return;
+  }
+  const counts = new Map();
+  for (const b of summary.buckets) {
+    const at = Date.parse(b.start);
+    const bucket = counts.get(at) || Object.fromEntries(STATUS_CLASSES.map((c) => [c.key, 0]));
+    const key = `s${b.status_class}`;
+    if (key in bucket) bucket[key] += b.requests;
+    counts.set(at, bucket);
+  }
+  drawBars(container, {
+    subject, start: Date.parse(summary.since), end: Date.parse(summary.until), minutes: summary.interval_minutes,
+    counts, unit: "requests", title: `API requests of ${subject} by status class`, series: STATUS_CLASSES,
+  });
+}
+
+/// Stacked bars per time bucket, with both axes labelled and a legend. `counts` maps a time (ms) to a count
+/// per series key, each added to the bucket it falls in; the buckets run from `start` (to `end`, or to the
+/// last time counted).
+function drawBars(container, { subject, start, end, minutes, counts, unit, title, series }) {
+  container.replaceChildren();
+  const size = minutes * 60000;
+  const first = Math.floor(start / size) * size;
+  const last = end === undefined ? Math.max(...counts.keys()) : end - 1;
+  const count = Math.max(1, Math.floor((last - first) / size) + 1);
+  const buckets = Array.from({ length: count }, () => ({}));
+  for (const [at, bucket] of counts) {
+    const into = buckets[Math.min(count - 1, Math.max(0, Math.floor((at - first) / size)))];
+    for (const [key, n] of Object.entries(bucket)) into[key] = (into[key] || 0) + n;
+  }
+  const totals = Object.fromEntries(series.map((s) => [s.key, 0]));
+  for (const b of buckets) for (const s of series) totals[s.key] += b[s.key] || 0;
+  const max = Math.max(...buckets.map((b) => series.reduce((sum, s) => sum + (b[s.key] || 0), 0)));
   const top = niceCeiling(max);
+  const width = chartWidth(container);
   const [height, left, right, topPad, bottom] = [220, 48, 12, 12, 44];
   const plotW = width - left - right;
   const plotH = height - topPad - bottom;
-  const granted = events.filter((e) => e.outcome === "success").length;
+  const summary = series.map((s) => `${totals[s.key]} ${s.label}`).join(", ");
   const figure = svg("svg", {
     viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "data-client-id": subject,
-    "aria-label": `Token requests of ${subject} per ${minutes} min: ${granted} granted, ${events.length - granted} denied`,
+    "aria-label": `${title} per ${minutes} min: ${summary}`,
   });
-  figure.append(svg("title", {}, `Token requests of ${subject}`));
+  figure.append(svg("title", {}, title));
   // The y axis: gridlines and counts.
   const ticks = top % 2 === 0 ? [0, top / 2, top] : [0, top];
   for (const tick of ticks) {
@@ -977,34 +1031,34 @@ function drawChart(container, events, subject) {
     figure.append(svg("line", { x1: left, x2: width - right, y1: y, y2: y, class: "grid-line" }),
       svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, String(tick)));
   }
-  figure.append(svg("text", { x: 12, y: topPad + plotH / 2, transform: `rotate(-90 12 ${topPad + plotH / 2})`, "text-anchor": "middle" }, "requests"));
+  figure.append(svg("text", { x: 12, y: topPad + plotH / 2, transform: `rotate(-90 12 ${topPad + plotH / 2})`, "text-anchor": "middle" }, unit));
   const slot = plotW / count;
   const barW = Math.max(1, Math.min(24, slot * 0.7));
   buckets.forEach((bucket, i) => {
     const x = left + i * slot + (slot - barW) / 2;
-    const g = (bucket.granted / top) * plotH;
-    const d = (bucket.denied / top) * plotH;
-    const label = new Date(start + i * size).toISOString().slice(0, 16).replace("T", " ");
-    const okBar = svg("rect", { x, y: topPad + plotH - g, width: barW, height: g, class: "granted" });
-    okBar.append(svg("title", {}, `${label} UTC: ${bucket.granted} granted`));
-    const noBar = svg("rect", { x, y: topPad + plotH - g - d, width: barW, height: d, class: "denied" });
-    noBar.append(svg("title", {}, `${label} UTC: ${bucket.denied} denied`));
-    figure.append(okBar, noBar);
+    const label = new Date(first + i * size).toISOString().slice(0, 16).replace("T", " ");
+    let base = topPad + plotH;
+    for (const s of series) {
+      const h = ((bucket[s.key] || 0) / top) * plotH;
+      base -= h;
+      const bar = svg("rect", { x, y: base, width: barW, height: h, class: s.key });
+      bar.append(svg("title", {}, `${label} UTC: ${bucket[s.key] || 0} ${s.label}`));
+      figure.append(bar);
+    }
   });
   // The x axis: a baseline and up to six time labels.
   const axis = svg("g", { class: "axis" });
   axis.append(svg("line", { x1: left, x2: width - right, y1: topPad + plotH, y2: topPad + plotH }));
   const every = Math.max(1, Math.ceil(count / 6));
   for (let i = 0; i < count; i += every) {
-    const at = new Date(start + i * size).toISOString();
+    const at = new Date(first + i * size).toISOString();
     const text = minutes >= 1440 ? at.slice(5, 10) : count * minutes > 1440 ? `${at.slice(5, 10)} ${at.slice(11, 16)}` : at.slice(11, 16);
     axis.append(svg("text", { x: left + i * slot + slot / 2, y: topPad + plotH + 16, "text-anchor": "middle" }, text));
   }
   axis.append(svg("text", { x: left + plotW / 2, y: height - 6, "text-anchor": "middle" },
-    `time (UTC, ${new Date(start).toISOString().slice(0, 10)}), per ${minutes} min`));
+    `time (UTC, ${new Date(first).toISOString().slice(0, 10)}), per ${minutes} min`));
   figure.append(axis);
-  const legend = el("ul", { class: "legend" }, el("li", { class: "granted" }, `granted (${granted})`),
-    el("li", { class: "denied" }, `denied (${events.length - granted})`));
+  const legend = el("ul", { class: "legend" }, ...series.map((s) => el("li", { class: s.key }, `${s.label} (${totals[s.key]})`)));
   container.append(figure, legend);
 }
 
@@ -1037,6 +1091,41 @@ async function loadRequests(move = 0) {
   if (!latest("requests", ticket)) return;
   if (page) pager("requests", page.next_cursor === null || page.next_cursor === undefined ? null : String(page.next_cursor), page.items.length);
   else pager("requests", null, 0);
+  if (page) await loadRequestSummary(ticket);
+}
+
+/// The chart of the same filter (the status as its class) over the window, and the requests per route.
+async function loadRequestSummary(ticket) {
+  const query = requestsQuery();
+  query.delete("limit");
+  const status = query.get("status");
+  if (status && /^[1-5][0-9][0-9]$/.test(status)) query.set("status", `${status[0]}xx`);
+  const until = query.get("until") ? Date.parse(query.get("until")) : Date.now();
+  const since = query.get("since") ? Date.parse(query.get("since")) : until - 24 * 3600000;
+  if (!query.get("since")) query.set("since", new Date(since).toISOString());
+  const minutes = bucketMinutes(until - since, Math.floor(chartWidth($("requests-chart")) / 18));
+  query.set("interval_minutes", String(minutes));
+  const summary = await api("GET", `/requests/summary?${query}`, undefined, { allow: [400] });
+  if (!latest("requests", ticket)) return;
+  if (summary.status === 400) {
+    $("requests-chart").replaceChildren(el("p", { class: "hint" }, `No chart: ${summary.message}`));
+    fillTable($("requests-routes"), [], "No chart for this filter.");
+    return;
+  }
+  const subject = query.get("client_id") || query.get("partner_id") || "all";
+  drawRequestChart($("requests-chart"), summary, subject);
+  const routes = new Map();
+  for (const b of summary.buckets) {
+    const key = `${b.method} ${b.route}`;
+    const row = routes.get(key) || { method: b.method, route: b.route, s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0, total: 0 };
+    if (`s${b.status_class}` in row) row[`s${b.status_class}`] += b.requests;
+    row.total += b.requests;
+    routes.set(key, row);
+  }
+  fillTable($("requests-routes"), [...routes.values()].sort((a, b) => b.total - a.total || a.route.localeCompare(b.route) || a.method.localeCompare(b.method)).map((r) => ({
+    cells: [["method", r.method], ["route", el("span", { class: "mono" }, r.route)], ["2xx", String(r.s2xx)],
+      ["3xx", String(r.s3xx)], ["4xx", String(r.s4xx)], ["5xx", String(r.s5xx)], ["total", String(r.total)]],
+  })), "No requests in this range.");
 }
 
 /// Fills a request table; answers the page, or null when this server has no request log (yet).
