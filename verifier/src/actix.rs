@@ -6,7 +6,6 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
@@ -62,45 +61,23 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let (service, authorizer) = (self.service.clone(), self.authorizer.clone());
-        let (started_at, timer) = (authorizer.now(), Instant::now());
         let route = request.match_pattern();
         let method = request.method().clone();
         let token = bearer_token(request.headers().get_all(header::AUTHORIZATION).map(HeaderValue::as_bytes))
             .map(str::to_owned);
         Box::pin(async move {
+            let forward = |request: ServiceRequest, principal: Option<Arc<Principal>>| async move {
+                if let Some(principal) = principal {
+                    request.extensions_mut().insert(principal);
+                }
+                Ok(service.call(request).await?.map_into_left_body())
+            };
+            let refuse = |request: ServiceRequest, rejection: &Rejection, realm: &str| {
+                request.into_response(rejection_response(rejection, realm)).map_into_right_body()
+            };
             let token = token.as_deref().map_err(Clone::clone);
-            match authorizer.authorize(method.as_str(), route.as_deref(), token).await {
-                Ok(principal) => {
-                    if let Some(principal) = &principal {
-                        request.extensions_mut().insert(principal.clone());
-                    }
-                    let response = service.call(request).await?;
-                    let status = response.status().as_u16();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal.as_deref(),
-                    );
-                    Ok(response.map_into_left_body())
-                }
-                Err(refusal) => {
-                    let response = rejection_response(&refusal.rejection, authorizer.realm());
-                    let status = response.status().as_u16();
-                    let principal = refusal.principal.as_deref();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal,
-                    );
-                    Ok(request.into_response(response).map_into_right_body())
-                }
-            }
+            let status_of = |answer: &Self::Response| answer.status().as_u16();
+            authorizer.handle(method.as_str(), route.as_deref(), token, request, forward, refuse, status_of).await
         })
     }
 }

@@ -1,8 +1,9 @@
 //! One request's check, shared by the integrations: the route's requirement, the bearer token, the
 //! verification, the scopes; and its usage record afterwards.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::VerifyError;
 use crate::policy::{Requirement, RoutePolicy};
@@ -84,13 +85,34 @@ impl Authorizer {
         Err(Refusal { rejection: Rejection::InsufficientScope { scope }, principal: Some(principal) })
     }
 
-    /// Clock time for a request's usage record (the reporter's clock; zero without a reporter).
-    pub fn now(&self) -> Duration {
-        self.reporter.as_ref().map(UsageReporter::now).unwrap_or_default()
+    /// One request for an integration: check it, then either pass `request` on (`forward`, with the caller)
+    /// or answer the refusal (`refuse`, with the rejection and the realm); then report it, with the status
+    /// `status_of` reads from the answer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn handle<Req, R, E, Fut>(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        token: Result<&str, Rejection>,
+        request: Req,
+        forward: impl FnOnce(Req, Option<Arc<Principal>>) -> Fut,
+        refuse: impl FnOnce(Req, &Rejection, &str) -> R,
+        status_of: impl FnOnce(&R) -> u16,
+    ) -> Result<R, E>
+    where
+        Fut: Future<Output = Result<R, E>>,
+    {
+        let started = self.reporter.as_ref().map(UsageReporter::now).unwrap_or_default();
+        let timer = Instant::now();
+        let (answer, principal) = match self.authorize(method, route, token).await {
+            Ok(principal) => (forward(request, principal.clone()).await?, principal),
+            Err(refusal) => (refuse(request, &refusal.rejection, &self.realm), refusal.principal),
+        };
+        self.report(started, method, route, status_of(&answer), timer.elapsed(), principal.as_deref());
+        Ok(answer)
     }
 
-    /// Records a finished request, if a reporter is set, the route matched and the caller is known.
-    pub fn report(
+    fn report(
         &self,
         started: Duration,
         method: &str,

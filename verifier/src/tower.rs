@@ -14,15 +14,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{bearer_token, Authorizer, Rejection};
+use crate::{bearer_token, Authorizer, Principal, Rejection};
 
 /// Where a request's route pattern is found (`None`: no route matched).
 pub type RoutePattern = fn(&http::Extensions) -> Option<&str>;
@@ -69,50 +69,26 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // The service that was polled ready is the one to call; a clone stays for the next request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authorizer = self.authorizer.clone();
-        let (started_at, timer) = (authorizer.now(), Instant::now());
         let route = (self.route_pattern)(request.extensions()).map(str::to_owned);
         let method = request.method().clone();
         let token =
             bearer_token(request.headers().get_all(AUTHORIZATION).iter().map(HeaderValue::as_bytes)).map(str::to_owned);
         Box::pin(async move {
+            let forward = |mut request: Request<ReqBody>, principal: Option<Arc<Principal>>| async move {
+                if let Some(principal) = principal {
+                    request.extensions_mut().insert(principal);
+                }
+                inner.call(request).await
+            };
+            let refuse = |_, rejection: &Rejection, realm: &str| rejection_response(rejection, realm);
             let token = token.as_deref().map_err(Clone::clone);
-            match authorizer.authorize(method.as_str(), route.as_deref(), token).await {
-                Ok(principal) => {
-                    if let Some(principal) = &principal {
-                        request.extensions_mut().insert(principal.clone());
-                    }
-                    let response = inner.call(request).await?;
-                    let status = response.status().as_u16();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal.as_deref(),
-                    );
-                    Ok(response)
-                }
-                Err(refusal) => {
-                    let response = rejection_response(&refusal.rejection, authorizer.realm());
-                    let status = response.status().as_u16();
-                    let principal = refusal.principal.as_deref();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal,
-                    );
-                    Ok(response)
-                }
-            }
+            let status_of = |answer: &Response<ResBody>| answer.status().as_u16();
+            authorizer.handle(method.as_str(), route.as_deref(), token, request, forward, refuse, status_of).await
         })
     }
 }
