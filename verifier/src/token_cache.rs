@@ -81,6 +81,7 @@ mod tests {
             scopes: vec![],
             jti: jti.into(),
             exp,
+            iat: 0,
         })
     }
 

@@ -55,6 +55,8 @@ struct AccessClaims {
     exp: u64,
     #[serde(default)]
     nbf: Option<u64>,
+    #[serde(default)]
+    iat: Option<u64>,
     client_id: String,
     partner_id: String,
     scope: String,
@@ -191,10 +193,20 @@ impl Verifier {
             client_id: claims.client_id,
             jti: claims.jti,
             exp: claims.exp,
+            iat: claims.iat.unwrap_or(0),
         });
         inner.tokens.insert(digest, principal.clone(), now);
         inner.verified.fetch_add(1, Ordering::Relaxed);
         Ok(principal)
+    }
+
+    /// The issuer's keys, shared with a [`crate::RevocationFollower`] (SETs are signed with the same keys).
+    pub(crate) fn jwks(&self) -> Arc<JwksCache> {
+        self.inner.jwks.clone()
+    }
+
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
     }
 
     pub fn stats(&self) -> VerifierStats {
