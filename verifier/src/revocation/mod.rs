@@ -339,6 +339,15 @@ struct PollAnswer {
     more_available: bool,
 }
 
+/// The pause before polling again when an answer held only refused SETs (which the server sends again).
+const REFUSED_PAUSE: Duration = Duration::from_millis(250);
+
+/// What one poll came to.
+struct Polled {
+    applied: usize,
+    refused: usize,
+}
+
 struct Poller {
     shared: Arc<Shared>,
     checker: SetChecker,
@@ -357,11 +366,12 @@ impl Poller {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.poll(&mut acks).await {
-                Ok(refused) => {
+                Ok(Polled { applied, refused }) => {
                     backoff = Duration::from_millis(100);
-                    // A refused SET is not acknowledged and comes again at once: do not spin on it.
-                    if refused > 0 {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    // A refused SET is not acknowledged and comes again at once: do not spin on it (but send
+                    // the acknowledgements of what was applied first).
+                    if refused > 0 && applied == 0 {
+                        tokio::time::sleep(REFUSED_PAUSE).await;
                     }
                 }
                 Err(reason) => {
@@ -398,9 +408,8 @@ impl Poller {
         Ok(self.target.clone().expect("just set"))
     }
 
-    /// One poll: sends `acks` (cleared once the server has them), applies what comes; the number of SETs
-    /// refused.
-    async fn poll(&mut self, acks: &mut Vec<String>) -> Result<usize, String> {
+    /// One poll: sends `acks` (cleared once the server has them), applies what comes.
+    async fn poll(&mut self, acks: &mut Vec<String>) -> Result<Polled, String> {
         let (endpoint, audience) = self.target().await?;
         let token = self.token.get(Some(&audience)).await?;
         let catching_up = !*self.shared.ready.borrow();
@@ -447,12 +456,13 @@ impl Poller {
         if !events.is_empty() {
             self.save_state()?;
         }
+        let applied = events.len();
         acks.extend(events.into_iter().map(|event| event.jti));
         if catching_up && !answer.more_available {
             self.shared.ready.send_replace(true);
             log::info!("revocation stream: caught up at event {}", self.shared.denylist.last_seq());
         }
-        Ok(refused)
+        Ok(Polled { applied, refused })
     }
 
     fn refuse(&self, jti: &str, why: &str) -> usize {
