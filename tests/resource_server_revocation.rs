@@ -52,7 +52,8 @@ impl OrdersApi {
             bind: "127.0.0.1:0".into(),
             reporting: None,
         };
-        let (authorizer, _) = orders_api::authorizer(&settings, VerifierConfig::new(&settings.issuer, &settings.audience));
+        let (authorizer, _) =
+            orders_api::authorizer(&settings, VerifierConfig::new(&settings.issuer, &settings.audience));
         let (authorizer, task) = orders_api::with_revocation(authorizer, config);
         let follower = authorizer.revocation().unwrap().clone();
         assert!(follower.wait_ready(Duration::from_secs(10)).await, "caught up: {:?}", follower.stats());

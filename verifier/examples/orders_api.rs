@@ -139,7 +139,11 @@ async fn whoami(principal: Principal) -> HttpResponse {
 }
 
 /// Binds the API and returns its address and the server to await (or stop).
-pub fn serve(authorizer: Authorizer, bind: &str, workers: usize) -> std::io::Result<(SocketAddr, actix_web::dev::Server)> {
+pub fn serve(
+    authorizer: Authorizer,
+    bind: &str,
+    workers: usize,
+) -> std::io::Result<(SocketAddr, actix_web::dev::Server)> {
     let orders = web::Data::new(Orders::default());
     let server = HttpServer::new(move || {
         App::new()

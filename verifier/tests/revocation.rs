@@ -106,7 +106,9 @@ async fn metadata(State(stream): State<Arc<Stream>>) -> Json<Value> {
 
 async fn ssf_configuration(State(stream): State<Arc<Stream>>) -> Json<Value> {
     let url = stream.url.lock().unwrap().clone();
-    Json(json!({"issuer": url, "partnergate_poll_endpoint": format!("{url}/ssf/poll"), "partnergate_token_audience": url}))
+    Json(
+        json!({"issuer": url, "partnergate_poll_endpoint": format!("{url}/ssf/poll"), "partnergate_token_audience": url}),
+    )
 }
 
 async fn jwks(State(stream): State<Arc<Stream>>) -> Json<Value> {

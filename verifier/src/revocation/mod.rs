@@ -190,9 +190,10 @@ impl RevocationFollower {
         let discovery = verifier.discovery();
         let issuer = discovery.issuer().to_string();
         let clock = verifier.clock();
-        let state = config.state_file.as_ref().map_or_else(DenyState::default, |path| {
-            load_state(path, &issuer, &config.client_id)
-        });
+        let state = config
+            .state_file
+            .as_ref()
+            .map_or_else(DenyState::default, |path| load_state(path, &issuer, &config.client_id));
         let shared = Arc::new(Shared {
             denylist: Denylist::from_state(state),
             started: clock.now(),
@@ -209,13 +210,8 @@ impl RevocationFollower {
             poll_failures: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
         });
-        let token = ClientToken::new(
-            discovery.clone(),
-            clock,
-            &config.client_id,
-            &config.client_secret,
-            EVENTS_READ_SCOPE,
-        );
+        let token =
+            ClientToken::new(discovery.clone(), clock, &config.client_id, &config.client_secret, EVENTS_READ_SCOPE);
         let http = reqwest::Client::builder().timeout(config.poll_timeout).build().unwrap_or_default();
         let poller = Poller {
             shared: shared.clone(),
@@ -265,7 +261,11 @@ impl RevocationFollower {
             return true;
         }
         if !shared.stale_logged.swap(true, Ordering::Relaxed) {
-            log::warn!("revocation stream: no answer for over {:?}; policy {:?}", shared.stale_after, shared.when_stale);
+            log::warn!(
+                "revocation stream: no answer for over {:?}; policy {:?}",
+                shared.stale_after,
+                shared.when_stale
+            );
         }
         shared.when_stale == StalePolicy::KeepServing
     }

@@ -26,10 +26,19 @@ pub(crate) enum Change {
     PartnerSuspended(String),
     PartnerResumed(String),
     /// A token by `jti`, until its `exp`.
-    TokenRevoked { jti: String, exp: u64 },
+    TokenRevoked {
+        jti: String,
+        exp: u64,
+    },
     /// The client's tokens issued at or before the time (seconds).
-    ClientCutOff { client_id: String, issued_at_or_before: u64 },
-    PartnerCutOff { partner_id: String, issued_at_or_before: u64 },
+    ClientCutOff {
+        client_id: String,
+        issued_at_or_before: u64,
+    },
+    PartnerCutOff {
+        partner_id: String,
+        issued_at_or_before: u64,
+    },
     /// Nothing to do here: a revoked secret (the issuer stops issuing to it; its tokens stand unless a
     /// cut-off comes with it), or an event type this version does not know (RFC 8417 section 2.2: ignored).
     Nothing(String),
