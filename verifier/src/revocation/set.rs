@@ -9,7 +9,7 @@ use jsonwebtoken::Validation;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::jwks::JwksCache;
+use crate::jwks::{DecodeError, JwksCache};
 
 const RISC_ACCOUNT_DISABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
 const RISC_ACCOUNT_ENABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
@@ -111,27 +111,16 @@ impl SetChecker {
     }
 
     pub async fn check(&self, token: &str) -> Result<Event, SetRefusal> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| SetRefusal::Malformed)?;
-        // RFC 8417 section 2.3, compared without case and with an optional `application/` (RFC 7515 4.1.9).
-        let typ = header.typ.as_deref().unwrap_or("").to_ascii_lowercase();
-        if typ.strip_prefix("application/").unwrap_or(&typ) != "secevent+jwt" {
-            return Err(SetRefusal::WrongType);
-        }
-        let kid = header.kid.as_deref().ok_or(SetRefusal::UnknownKey)?;
-        let keys = match self.jwks.keys_for(kid).await {
-            Ok(Some(keys)) => keys,
-            Ok(None) => return Err(SetRefusal::UnknownKey),
-            Err(_) => return Err(SetRefusal::KeysUnavailable),
-        };
-        let key = keys.get(kid).ok_or(SetRefusal::UnknownKey)?;
-        if !key.algorithms.contains(&header.alg) {
-            return Err(SetRefusal::AlgorithmMismatch);
-        }
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![header.alg];
-        let claims = jsonwebtoken::decode::<SetClaims>(token, &key.decoding, &validation)
-            .map_err(|err| SetRefusal::Rejected(err.to_string()))?
-            .claims;
+        // RFC 8417 section 2.3: "secevent+jwt" or "application/secevent+jwt".
+        let claims: SetClaims =
+            self.jwks.decode(token, "secevent+jwt", &self.validation).await.map_err(|err| match err {
+                DecodeError::Malformed => SetRefusal::Malformed,
+                DecodeError::WrongType => SetRefusal::WrongType,
+                DecodeError::NoKeyId | DecodeError::UnknownKey => SetRefusal::UnknownKey,
+                DecodeError::AlgorithmMismatch => SetRefusal::AlgorithmMismatch,
+                DecodeError::KeysUnavailable => SetRefusal::KeysUnavailable,
+                DecodeError::Rejected(why) => SetRefusal::Rejected(why),
+            })?;
         // The `jti` names the sequence number and this receiver (`<seq>.<receiver>`): a SET replayed from
         // another receiver's stream or renumbered does not pass.
         if claims.jti != format!("{}.{}", claims.partnergate_seq, self.audience) || claims.partnergate_seq <= 0 {
