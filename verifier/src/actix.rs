@@ -76,28 +76,14 @@ where
                     }
                     let response = service.call(request).await?;
                     let status = response.status().as_u16();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal.as_deref(),
-                    );
+                    authorizer.report(started_at, method.as_str(), route.as_deref(), status, timer.elapsed(), principal.as_deref());
                     Ok(response.map_into_left_body())
                 }
                 Err(refusal) => {
                     let response = rejection_response(&refusal.rejection, authorizer.realm());
                     let status = response.status().as_u16();
                     let principal = refusal.principal.as_deref();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal,
-                    );
+                    authorizer.report(started_at, method.as_str(), route.as_deref(), status, timer.elapsed(), principal);
                     Ok(request.into_response(response).map_into_right_body())
                 }
             }

@@ -28,7 +28,8 @@ impl Discovery {
     /// `metadata_url`: by default `{issuer}/.well-known/oauth-authorization-server`.
     pub fn new(issuer: &str, metadata_url: Option<String>, timeout: Duration) -> Self {
         let issuer = issuer.trim_end_matches('/').to_string();
-        let metadata_url = metadata_url.unwrap_or_else(|| format!("{issuer}/.well-known/oauth-authorization-server"));
+        let metadata_url =
+            metadata_url.unwrap_or_else(|| format!("{issuer}/.well-known/oauth-authorization-server"));
         let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
         Discovery { http, issuer, metadata_url, found: Mutex::new(None) }
     }

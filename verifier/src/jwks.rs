@@ -295,9 +295,7 @@ fn max_age_of(cache_control: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         let (name, value) = directive.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("max-age")
-            .then(|| value.trim().trim_matches('"').parse().ok())?
+        name.trim().eq_ignore_ascii_case("max-age").then(|| value.trim().trim_matches('"').parse().ok())?
             .map(Duration::from_secs)
     })
 }

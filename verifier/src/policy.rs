@@ -77,7 +77,9 @@ impl RoutePolicy {
     /// The scopes of `requirement` that `held` lacks (empty: allowed).
     pub fn missing<'a>(requirement: &'a Requirement, held: &[String]) -> Vec<&'a str> {
         match requirement {
-            Requirement::Scopes(needed) => needed.iter().filter(|s| !held.contains(s)).map(String::as_str).collect(),
+            Requirement::Scopes(needed) => {
+                needed.iter().filter(|s| !held.contains(s)).map(String::as_str).collect()
+            }
             Requirement::Public | Requirement::Denied => Vec::new(),
         }
     }

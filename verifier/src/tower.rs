@@ -77,8 +77,8 @@ where
         let (started_at, timer) = (authorizer.now(), Instant::now());
         let route = (self.route_pattern)(request.extensions()).map(str::to_owned);
         let method = request.method().clone();
-        let token =
-            bearer_token(request.headers().get_all(AUTHORIZATION).iter().map(HeaderValue::as_bytes)).map(str::to_owned);
+        let token = bearer_token(request.headers().get_all(AUTHORIZATION).iter().map(HeaderValue::as_bytes))
+            .map(str::to_owned);
         Box::pin(async move {
             let token = token.as_deref().map_err(Clone::clone);
             match authorizer.authorize(method.as_str(), route.as_deref(), token).await {
@@ -88,28 +88,14 @@ where
                     }
                     let response = inner.call(request).await?;
                     let status = response.status().as_u16();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal.as_deref(),
-                    );
+                    authorizer.report(started_at, method.as_str(), route.as_deref(), status, timer.elapsed(), principal.as_deref());
                     Ok(response)
                 }
                 Err(refusal) => {
                     let response = rejection_response(&refusal.rejection, authorizer.realm());
                     let status = response.status().as_u16();
                     let principal = refusal.principal.as_deref();
-                    authorizer.report(
-                        started_at,
-                        method.as_str(),
-                        route.as_deref(),
-                        status,
-                        timer.elapsed(),
-                        principal,
-                    );
+                    authorizer.report(started_at, method.as_str(), route.as_deref(), status, timer.elapsed(), principal);
                     Ok(response)
                 }
             }

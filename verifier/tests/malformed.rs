@@ -55,7 +55,8 @@ fn authorizer(issuer: &FakeIssuer) -> Authorizer {
 
 fn samples(strategy: &BoxedStrategy<Vec<u8>>, cases: usize) -> Vec<Vec<u8>> {
     let mut runner = TestRunner::new(Config { cases: cases as u32, ..Config::default() });
-    let mut values: Vec<Vec<u8>> = (0..cases).map(|_| strategy.new_tree(&mut runner).unwrap().current()).collect();
+    let mut values: Vec<Vec<u8>> =
+        (0..cases).map(|_| strategy.new_tree(&mut runner).unwrap().current()).collect();
     // Values a header can carry at all (no control characters but tab).
     values.retain(|value| HeaderValue::from_bytes(value).is_ok());
     values

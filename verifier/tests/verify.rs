@@ -79,10 +79,7 @@ async fn issuer_audience_and_required_claims_are_checked() {
     let ok = setup.token_with(|c| c["aud"] = json!(["other", "api"]));
     assert!(setup.verify(&ok).await.is_ok(), "aud as an array containing ours");
     for (what, edit) in [
-        (
-            "another issuer",
-            Box::new(|c: &mut Value| c["iss"] = json!("https://evil.example")) as Box<dyn FnOnce(&mut Value)>,
-        ),
+        ("another issuer", Box::new(|c: &mut Value| c["iss"] = json!("https://evil.example")) as Box<dyn FnOnce(&mut Value)>),
         ("another audience", Box::new(|c: &mut Value| c["aud"] = json!("other"))),
         ("no audience", Box::new(|c: &mut Value| _ = c.as_object_mut().unwrap().remove("aud"))),
         ("no exp", Box::new(|c: &mut Value| _ = c.as_object_mut().unwrap().remove("exp"))),

@@ -43,8 +43,7 @@ impl TestKey {
 
     /// `claims` signed with this key, header `{"alg": "ES256", "typ", "kid"}`.
     pub fn sign(&self, claims: &Value, typ: Option<&str>) -> String {
-        let header =
-            Header { typ: typ.map(String::from), kid: Some(self.kid.clone()), ..Header::new(Algorithm::ES256) };
+        let header = Header { typ: typ.map(String::from), kid: Some(self.kid.clone()), ..Header::new(Algorithm::ES256) };
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
     }
 }
