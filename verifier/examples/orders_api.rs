@@ -23,7 +23,8 @@ use std::sync::Mutex;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use partnergate_verifier::actix::RequireToken;
 use partnergate_verifier::{
-    Authorizer, Principal, ReporterConfig, ReporterTask, RoutePolicy, UsageReporter, Verifier, VerifierConfig,
+    Authorizer, FollowerTask, Principal, ReporterConfig, ReporterTask, RevocationConfig, RevocationFollower,
+    RoutePolicy, StalePolicy, StartupPolicy, UsageReporter, Verifier, VerifierConfig,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -71,6 +72,37 @@ pub fn authorizer(settings: &Settings, config: VerifierConfig) -> (Authorizer, O
         }
         None => (authorizer, None),
     }
+}
+
+/// How to follow the revocation stream, from the environment (`None`: not at all); needs the API's own
+/// client credentials.
+pub fn revocation_from_env(settings: &Settings) -> Result<Option<RevocationConfig>, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some((id, secret)) = &settings.reporting else { return Ok(None) };
+    match var("ORDERS_API_REVOCATION").as_deref() {
+        None | Some("follow") => {}
+        Some("off") => return Ok(None),
+        Some(other) => return Err(format!("ORDERS_API_REVOCATION: `follow` or `off`, not `{other}`")),
+    }
+    let mut config = RevocationConfig::new(id, secret);
+    config.state_file = var("ORDERS_API_REVOCATION_STATE").map(Into::into);
+    match var("ORDERS_API_REVOCATION_STARTUP").as_deref() {
+        None | Some("catch-up") => {}
+        Some("serve") => config.startup = StartupPolicy::ServeAtOnce,
+        Some(other) => return Err(format!("ORDERS_API_REVOCATION_STARTUP: `catch-up` or `serve`, not `{other}`")),
+    }
+    match var("ORDERS_API_REVOCATION_WHEN_STALE").as_deref() {
+        None | Some("serve") => {}
+        Some("refuse") => config.when_stale = StalePolicy::Refuse,
+        Some(other) => return Err(format!("ORDERS_API_REVOCATION_WHEN_STALE: `serve` or `refuse`, not `{other}`")),
+    }
+    Ok(Some(config))
+}
+
+/// `authorizer` following the revocation stream with `config` (call within the runtime).
+pub fn with_revocation(authorizer: Authorizer, config: RevocationConfig) -> (Authorizer, FollowerTask) {
+    let (follower, task) = RevocationFollower::start(authorizer.verifier(), config);
+    (authorizer.with_revocation(follower), task)
 }
 
 #[derive(Default)]
@@ -134,13 +166,37 @@ async fn main() -> std::io::Result<()> {
     let settings = Settings::from_env().map_err(std::io::Error::other)?;
     let config = VerifierConfig::new(&settings.issuer, &settings.audience);
     let (authorizer, reporter) = authorizer(&settings, config);
+    let revocation = revocation_from_env(&settings).map_err(std::io::Error::other)?;
+    let (authorizer, follower) = match revocation {
+        Some(revocation) => {
+            let bound = match revocation.startup {
+                StartupPolicy::CatchUp { bound } => bound,
+                StartupPolicy::ServeAtOnce => std::time::Duration::ZERO,
+            };
+            let (authorizer, task) = with_revocation(authorizer, revocation);
+            // Caught up before listening, so that the first requests see every event missed while down.
+            let follower = authorizer.revocation().expect("just set").clone();
+            if !bound.is_zero() && !follower.wait_ready(bound).await {
+                eprintln!("orders_api: the revocation stream did not answer within {bound:?}; serving anyway");
+            }
+            (authorizer, Some(task))
+        }
+        None => (authorizer, None),
+    };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (addr, server) = serve(authorizer, &settings.bind, workers)?;
     let reporting = if reporter.is_some() { "on" } else { "off (ORDERS_API_CLIENT_ID/SECRET unset)" };
-    println!("orders_api on http://{addr} for audience {}; usage reports {reporting}", settings.audience);
+    let following = if follower.is_some() { "followed" } else { "not followed" };
+    println!(
+        "orders_api on http://{addr} for audience {}; usage reports {reporting}; revocation stream {following}",
+        settings.audience
+    );
     server.await?;
     if let Some(reporter) = reporter {
         reporter.shutdown().await;
+    }
+    if let Some(follower) = follower {
+        follower.stop().await;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::policy::{Requirement, RoutePolicy};
 use crate::principal::Principal;
 use crate::rejection::Rejection;
 use crate::reporter::{UsageRecord, UsageReporter};
+use crate::revocation::RevocationFollower;
 use crate::verifier::Verifier;
 
 /// A refused request, with the caller when the token itself was good (a `403`), for the usage record.
@@ -32,11 +33,12 @@ pub struct Authorizer {
     policy: Arc<RoutePolicy>,
     realm: Arc<str>,
     reporter: Option<UsageReporter>,
+    revocation: Option<RevocationFollower>,
 }
 
 impl Authorizer {
     pub fn new(verifier: Verifier, policy: RoutePolicy) -> Self {
-        Authorizer { verifier, policy: Arc::new(policy), realm: Arc::from("api"), reporter: None }
+        Authorizer { verifier, policy: Arc::new(policy), realm: Arc::from("api"), reporter: None, revocation: None }
     }
 
     /// The `realm` of the `WWW-Authenticate` challenges (default `api`).
@@ -49,6 +51,17 @@ impl Authorizer {
     pub fn with_reporter(mut self, reporter: UsageReporter) -> Self {
         self.reporter = Some(reporter);
         self
+    }
+
+    /// Every request is checked against what `follower` has heard on the revocation stream, and served or
+    /// not by its start-up and staleness policies.
+    pub fn with_revocation(mut self, follower: RevocationFollower) -> Self {
+        self.revocation = Some(follower);
+        self
+    }
+
+    pub fn revocation(&self) -> Option<&RevocationFollower> {
+        self.revocation.as_ref()
     }
 
     pub fn verifier(&self) -> &Verifier {
@@ -71,10 +84,17 @@ impl Authorizer {
         if *requirement == Requirement::Public {
             return Ok(None);
         }
+        if self.revocation.as_ref().is_some_and(|follower| !follower.admits_requests()) {
+            return Err(Rejection::Unavailable.into());
+        }
         let principal = self.verifier.verify(token?).await.map_err(|err| match err {
             VerifyError::KeysUnavailable => Rejection::Unavailable,
             _ => Rejection::InvalidToken,
         })?;
+        // Also for a token answered from the verified-token cache: the stream may have spoken since.
+        if self.revocation.as_ref().is_some_and(|follower| follower.refuses(&principal)) {
+            return Err(Rejection::InvalidToken.into());
+        }
         let scope = match requirement {
             Requirement::Denied => String::new(),
             Requirement::Scopes(needed) if !RoutePolicy::missing(requirement, &principal.scopes).is_empty() => {

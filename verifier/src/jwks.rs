@@ -79,6 +79,29 @@ fn algorithms_of(jwk: &Jwk) -> Vec<Algorithm> {
     }
 }
 
+/// Why [`JwksCache::decode`] did not decode a JWS.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// Not a JWS, or an unsigned one.
+    Malformed,
+    /// The `typ` is not the one expected.
+    WrongType,
+    NoKeyId,
+    UnknownKey,
+    AlgorithmMismatch,
+    /// No key known and the issuer unreachable.
+    KeysUnavailable,
+    /// Signature, `iss`, `aud` or a claim's shape, as `jsonwebtoken` reports it.
+    Rejected(String),
+}
+
+/// Whether a JOSE `typ` is `expected` or `application/<expected>`, compared without case (RFC 7515 4.1.9).
+fn is_type(typ: Option<&str>, expected: &str) -> bool {
+    let typ = typ.unwrap_or("");
+    let typ = typ.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(typ, |_| &typ[12..]);
+    typ.eq_ignore_ascii_case(expected)
+}
+
 /// How the cache behaves.
 #[derive(Debug, Clone)]
 pub struct JwksSettings {
@@ -168,6 +191,35 @@ impl JwksCache {
             None if cached.is_none() => Err(FetchError::TooSoon),
             None => Ok(None),
         }
+    }
+
+    /// Decodes a JWS of type `typ` signed by one of the issuer's keys: the key named by its `kid`, the
+    /// algorithm from the JWK (never from the token alone), then `validation` (given without algorithms).
+    pub async fn decode<T: serde::de::DeserializeOwned>(
+        self: &Arc<Self>,
+        token: &str,
+        typ: &str,
+        validation: &jsonwebtoken::Validation,
+    ) -> Result<T, DecodeError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| DecodeError::Malformed)?;
+        if !is_type(header.typ.as_deref(), typ) {
+            return Err(DecodeError::WrongType);
+        }
+        let kid = header.kid.as_deref().ok_or(DecodeError::NoKeyId)?;
+        let keys = match self.keys_for(kid).await {
+            Ok(Some(keys)) => keys,
+            Ok(None) => return Err(DecodeError::UnknownKey),
+            Err(_) => return Err(DecodeError::KeysUnavailable),
+        };
+        let key = keys.get(kid).ok_or(DecodeError::UnknownKey)?;
+        if !key.algorithms.contains(&header.alg) {
+            return Err(DecodeError::AlgorithmMismatch);
+        }
+        let mut validation = validation.clone();
+        validation.algorithms = vec![header.alg];
+        jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|err| DecodeError::Rejected(err.to_string()))
     }
 
     /// The refresh under way, or a new one if the minimum interval since the last has passed.

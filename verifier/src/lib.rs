@@ -14,7 +14,9 @@ mod policy;
 mod principal;
 mod rejection;
 mod reporter;
+mod revocation;
 mod token_cache;
+mod token_source;
 mod verifier;
 
 #[cfg(feature = "actix")]
@@ -31,5 +33,8 @@ pub use principal::Principal;
 pub use rejection::{bearer_token, Rejection};
 pub use reporter::{
     ReporterConfig, ReporterStats, ReporterTask, UsageRecord, UsageReporter, MAX_BATCH, USAGE_REPORT_SCOPE,
+};
+pub use revocation::{
+    FollowerTask, RevocationConfig, RevocationFollower, RevocationStats, StalePolicy, StartupPolicy, EVENTS_READ_SCOPE,
 };
 pub use verifier::{Verifier, VerifierConfig, VerifierStats};

@@ -11,6 +11,9 @@ pub struct Principal {
     pub jti: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Issue time (`iat`), seconds since the Unix epoch (0 when the token had none), for the revocation
+    /// stream's cut-offs.
+    pub iat: u64,
 }
 
 impl Principal {

@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::clock::{rfc3339_millis, Clock, SystemClock};
 use crate::discovery::Discovery;
+use crate::token_source::ClientToken;
 
 /// The reserved scope a reporter's token must hold.
 pub const USAGE_REPORT_SCOPE: &str = "authz.usage.report";
@@ -144,7 +145,14 @@ impl UsageReporter {
             wake: Notify::new(),
         });
         let reporter = UsageReporter { shared: shared.clone(), clock: config.clock.clone() };
-        let sender = Sender { shared: shared.clone(), discovery, config, token: None };
+        let token = ClientToken::new(
+            discovery.clone(),
+            config.clock.clone(),
+            &config.client_id,
+            &config.client_secret,
+            USAGE_REPORT_SCOPE,
+        );
+        let sender = Sender { shared: shared.clone(), discovery, config, token };
         let handle = tokio::spawn(sender.run());
         (reporter, ReporterTask { shared, handle: Some(handle) })
     }
@@ -203,15 +211,7 @@ struct Sender {
     shared: Arc<Shared>,
     discovery: Arc<Discovery>,
     config: ReporterConfig,
-    /// The access token and when to stop using it (clock time).
-    token: Option<(String, Duration)>,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
+    token: ClientToken,
 }
 
 impl Sender {
@@ -258,12 +258,12 @@ impl Sender {
             let reason = match self.send_once(batch).await {
                 Outcome::Done => return true,
                 Outcome::NewToken if !renewed => {
-                    self.token = None;
+                    self.token.invalidate();
                     renewed = true;
                     continue;
                 }
                 Outcome::NewToken => {
-                    self.token = None;
+                    self.token.invalidate();
                     "the request log refused a fresh token".to_string()
                 }
                 Outcome::Retry(reason) => reason,
@@ -337,43 +337,16 @@ impl Sender {
         }
     }
 
-    /// A token for the request log, fetched at the issuer's token endpoint when none is held or it is about to
-    /// expire.
+    /// A token for the request log (see [`ClientToken`]).
     async fn token(&mut self) -> Result<String, String> {
-        let now = self.config.clock.now();
-        if let Some((token, until)) = &self.token {
-            if now < *until {
-                return Ok(token.clone());
+        // The request log is on the admin API: ask for its audience (configured, or the issuer's metadata says).
+        let audience = match &self.config.audience {
+            Some(audience) => Some(audience.clone()),
+            None => {
+                let metadata = self.discovery.metadata().await.map_err(|err| format!("issuer metadata: {err}"))?;
+                metadata.partnergate_admin_audience.clone()
             }
-        }
-        let metadata = self.discovery.metadata().await.map_err(|err| format!("issuer metadata: {err}"))?;
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("scope", USAGE_REPORT_SCOPE),
-            ("client_id", &self.config.client_id),
-            ("client_secret", &self.config.client_secret),
-        ];
-        if let Some(audience) = self.config.audience.as_ref().or(metadata.partnergate_admin_audience.as_ref()) {
-            form.push(("resource", audience)); // RFC 8707
-        }
-        let response = self
-            .discovery
-            .http()
-            .post(&metadata.token_endpoint)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|err| format!("token endpoint unreachable: {}", err.without_url()))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(format!("token endpoint answered {status}: {body:.300}"));
-        }
-        let answer: TokenResponse = response.json().await.map_err(|err| format!("token response: {err}"))?;
-        // Renew a little before expiry, so that a batch never travels with a token about to lapse.
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60));
-        let until = now + lifetime.saturating_sub(lifetime.min(Duration::from_secs(30)) / 2);
-        self.token = Some((answer.access_token.clone(), until));
-        Ok(answer.access_token)
+        };
+        self.token.get(audience.as_deref()).await
     }
 }

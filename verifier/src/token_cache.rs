@@ -75,7 +75,14 @@ mod tests {
     use super::*;
 
     fn principal(jti: &str, exp: u64) -> Arc<Principal> {
-        Arc::new(Principal { partner_id: "p".into(), client_id: "c".into(), scopes: vec![], jti: jti.into(), exp })
+        Arc::new(Principal {
+            partner_id: "p".into(),
+            client_id: "c".into(),
+            scopes: vec![],
+            jti: jti.into(),
+            exp,
+            iat: 0,
+        })
     }
 
     #[test]

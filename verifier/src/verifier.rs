@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::clock::{Clock, SystemClock};
 use crate::discovery::Discovery;
 use crate::error::VerifyError;
-use crate::jwks::{JwksCache, JwksSettings};
+use crate::jwks::{DecodeError, JwksCache, JwksSettings};
 use crate::principal::Principal;
 use crate::token_cache::{self, TokenCache};
 
@@ -55,6 +55,8 @@ struct AccessClaims {
     exp: u64,
     #[serde(default)]
     nbf: Option<u64>,
+    #[serde(default)]
+    iat: Option<u64>,
     client_id: String,
     partner_id: String,
     scope: String,
@@ -149,28 +151,17 @@ impl Verifier {
             return Ok(principal);
         }
 
-        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        // RFC 9068 section 4: "at+jwt" or "application/at+jwt", compared without case (RFC 7515 4.1.9).
-        let typ = header.typ.as_deref().unwrap_or("");
-        let typ = typ.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(typ, |_| &typ[12..]);
-        if !typ.eq_ignore_ascii_case("at+jwt") {
-            return Err(VerifyError::WrongType);
-        }
-        let kid = header.kid.as_deref().ok_or(VerifyError::NoKeyId)?;
-        let keys = match inner.jwks.keys_for(kid).await {
-            Ok(Some(keys)) => keys,
-            Ok(None) => return Err(VerifyError::UnknownKey),
-            Err(_) => return Err(VerifyError::KeysUnavailable),
-        };
-        let key = keys.get(kid).ok_or(VerifyError::UnknownKey)?;
-        if !key.algorithms.contains(&header.alg) {
-            return Err(VerifyError::AlgorithmMismatch);
-        }
-        let mut validation = inner.validation.clone();
-        validation.algorithms = vec![header.alg];
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .map_err(|err| VerifyError::Rejected(err.to_string()))?
-            .claims;
+        // RFC 9068 section 4: "at+jwt" or "application/at+jwt".
+        let claims: AccessClaims =
+            inner.jwks.decode(token, "at+jwt", &inner.validation).await.map_err(|err| match err {
+                DecodeError::Malformed => VerifyError::Malformed,
+                DecodeError::WrongType => VerifyError::WrongType,
+                DecodeError::NoKeyId => VerifyError::NoKeyId,
+                DecodeError::UnknownKey => VerifyError::UnknownKey,
+                DecodeError::AlgorithmMismatch => VerifyError::AlgorithmMismatch,
+                DecodeError::KeysUnavailable => VerifyError::KeysUnavailable,
+                DecodeError::Rejected(why) => VerifyError::Rejected(why),
+            })?;
 
         if now >= claims.exp + inner.leeway_secs {
             return Err(VerifyError::Expired);
@@ -191,10 +182,20 @@ impl Verifier {
             client_id: claims.client_id,
             jti: claims.jti,
             exp: claims.exp,
+            iat: claims.iat.unwrap_or(0),
         });
         inner.tokens.insert(digest, principal.clone(), now);
         inner.verified.fetch_add(1, Ordering::Relaxed);
         Ok(principal)
+    }
+
+    /// The issuer's keys, shared with a [`crate::RevocationFollower`] (SETs are signed with the same keys).
+    pub(crate) fn jwks(&self) -> Arc<JwksCache> {
+        self.inner.jwks.clone()
+    }
+
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
     }
 
     pub fn stats(&self) -> VerifierStats {
