@@ -28,13 +28,7 @@ use serde_json::{json, Value};
 /// A partnergate whose issuer is its own loopback URL (so that discovery finds it), signing with a key
 /// imported from a PEM file that stays in its keys directory (so that tests can forge with it).
 async fn issuer_with(customize: impl FnOnce(&mut partnergate::config::ServerConfig)) -> TestServer {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    TestServer::start_with(|config| {
-        let issuer = format!("http://{addr}");
-        config.bind = addr;
-        config.token.default_audience = format!("{issuer}/api");
-        config.token.admin_audience = format!("{issuer}/admin");
-        config.token.issuer = issuer;
+    start_as_issuer(|config| {
         partnergate::keys::generate(&config.keys_dir, partnergate::keys::Algorithm::ES256, true).unwrap();
         customize(config);
     })

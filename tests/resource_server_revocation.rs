@@ -22,19 +22,6 @@ use serde_json::json;
 
 const EVENTS_READ: &str = "authz.events.read";
 
-/// A partnergate whose issuer is its own loopback URL, so that the verifier's discovery finds it.
-async fn issuer() -> TestServer {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    TestServer::start_with(|config| {
-        let issuer = format!("http://{addr}");
-        config.bind = addr;
-        config.token.default_audience = format!("{issuer}/api");
-        config.token.admin_audience = format!("{issuer}/admin");
-        config.token.issuer = issuer;
-    })
-    .await
-}
-
 /// The orders API on a loopback port, following the stream with `config`.
 struct OrdersApi {
     url: String,
@@ -143,7 +130,7 @@ async fn changes_reach_the_api_within_a_second(changes: &TestServer, poll_at: &T
 
 #[actix_web::test]
 async fn one_instance_changes_reach_the_resource_server_within_a_second() {
-    let server = issuer().await;
+    let server = start_as_issuer(|_| {}).await;
     changes_reach_the_api_within_a_second(&server, &server).await;
 }
 
@@ -151,7 +138,7 @@ async fn one_instance_changes_reach_the_resource_server_within_a_second() {
 #[ignore = "needs PostgreSQL"]
 async fn two_instances_changes_at_a_reach_the_resource_server_polling_b_within_a_second() {
     assert!(on_postgres(), "run with PARTNERGATE_TEST_BACKEND=postgres");
-    let a = issuer().await;
+    let a = start_as_issuer(|_| {}).await;
     let b = TestServer::start_beside_with(&a, |config| config.bind = "127.0.0.1:0".parse().unwrap()).await;
     changes_reach_the_api_within_a_second(&a, &b).await;
 }
@@ -160,7 +147,7 @@ async fn two_instances_changes_at_a_reach_the_resource_server_polling_b_within_a
 /// serves, with no gap in the sequence.
 #[actix_web::test]
 async fn a_restarted_resource_server_applies_what_it_missed_before_serving() {
-    let server = issuer().await;
+    let server = start_as_issuer(|_| {}).await;
     let (_, admin) = server.operator().await;
     let state = tempfile::tempdir().unwrap();
     let state_file = state.path().join("revocation.json");

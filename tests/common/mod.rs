@@ -1058,3 +1058,18 @@ pub fn request_record(
         "status": status, "latency_ms": 7, "client_id": client_id, "partner_id": partner_id,
     })
 }
+
+/// A server whose issuer is its own loopback URL, so that discovery at the issuer (a resource server's
+/// verifier, a stream receiver) finds it; audiences `<issuer>/api` and `<issuer>/admin`.
+pub async fn start_as_issuer(customize: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    TestServer::start_with(|config| {
+        let issuer = format!("http://{addr}");
+        config.bind = addr;
+        config.token.default_audience = format!("{issuer}/api");
+        config.token.admin_audience = format!("{issuer}/admin");
+        config.token.issuer = issuer;
+        customize(config);
+    })
+    .await
+}
