@@ -870,9 +870,19 @@ impl CliRun {
     }
 }
 
-/// A loopback port that nothing listens on (it was free a moment ago).
+/// A loopback port that nothing listens on (it was free a moment ago), never one this test process handed out
+/// before: the kernel may offer a port just released again, and two servers started together would then
+/// race for it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().unwrap().port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// `partnergate serve` as its own process on a free loopback port, configured through the environment;
