@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
+use common::assertions::{assertion_claims, jwks, token_with_assertion, PartnerKey};
 use common::{
     admin_request, create_client, ensure_catalog_scopes, form, partner_admin_holding, partner_admin_token, post_form,
     report_requests, request_record, strings, until, usage_reporter, TestServer,
@@ -466,6 +467,7 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     assert_eq!(anywhere, json!(false), "the dismissed secret is gone from the DOM");
     let listed = admin_get(&server, &token, "/clients?partner_id=shopco").await;
     let production = listed["items"][0].clone();
+
     assert_eq!(
         (production["name"].as_str(), production["environment"].as_str()),
         (Some("ShopCo production sync"), Some("production"))
@@ -724,6 +726,41 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     assert_eq!(error, json!(true), "no error in the request log view");
     browser.screenshots("requests").await;
     browser.type_into("#requests-status", "").await;
+
+    // A client with a key pair and no secret (private_key_jwt): created with its public keys, shown without a
+    // secret, its page names its method and key, and it gets tokens with a signed assertion.
+    let key = PartnerKey::es256("shopco-key-1");
+    browser.section("clients").await;
+    browser.click("#show-create-client").await;
+    browser.wait_for("the chooser", "return !!document.querySelector(\"#new-partner option[value='shopco']\")").await;
+    browser.click("#new-partner option[value='shopco']").await;
+    browser.type_into("#new-name", "ShopCo keyed sync").await;
+    browser.type_into("#new-roles", "order-desk").await;
+    browser.script("document.getElementById('new-auth').value = 'key'; return true").await;
+    browser.type_into("#new-jwks", &jwks(&[&key]).to_string()).await;
+    browser.click("#create-button").await;
+    browser.notice("ShopCo keyed sync").await;
+    let shown = browser.script("return document.getElementById('new-secret').hidden").await;
+    assert_eq!(shown, json!(true), "no secret to show");
+    let keyed = admin_get(&server, &token, "/clients?partner_id=shopco").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ShopCo keyed sync")
+        .cloned()
+        .expect("the keyed client");
+    let keyed_id = keyed["id"].as_str().unwrap().to_string();
+    assert_eq!(keyed["token_endpoint_auth_methods"], json!(["private_key_jwt"]));
+    browser.script(&format!("location.hash = '#client/{keyed_id}'; return true")).await;
+    let facts = browser
+        .wait_for(
+            "its facts",
+            "const t = document.getElementById('client-facts').textContent; return t.includes('private_key_jwt') && t",
+        )
+        .await;
+    assert!(facts.as_str().unwrap().contains("shopco-key-1 (EC)"), "{facts}");
+    let assertion = key.sign(&assertion_claims(&server, &keyed_id));
+    token_with_assertion(&server, &assertion).await.expect_json(200);
 
     // Every call the console made is the token endpoint or a documented admin call.
     let calls = browser.calls().await;

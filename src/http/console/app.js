@@ -586,6 +586,18 @@ async function createClient(event) {
   };
   if ($("new-environment").value.trim()) body.environment = $("new-environment").value.trim();
   if (state.can.operator) body.partner_id = $("new-partner").value;
+  const secretMethods = ["client_secret_basic", "client_secret_post"];
+  body.token_endpoint_auth_methods = { secret: secretMethods, key: ["private_key_jwt"],
+    both: [...secretMethods, "private_key_jwt"] }[$("new-auth").value];
+  if ($("new-jwks").value.trim()) {
+    try {
+      body.jwks = JSON.parse($("new-jwks").value);
+    } catch (err) {
+      showError(`The public keys are not JSON: ${err.message}`);
+      return;
+    }
+  }
+  if ($("new-jwks-uri").value.trim()) body.jwks_uri = $("new-jwks-uri").value.trim();
   const created = await api("POST", "/clients", body);
   $("create-client").reset();
   $("create-client").hidden = true;
@@ -643,7 +655,11 @@ async function openClient(id) {
     ["Description", client.description || "none"], ["Roles", client.roles.join(" ") || "none"],
     ["Direct scopes", client.scopes.join(" ") || "none"], ["Audiences", client.audiences.join(" ") || "server default"],
     ["Token lifetime", client.token_lifetime_secs ? `${client.token_lifetime_secs} s` : "server default"],
-    ["Rate limit / min", client.rate_limit_per_minute ?? "server default"], ["Created", when(client.created_at)],
+    ["Rate limit / min", client.rate_limit_per_minute ?? "server default"],
+    ["Authentication", (client.token_endpoint_auth_methods || []).join(" ") || "none"],
+    ["Public keys", client.jwks_uri ?? ((client.jwks?.keys || []).map((k) => `${k.kid} (${k.kty})`).join(", ") || "none")],
+    ["Federated", (client.federated_credentials || []).map((f) => `${f.issuer} ${f.subject}`).join(", ") || "none"],
+    ["Created", when(client.created_at)],
   ]);
   const actions = [];
   if (state.can.clientsWrite) {
