@@ -762,6 +762,25 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     let assertion = key.sign(&assertion_claims(&server, &keyed_id));
     token_with_assertion(&server, &assertion).await.expect_json(200);
 
+    // The operator trusts an identity provider for the partner (workload identity federation).
+    browser.script("location.hash = '#partner/shopco'; return true").await;
+    browser.act("partner-actions", "edit").await;
+    browser.wait_for("the edit form", "return !document.getElementById('edit-partner').hidden").await;
+    browser.type_into("#partner-issuers", "https://token.actions.githubusercontent.com").await;
+    browser.click("#partner-save").await;
+    browser.notice("Partner ShopCo saved").await;
+    assert_eq!(
+        admin_get(&server, &token, "/partners/shopco").await["trusted_issuers"],
+        json!(["https://token.actions.githubusercontent.com"])
+    );
+    let facts = browser
+        .wait_for(
+            "the partner's facts",
+            "const t = document.getElementById('partner-facts').textContent; return t.includes('token.actions') && t",
+        )
+        .await;
+    assert!(facts.as_str().unwrap().contains("Trusted issuers"), "{facts}");
+
     // Every call the console made is the token endpoint or a documented admin call.
     let calls = browser.calls().await;
     let document: Value = reqwest::get(server.url("/admin/v1/openapi.json")).await.unwrap().json().await.unwrap();

@@ -421,6 +421,7 @@ async function openPartner(id) {
   facts($("partner-facts"), [
     ["Id", partner.id], ["Scope ceiling", partner.scope_ceiling.join(" ") || "none"],
     ["Audience ceiling", partner.audience_ceiling.join(" ") || "none"],
+    ["Trusted issuers", (partner.trusted_issuers || []).join(" ") || "none"],
     ["Rate limit / min", partner.rate_limit_per_minute ?? "none"],
     ["Quota / day", partner.token_quota_per_day ?? "none"], ["Clients", clients.count],
     ["Created", when(partner.created_at)],
@@ -496,6 +497,7 @@ function editPartner(partner) {
   $("partner-name").value = partner.name;
   $("partner-ceiling").value = partner.scope_ceiling.join(", ");
   $("partner-audiences").value = partner.audience_ceiling.join(", ");
+  $("partner-issuers").value = (partner.trusted_issuers || []).join(", ");
   $("partner-rate").value = partner.rate_limit_per_minute ?? "";
   $("partner-quota").value = partner.token_quota_per_day ?? "";
   $("partner-log-only").checked = partner.quota_log_only;
@@ -508,7 +510,8 @@ async function savePartner(event) {
   const id = state.partner.id;
   const saved = await api("PATCH", `/partners/${seg(id)}`, {
     name: $("partner-name").value, scope_ceiling: list($("partner-ceiling").value),
-    audience_ceiling: list($("partner-audiences").value), rate_limit_per_minute: numberOrNull("partner-rate"),
+    audience_ceiling: list($("partner-audiences").value), trusted_issuers: list($("partner-issuers").value),
+    rate_limit_per_minute: numberOrNull("partner-rate"),
     token_quota_per_day: numberOrNull("partner-quota"), quota_log_only: $("partner-log-only").checked,
   });
   $("edit-partner").hidden = true;
