@@ -62,7 +62,6 @@ fn time(value: &serde_json::Value) -> NaiveDateTime {
 #[tokio::test]
 async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     let clock = ManualClock::at(partnergate::store::now());
-    let start = clock.now();
     let shared: partnergate::clock::SharedClock = Arc::new(clock.clone());
     let server = TestServer::start_with(|config| {
         config.clock = shared.clone();
@@ -71,6 +70,10 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     .await;
     // A second instance on the same database and clock: it runs the notice task too, without the lease.
     let beside = TestServer::start_beside(&server).await;
+    // The partners and admin clients below are seeded directly, on the system's clock: the server's stands a
+    // few seconds ahead of it, so that no token it issues is older than its client.
+    clock.advance(partnergate::store::now() + chrono::Duration::seconds(5) - clock.now());
+    let start = clock.now();
     let (operator_client, operator) = server.operator().await;
     let (acme_admin, acme_token) = partner_admin_token(&server, "acme", &["orders.read"]).await;
     let (globex_admin, _) = partner_admin_token(&server, "globex", &["orders.read"]).await;
