@@ -41,6 +41,7 @@ async fn partner_admin_cannot_see_or_touch_another_partners_clients() {
         &Caller::cli(),
         &b_id,
         &NewSecret { name: Some("second".into()), ..Default::default() },
+        LIMITS.secret_policy,
     )
     .expect("second secret for B");
     let b_before = client_snapshot(&server, &b_id);
