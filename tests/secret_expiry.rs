@@ -89,7 +89,9 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     let acme = admin_json(&server, &operator, Method::PATCH, "/partners/acme", set(1)).await.expect_json(200);
     assert_eq!(acme["secret_max_age_days"], 1);
     admin_json(&server, &operator, Method::PATCH, "/partners/globex", set(10)).await.expect_json(200);
-    admin_json(&server, &operator, Method::PATCH, "/partners/globex", set(-1)).await.expect_problem(400, "invalid_input");
+    admin_json(&server, &operator, Method::PATCH, "/partners/globex", set(-1))
+        .await
+        .expect_problem(400, "invalid_input");
 
     // New secrets get the policy's expiry at creation: client creation, and rotation (the earlier of the
     // policy's and the one asked for).
@@ -100,9 +102,8 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     let daily_key = daily["secret"]["secret"].as_str().unwrap().to_string();
     assert_eq!(time(&daily["secret"]["expires_at"]), start + chrono::Duration::days(1));
     let path = format!("/clients/{daily_id}/secrets");
-    let hour = admin_json(&server, &operator, Method::POST, &path, json!({"expires_in_secs": 3600}))
-        .await
-        .expect_json(201);
+    let hour =
+        admin_json(&server, &operator, Method::POST, &path, json!({"expires_in_secs": 3600})).await.expect_json(201);
     assert_eq!(time(&hour["expires_at"]), start + chrono::Duration::hours(1), "asked for less than the maximum");
     let year = admin_json(&server, &operator, Method::POST, &path, json!({"expires_in_secs": 365 * 86_400}))
         .await
@@ -156,7 +157,8 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     .await;
 
     // Notices: the tightest threshold each secret is within, once, whichever instance holds the lease.
-    let expected: Vec<(String, i64)> = acme_secrets.iter().map(|id| (id.clone(), 1)).chain([(weekly_secret.clone(), 30)]).collect();
+    let expected: Vec<(String, i64)> =
+        acme_secrets.iter().map(|id| (id.clone(), 1)).chain([(weekly_secret.clone(), 30)]).collect();
     until(Duration::from_secs(10), "the notices are written", || async { notices(&server).len() >= 4 }).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let mut written = notices(&server);
@@ -175,6 +177,12 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     let refused = fetch_token(&beside, AuthType::BasicAuth, &daily_id, &daily_key, &[], None).await;
     assert!(refused.is_err(), "on either instance");
     fetch_token(&server, AuthType::BasicAuth, &weekly_id, &weekly_key, &[], None).await.expect("still valid");
+    let reasons: Vec<Option<String>> = audit_rows(&server)
+        .into_iter()
+        .filter(|row| row.event_type == "token.request" && row.client_id.as_deref() == Some(daily_id.as_str()))
+        .map(|row| row.reason)
+        .collect();
+    assert_eq!(reasons, vec![Some("secret_expired".to_string()); 2], "audited with the real reason");
     until(Duration::from_secs(10), "the 7-day notice is written", || async { notices(&server).len() >= 5 }).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let written = notices(&server);

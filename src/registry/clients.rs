@@ -474,7 +474,9 @@ pub fn register(
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
         replace_federated(conn, &partner_id, &row.id, &federated)?;
         let uses_secret = methods.list().iter().any(|m| m.uses_secret());
-        let secret = uses_secret.then(|| secrets::insert(conn, &row.id, &secret_name, at, None, limits.secret_policy)).transpose()?;
+        let secret = uses_secret
+            .then(|| secrets::insert(conn, &row.id, &secret_name, at, None, limits.secret_policy))
+            .transpose()?;
         let client = assemble(conn, row)?;
         caller.audit(
             conn,

@@ -254,8 +254,13 @@ mod tests {
         )
         .unwrap();
         let input = NewClient { partner_id: Some("clock".into()), name: "c".into(), ..Default::default() };
-        let created =
-            clients::create(&mut conn, &caller, &input, ClientLimits { max_token_lifetime_secs: 60, secret_policy: SecretPolicy::default() }).unwrap();
+        let created = clients::create(
+            &mut conn,
+            &caller,
+            &input,
+            ClientLimits { max_token_lifetime_secs: 60, secret_policy: SecretPolicy::default() },
+        )
+        .unwrap();
         assert_eq!(created.client.created_at, start);
         assert_eq!(created.secret.created_at, start);
 
