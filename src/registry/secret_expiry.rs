@@ -72,6 +72,15 @@ pub fn whole_days(from: NaiveDateTime, to: NaiveDateTime) -> i64 {
     (to - from).num_days()
 }
 
+/// Secrets that still work at `now` (not revoked, not expired) and expire no later than `until`.
+#[diesel::dsl::auto_type]
+fn working_and_expiring(now: NaiveDateTime, until: NaiveDateTime) -> _ {
+    client_secrets::revoked_at
+        .is_null()
+        .and(client_secrets::expires_at.gt(now))
+        .and(client_secrets::expires_at.le(until))
+}
+
 /// A secret that expires soon, as the expiring listing shows it (never the secret itself).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExpiringSecret {
@@ -127,9 +136,7 @@ pub fn expiring(
     let now = caller.now();
     let mut query = client_secrets::table
         .inner_join(clients::table)
-        .filter(client_secrets::revoked_at.is_null())
-        .filter(client_secrets::expires_at.gt(now))
-        .filter(client_secrets::expires_at.le(now + Duration::days(within)))
+        .filter(working_and_expiring(now, now + Duration::days(within)))
         .select((
             client_secrets::id,
             client_secrets::name,
@@ -168,9 +175,7 @@ pub fn count_expiring(conn: &mut DbConnection, now: NaiveDateTime) -> RegistryRe
     let mut counts = Vec::with_capacity(METRIC_WITHIN_DAYS.len());
     for days in METRIC_WITHIN_DAYS {
         let count: i64 = client_secrets::table
-            .filter(client_secrets::revoked_at.is_null())
-            .filter(client_secrets::expires_at.gt(now))
-            .filter(client_secrets::expires_at.le(now + Duration::days(days)))
+            .filter(working_and_expiring(now, now + Duration::days(days)))
             .count()
             .get_result(conn)?;
         counts.push((days, count));
@@ -197,9 +202,7 @@ pub fn write_notices(conn: &mut DbConnection, caller: &Caller) -> RegistryResult
     let horizon = now + Duration::days(NOTICE_DAYS.iter().copied().max().unwrap_or(30).into());
     let candidates: Vec<(String, String, NaiveDateTime, String, String)> = client_secrets::table
         .inner_join(clients::table)
-        .filter(client_secrets::revoked_at.is_null())
-        .filter(client_secrets::expires_at.gt(now))
-        .filter(client_secrets::expires_at.le(horizon))
+        .filter(working_and_expiring(now, horizon))
         .select((
             client_secrets::id,
             client_secrets::name,
