@@ -447,6 +447,14 @@ mod tests {
     }
 
     #[test]
+    fn the_maximum_secret_age_is_a_serve_setting_of_at_most_ten_years() {
+        assert_eq!(serve_config(&[]).unwrap().secret_policy.default_max_age_days, 0, "no maximum by default");
+        let config = serve_config(&["--secret-max-age-days", "90"]).unwrap();
+        assert_eq!(config.secret_policy.default_max_age_days, 90);
+        assert!(serve_config(&["--secret-max-age-days", "3651"]).is_err());
+    }
+
+    #[test]
     fn a_rate_limit_store_is_a_redis_url_with_an_optional_key_prefix() {
         let config = serve_config(&["--rate-limit-store", "redis://127.0.0.1:6379/1"]).unwrap();
         let store = config.rate_limit_store.expect("the store is configured");

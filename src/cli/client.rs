@@ -202,9 +202,12 @@ pub enum ClientCommand {
         #[arg(long)]
         partner: Option<String>,
     },
-    /// Give existing secrets without an expiry the maximum secret age (their partner's, else
-    /// --secret-max-age-days), counted from their creation; secrets that already expire are left alone, so
-    /// running it again changes nothing. Prints how many secrets changed; audited.
+    /// Give existing secrets without an expiry the maximum secret age (idempotent, audited).
+    ///
+    /// Each active secret without an expiry, of a partner with a maximum age (its own, else
+    /// --secret-max-age-days), expires at its creation plus that age, but no sooner than --min-days-left days
+    /// from now. Secrets that already expire are left alone, so running it again changes nothing. Prints how
+    /// many secrets changed.
     ApplySecretMaxAge {
         /// Only this partner's secrets.
         #[arg(long)]
@@ -347,6 +350,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 match &c.secret {
                     Some(secret) => {
                         lines.insert(1, ("client_secret", secret.secret.expose().to_string()));
+                        lines.insert(2, ("secret_expires_at", time(&secret.expires_at)));
                         format!("{}\n{SECRET_NOTE}", facts(&lines))
                     }
                     None => facts(&lines),
