@@ -132,10 +132,29 @@ pub const MAX_LIFETIME_SECS: i64 = 86_400;
 /// Retention beyond a century is a typo; it would also overflow date arithmetic.
 pub const MAX_RETENTION_DAYS: i64 = 36_500;
 
+/// The maximum age of new secrets (README, "Secret expiry"). `serve` and every command that creates a secret
+/// (`client create`, `client rotate-secret`, `admin bootstrap`) read the same flag and variable.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SecretPolicyArgs {
+    /// New secrets expire after at most this many days (0: no maximum), unless the operator set a partner's
+    /// own maximum. Existing secrets keep their expiry until `client apply-secret-max-age`.
+    #[arg(long, env = "PARTNERGATE_SECRET_MAX_AGE_DAYS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub secret_max_age_days: u32,
+}
+
+impl SecretPolicyArgs {
+    pub fn policy(&self) -> crate::registry::secret_expiry::SecretPolicy {
+        crate::registry::secret_expiry::SecretPolicy { default_max_age_days: self.secret_max_age_days }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub token: TokenArgs,
+    #[command(flatten)]
+    pub secrets: SecretPolicyArgs,
     /// `Cache-Control: max-age` of the JWKS response, in seconds.
     #[arg(long, env = "PARTNERGATE_JWKS_MAX_AGE_SECS", default_value_t = 300)]
     pub jwks_max_age_secs: u32,
@@ -323,6 +342,13 @@ pub struct ServerConfig {
     /// Fetch clients' `jwks_uri` from private and loopback addresses, and over plain http (tests, closed
     /// networks); refused by default.
     pub allow_private_key_urls: bool,
+    /// The default maximum age of new secrets.
+    pub secret_policy: crate::registry::secret_expiry::SecretPolicy,
+    /// How often each instance refreshes the expiring-secrets metric, and the one holding the lease writes
+    /// the expiry notices.
+    pub secret_expiry_tick: Duration,
+    /// The server's time (tests pass a `ManualClock` to travel instead of sleeping).
+    pub clock: crate::clock::SharedClock,
 }
 
 impl ServerConfig {
@@ -378,6 +404,9 @@ impl ServerConfig {
             key_schedule,
             key_schedule_tick: Duration::from_secs(30),
             allow_private_key_urls: serve.allow_private_key_urls,
+            secret_policy: serve.secrets.policy(),
+            secret_expiry_tick: Duration::from_secs(60),
+            clock: crate::clock::system(),
         })
     }
 }
@@ -415,6 +444,14 @@ mod tests {
         let cli = Cli::try_parse_from(argv).map_err(|err| err.to_string())?;
         let Command::Serve(serve) = cli.command else { panic!("serve parses as serve") };
         super::ServerConfig::from_args(&serve.database, &serve.keys, &serve.serve)
+    }
+
+    #[test]
+    fn the_maximum_secret_age_is_a_serve_setting_of_at_most_ten_years() {
+        assert_eq!(serve_config(&[]).unwrap().secret_policy.default_max_age_days, 0, "no maximum by default");
+        let config = serve_config(&["--secret-max-age-days", "90"]).unwrap();
+        assert_eq!(config.secret_policy.default_max_age_days, 90);
+        assert!(serve_config(&["--secret-max-age-days", "3651"]).is_err());
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub struct RunningServer {
     maintenance: tokio::task::JoinHandle<()>,
     throttle_summaries: ThrottleSummaries,
     key_schedule: tokio::task::JoinHandle<()>,
+    secret_expiry: tokio::task::JoinHandle<()>,
     feed: FeedListener,
     read_model: Arc<ReadModel>,
     keys: Arc<LiveKeys>,
@@ -83,6 +84,7 @@ impl RunningServer {
         self.stream_observer.abort();
         self.throttle_summaries.finish().await;
         self.key_schedule.abort();
+        self.secret_expiry.abort();
         if let Some(metrics) = self.metrics_server {
             metrics.stop().await;
         }
@@ -101,6 +103,7 @@ impl RunningServer {
         self.stream_observer.abort();
         self.throttle_summaries.finish().await;
         self.key_schedule.abort();
+        self.secret_expiry.abort();
         if let Some(metrics) = self.metrics_server {
             metrics.stop().await;
         }
@@ -165,7 +168,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // Before the database: a bad certificate or key is the operator's to fix, nothing else has started.
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let setup = config.clone();
-    let clock = clock::system();
+    let clock = config.clock.clone();
     let setup_clock = clock.clone();
     let stream_signal = secevents::poll::StreamSignal::new();
     let setup_signal = stream_signal.clone();
@@ -252,6 +255,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics.clone(),
         Arc::new(oauth::assertion::Assertions::new(pool.clone(), &config.token, config.allow_private_key_urls)),
     );
+    let secret_expiry =
+        tokio::spawn(secret_expiry(pool.clone(), clock.clone(), config.secret_expiry_tick, metrics.clone()));
     let throttle_summaries = ThrottleSummaries::start(&tokens);
     let stream = secevents::poll::StreamService::new(
         pool.clone(),
@@ -282,7 +287,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         ))
         .expect("digits and ASCII are a valid header value"),
         max_body_bytes: config.max_body_bytes,
-        client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
+        client_limits: ClientLimits {
+            max_token_lifetime_secs: config.token.max_lifetime_secs,
+            secret_policy: config.secret_policy,
+        },
         readiness: http::Readiness::new(pool.clone(), metrics.clone()),
         stream,
     };
@@ -343,6 +351,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         maintenance,
         throttle_summaries,
         key_schedule,
+        secret_expiry,
         feed,
         read_model,
         keys: live_keys,
@@ -380,6 +389,38 @@ fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -
     let handle = server.handle();
     log::info!("metrics on http://{addr}/metrics");
     Ok(MetricsServer { addr, handle, server: tokio::spawn(server) })
+}
+
+/// The secret expiry task of every instance: each tick it refreshes the expiring-secrets metric (two indexed
+/// counts, so a scrape reads no database), and the instance holding the lease writes the notices that are due.
+async fn secret_expiry(
+    pool: store::DbPool,
+    clock: clock::SharedClock,
+    every: Duration,
+    metrics: Arc<metrics::Metrics>,
+) {
+    let holder = format!("instance-{}", registry::credentials::random_base62(12));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let (pool, clock, holder) = (pool.clone(), clock.clone(), holder.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            registry::secret_expiry::tick(&mut conn, &clock, &holder, every)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(tick)) => {
+                metrics.secrets_expiring(&tick.expiring);
+                if tick.notices > 0 {
+                    log::info!("secret expiry: wrote {} notice(s)", tick.notices);
+                }
+            }
+            Ok(Err(err)) => log::warn!("secret expiry task failed: {err}"),
+            Err(err) => log::warn!("secret expiry task failed: {err}"),
+        }
+    }
 }
 
 /// Hourly housekeeping (and once at start): forget revoked `jti`s of expired tokens and old security events,

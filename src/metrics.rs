@@ -51,6 +51,9 @@ pub struct Metrics {
     receiver_acked_seq: IntGaugeVec,
     receiver_lag_events: IntGaugeVec,
     receiver_lag_seconds: IntGaugeVec,
+    /// Active client secrets expiring within 7 and 30 days (`within` = `7d`, `30d`), set by the secret expiry
+    /// task each tick rather than counted per scrape.
+    secrets_expiring: IntGaugeVec,
 }
 
 /// What `/metrics` reads at scrape time.
@@ -160,7 +163,24 @@ impl Metrics {
         };
         let counter =
             |name: &str, help: &str| registered(&registry, IntCounter::with_opts(opts(name, help)).expect("valid"));
+        let secrets_expiring = registered(
+            &registry,
+            IntGaugeVec::new(
+                opts(
+                    "client_secrets_expiring",
+                    "Active client secrets that expire within 7 or 30 days (within=7d, 30d), counted by the secret \
+                     expiry task each tick (--secret-max-age-days; README, Secret expiry)",
+                ),
+                &["within"],
+            )
+            .expect("valid"),
+        );
+        // The ranges `registry::secret_expiry` counts; present at 0 until its first tick.
+        for within in ["7d", "30d"] {
+            secrets_expiring.with_label_values(&[within]);
+        }
         Arc::new(Metrics {
+            secrets_expiring,
             security_events_last_seq: gauge(
                 "security_events_last_seq",
                 "Sequence number of the newest event on the revocation stream (read every 10 s)",
@@ -250,6 +270,13 @@ impl Metrics {
     pub fn oauth_request<T>(&self, result: &Result<T, OAuthError>) {
         if let Err(OAuthError::Limited(refusal)) = result {
             self.limit_refusals.with_label_values(&[refusal.limit.as_str()]).inc();
+        }
+    }
+
+    /// The secret expiry task's counts: (days, active secrets expiring within them).
+    pub fn secrets_expiring(&self, counts: &[(i64, i64)]) {
+        for (days, count) in counts {
+            self.secrets_expiring.with_label_values(&[&format!("{days}d")]).set(*count);
         }
     }
 

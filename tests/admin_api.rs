@@ -41,6 +41,7 @@ async fn partner_admin_cannot_see_or_touch_another_partners_clients() {
         &Caller::cli(),
         &b_id,
         &NewSecret { name: Some("second".into()), ..Default::default() },
+        LIMITS.secret_policy,
     )
     .expect("second secret for B");
     let b_before = client_snapshot(&server, &b_id);
@@ -822,8 +823,19 @@ impl<'a> Admin<'a> {
         let body = reply.expect_json(200);
         assert_eq!(body["next_cursor"], Value::Null);
         let items = body["items"].as_array().expect("items").clone();
-        let expected: BTreeSet<&str> =
-            ["id", "name", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at", "active"].into();
+        let expected: BTreeSet<&str> = [
+            "id",
+            "name",
+            "prefix",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "active",
+            "age_days",
+            "expires_in_days",
+        ]
+        .into();
         for item in &items {
             let keys: BTreeSet<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
             assert_eq!(keys, expected, "{item}");

@@ -1257,3 +1257,59 @@ async fn the_console_manages_a_client_whose_id_holds_reserved_characters() {
     browser.stop().await;
     server.stop().await;
 }
+
+/// Secret expiry in the console: the operator sets a partner's maximum secret age in the partner form; a new
+/// client's secret then expires within it, the partner page lists it among the secrets expiring within 30
+/// days, and the client page marks it with a badge.
+#[tokio::test]
+#[ignore = "drives headless Chromium: apt-get install chromium chromium-driver, then cargo test -- --include-ignored (as .ci/run does)"]
+async fn the_console_sets_the_maximum_secret_age_and_marks_expiring_secrets() {
+    let browser = Browser::start().await;
+    let server = TestServer::start().await;
+    server.seed("expiry", &["orders.read"], &["orders.read"], &[], &[]);
+    let (operator, token) = server.operator().await;
+    browser.sign_in(&server.url("/console"), &operator.client.id, operator.secret.secret.expose()).await;
+    browser.script("location.hash = '#partner/expiry'; return true").await;
+    browser.act("partner-actions", "edit").await;
+    browser.wait_for("the edit form", "return !document.getElementById('edit-partner').hidden").await;
+    browser.type_into("#partner-secret-max-age", "5").await;
+    browser.click("#partner-save").await;
+    browser.notice("saved").await;
+    assert_eq!(admin_get(&server, &token, "/partners/expiry").await["secret_max_age_days"], 5);
+    browser
+        .wait_for(
+            "the maximum among the partner's facts",
+            "const t = document.getElementById('partner-facts').textContent; return t.includes('5 d') && t",
+        )
+        .await;
+
+    let body = json!({"partner_id": "expiry", "name": "Weekly feed"}).to_string();
+    let created =
+        admin_request(&server, reqwest::Method::POST, "/clients", Some(&token), Some(("application/json", body)))
+            .await
+            .expect_json(201);
+    let client_id = created["client"]["id"].as_str().unwrap().to_string();
+    assert!(created["secret"]["expires_at"].is_string(), "{created}");
+    browser.script("location.hash = '#partners'; return true").await;
+    browser.script("location.hash = '#partner/expiry'; return true").await;
+    let listed = browser
+        .wait_for(
+            "the partner's expiring secrets",
+            "const t = document.getElementById('partner-expiring').textContent; \
+             return t.includes('Weekly feed') && t.includes('expires in 4 d') && t",
+        )
+        .await;
+    assert!(listed.as_str().unwrap().contains("secret-1"), "{listed}");
+    browser.script(&format!("location.hash = '#client/{}'; return true", client_id)).await;
+    let badge = browser
+        .wait_for(
+            "the expiry badge on the client page",
+            "const b = document.querySelector('#secrets-table .badge.off, #secrets-table .badge.warn'); \
+             return b && b.textContent",
+        )
+        .await;
+    assert_eq!(badge, json!("expires in 4 d"));
+    browser.screenshots("secret-expiry").await;
+    browser.stop().await;
+    server.stop().await;
+}

@@ -740,6 +740,7 @@ async fn revoking_a_leaked_secret_can_revoke_its_clients_tokens() {
         &Caller::cli(),
         &leaky.client.id,
         &NewSecret { name: Some("spare".into()), ..Default::default() },
+        LIMITS.secret_policy,
     )
     .unwrap();
     let bystander = server.client("leak-a", &["role-leak-a"], &[], &[]);

@@ -467,8 +467,13 @@ mod tests {
         let partner = NewPartner { id: "writer-p".into(), name: "Writer".into(), ..Default::default() };
         partners::create(&mut conn, &Caller::cli(), &partner).unwrap();
         let input = NewClient { partner_id: Some("writer-p".into()), name: "c".into(), ..Default::default() };
-        let created =
-            clients::create(&mut conn, &Caller::cli(), &input, ClientLimits { max_token_lifetime_secs: 60 }).unwrap();
+        let created = clients::create(
+            &mut conn,
+            &Caller::cli(),
+            &input,
+            ClientLimits { max_token_lifetime_secs: 60, secret_policy: Default::default() },
+        )
+        .unwrap();
         let secret_id = created.secret.id.as_str();
         let later = crate::store::now();
         let earlier = later - chrono::Duration::milliseconds(3);

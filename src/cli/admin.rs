@@ -19,14 +19,17 @@ pub enum AdminCommand {
         /// Create another admin client even though one exists.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        secrets: crate::config::SecretPolicyArgs,
     },
 }
 
 pub fn run(ctx: &Context, command: AdminCommand) -> CliResult {
     match command {
-        AdminCommand::Bootstrap { token, force } => {
+        AdminCommand::Bootstrap { token, force, secrets } => {
             let settings = token.resolve().map_err(CliError)?;
-            let limits = ClientLimits { max_token_lifetime_secs: settings.max_lifetime_secs };
+            let limits =
+                ClientLimits { max_token_lifetime_secs: settings.max_lifetime_secs, secret_policy: secrets.policy() };
             let created = bootstrap::admin_client(&mut *ctx.conn()?, &settings.admin_audience, limits, force)?;
             ctx.print(&created, |c| {
                 let lines = [

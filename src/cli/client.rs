@@ -6,6 +6,8 @@ use super::{facts, joined, table, with_next, CliError, CliResult, Context, SECRE
 use crate::registry::client_keys::{AuthMethod, FederatedCredential};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
+use crate::config::SecretPolicyArgs;
+use crate::registry::secret_expiry::{self, ApplyMaxAge, ExpiringFilter};
 use crate::registry::secrets::{self, NewSecret};
 use crate::registry::{revocation, Caller};
 
@@ -93,6 +95,8 @@ pub enum ClientCommand {
         #[arg(long, env = "PARTNERGATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 3600,
               value_parser = clap::value_parser!(i64).range(30..=crate::config::MAX_LIFETIME_SECS))]
         max_token_lifetime_secs: i64,
+        #[command(flatten)]
+        secrets: SecretPolicyArgs,
     },
     /// List clients.
     List {
@@ -183,9 +187,36 @@ pub enum ClientCommand {
         /// The client's other secrets expire this many seconds from now (0: at once).
         #[arg(long)]
         grace_period_secs: Option<i64>,
-        /// The new secret itself expires this many seconds from now.
+        /// The new secret itself expires this many seconds from now (or earlier, by the maximum secret age).
         #[arg(long)]
         expires_in_secs: Option<i64>,
+        #[command(flatten)]
+        secrets: SecretPolicyArgs,
+    },
+    /// List active secrets that expire within N days, soonest first (never the secrets themselves).
+    ExpiringSecrets {
+        /// Look this many days ahead (1 to 3650).
+        #[arg(long, default_value_t = 30)]
+        within_days: i64,
+        /// Only this partner's secrets.
+        #[arg(long)]
+        partner: Option<String>,
+    },
+    /// Give existing secrets without an expiry the maximum secret age (idempotent, audited).
+    ///
+    /// Each active secret without an expiry, of a partner with a maximum age (its own, else
+    /// --secret-max-age-days), expires at its creation plus that age, but no sooner than --min-days-left days
+    /// from now. Secrets that already expire are left alone, so running it again changes nothing. Prints how
+    /// many secrets changed.
+    ApplySecretMaxAge {
+        /// Only this partner's secrets.
+        #[arg(long)]
+        partner: Option<String>,
+        /// A secret already older than the maximum expires this many days from now instead (0: at once).
+        #[arg(long, default_value_t = 30)]
+        min_days_left: i64,
+        #[command(flatten)]
+        secrets: SecretPolicyArgs,
     },
     /// Revoke one secret now; the client's other secrets keep working.
     RevokeSecret {
@@ -264,6 +295,14 @@ fn state(c: &Client) -> String {
     }
 }
 
+fn secret_state(s: &secrets::SecretInfo) -> String {
+    match (s.active, s.expires_in_days) {
+        (true, Some(days)) if days < 30 => format!("active, expires in {days} d"),
+        (true, _) => "active".to_string(),
+        (false, _) => "inactive".to_string(),
+    }
+}
+
 fn time(at: &Option<chrono::NaiveDateTime>) -> String {
     at.as_ref().map_or("-".to_string(), crate::store::utc::format)
 }
@@ -285,6 +324,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
             environment,
             auth,
             max_token_lifetime_secs,
+            secrets,
         } => {
             let input = NewClient {
                 client_id,
@@ -303,13 +343,14 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 jwks_uri: auth.jwks_uri.clone(),
                 federated_credentials: auth.federated().unwrap_or_default(),
             };
-            let limits = ClientLimits { max_token_lifetime_secs };
+            let limits = ClientLimits { max_token_lifetime_secs, secret_policy: secrets.policy() };
             let created = clients::register(&mut conn, &caller, &input, limits)?;
             ctx.print(&created, |c| {
                 let mut lines = client_facts(&c.client);
                 match &c.secret {
                     Some(secret) => {
                         lines.insert(1, ("client_secret", secret.secret.expose().to_string()));
+                        lines.insert(2, ("secret_expires_at", time(&secret.expires_at)));
                         format!("{}\n{SECRET_NOTE}", facts(&lines))
                     }
                     None => facts(&lines),
@@ -371,7 +412,7 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 jwks_uri: auth.jwks_uri.clone().map(Some),
                 federated_credentials: auth.federated(),
             };
-            let limits = ClientLimits { max_token_lifetime_secs };
+            let limits = ClientLimits { max_token_lifetime_secs, secret_policy: Default::default() };
             let client = clients::update(&mut conn, &caller, &id, &input, limits)?;
             ctx.print(&client, |c| format!("updated client {}\n{}", c.id, facts(&client_facts(c))));
         }
@@ -392,25 +433,51 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                         crate::store::utc::format(&s.created_at),
                         time(&s.expires_at),
                         time(&s.revoked_at),
+                        format!("{} d", s.age_days),
                         time(&s.last_used_at),
-                        if s.active { "active" } else { "inactive" }.to_string(),
+                        secret_state(s),
                     ]
                 });
-                let headers = ["SECRET ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "REVOKED", "LAST USED", "STATE"];
+                let headers =
+                    ["SECRET ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "REVOKED", "AGE", "LAST USED", "STATE"];
                 format!("{}\n\n{}", facts(&client_facts(&client)), table(headers, rows))
             });
         }
-        ClientCommand::RotateSecret { id, name, grace_period_secs, expires_in_secs } => {
+        ClientCommand::RotateSecret { id, name, grace_period_secs, expires_in_secs, secrets } => {
             let input = NewSecret { name, expires_in_secs, grace_period_secs };
-            let issued = secrets::create(&mut conn, &caller, &id, &input)?;
+            let issued = secrets::create(&mut conn, &caller, &id, &input, secrets.policy())?;
             ctx.print(&issued, |s| {
                 let lines = [
                     ("client_id", id.clone()),
                     ("secret_id", s.id.clone()),
                     ("client_secret", s.secret.expose().to_string()),
+                    ("expires_at", time(&s.expires_at)),
                 ];
                 format!("{}\n{SECRET_NOTE}", facts(&lines))
             });
+        }
+        ClientCommand::ExpiringSecrets { within_days, partner } => {
+            let filter = ExpiringFilter { within_days: Some(within_days), partner_id: partner };
+            let expiring = secret_expiry::expiring(&mut conn, &caller, &filter)?;
+            ctx.print(&expiring, |list| {
+                let rows = list.iter().map(|s| {
+                    [
+                        s.secret_id.clone(),
+                        s.name.clone(),
+                        s.client_id.clone(),
+                        s.partner_id.clone(),
+                        crate::store::utc::format(&s.expires_at),
+                        format!("{} d", s.expires_in_days),
+                        format!("{} d", s.age_days),
+                    ]
+                });
+                table(["SECRET ID", "NAME", "CLIENT", "PARTNER", "EXPIRES", "LEFT", "AGE"], rows)
+            });
+        }
+        ClientCommand::ApplySecretMaxAge { partner, min_days_left, secrets } => {
+            let input = ApplyMaxAge { partner_id: partner, min_days_left: Some(min_days_left) };
+            let applied = secret_expiry::apply_max_age(&mut conn, &caller, secrets.policy(), &input)?;
+            ctx.print(&applied, |a| format!("{} secret(s) without an expiry got one", a.changed));
         }
         ClientCommand::RevokeSecret { id, secret_id, revoke_tokens } => {
             let info = revocation::revoke_secret(&mut conn, &caller, &id, &secret_id, revoke_tokens)?;

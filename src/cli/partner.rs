@@ -36,6 +36,10 @@ pub enum PartnerCommand {
         /// Over quota, issue anyway: count and audit, do not refuse.
         #[arg(long)]
         quota_log_only: bool,
+        /// New secrets of the partner's clients expire after at most this many days (0: no maximum);
+        /// default: the server's --secret-max-age-days.
+        #[arg(long)]
+        secret_max_age_days: Option<i32>,
     },
     /// List partners, a page at a time.
     List(PageRequest),
@@ -76,6 +80,13 @@ pub enum PartnerCommand {
         /// `true`: over quota, issue anyway (count and audit); `false`: refuse with 429.
         #[arg(long)]
         quota_log_only: Option<bool>,
+        /// New secrets of the partner's clients expire after at most this many days (0: no maximum). Existing
+        /// secrets keep their expiry (see `client apply-secret-max-age`).
+        #[arg(long, conflicts_with = "default_secret_max_age")]
+        secret_max_age_days: Option<i32>,
+        /// Drop the partner's own maximum secret age: the server's --secret-max-age-days applies again.
+        #[arg(long)]
+        default_secret_max_age: bool,
     },
     /// Show today's token count against the partner's daily quota.
     Quota {
@@ -116,6 +127,13 @@ fn partner_facts(p: &partners::Partner) -> String {
         ("rate_limit_per_minute", limit(p.rate_limit_per_minute)),
         ("token_quota_per_day", limit(p.token_quota_per_day)),
         ("quota_mode", if p.quota_log_only { "log only" } else { "enforced" }.to_string()),
+        (
+            "secret_max_age",
+            p.secret_max_age_days.map_or("the server's default".to_string(), |d| match d {
+                0 => "none".to_string(),
+                d => format!("{d} days"),
+            }),
+        ),
     ])
 }
 
@@ -140,6 +158,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             rate_limit_per_minute,
             token_quota_per_day,
             quota_log_only,
+            secret_max_age_days,
         } => {
             let input = NewPartner {
                 id,
@@ -150,6 +169,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
                 rate_limit_per_minute,
                 token_quota_per_day,
                 quota_log_only,
+                secret_max_age_days,
             };
             let partner = partners::create(&mut conn, &caller, &input)?;
             ctx.print(&partner, |p| format!("created partner {}\n{}", p.id, partner_facts(p)));
@@ -177,6 +197,8 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             token_quota_per_day,
             no_quota,
             quota_log_only,
+            secret_max_age_days,
+            default_secret_max_age,
         } => {
             let limit = |value: Option<i32>, clear: bool| if clear { Some(None) } else { value.map(Some) };
             let input = PartnerUpdate {
@@ -187,6 +209,7 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
                 rate_limit_per_minute: limit(rate_limit_per_minute, no_rate_limit),
                 token_quota_per_day: limit(token_quota_per_day, no_quota),
                 quota_log_only,
+                secret_max_age_days: limit(secret_max_age_days, default_secret_max_age),
             };
             let partner = partners::update(&mut conn, &caller, &id, &input)?;
             ctx.print(&partner, |p| format!("updated partner {}\n{}", p.id, partner_facts(p)));

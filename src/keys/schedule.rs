@@ -55,8 +55,7 @@ fn step(
 ) -> RegistryResult<bool> {
     let mut conn = pool.get()?;
     let now = keys.clock.now();
-    let lease = chrono::Duration::from_std(tick * 3).unwrap_or(chrono::Duration::minutes(5));
-    if !leases::try_acquire(&mut conn, leases::KEY_SCHEDULE, holder, now, now + lease)? {
+    if !leases::hold_for_ticks(&mut conn, leases::KEY_SCHEDULE, holder, now, tick)? {
         return Ok(false);
     }
     let caller = Caller::system(&format!("key-schedule:{holder}"));

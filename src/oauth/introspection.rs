@@ -65,7 +65,7 @@ pub(crate) async fn introspect(
         event.reason = Some(reason.to_string());
         Ok(Introspection { active: false, token: None })
     };
-    let claims = match verify_signature(&service.keys(), &service.settings, token, None) {
+    let claims = match verify_signature(&service.keys(), &service.settings, token, None, service.clock.now()) {
         Ok(claims) => claims,
         Err(rejection) => return inactive(event, rejection.as_str()),
     };
@@ -106,7 +106,7 @@ pub(crate) async fn revoke(
     let event = &mut recording.event;
     let caller = authenticate_caller(service, request, event).await?;
     let token = required_token(request.params()?)?;
-    let claims = match verify_signature(&service.keys(), &service.settings, token, None) {
+    let claims = match verify_signature(&service.keys(), &service.settings, token, None, service.clock.now()) {
         Ok(claims) => claims,
         Err(rejection) => {
             event.reason = Some(format!("not revoked: {}", rejection.as_str()));

@@ -109,7 +109,13 @@ impl TokenService {
         meta: RequestMeta,
     ) -> Result<Result<Caller, verify::Rejection>, StoreError> {
         let admin_audience = &self.settings.admin_audience;
-        let claims = match verify::verify_signature(&self.keys(), &self.settings, &token, Some(admin_audience)) {
+        let claims = match verify::verify_signature(
+            &self.keys(),
+            &self.settings,
+            &token,
+            Some(admin_audience),
+            self.clock.now(),
+        ) {
             Ok(claims) if claims.aud == Audience::One(admin_audience.clone()) => claims,
             Ok(_) => return Ok(Err(verify::Rejection::WrongAudience)),
             Err(rejection) => return Ok(Err(rejection)),
@@ -130,7 +136,8 @@ impl TokenService {
     /// Returns the receiver's client id.
     pub async fn event_receiver(&self, token: &str) -> Result<Result<String, ReceiverRefusal>, StoreError> {
         let issuer = &self.settings.issuer;
-        let claims = match verify::verify_signature(&self.keys(), &self.settings, token, Some(issuer)) {
+        let claims = match verify::verify_signature(&self.keys(), &self.settings, token, Some(issuer), self.clock.now())
+        {
             Ok(claims) => claims,
             Err(rejection) => return Ok(Err(ReceiverRefusal::Invalid(rejection))),
         };

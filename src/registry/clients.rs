@@ -149,6 +149,8 @@ pub use super::paging::{Page, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientLimits {
     pub max_token_lifetime_secs: i64,
+    /// The server's default maximum age of new secrets.
+    pub secret_policy: super::secret_expiry::SecretPolicy,
 }
 
 /// The client row, if the caller's tenancy may see it; otherwise `NotFound`, exactly as if it did not exist.
@@ -472,7 +474,9 @@ pub fn register(
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
         replace_federated(conn, &partner_id, &row.id, &federated)?;
         let uses_secret = methods.list().iter().any(|m| m.uses_secret());
-        let secret = uses_secret.then(|| secrets::insert(conn, &row.id, &secret_name, at, None)).transpose()?;
+        let secret = uses_secret
+            .then(|| secrets::insert(conn, &row.id, &secret_name, at, None, limits.secret_policy))
+            .transpose()?;
         let client = assemble(conn, row)?;
         caller.audit(
             conn,

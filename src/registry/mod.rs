@@ -12,6 +12,7 @@ pub mod partners;
 pub mod revocation;
 pub mod roles;
 pub mod scopes;
+pub mod secret_expiry;
 pub mod secrets;
 pub mod usage;
 pub(crate) mod validate;

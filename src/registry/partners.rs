@@ -43,6 +43,9 @@ pub struct Partner {
     pub token_quota_per_day: Option<i32>,
     /// Over quota, tokens are still issued, counted and audited as over quota, not refused.
     pub quota_log_only: bool,
+    /// New secrets of the partner's clients expire after at most this many days (0: no maximum); `null`: the
+    /// server's `--secret-max-age-days`. Set by the operator only.
+    pub secret_max_age_days: Option<i32>,
     #[serde(serialize_with = "crate::store::utc::serialize")]
     pub created_at: chrono::NaiveDateTime,
     #[serde(serialize_with = "crate::store::utc::serialize")]
@@ -64,6 +67,8 @@ pub struct NewPartner {
     pub token_quota_per_day: Option<i32>,
     #[serde(default)]
     pub quota_log_only: bool,
+    /// Maximum age of new secrets in days (0: none); absent: the server's default.
+    pub secret_max_age_days: Option<i32>,
 }
 
 /// A partial update: absent fields stay as they are.
@@ -83,6 +88,20 @@ pub struct PartnerUpdate {
     #[serde(default, deserialize_with = "validate::nullable")]
     pub token_quota_per_day: Option<Option<i32>>,
     pub quota_log_only: Option<bool>,
+    /// Maximum age of new secrets in days (0: none); `null`: the server's default again. Secrets that exist
+    /// keep their expiry (see `POST /admin/v1/secrets/apply-max-age`).
+    #[serde(default, deserialize_with = "validate::nullable")]
+    pub secret_max_age_days: Option<Option<i32>>,
+}
+
+fn validate_secret_max_age(days: Option<i32>) -> RegistryResult<()> {
+    if days.is_some_and(|d| !(0..=super::secret_expiry::MAX_AGE_DAYS).contains(&d)) {
+        return Err(RegistryError::Invalid {
+            field: "secret_max_age_days",
+            message: format!("must be between 0 and {} days", super::secret_expiry::MAX_AGE_DAYS),
+        });
+    }
+    Ok(())
 }
 
 fn validate_limits(rate: Option<i32>, quota: Option<i32>) -> RegistryResult<()> {
@@ -203,6 +222,7 @@ fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner>
         rate_limit_per_minute: row.rate_limit_per_minute,
         token_quota_per_day: row.token_quota_per_day,
         quota_log_only: row.quota_log_only,
+        secret_max_age_days: row.secret_max_age_days,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -213,6 +233,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
     validate::partner_id(&input.id)?;
     validate::text("name", &input.name, 1, 200)?;
     validate_limits(input.rate_limit_per_minute, input.token_quota_per_day)?;
+    validate_secret_max_age(input.secret_max_age_days)?;
     let audiences = validate::list(&input.audience_ceiling, validate::audience)?;
     let issuers = check_issuers(&input.trusted_issuers)?;
     crate::store::write_transaction(conn, |conn| {
@@ -231,6 +252,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
             created_at: at,
             updated_at: at,
             quota_log_only: input.quota_log_only,
+            secret_max_age_days: input.secret_max_age_days,
         };
         diesel::insert_into(partners::table).values(&row).execute(conn)?;
         replace_ceiling(conn, &row.id, &ceiling)?;
@@ -278,6 +300,7 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
         validate::text("name", name, 1, 200)?;
     }
     validate_limits(input.rate_limit_per_minute.flatten(), input.token_quota_per_day.flatten())?;
+    validate_secret_max_age(input.secret_max_age_days.flatten())?;
     let audiences = input.audience_ceiling.as_deref().map(|a| validate::list(a, validate::audience)).transpose()?;
     let issuers = input.trusted_issuers.as_deref().map(check_issuers).transpose()?;
     crate::store::write_transaction(conn, |conn| {
@@ -308,6 +331,9 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
         }
         if let Some(log_only) = input.quota_log_only {
             diesel::update(target).set(partners::quota_log_only.eq(log_only)).execute(conn)?;
+        }
+        if let Some(max_age) = input.secret_max_age_days {
+            diesel::update(target).set(partners::secret_max_age_days.eq(max_age)).execute(conn)?;
         }
         diesel::update(target).set(partners::updated_at.eq(caller.now())).execute(conn)?;
         let after = get(conn, caller, id)?;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::credentials::{new_secret_id, ClientSecret};
+use super::secret_expiry::{self, SecretPolicy};
 use super::{clients, not_found, validate, Caller, Permission, RegistryError, RegistryResult};
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientSecretRow;
@@ -28,12 +29,18 @@ pub struct SecretInfo {
     #[serde(serialize_with = "crate::store::utc::option::serialize")]
     pub last_used_at: Option<NaiveDateTime>,
     pub active: bool,
+    /// Whole days since it was created.
+    pub age_days: i64,
+    /// Whole days until it expires (0: within a day; negative: expired); `null` without an expiry.
+    pub expires_in_days: Option<i64>,
 }
 
 impl SecretInfo {
     fn from_row(row: ClientSecretRow, at: NaiveDateTime) -> Self {
         let active = is_active(&row, at);
         SecretInfo {
+            age_days: secret_expiry::whole_days(row.created_at, at),
+            expires_in_days: row.expires_at.map(|expiry| secret_expiry::whole_days(at, expiry)),
             id: row.id,
             name: row.name,
             prefix: row.prefix,
@@ -70,7 +77,8 @@ fn expose_secret<S: serde::Serializer>(secret: &ClientSecret, serializer: S) -> 
 pub struct NewSecret {
     /// A label such as `production` or `ci`; defaults to `secret-<n>`.
     pub name: Option<String>,
-    /// Lifetime of the new secret in seconds; none means it does not expire.
+    /// Lifetime of the new secret in seconds; absent: it expires only by the maximum secret age (its
+    /// partner's, else the server's), if there is one. The earlier of the two applies.
     pub expires_in_secs: Option<i64>,
     /// Rotation: the client's other active secrets expire this many seconds from now (0 = at once).
     /// Absent: they stay valid.
@@ -90,13 +98,17 @@ fn duration_field(field: &'static str, secs: Option<i64>) -> RegistryResult<Opti
 }
 
 /// Inserts a new secret for `client_id` (which the caller has already checked) inside the caller's transaction.
+/// It expires at `asked`, or earlier if the maximum secret age of the client's partner (else `policy`'s) says so.
 pub(crate) fn insert(
     conn: &mut DbConnection,
     client_id: &str,
     name: &str,
     created_at: NaiveDateTime,
-    expires_at: Option<NaiveDateTime>,
+    asked: Option<NaiveDateTime>,
+    policy: SecretPolicy,
 ) -> RegistryResult<IssuedSecret> {
+    let partner_days = secret_expiry::partner_max_age_days(conn, client_id)?;
+    let expires_at = policy.expiry_at_creation(partner_days, created_at, asked);
     let secret = ClientSecret::generate();
     let row = ClientSecretRow {
         id: new_secret_id(),
@@ -119,6 +131,7 @@ pub fn create(
     caller: &Caller,
     client_id: &str,
     input: &NewSecret,
+    policy: SecretPolicy,
 ) -> RegistryResult<IssuedSecret> {
     if let Some(name) = &input.name {
         validate::text("name", name, 1, 100)?;
@@ -132,7 +145,7 @@ pub fn create(
         let count: i64 =
             client_secrets::table.filter(client_secrets::client_id.eq(client_id)).count().get_result(conn)?;
         let name = input.name.clone().unwrap_or_else(|| format!("secret-{}", count + 1));
-        let issued = insert(conn, client_id, &name, at, lifetime.map(|d| at + d))?;
+        let issued = insert(conn, client_id, &name, at, lifetime.map(|d| at + d), policy)?;
         let mut expired_others = Vec::new();
         if let Some(grace) = grace {
             let deadline = at + grace;
@@ -241,14 +254,19 @@ mod tests {
         )
         .unwrap();
         let input = NewClient { partner_id: Some("clock".into()), name: "c".into(), ..Default::default() };
-        let created =
-            clients::create(&mut conn, &caller, &input, ClientLimits { max_token_lifetime_secs: 60 }).unwrap();
+        let created = clients::create(
+            &mut conn,
+            &caller,
+            &input,
+            ClientLimits { max_token_lifetime_secs: 60, secret_policy: SecretPolicy::default() },
+        )
+        .unwrap();
         assert_eq!(created.client.created_at, start);
         assert_eq!(created.secret.created_at, start);
 
         clock.advance(chrono::Duration::minutes(5));
         let rotation = NewSecret { grace_period_secs: Some(3600), ..Default::default() };
-        let rotated = create(&mut conn, &caller, &created.client.id, &rotation).unwrap();
+        let rotated = create(&mut conn, &caller, &created.client.id, &rotation, SecretPolicy::default()).unwrap();
         assert_eq!(rotated.created_at, clock.now());
         let old = |conn: &mut DbConnection| {
             list(conn, &caller, &created.client.id).unwrap().into_iter().find(|s| s.id == created.secret.id).unwrap()

@@ -18,6 +18,8 @@ pub struct PartnerRow {
     pub updated_at: NaiveDateTime,
     /// Over quota, tokens are still issued (and counted, and audited as over quota).
     pub quota_log_only: bool,
+    /// The operator's maximum age of new secrets of the partner's clients: `None`, the server's default; 0, none.
+    pub secret_max_age_days: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

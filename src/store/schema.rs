@@ -12,6 +12,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         quota_log_only -> Bool,
+        secret_max_age_days -> Nullable<Integer>,
     }
 }
 
@@ -193,6 +194,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    secret_expiry_notices (secret_id, threshold_days) {
+        secret_id -> Text,
+        threshold_days -> Integer,
+        noticed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     leases (name) {
         name -> Text,
         holder -> Text,
@@ -238,6 +247,7 @@ diesel::joinable!(client_roles -> clients (client_id));
 diesel::joinable!(client_scopes -> clients (client_id));
 diesel::joinable!(client_audiences -> clients (client_id));
 diesel::joinable!(client_secrets -> clients (client_id));
+diesel::joinable!(secret_expiry_notices -> client_secrets (secret_id));
 diesel::joinable!(federated_credentials -> clients (client_id));
 diesel::joinable!(partner_trusted_issuers -> partners (partner_id));
 diesel::joinable!(role_scopes -> roles (role));
@@ -285,6 +295,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_scopes,
     client_audiences,
     client_secrets,
+    secret_expiry_notices,
     revoked_tokens,
     used_assertions,
     partner_trusted_issuers,

@@ -24,7 +24,10 @@ use partnergate::store::changes::{self, Change, ChangeSink};
 use partnergate::store::{self, DbPool, PoolOptions};
 use partnergate::RunningServer;
 
-pub const LIMITS: ClientLimits = ClientLimits { max_token_lifetime_secs: 3600 };
+pub const LIMITS: ClientLimits = ClientLimits {
+    max_token_lifetime_secs: 3600,
+    secret_policy: partnergate::registry::secret_expiry::SecretPolicy { default_max_age_days: 0 },
+};
 
 /// The key-encryption key of test servers on PostgreSQL, where the server does not generate one (instances
 /// on several hosts must share it): 32 random bytes, base64, made once per test binary, so every server,
@@ -192,6 +195,9 @@ impl TestServer {
             key_schedule_tick: std::time::Duration::from_secs(30),
             // Tests serve key sets from loopback addresses.
             allow_private_key_urls: true,
+            secret_policy: Default::default(),
+            secret_expiry_tick: std::time::Duration::from_secs(60),
+            clock: partnergate::clock::system(),
         };
         customize(&mut config);
         Self::launch(config, db, Some(keys)).await

@@ -171,6 +171,8 @@ fn has_body(req: &HttpRequest) -> bool {
     operation_id = "create_secret",
     tag = "secrets",
     summary = "Create a secret (rotate), optionally expiring the others after a grace period",
+    description = "The new secret expires at `expires_in_secs`, or earlier by the maximum secret age (the \
+                   partner's `secret_max_age_days`, else the server's `--secret-max-age-days`).",
     params(("id" = String, Path, description = "the client id")),
     request_body = Option<NewSecret>,
     responses((status = 201, body = IssuedSecret), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
@@ -187,7 +189,8 @@ async fn create_secret(
     } else {
         NewSecret::default()
     };
-    let issued = state.run(move |conn| secrets::create(conn, &caller, &id, &input)).await?;
+    let policy = state.client_limits.secret_policy;
+    let issued = state.run(move |conn| secrets::create(conn, &caller, &id, &input, policy)).await?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(issued))
 }
 
@@ -196,7 +199,7 @@ async fn create_secret(
     path = "/admin/v1/clients/{id}/secrets",
     operation_id = "list_secrets",
     tag = "secrets",
-    summary = "List a client's secrets (never the secrets themselves)",
+    summary = "List a client's secrets with their expiry and age (never the secrets themselves)",
     params(("id" = String, Path, description = "the client id")),
     responses((status = 200, body = Listing<SecretInfo>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
 )]

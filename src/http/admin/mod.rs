@@ -11,6 +11,7 @@ mod partners;
 mod requests;
 mod revocation;
 mod routes;
+mod secrets;
 
 pub use routes::{route_table, RouteTable, BASE_PATH};
 
@@ -152,6 +153,7 @@ fn register(routes: &mut RouteTable) {
     catalog::routes(routes);
     clients::routes(routes);
     revocation::routes(routes);
+    secrets::routes(routes);
     audit::routes(routes);
     requests::routes(routes);
     keys::routes(routes);

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, catalog, clients, keys, partners, requests, revocation, RouteTable};
+use super::{audit, catalog, clients, keys, partners, requests, revocation, secrets, RouteTable};
 use crate::http::problem::ProblemBody;
 
 #[derive(OpenApi)]
@@ -28,6 +28,7 @@ use crate::http::problem::ProblemBody;
         catalog::create_role, catalog::list_roles, catalog::get_role, catalog::update_role, catalog::delete_role,
         clients::create, clients::list, clients::get, clients::update, clients::delete, clients::enable,
         clients::disable, clients::create_secret, clients::list_secrets, clients::revoke_secret,
+        secrets::expiring, secrets::apply_max_age,
         revocation::revoke_client_tokens, revocation::revoke_partner_tokens, revocation::event_receivers,
         audit::list,
         requests::report, requests::list, requests::summary,

@@ -424,6 +424,8 @@ async function openPartner(id) {
     ["Trusted issuers", (partner.trusted_issuers || []).join(" ") || "none"],
     ["Rate limit / min", partner.rate_limit_per_minute ?? "none"],
     ["Quota / day", partner.token_quota_per_day ?? "none"], ["Clients", clients.count],
+    ["Maximum secret age", partner.secret_max_age_days == null ? "the server's default"
+      : partner.secret_max_age_days === 0 ? "none" : `${partner.secret_max_age_days} d`],
     ["Created", when(partner.created_at)],
   ]);
   const protectedPartner = partner.id === "operator";
@@ -438,6 +440,7 @@ async function openPartner(id) {
   }
   $("partner-actions").replaceChildren(...actions);
   fillTable($("partner-clients"), clients.items.map((client) => clientRow(client, false)), "No clients yet.");
+  await loadExpiring(id);
   await loadUsage(id);
   if (state.can.audit) {
     const events = await api("GET", `/audit?${new URLSearchParams({ partner_id: id, event_type: "token.request", limit: "1000" })}`);
@@ -445,6 +448,24 @@ async function openPartner(id) {
   } else {
     $("partner-chart").replaceChildren(el("p", { class: "hint" }, "Reading the audit trail takes authz.audit.read."));
   }
+}
+
+// Secrets that expire soon: the partner's to rotate before its integrations stop.
+async function loadExpiring(partnerId) {
+  const expiring = await api("GET", `/secrets/expiring?${new URLSearchParams({ within_days: "30", partner_id: partnerId })}`);
+  fillTable($("partner-expiring"), expiring.items.map((secret) => ({
+    data: { secretId: secret.secret_id },
+    cells: [["name", named(secret.name, secret.secret_id)],
+      ["client", named(secret.client_name, secret.client_id, `#client/${encodeURIComponent(secret.client_id)}`)],
+      ["expires", el("td", { "data-col": "expires" }, expiryBadge(secret.expires_in_days), " ", untilText(secret.expires_at))],
+      ["age", `${secret.age_days} d`]],
+  })), "No secret expires within 30 days.");
+}
+
+/// A badge for a working secret that expires within 30 days; nothing otherwise.
+function expiryBadge(daysLeft) {
+  if (daysLeft == null || daysLeft >= 30) return "";
+  return badge(daysLeft < 1 ? "expires today" : `expires in ${daysLeft} d`, daysLeft < 7 ? "off" : "warn");
 }
 
 async function loadUsage(id) {
@@ -501,6 +522,7 @@ function editPartner(partner) {
   $("partner-rate").value = partner.rate_limit_per_minute ?? "";
   $("partner-quota").value = partner.token_quota_per_day ?? "";
   $("partner-log-only").checked = partner.quota_log_only;
+  $("partner-secret-max-age").value = partner.secret_max_age_days ?? "";
   $("edit-partner").hidden = false;
   $("partner-name").focus();
 }
@@ -513,6 +535,7 @@ async function savePartner(event) {
     audience_ceiling: list($("partner-audiences").value), trusted_issuers: list($("partner-issuers").value),
     rate_limit_per_minute: numberOrNull("partner-rate"),
     token_quota_per_day: numberOrNull("partner-quota"), quota_log_only: $("partner-log-only").checked,
+    secret_max_age_days: numberOrNull("partner-secret-max-age"),
   });
   $("edit-partner").hidden = true;
   await openPartner(id);
@@ -739,7 +762,9 @@ async function loadSecrets(clientId) {
     return {
       data: { secretId: secret.id },
       cells: [["name", named(secret.name, secret.id)], ["prefix", secret.prefix],
-        ["age", `${age(secret.created_at)} (${when(secret.created_at)})`], ["expires", secret.expires_at ? untilText(secret.expires_at) : "never"],
+        ["age", `${age(secret.created_at)} (${when(secret.created_at)})`],
+        ["expires", el("td", { "data-col": "expires" }, secret.active ? expiryBadge(secret.expires_in_days) : "", " ",
+          secret.expires_at ? untilText(secret.expires_at) : "never")],
         ["revoked", when(secret.revoked_at)], ["last-used", secret.last_used_at ? `${when(secret.last_used_at)}` : "never"],
         ["actions", actions]],
     };
