@@ -802,7 +802,7 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
     server.stop().await;
 }
 
-/// Long lists are paged by cursor (50 a page; Next and Previous) and searched by name or id on the page.
+/// Long lists are paged by cursor (50 a page; Next and Previous) and searched by name or id over every page.
 #[tokio::test]
 #[ignore = "drives headless Chromium: apt-get install chromium chromium-driver, then cargo test -- --include-ignored (as .ci/run does)"]
 async fn the_clients_list_pages_and_searches_in_the_browser() {
@@ -851,11 +851,17 @@ async fn the_clients_list_pages_and_searches_in_the_browser() {
             &format!("return {ids}.length === 50 && document.getElementById('clients-prev').hidden"),
         )
         .await;
-    browser.type_into("#clients-search", "sync 07").await;
+    // The search covers every page (the server filters), not just the one shown: ids sort at random, so of
+    // "sync 50" to "sync 53" some are usually on the second page.
+    browser.type_into("#clients-search", "SYNC 5").await;
     let found = browser
-        .wait_for("the search", "const rows = [...document.querySelectorAll('#clients-table tbody tr[data-client-id]')]; return rows.length === 1 && rows[0].querySelector('.name').textContent")
+        .wait_for("the search", "const rows = [...document.querySelectorAll('#clients-table tbody tr[data-client-id]')]; return rows.length === 4 && rows.map(r => r.querySelector('.name').textContent).sort()")
         .await;
-    assert_eq!(found, json!("sync 07"));
+    assert_eq!(found, json!(["sync 50", "sync 51", "sync 52", "sync 53"]));
+    assert_eq!(
+        browser.script("return document.getElementById('clients-page').textContent").await,
+        json!("Page 1 · 4 shown")
+    );
     browser.screenshots("clients-search").await;
     browser.stop().await;
     server.stop().await;

@@ -179,3 +179,55 @@ async fn clients_carry_an_environment_label_that_listings_filter_on() {
     assert!(document["paths"]["/admin/v1/partners/{id}"].get("delete").is_some());
     server.stop().await;
 }
+
+/// The clients listing's `search` keeps clients whose name or id contains the text, ignoring case, over every
+/// page; LIKE's wildcards in it are taken literally; a partner admin's search stays within its partner; the CLI
+/// searches the same way.
+#[actix_web::test]
+async fn the_clients_listing_searches_names_and_ids_across_pages() {
+    let server = TestServer::start().await;
+    let (_operator, token) = server.operator().await;
+    let (_admin, partner_token) = partner_admin_token(&server, "finds", &["orders.read"]).await;
+    server.seed("other-finds", &["orders.read"], &["orders.read"], &[], &[]);
+    let mut ids = Vec::new();
+    for (partner, name) in
+        [("finds", "Nightly Sync"), ("finds", "sync 100%"), ("finds", "billing"), ("other-finds", "other SYNC")]
+    {
+        let body = json!({"partner_id": partner, "name": name});
+        let created = admin_json(&server, &token, Method::POST, "/clients", body).await.expect_json(201);
+        ids.push(created["client"]["id"].as_str().unwrap().to_string());
+    }
+    let names = |page: &Value| {
+        let mut names: Vec<String> = environments(page).into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        names
+    };
+    let search = |query: String, token: String| {
+        let server = &server;
+        async move { admin_request(server, Method::GET, &format!("/clients?{query}"), Some(&token), None).await }
+    };
+
+    let all = search("search=sYnC&limit=1".into(), token.clone()).await.expect_json(200);
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+    let mut found = names(&all);
+    let rest = search(format!("search=sYnC&limit=10&cursor={}", all["next_cursor"].as_str().unwrap()), token.clone())
+        .await
+        .expect_json(200);
+    found.extend(names(&rest));
+    found.sort();
+    assert_eq!(found, ["Nightly Sync", "other SYNC", "sync 100%"], "every page searched, case ignored");
+    let literal = search("search=100%25&limit=10".into(), token.clone()).await.expect_json(200);
+    assert_eq!(names(&literal), ["sync 100%"]);
+    let wildcard = search("search=%25&limit=10".into(), token.clone()).await.expect_json(200);
+    assert_eq!(names(&wildcard), ["sync 100%"], "% is a character, not a wildcard");
+    let underscore = search("search=sync_&limit=10".into(), token.clone()).await.expect_json(200);
+    assert_eq!(names(&underscore), Vec::<String>::new(), "_ is a character, not any one character");
+    let by_id = search(format!("search={}", ids[2].to_uppercase()), token.clone()).await.expect_json(200);
+    assert_eq!(names(&by_id), ["billing"], "ids are searched too");
+    let own = search("search=sync".into(), partner_token.clone()).await.expect_json(200);
+    assert_eq!(names(&own), ["Nightly Sync", "sync 100%"], "a partner admin searches its own clients");
+    search(format!("search={}", "x".repeat(201)), token.clone()).await.expect_problem(400, "invalid_input");
+
+    let listed = partnergate(&server, &["client", "list", "--partner", "finds", "--search", "NIGHTLY"]);
+    assert_eq!(names(&listed), ["Nightly Sync"]);
+}

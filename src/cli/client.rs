@@ -106,6 +106,9 @@ pub enum ClientCommand {
         /// Only clients with this environment label.
         #[arg(long)]
         environment: Option<String>,
+        /// Only clients whose name or id contains this text, ignoring case.
+        #[arg(long)]
+        search: Option<String>,
         /// Clients per page.
         #[arg(long, default_value_t = clients::DEFAULT_PAGE_SIZE)]
         limit: i64,
@@ -357,8 +360,9 @@ pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
                 }
             });
         }
-        ClientCommand::List { partner, environment, limit, cursor } => {
-            let filter = ClientFilter { partner_id: partner, enabled: None, environment, cursor, limit: Some(limit) };
+        ClientCommand::List { partner, environment, search, limit, cursor } => {
+            let filter =
+                ClientFilter { partner_id: partner, enabled: None, environment, search, cursor, limit: Some(limit) };
             let page = clients::list(&mut conn, &Caller::cli(), &filter)?;
             ctx.print(&page, |page| {
                 let rows = page.items.iter().map(|c| {

@@ -138,6 +138,8 @@ pub struct ClientFilter {
     pub enabled: Option<bool>,
     /// Only clients with this environment label.
     pub environment: Option<String>,
+    /// Only clients whose name or id contains this text, ignoring case (at most 200 characters).
+    pub search: Option<String>,
     /// Return clients whose id sorts after this one (the previous page's `next_cursor`).
     pub cursor: Option<String>,
     pub limit: Option<i64>,
@@ -495,6 +497,20 @@ pub fn get(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult
     assemble(conn, row)
 }
 
+diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// `text` with LIKE's wildcards and the escape character itself taken literally (escape character `\`).
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> RegistryResult<Page<Client>> {
     caller.require(Permission::ClientsRead)?;
     let tenancy = &caller.tenancy;
@@ -513,6 +529,14 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> 
     }
     if let Some(environment) = &filter.environment {
         query = query.filter(clients::environment.eq(environment.clone()));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|search| !search.is_empty()) {
+        validate::text("search", search, 1, 200)?;
+        // Both backends' LIKE, on lowered text: SQLite's is case-blind for ASCII only, PostgreSQL's not at all.
+        let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+        query = query.filter(
+            lower(clients::name).like(pattern.clone()).escape('\\').or(lower(clients::id).like(pattern).escape('\\')),
+        );
     }
     if let Some(cursor) = &filter.cursor {
         query = query.filter(clients::id.gt(cursor.clone()));

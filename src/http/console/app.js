@@ -583,13 +583,13 @@ async function loadClients(move = 0) {
   if (cursor) query.set("cursor", cursor);
   if ($("clients-partner").value.trim()) query.set("partner_id", $("clients-partner").value.trim());
   if ($("clients-environment").value.trim()) query.set("environment", $("clients-environment").value.trim());
+  const search = $("clients-search").value.trim();
+  if (search) query.set("search", search);
   const ticket = ++tickets.clients;
   const page = await api("GET", `/clients?${query}`);
   if (!latest("clients", ticket)) return;
-  const search = $("clients-search").value.trim().toLowerCase();
-  const items = page.items.filter((c) => !search || c.id.toLowerCase().includes(search) || c.name.toLowerCase().includes(search));
-  fillTable($("clients-table"), items.map((client) => clientRow(client, true)),
-    search ? "No client on this page matches." : "No clients.");
+  fillTable($("clients-table"), page.items.map((client) => clientRow(client, true)),
+    search ? "No client matches." : "No clients.");
   pager("clients", page.next_cursor, page.items.length);
 }
 
@@ -1225,7 +1225,8 @@ on("show-create-client", "click", () => showCreateClient(null));
 on("create-cancel", "click", async () => { $("create-client").reset(); $("create-client").hidden = true; });
 submit("create-client", createClient);
 submit("clients-filter", () => { state.pages.clients = [null]; return loadClients(); });
-on("clients-search", "input", () => loadClients());
+// The search runs on the server over every page, so a new search starts again at the first page.
+on("clients-search", "input", () => { state.pages.clients = [null]; loadClients(); });
 on("clients-next", "click", () => loadClients($("clients-next").dataset.cursor));
 on("clients-prev", "click", () => loadClients(-1));
 submit("edit-client", saveClient);
