@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console_auth;
 pub mod http;
 pub mod insecure;
 pub mod keys;
@@ -285,6 +286,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         client_limits: ClientLimits { max_token_lifetime_secs: config.token.max_lifetime_secs },
         readiness: http::Readiness::new(pool.clone(), metrics.clone()),
         stream,
+        console: console_auth::ConsoleAuth::new(pool.clone(), config.console.clone()),
     };
     let body_read_timeout = config.body_read_timeout;
     let trusted_proxies = web::Data::new(config.trusted_proxies.clone());

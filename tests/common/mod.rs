@@ -192,6 +192,7 @@ impl TestServer {
             key_schedule_tick: std::time::Duration::from_secs(30),
             // Tests serve key sets from loopback addresses.
             allow_private_key_urls: true,
+            console: Default::default(),
         };
         customize(&mut config);
         Self::launch(config, db, Some(keys)).await

@@ -2,6 +2,8 @@
 //! uses only the documented admin API and the token endpoint, from the same origin, under a strict
 //! Content-Security-Policy (no inline script, no third-party requests) and `X-Frame-Options: DENY`.
 
+pub(in crate::http) mod session;
+
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
@@ -18,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for &(path, content_type, body) in ASSETS {
         cfg.route(path, web::get().to(move || page(content_type, body)));
     }
+    session::routes(cfg);
 }
 
 /// A static page or asset under the console's headers (also `GET /`'s page).
