@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod assertions;
+pub mod browser;
 pub mod proxy;
 
 use std::collections::HashMap;
