@@ -152,7 +152,9 @@ async fn refusal(err: &SignInError) -> HttpResponse {
     );
     let mut response = super::page("text/html; charset=utf-8", "").await;
     *response.status_mut() = status;
-    response.set_body(actix_web::body::BoxBody::new(body))
+    let mut response = response.set_body(actix_web::body::BoxBody::new(body));
+    response.extensions_mut().insert(crate::http::errors::ShapedForPeople);
+    response
 }
 
 fn escape_html(text: &str) -> String {
