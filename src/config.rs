@@ -508,4 +508,32 @@ mod tests {
         let refused = serve_config(&["--rate-limit-store", "http://:hunter2@cache:6379"]).err().unwrap();
         assert!(refused.contains("only redis://") && !refused.contains("hunter2"), "{refused}");
     }
+
+    #[test]
+    fn console_sign_in_settings_derive_the_redirect_uri_and_keep_someone_able_to_sign_in() {
+        let provider = [
+            "--issuer",
+            "https://auth.example.com/",
+            "--console-oidc-issuer",
+            "https://idp.example.com/",
+            "--console-oidc-client-id",
+            "partnergate",
+            "--console-oidc-client-secret",
+            "s",
+            "--console-oidc-operator-groups",
+            "ops,platform",
+        ];
+        let console = serve_config(&provider).unwrap().console;
+        let oidc = console.provider.expect("a provider");
+        assert_eq!(oidc.redirect_uri, "https://auth.example.com/console/oidc/callback");
+        assert_eq!(oidc.issuer, "https://idp.example.com");
+        assert_eq!(oidc.operator_groups, ["ops", "platform"]);
+        assert!(console.client_sign_in && console.sessions.secure_cookie);
+        assert!(!format!("{oidc:?}").contains("client_secret"), "the secret stays out of logs");
+        let off = serve_config(&[&provider[..], &["--console-client-signin", "false"]].concat()).unwrap().console;
+        assert!(!off.client_sign_in);
+        let locked_out = serve_config(&["--console-client-signin", "false"]).err().unwrap();
+        assert!(locked_out.contains("needs an identity provider"), "{locked_out}");
+        assert!(serve_config(&["--console-oidc-issuer", "https://idp.example.com"]).is_err(), "id and secret required");
+    }
 }

@@ -405,6 +405,8 @@ async fn maintenance(
                 log::info!("maintenance: pruned {security_events} security event(s) past their retention");
             }
             store::used_assertions::prune(&mut conn, now)?;
+            // Console sessions past their lifetime, and sign-ins abandoned at the provider.
+            store::console::prune(&mut conn, now, now - chrono::Duration::hours(1))?;
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.

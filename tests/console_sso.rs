@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Duration as Span;
 use common::browser::Browser;
-use common::{admin_request, audit_rows, free_port, partner_admin_holding, until, TestServer};
+use common::{admin_request, audit_rows, free_port, partner_admin_holding, partnergate, run_cli, until, TestServer};
 use partnergate::clock::{Clock, ManualClock};
 use partnergate::console_auth::{
     map_person, open_session, ConsoleSettings, Grant, OperatorRule, Person, ProviderSettings, SessionPolicy,
@@ -238,6 +238,27 @@ async fn invitations_are_given_by_the_operator_and_by_a_partner_admin_within_its
     let events: Vec<String> = audit_rows(&server).into_iter().map(|row| row.event_type).collect();
     assert_eq!(events.iter().filter(|e| *e == "invitation.create").count(), 2);
     assert!(events.iter().any(|e| e == "invitation.delete"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_operator_invites_lists_and_withdraws_at_the_command_line() {
+    let server = TestServer::start().await;
+    partner_admin_holding(&server, "shopco", &[], &["authz.clients.read"]).await;
+    let args = ["partner", "invite", "shopco", "pat@shopco.example", "--scope", "authz.clients.read"];
+    let invitation = partnergate(&server, &args);
+    assert_eq!(
+        (invitation["email"].as_str(), invitation["invited_by"].as_str()),
+        (Some("pat@shopco.example"), Some("cli"))
+    );
+    let listed = partnergate(&server, &["partner", "invitations", "shopco"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let refused = run_cli(&server, &["partner", "invite", "shopco", "eve@shopco.example", "--scope", "authz.admin"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot be given by invitation"));
+    let id = invitation["id"].as_str().unwrap();
+    partnergate(&server, &["partner", "uninvite", "shopco", id]);
+    assert_eq!(partnergate(&server, &["partner", "invitations", "shopco"]), json!([]));
     server.stop().await;
 }
 
