@@ -160,6 +160,21 @@ async fn a_console_session_ends_when_idle_and_at_its_lifetime() {
 }
 
 #[tokio::test]
+async fn a_callback_is_refused_without_the_sign_in_this_browser_started() {
+    let server = TestServer::start().await;
+    // No provider here: the browser check comes first, so that no other browser's `state` is ever completed.
+    let response = reqwest::get(server.url("/console/oidc/callback?code=stolen&state=someone-elses")).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(response.text().await.unwrap().contains("unknown or has expired"));
+    let options: Value = reqwest::get(server.url("/console/sign-in-options")).await.unwrap().json().await.unwrap();
+    assert_eq!(options, json!({"identity_provider": false, "client_sign_in": true}));
+    let login = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    assert_eq!(login.get(server.url("/console/oidc/login")).send().await.unwrap().status(), 404, "no provider");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn invitations_are_given_by_the_operator_and_by_a_partner_admin_within_its_own_scopes() {
     let server = TestServer::start().await;
     let (_, operator) = server.operator().await;
@@ -295,7 +310,7 @@ async fn the_first_verified_sign_in_takes_an_invitation_and_later_ones_match_the
 }
 
 #[tokio::test]
-async fn withdrawing_an_invitation_ends_the_sessions_opened_with_it() {
+async fn a_suspended_partner_or_a_withdrawn_invitation_stops_its_people() {
     let server = TestServer::start().await;
     let (_, operator) = server.operator().await;
     partner_admin_holding(&server, "shopco", &[], &["authz.clients.read"]).await;
@@ -308,6 +323,11 @@ async fn withdrawing_an_invitation_ends_the_sessions_opened_with_it() {
     assert_eq!(status, 200);
     let ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["shopco"], "a partner admin sees its own partner only");
+    partnergate::registry::partners::set_suspended(&mut server.conn(), &Caller::cli(), "shopco", true).unwrap();
+    let (status, _) = with_cookie(&server, reqwest::Method::GET, "/admin/v1/partners", &cookie, None, None).await;
+    assert_eq!(status, 401, "a suspended partner's people act no more than its clients");
+    partnergate::registry::partners::set_suspended(&mut server.conn(), &Caller::cli(), "shopco", false).unwrap();
+    assert_eq!(with_cookie(&server, reqwest::Method::GET, "/admin/v1/partners", &cookie, None, None).await.0, 200);
     let path = format!("/partners/shopco/invitations/{}", created.id);
     admin_request(&server, reqwest::Method::DELETE, &path, Some(&operator), None).await.expect_status(200);
     assert_eq!(with_cookie(&server, reqwest::Method::GET, "/admin/v1/partners", &cookie, None, None).await.0, 401);

@@ -308,6 +308,11 @@ pub fn resume_session(
         rows::delete_session(conn, &id_hash)?;
         return Ok(None);
     }
+    if let Some(partner_id) = &row.partner_id {
+        if !rows::partner_active(conn, partner_id)? {
+            return Ok(None);
+        }
+    }
     rows::touch_session(conn, &id_hash, now)?;
     row.last_seen_at = now;
     Ok(Some(ActiveSession::from_row(row, policy)))
@@ -354,10 +359,12 @@ impl ConsoleAuth {
         .map_err(|err| SignInError::Store(StoreError::Unavailable(err.to_string())))?
     }
 
-    /// Starts a sign-in: the provider URL to send the browser to.
-    pub async fn begin(&self) -> Result<String, SignInError> {
+    /// Starts a sign-in: the provider URL to send the browser to, and the `state` that the callback must
+    /// bring back to this same browser.
+    pub async fn begin(&self) -> Result<(String, String), SignInError> {
         let provider = self.provider.as_ref().ok_or(SignInError::NotConfigured)?;
         let request = provider.authorization_request().await?;
+        let state = request.state.clone();
         let row = SignInRow {
             state: request.state,
             nonce: request.nonce,
@@ -365,7 +372,7 @@ impl ConsoleAuth {
             created_at: self.settings.clock.now(),
         };
         self.blocking(move |conn| Ok(rows::insert_sign_in(conn, &row)?)).await?;
-        Ok(request.url)
+        Ok((request.url, state))
     }
 
     /// Completes a sign-in at the callback: verifies the person, maps them, opens their session.

@@ -137,6 +137,14 @@ pub fn session(conn: &mut DbConnection, id_hash: &str) -> Result<Option<SessionR
     Ok(console_sessions::table.find(id_hash).select(SessionRow::as_select()).first(conn).optional()?)
 }
 
+/// Whether a partner admin's partner exists and is not suspended: a suspended partner's people act no more
+/// than its clients do.
+pub fn partner_active(conn: &mut DbConnection, partner_id: &str) -> Result<bool, StoreError> {
+    use super::schema::partners;
+    let suspended = partners::table.find(partner_id).select(partners::suspended).first::<bool>(conn).optional()?;
+    Ok(suspended == Some(false))
+}
+
 pub fn touch_session(conn: &mut DbConnection, id_hash: &str, at: NaiveDateTime) -> Result<(), StoreError> {
     diesel::update(console_sessions::table.find(id_hash)).set(console_sessions::last_seen_at.eq(at)).execute(conn)?;
     Ok(())

@@ -14,6 +14,10 @@ use crate::http::AppState;
 use crate::registry::{Caller, RegistryError};
 
 pub const COOKIE: &str = "partnergate_session";
+/// Binds a sign-in under way to the browser that started it: a callback carrying another browser's `state`
+/// (login CSRF: being signed in as the attacker) is refused.
+const SIGN_IN_COOKIE: &str = "partnergate_sign_in";
+const SIGN_IN_COOKIE_PATH: &str = "/console/oidc";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -26,17 +30,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The session cookie's value, if the request carries one.
 pub fn cookie_value(req: &HttpRequest) -> Option<String> {
+    named_cookie(req, COOKIE)
+}
+
+fn named_cookie(req: &HttpRequest, wanted: &str) -> Option<String> {
     let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .and_then(|(_, value)| (!value.is_empty() && value.len() <= 128).then(|| value.to_string()))
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
+    cookie(state, COOKIE, "/", value, max_age_secs)
+}
+
+fn cookie(state: &AppState, name: &str, path: &str, value: &str, max_age_secs: i64) -> String {
     let secure = if state.console.settings().sessions.secure_cookie { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
 }
 
 fn store_problem(err: SignInError) -> Problem {
@@ -93,7 +105,11 @@ async fn options(state: web::Data<AppState>) -> HttpResponse {
 
 async fn login(state: web::Data<AppState>) -> HttpResponse {
     match state.console.begin().await {
-        Ok(url) => HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish(),
+        Ok((url, sign_in)) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::SET_COOKIE, cookie(&state, SIGN_IN_COOKIE, SIGN_IN_COOKIE_PATH, &sign_in, 600)))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
         Err(err) => refusal(&err).await,
     }
 }
@@ -106,12 +122,16 @@ struct Callback {
     error_description: Option<String>,
 }
 
-async fn callback(state: web::Data<AppState>, query: web::Query<Callback>) -> HttpResponse {
+async fn callback(state: web::Data<AppState>, req: HttpRequest, query: web::Query<Callback>) -> HttpResponse {
     let query = query.into_inner();
     let (Some(code), Some(sign_in)) = (query.code, query.state) else {
         let said = query.error_description.or(query.error).unwrap_or_else(|| "no authorization code".into());
         return refusal(&SignInError::Provider(said)).await;
     };
+    if named_cookie(&req, SIGN_IN_COOKIE).as_deref() != Some(sign_in.as_str()) {
+        log::info!("console sign-in refused: the callback's state is not this browser's");
+        return refusal(&SignInError::UnknownSignIn).await;
+    }
     match state.console.complete(sign_in, code).await {
         Ok(opened) => {
             log::info!("console sign-in: {} as {}", opened.session.email, opened.session.role);
@@ -119,6 +139,7 @@ async fn callback(state: web::Data<AppState>, query: web::Query<Callback>) -> Ht
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/console"))
                 .insert_header((header::SET_COOKIE, session_cookie(&state, &opened.cookie_value, lifetime)))
+                .append_header((header::SET_COOKIE, cookie(&state, SIGN_IN_COOKIE, SIGN_IN_COOKIE_PATH, "", 0)))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
