@@ -1,6 +1,7 @@
 //! `/console`: the web console for operators and partner admins, static files embedded in the binary. It
-//! uses only the documented admin API and the token endpoint, from the same origin, under a strict
-//! Content-Security-Policy (no inline script, no third-party requests) and `X-Frame-Options: DENY`.
+//! uses only the documented admin API, the token endpoint and its own sign-in endpoints (`session`), from the
+//! same origin, under a strict Content-Security-Policy (no inline script, no third-party requests) and
+//! `X-Frame-Options: DENY`.
 
 pub(in crate::http) mod session;
 
