@@ -405,7 +405,9 @@ async fn sso_sign_in(browser: &Browser, server: &TestServer, login: &str) {
 }
 
 async fn signed_in_as(browser: &Browser) -> String {
-    let who = browser.wait_for("signed in", "return document.getElementById('who').textContent").await;
+    // Null-safe: the browser may still be on the provider's pages when the first poll runs.
+    let who =
+        browser.wait_for("signed in", "const w = document.getElementById('who'); return w && w.textContent").await;
     browser.wait_for("the first view", "return [...document.querySelectorAll('.view')].some(v => !v.hidden)").await;
     who.as_str().unwrap().to_string()
 }
