@@ -495,6 +495,16 @@ async fn people_sign_in_to_the_console_through_an_openid_provider() {
         json!(true)
     );
     browser.wait_for("its partner", "return document.getElementById('partner-title').textContent").await;
+    // Its own invitation, now taken; it may invite others with at most its own scopes.
+    browser
+        .wait_for(
+            "the taken invitation",
+            "const r = document.querySelector('#invitations-table tr[data-email=\"pat@shopco.example\"]'); \
+             return !document.getElementById('invitations').hidden && r && r.textContent.includes('signed in since')",
+        )
+        .await;
+    let audit_box = "return document.querySelector(\"input[name=invite-scope][value='authz.audit.read']\").disabled";
+    assert_eq!(browser.script(audit_box).await, json!(true), "a scope it does not hold is not offered");
     let cookie = session_cookie(&browser).await;
     let (_, partners) = with_cookie(&server, reqwest::Method::GET, "/admin/v1/partners", &cookie, None, None).await;
     assert_eq!(partners["items"].as_array().unwrap().len(), 1, "{partners}");
