@@ -209,6 +209,82 @@ pub struct ServeArgs {
     pub key_retain_days: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+}
+
+/// The console's sign-in for people (README, "Console sign-in with your identity provider").
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Console sign-in")]
+pub struct ConsoleArgs {
+    /// Issuer URL of the OpenID provider that signs people in to the console (discovered at
+    /// <issuer>/.well-known/openid-configuration). Its redirect URI for this server is <issuer of this
+    /// server>/console/oidc/callback.
+    #[arg(long, env = "PARTNERGATE_CONSOLE_OIDC_ISSUER", requires_all = ["console_oidc_client_id", "console_oidc_client_secret"])]
+    pub console_oidc_issuer: Option<String>,
+    /// This server's client id at the provider.
+    #[arg(long, env = "PARTNERGATE_CONSOLE_OIDC_CLIENT_ID", requires = "console_oidc_issuer")]
+    pub console_oidc_client_id: Option<String>,
+    /// This server's client secret at the provider (prefer the environment variable: a flag shows in the
+    /// process list).
+    #[arg(
+        long,
+        env = "PARTNERGATE_CONSOLE_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "console_oidc_issuer"
+    )]
+    pub console_oidc_client_secret: Option<String>,
+    /// People in any of these groups (the ID token's `groups` claim) sign in as the operator.
+    #[arg(long, env = "PARTNERGATE_CONSOLE_OIDC_OPERATOR_GROUPS", value_delimiter = ',')]
+    pub console_oidc_operator_groups: Vec<String>,
+    /// People whose verified email is at one of these domains sign in as the operator.
+    #[arg(long, env = "PARTNERGATE_CONSOLE_OIDC_OPERATOR_EMAIL_DOMAINS", value_delimiter = ',')]
+    pub console_oidc_operator_email_domains: Vec<String>,
+    /// Whether the console offers sign-in with an admin client's id and secret (may be turned off only
+    /// when a provider is configured).
+    #[arg(long, env = "PARTNERGATE_CONSOLE_CLIENT_SIGNIN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub console_client_signin: bool,
+    /// A console session ends this long after sign-in, in seconds.
+    #[arg(long, env = "PARTNERGATE_CONSOLE_SESSION_LIFETIME_SECS", default_value_t = 8 * 3600,
+          value_parser = clap::value_parser!(i64).range(60..=7 * 86_400))]
+    pub console_session_lifetime_secs: i64,
+    /// A console session unused this long ends, in seconds.
+    #[arg(long, env = "PARTNERGATE_CONSOLE_SESSION_IDLE_SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(i64).range(60..=86_400))]
+    pub console_session_idle_secs: i64,
+}
+
+impl ConsoleArgs {
+    /// The console's settings; the redirect URI is derived from this server's issuer.
+    pub fn settings(&self, issuer: &str) -> Result<crate::console_auth::ConsoleSettings, String> {
+        let provider = match (&self.console_oidc_issuer, &self.console_oidc_client_id, &self.console_oidc_client_secret)
+        {
+            (Some(oidc_issuer), Some(client_id), Some(client_secret)) => Some(crate::console_auth::ProviderSettings {
+                issuer: oidc_issuer.trim_end_matches('/').to_string(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                redirect_uri: format!("{}{}", issuer.trim_end_matches('/'), crate::console_auth::CALLBACK_PATH),
+                operator_groups: self.console_oidc_operator_groups.clone(),
+                operator_email_domains: self.console_oidc_operator_email_domains.clone(),
+            }),
+            _ => None,
+        };
+        if provider.is_none() && !self.console_client_signin {
+            return Err("--console-client-signin=false needs an identity provider (--console-oidc-issuer): \
+                        nobody could sign in to the console"
+                .into());
+        }
+        Ok(crate::console_auth::ConsoleSettings {
+            provider,
+            client_sign_in: self.console_client_signin,
+            sessions: crate::console_auth::SessionPolicy {
+                lifetime: chrono::Duration::seconds(self.console_session_lifetime_secs),
+                idle_timeout: chrono::Duration::seconds(self.console_session_idle_secs),
+                secure_cookie: issuer.starts_with("https://"),
+            },
+            clock: crate::clock::system(),
+        })
+    }
 }
 
 /// Limits at the token endpoint (see `limits` and the README's "Limits"). 0 turns a limit off.
@@ -349,6 +425,8 @@ pub struct ServerConfig {
     pub secret_expiry_tick: Duration,
     /// The server's time (tests pass a `ManualClock` to travel instead of sleeping).
     pub clock: crate::clock::SharedClock,
+    /// The console's sign-in for people, its sessions and their clock.
+    pub console: crate::console_auth::ConsoleSettings,
 }
 
 impl ServerConfig {
@@ -369,6 +447,7 @@ impl ServerConfig {
             }
         }
         let key_policy = crate::keys::KeyPolicy::new(serve.jwks_max_age_secs, token.max_lifetime_secs);
+        let console = serve.console.settings(&token.issuer)?;
         Ok(ServerConfig {
             database_url: database.database_url.clone(),
             pool: database.creating_pool_options(),
@@ -407,6 +486,7 @@ impl ServerConfig {
             secret_policy: serve.secrets.policy(),
             secret_expiry_tick: Duration::from_secs(60),
             clock: crate::clock::system(),
+            console,
         })
     }
 }
@@ -464,5 +544,33 @@ mod tests {
         assert_eq!(config.rate_limit_store.unwrap().key_prefix, "eu:rl:");
         let refused = serve_config(&["--rate-limit-store", "http://:hunter2@cache:6379"]).err().unwrap();
         assert!(refused.contains("only redis://") && !refused.contains("hunter2"), "{refused}");
+    }
+
+    #[test]
+    fn console_sign_in_settings_derive_the_redirect_uri_and_keep_someone_able_to_sign_in() {
+        let provider = [
+            "--issuer",
+            "https://auth.example.com/",
+            "--console-oidc-issuer",
+            "https://idp.example.com/",
+            "--console-oidc-client-id",
+            "partnergate",
+            "--console-oidc-client-secret",
+            "s",
+            "--console-oidc-operator-groups",
+            "ops,platform",
+        ];
+        let console = serve_config(&provider).unwrap().console;
+        let oidc = console.provider.expect("a provider");
+        assert_eq!(oidc.redirect_uri, "https://auth.example.com/console/oidc/callback");
+        assert_eq!(oidc.issuer, "https://idp.example.com");
+        assert_eq!(oidc.operator_groups, ["ops", "platform"]);
+        assert!(console.client_sign_in && console.sessions.secure_cookie);
+        assert!(!format!("{oidc:?}").contains("client_secret"), "the secret stays out of logs");
+        let off = serve_config(&[&provider[..], &["--console-client-signin", "false"]].concat()).unwrap().console;
+        assert!(!off.client_sign_in);
+        let locked_out = serve_config(&["--console-client-signin", "false"]).err().unwrap();
+        assert!(locked_out.contains("needs an identity provider"), "{locked_out}");
+        assert!(serve_config(&["--console-oidc-issuer", "https://idp.example.com"]).is_err(), "id and secret required");
     }
 }

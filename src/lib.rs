@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console_auth;
 pub mod http;
 pub mod insecure;
 pub mod keys;
@@ -293,6 +294,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         },
         readiness: http::Readiness::new(pool.clone(), metrics.clone()),
         stream,
+        console: console_auth::ConsoleAuth::new(pool.clone(), config.console.clone()),
     };
     let body_read_timeout = config.body_read_timeout;
     let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
@@ -444,6 +446,8 @@ async fn maintenance(
                 log::info!("maintenance: pruned {security_events} security event(s) past their retention");
             }
             store::used_assertions::prune(&mut conn, now)?;
+            // Console sessions past their lifetime, and sign-ins abandoned at the provider.
+            store::console::prune(&mut conn, now, now - chrono::Duration::hours(1))?;
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.

@@ -6,6 +6,7 @@ use super::{facts, joined, table, with_next, CliResult, Context};
 use crate::registry::paging::PageRequest;
 use crate::registry::partners::{self, NewPartner, PartnerUpdate};
 
+use crate::registry::invitations::{self, NewInvitation};
 use crate::registry::{revocation, usage, Caller};
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +114,30 @@ pub enum PartnerCommand {
         /// The partner whose tokens to revoke.
         id: String,
     },
+    /// Invite an email address to administer the partner from the console: the first sign-in through the
+    /// identity provider with that verified address takes the invitation.
+    Invite {
+        /// The partner.
+        id: String,
+        /// The address the identity provider must assert as verified.
+        email: String,
+        /// A reserved scope the partner admin gets (repeatable): authz.clients.read, authz.clients.write,
+        /// authz.audit.read.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// List the partner's invitations, open and taken.
+    Invitations {
+        /// The partner.
+        id: String,
+    },
+    /// Withdraw an invitation; the person who took it is signed out at once.
+    Uninvite {
+        /// The partner.
+        id: String,
+        /// The invitation id (`inv_...`).
+        invitation_id: String,
+    },
 }
 
 /// A partner, one fact per line.
@@ -213,6 +238,31 @@ pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
             };
             let partner = partners::update(&mut conn, &caller, &id, &input)?;
             ctx.print(&partner, |p| format!("updated partner {}\n{}", p.id, partner_facts(p)));
+        }
+        PartnerCommand::Invite { id, email, scopes } => {
+            let invitation = invitations::create(&mut conn, &caller, &id, &NewInvitation { email, scopes })?;
+            ctx.print(&invitation, |i| {
+                format!("invited {} to administer {} with {} ({})", i.email, i.partner_id, joined(&i.scopes), i.id)
+            });
+        }
+        PartnerCommand::Invitations { id } => {
+            let items = invitations::list(&mut conn, &caller, &id)?;
+            ctx.print(&items, |items| {
+                let rows = items.iter().map(|i| {
+                    let status = i
+                        .bound
+                        .as_ref()
+                        .map_or("open".to_string(), |b| format!("taken by {} at {}", b.subject, b.issuer));
+                    [i.id.clone(), i.email.clone(), joined(&i.scopes), status]
+                });
+                table(["ID", "EMAIL", "SCOPES", "STATUS"], rows)
+            });
+        }
+        PartnerCommand::Uninvite { id, invitation_id } => {
+            invitations::delete(&mut conn, &caller, &id, &invitation_id)?;
+            ctx.print(&serde_json::json!({"deleted": invitation_id}), |_| {
+                format!("withdrew invitation {invitation_id}")
+            });
         }
         PartnerCommand::Quota { id } => {
             let usage = usage::today(&mut conn, &caller, &id)?;

@@ -57,9 +57,14 @@ fn message_for(status: StatusCode, error: Option<&Error>) -> String {
     }
 }
 
-/// Our handlers answer errors with `application/json` bodies; anything else came from the framework.
+/// Marks an error answer a handler shaped for people on purpose (the console's sign-in refusal page).
+pub struct ShapedForPeople;
+
+/// Our handlers answer errors with `application/json` bodies (or a page marked [`ShapedForPeople`]);
+/// anything else came from the framework.
 fn is_shaped(response: &HttpResponse<impl MessageBody>) -> bool {
     response.headers().get(header::CONTENT_TYPE) == Some(&HeaderValue::from_static("application/json"))
+        || response.extensions().contains::<ShapedForPeople>()
 }
 
 /// A framework error answer for `path`, in the right shape, keeping the headers that matter to the caller.

@@ -49,6 +49,8 @@ pub struct AppState {
     pub readiness: std::sync::Arc<Readiness>,
     /// The revocation stream's poll delivery.
     pub stream: crate::secevents::poll::StreamService,
+    /// The console's sign-in for people and their sessions.
+    pub console: crate::console_auth::ConsoleAuth,
 }
 
 impl AppState {

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod client_keys;
 pub mod clients;
 pub mod credentials;
+pub mod invitations;
 pub mod paging;
 pub mod partners;
 pub mod revocation;
@@ -103,8 +104,31 @@ impl Caller {
         token_scopes: impl IntoIterator<Item = &'a str>,
         meta: RequestMeta,
     ) -> Self {
+        Caller::from_scopes(format!("client:{client_id}"), partner_id, token_scopes, meta)
+    }
+
+    /// A person signed in to the console (`console_auth`), named `actor` in the audit: an operator holds
+    /// every operator scope, a partner admin its invitation's scopes on its partner.
+    pub fn person<'a>(
+        actor: String,
+        partner_id: Option<&str>,
+        scopes: impl IntoIterator<Item = &'a str>,
+        meta: RequestMeta,
+    ) -> Self {
+        match partner_id {
+            None => Caller { actor, meta, ..Caller::cli() },
+            Some(partner_id) => Caller::from_scopes(actor, partner_id, scopes, meta),
+        }
+    }
+
+    /// A caller named `actor` whose rights come from reserved scopes (a token's or an invitation's).
+    fn from_scopes<'a>(
+        actor: String,
+        partner_id: &str,
+        token_scopes: impl IntoIterator<Item = &'a str>,
+        meta: RequestMeta,
+    ) -> Self {
         let token_scopes: Vec<&str> = token_scopes.into_iter().collect();
-        let actor = format!("client:{client_id}");
         let reports = token_scopes.contains(&scopes::USAGE_REPORT);
         if token_scopes.contains(&scopes::ADMIN) {
             let mut operator = Caller { actor, meta, ..Caller::cli() };

@@ -4,6 +4,7 @@
 //! string as a file name, and `MultiConnection::establish` hides the real connection error.
 
 pub mod changes;
+pub mod console;
 pub mod leases;
 pub mod models;
 pub mod partitions;

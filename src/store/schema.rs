@@ -239,7 +239,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_invitations (id) {
+        id -> Text,
+        partner_id -> Text,
+        email -> Text,
+        scopes -> Text,
+        invited_by -> Text,
+        created_at -> Timestamp,
+        bound_issuer -> Nullable<Text>,
+        bound_subject -> Nullable<Text>,
+        bound_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Text,
+        csrf_token -> Text,
+        issuer -> Text,
+        subject -> Text,
+        email -> Text,
+        invitation_id -> Nullable<Text>,
+        partner_id -> Nullable<Text>,
+        scopes -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    console_sign_ins (state) {
+        state -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(partner_scopes -> partners (partner_id));
+diesel::joinable!(console_invitations -> partners (partner_id));
 diesel::joinable!(partner_audiences -> partners (partner_id));
 diesel::joinable!(clients -> partners (partner_id));
 diesel::joinable!(partner_usage -> partners (partner_id));
@@ -304,4 +344,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     partner_usage,
     request_log,
     request_minutes,
+    console_invitations,
+    console_sessions,
 );

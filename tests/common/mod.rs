@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod assertions;
+pub mod browser;
 pub mod proxy;
 
 use std::collections::HashMap;
@@ -198,6 +199,7 @@ impl TestServer {
             secret_policy: Default::default(),
             secret_expiry_tick: std::time::Duration::from_secs(60),
             clock: partnergate::clock::system(),
+            console: Default::default(),
         };
         customize(&mut config);
         Self::launch(config, db, Some(keys)).await

@@ -5,6 +5,7 @@ mod audit;
 mod catalog;
 mod clients;
 mod failures;
+mod invitations;
 mod keys;
 pub mod openapi;
 mod partners;
@@ -51,10 +52,22 @@ impl FromRequest for AdminCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        // A console session acts when no bearer token is given (the console's people; README, "Console
+        // sign-in with your identity provider").
+        let session = match req.headers().contains_key(header::AUTHORIZATION) {
+            true => None,
+            false => crate::http::console::session::cookie_value(req),
+        };
         let meta = request_meta(req);
         let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(Problem::internal)?;
+            if let Some(cookie) = session {
+                let caller = crate::http::console::session::admin_caller(&state, &req, cookie, meta).await?;
+                req.extensions_mut()
+                    .insert(failures::Identified { actor: caller.actor.clone(), tenancy: caller.tenancy.clone() });
+                return Ok(AdminCaller(caller));
+            }
             let token = token?;
             let checked =
                 state.tokens.admin_caller(token, meta).await.map_err(|err| Problem::from(RegistryError::Store(err)))?;
@@ -150,6 +163,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// test compares that list with the document's paths).
 fn register(routes: &mut RouteTable) {
     partners::routes(routes);
+    invitations::routes(routes);
     catalog::routes(routes);
     clients::routes(routes);
     revocation::routes(routes);

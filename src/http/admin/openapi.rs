@@ -5,10 +5,10 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, catalog, clients, keys, partners, requests, revocation, secrets, RouteTable};
+use super::{audit, catalog, clients, invitations, keys, partners, requests, revocation, secrets, RouteTable};
 use crate::http::problem::ProblemBody;
 
 #[derive(OpenApi)]
@@ -18,12 +18,15 @@ use crate::http::problem::ProblemBody;
         description = "Partners, clients and their secrets, the scope and role catalogs, the audit trail and the \
                        request log. \
                        Callers present a bearer token issued by this server for the admin audience (see \
-                       `partnergate_admin_audience` in the metadata document).",
+                       `partnergate_admin_audience` in the metadata document), or the console's session: the \
+                       `partnergate_session` cookie of a person signed in through the operator's identity provider, \
+                       with its CSRF token (from `GET /console/session`) in `X-CSRF-Token` on every change.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
         partners::create, partners::list, partners::get, partners::update, partners::delete, partners::suspend, partners::resume,
         partners::usage,
+        invitations::create, invitations::list, invitations::delete,
         catalog::create_scope, catalog::list_scopes, catalog::get_scope, catalog::update_scope, catalog::delete_scope,
         catalog::create_role, catalog::list_roles, catalog::get_role, catalog::update_role, catalog::delete_role,
         clients::create, clients::list, clients::get, clients::update, clients::delete, clients::enable,
@@ -37,7 +40,7 @@ use crate::http::problem::ProblemBody;
     ),
     components(schemas(ProblemBody)),
     modifiers(&BearerAuth),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("console_session" = [])),
 )]
 struct AdminApi;
 
@@ -50,6 +53,11 @@ impl Modify for BearerAuth {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".to_string());
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        let cookie = ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::http::console::session::COOKIE,
+            "a console session (README, \"Console sign-in with your identity provider\"); changes also need X-CSRF-Token",
+        ));
+        components.add_security_scheme("console_session", SecurityScheme::ApiKey(cookie));
     }
 }
 

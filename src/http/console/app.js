@@ -1,6 +1,8 @@
 // The partnergate console: vanilla JS, same origin only, no third-party code. The admin token and everything
 // read with it live in `state`, in this module's memory for the tab; signing out replaces `state` and resets
-// every form and view. The secret typed at sign-in is sent once to the token endpoint and cleared.
+// every form and view. The secret typed at sign-in is sent once to the token endpoint and cleared. A person
+// signed in through the identity provider has no token here: an HttpOnly session cookie (unreadable by this
+// script) authenticates, and every change carries the session's CSRF token in `X-CSRF-Token`.
 
 const $ = (id) => document.getElementById(id);
 const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
@@ -17,7 +19,7 @@ const DEFAULT_GRACE_DAYS = 7;
 
 function freshState() {
   return {
-    token: null, expiresAt: 0, timer: null, who: null,
+    token: null, expiresAt: 0, timer: null, who: null, session: null,
     can: { operator: false, clientsRead: false, clientsWrite: false, audit: false },
     ownPartner: null, partner: null, client: null, secrets: [],
     pages: { partners: [null], clients: [null], audit: [null], requests: [null] },
@@ -150,19 +152,20 @@ function confirmAction(title, consequence, okLabel) {
 
 /// `allow`: statuses answered to the caller instead of shown as errors (the request log's 404).
 async function api(method, path, body, { allow = [] } = {}) {
-  if (state.token === null || Date.now() >= state.expiresAt) {
+  const session = state.session;
+  if (session === null && (state.token === null || Date.now() >= state.expiresAt)) {
     if (state.token !== null) expired();
     throw new Error("signed out");
   }
-  const headers = { Authorization: `Bearer ${state.token}` };
+  const headers = session ? { "X-CSRF-Token": session.csrf_token } : { Authorization: `Bearer ${state.token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const token = state.token;
+  const token = session || state.token;
   const response = await fetch(`/admin/v1${path}`, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({}));
   // Signed out (or in as someone else) while this was under way: drop the answer.
-  if (state.token !== token) throw new Error("signed out");
+  if ((state.session || state.token) !== token) throw new Error("signed out");
   if (allow.includes(response.status)) return { status: response.status, ...data };
   if (!response.ok) {
     showError(data.message || response.statusText, response.headers.get("x-request-id"));
@@ -203,7 +206,27 @@ async function signIn(event) {
   const who = claims(state.token);
   state.who = who;
   state.expiresAt = who.exp * 1000;
-  const scopes = who.scope.split(" ");
+  const operator = who.scope.split(" ").includes("authz.admin");
+  // Signs out by itself when the token expires (a timer, and a check before every call in case the tab slept).
+  state.timer = setTimeout(expired, Math.max(0, state.expiresAt - Date.now()));
+  $("client-id").value = "";
+  await enter(who.scope.split(" "), who.partner_id,
+    `${who.client_id} of partner ${who.partner_id} (${operator ? "operator" : "partner admin"})`);
+}
+
+/// A person signed in through the identity provider: the session the cookie names, if any.
+async function resumeSession() {
+  const response = await fetch("/console/session", { cache: "no-store" });
+  if (!response.ok) return;
+  const session = await response.json();
+  state = freshState();
+  state.session = session;
+  const role = session.role === "operator" ? "operator" : `partner admin of ${session.partner_id}`;
+  await enter(session.scopes, session.partner_id, `${session.email} (${role})`);
+}
+
+/// Opens the console for a caller holding `scopes` (of `partnerId` unless operator).
+async function enter(scopes, partnerId, whoText) {
   const operator = scopes.includes("authz.admin");
   state.can = {
     operator,
@@ -211,11 +234,9 @@ async function signIn(event) {
     clientsWrite: operator || scopes.includes("authz.clients.write"),
     audit: operator || scopes.includes("authz.audit.read"),
   };
-  state.ownPartner = operator ? null : who.partner_id;
-  $("who").textContent = `${who.client_id} of partner ${who.partner_id} (${operator ? "operator" : "partner admin"})`;
-  // Signs out by itself when the token expires (a timer, and a check before every call in case the tab slept).
-  state.timer = setTimeout(expired, Math.max(0, state.expiresAt - Date.now()));
-  $("client-id").value = "";
+  state.scopes = scopes;
+  state.ownPartner = operator ? null : partnerId;
+  $("who").textContent = whoText;
   $("signed-out").hidden = true;
   $("error").hidden = true;
   $("sign-in").hidden = true;
@@ -269,6 +290,25 @@ function signOut() {
   document.title = "partnergate console";
 }
 
+/// The sign-out button: a session ends server-side first (its cookie then opens nothing), then the page clears.
+async function endSession() {
+  const session = state.session;
+  if (session !== null) {
+    await fetch("/console/sign-out", { method: "POST", headers: { "X-CSRF-Token": session.csrf_token } })
+      .catch(() => undefined);
+  }
+  signOut();
+}
+
+/// What the sign-in page offers: the identity provider, an admin client's credentials, or both.
+async function signInOptions() {
+  const response = await fetch("/console/sign-in-options");
+  const options = response.ok ? await response.json() : { identity_provider: false, client_sign_in: true };
+  $("sso-sign-in").hidden = !options.identity_provider;
+  $("client-sign-in").hidden = !options.client_sign_in;
+  $("client-sign-in").disabled = !options.client_sign_in;
+}
+
 function expired() {
   const at = new Date(state.expiresAt).toISOString();
   signOut();
@@ -317,7 +357,7 @@ const VIEWS = {
 };
 
 async function route() {
-  if (state.token === null) return;
+  if (state.token === null && state.session === null) return;
   const [name, ...rest] = location.hash.slice(1).split("/");
   const target = VIEWS[name] && allowed(VIEWS[name].need) ? VIEWS[name] : null;
   if (!target) return;
@@ -442,6 +482,7 @@ async function openPartner(id) {
   fillTable($("partner-clients"), clients.items.map((client) => clientRow(client, false)), "No clients yet.");
   await loadExpiring(id);
   await loadUsage(id);
+  await loadInvitations(id);
   if (state.can.audit) {
     const events = await api("GET", `/audit?${new URLSearchParams({ partner_id: id, event_type: "token.request", limit: "1000" })}`);
     drawChart($("partner-chart"), events.items, id);
@@ -466,6 +507,46 @@ async function loadExpiring(partnerId) {
 function expiryBadge(daysLeft) {
   if (daysLeft == null || daysLeft >= 30) return "";
   return badge(daysLeft < 1 ? "expires today" : `expires in ${daysLeft} d`, daysLeft < 7 ? "off" : "warn");
+}
+
+/// The people invited to administer the partner. A partner admin gives at most the scopes it holds.
+async function loadInvitations(id) {
+  $("invitations").hidden = !state.can.clientsRead;
+  if (!state.can.clientsRead) return;
+  $("invite-form").hidden = !state.can.clientsWrite;
+  for (const box of document.querySelectorAll("input[name=invite-scope]")) {
+    box.disabled = !state.can.operator && !state.scopes.includes(box.value);
+    if (box.disabled) box.checked = false;
+  }
+  const page = await api("GET", `/partners/${seg(id)}/invitations`);
+  fillTable($("invitations-table"), page.items.map((invitation) => ({
+    data: { email: invitation.email },
+    cells: [
+      ["email", invitation.email], ["scopes", invitation.scopes.join(" ")],
+      ["status", invitation.bound ? badge(`signed in since ${when(invitation.bound.at)}`, "ok") : badge("not yet signed in", "")],
+      ["invited-by", invitation.invited_by],
+      ["actions", state.can.clientsWrite
+        ? button("Withdraw", () => withdrawInvitation(id, invitation), { kind: "danger-outline small" }) : ""],
+    ],
+  })), "Nobody invited yet.");
+}
+
+async function invite() {
+  const partner = state.partner;
+  const scopes = [...document.querySelectorAll("input[name=invite-scope]:checked")].map((box) => box.value);
+  const invitation = await api("POST", `/partners/${seg(partner.id)}/invitations`, { email: $("invite-email").value, scopes });
+  $("invite-email").value = "";
+  notify(`Invited ${invitation.email} to administer ${partner.name} with ${invitation.scopes.join(" ")}.`);
+  await loadInvitations(partner.id);
+}
+
+async function withdrawInvitation(partnerId, invitation) {
+  if (!(await confirmAction(`Withdraw the invitation of ${invitation.email}?`,
+    `${invitation.email} can no longer sign in as an admin of this partner${invitation.bound ? " and is signed out now" : ""}.`,
+    "Withdraw"))) return;
+  await api("DELETE", `/partners/${seg(partnerId)}/invitations/${seg(invitation.id)}`);
+  notify(`Withdrew the invitation of ${invitation.email}.`);
+  await loadInvitations(partnerId);
 }
 
 async function loadUsage(id) {
@@ -1205,7 +1286,9 @@ const on = (id, type, handler) => $(id).addEventListener(type, (event) => run(()
 const submit = (id, handler) => on(id, "submit", (event) => { event.preventDefault(); return handler(event); });
 
 $("sign-in").addEventListener("submit", (e) => signIn(e).catch((err) => showError(String(err))));
-$("sign-out").addEventListener("click", signOut);
+$("sign-out").addEventListener("click", () => endSession());
+submit("invite-form", invite);
+signInOptions().then(resumeSession).catch((err) => showError(String(err)));
 window.addEventListener("hashchange", () => route());
 // Moving to another section: the last action's result belonged to the one left.
 $("nav").addEventListener("click", () => { $("notice").hidden = true; });

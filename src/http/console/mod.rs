@@ -1,6 +1,9 @@
 //! `/console`: the web console for operators and partner admins, static files embedded in the binary. It
-//! uses only the documented admin API and the token endpoint, from the same origin, under a strict
-//! Content-Security-Policy (no inline script, no third-party requests) and `X-Frame-Options: DENY`.
+//! uses only the documented admin API, the token endpoint and its own sign-in endpoints (`session`), from the
+//! same origin, under a strict Content-Security-Policy (no inline script, no third-party requests) and
+//! `X-Frame-Options: DENY`.
+
+pub(in crate::http) mod session;
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -18,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for &(path, content_type, body) in ASSETS {
         cfg.route(path, web::get().to(move || page(content_type, body)));
     }
+    session::routes(cfg);
 }
 
 /// A static page or asset under the console's headers (also `GET /`'s page).
