@@ -13,7 +13,7 @@
 #   2-core machine req/s moves by more than 1% from run to run, CPU time spent by the stream does not.
 #
 # Uses bench/run's registry (S_*), $work, $NODE, $BIN, $scope, $audience, $threads, $rounds, measure,
-# free_port, now_ms, die and log. Results: $stream_result (JSON) for bench/node/report.mjs.
+# now_ms, die and log. Results: $stream_result (JSON) for bench/node/report.mjs.
 
 stream_result=$work/stream.json
 echo null >"$stream_result"
@@ -44,20 +44,20 @@ stream_setup() {
 # stream_start_receiver NAME I: orders_api number I following NAME's stream with receiver client I; returns
 # once it listens (it catches up with the stream first). Sets STREAM[pid_I] and STREAM[url_I].
 stream_start_receiver() {
-  local name=$1 i=$2 port log=$work/$1/orders_api.$2.log deadline
-  port=$(free_port)
-  PARTNERGATE_ISSUER=${S_URL[$name]} ORDERS_API_AUDIENCE=$audience ORDERS_API_BIND=127.0.0.1:$port \
+  local name=$1 i=$2 log=$work/$1/orders_api.$2.log deadline
+  # Port 0: the system picks a free one, which orders_api prints once it listens.
+  PARTNERGATE_ISSUER=${S_URL[$name]} ORDERS_API_AUDIENCE=$audience ORDERS_API_BIND=127.0.0.1:0 \
     ORDERS_API_CLIENT_ID=${STREAM[rx_id_$i]} ORDERS_API_CLIENT_SECRET=${STREAM[rx_secret_$i]} RUST_LOG=warn \
     "$ORDERS_API" >"$log" 2>&1 &
   STREAM[pid_$i]=$!
   pids+=("$!") # bench/run's cleanup stops it if the run fails
-  STREAM[url_$i]=http://127.0.0.1:$port
   deadline=$(($(now_ms) + 30000))
   until grep -q "^orders_api on http" "$log"; do
     kill -0 "${STREAM[pid_$i]}" 2>/dev/null || { cat "$log" >&2; die "orders_api $i exited"; }
     [ "$(now_ms)" -lt "$deadline" ] || { cat "$log" >&2; die "orders_api $i did not start within 30 s"; }
     sleep 0.05
   done
+  STREAM[url_$i]=$(sed -n 's/^orders_api on \(http:[^ ]*\) .*/\1/p' "$log" | head -1)
 }
 
 stream_stop_receivers() {
