@@ -72,7 +72,9 @@ export function streamReport(rows, stream) {
       sections.push('', `Without token load (${stream.events_per_sec} events/s in both), the server's CPU time: ` +
         quiet(0).map((w) => `${w.server_cpu_ms_per_s.toFixed(1)}`).join(', ') + ` ms per second with no receiver, ` +
         quiet(stream.receivers).map((w) => `${w.server_cpu_ms_per_s.toFixed(1)}`).join(', ') +
-        ` ms with ${stream.receivers} (clock ticks of 10 ms). The difference, ${extra.toFixed(1)} ms per second, is ` +
+        ` ms with ${stream.receivers} (clock ticks of 10 ms; ` +
+        quiet(stream.receivers).map((w) => `${(w.polls_per_s ?? 0).toFixed(1)}`).join(', ') +
+        ` polls answered per second). The difference, ${extra.toFixed(1)} ms per second, is ` +
         `${(share * 100).toFixed(2)}% of the ${tokenCpu.toFixed(0)} ms per second the server spends on tokens at 64 ` +
         `connections (${int(mean(idle, 'rps'))}/s × ${mean(idle, 'server_cpu_us').toFixed(1)} µs).`);
       target(`${stream.receivers} stream receivers cost ≤ 1% of the token rate, as measured by the server's CPU time ` +

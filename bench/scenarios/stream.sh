@@ -18,7 +18,8 @@
 stream_result=$work/stream.json
 echo null >"$stream_result"
 declare -A STREAM
-stream_events_per_sec=2
+# Changes per second during the receivers' runs (bench/run --stream-events; 0: none, the receivers only wait).
+stream_events_per_sec=${stream_events_per_sec:-2}
 
 # stream_setup NAME: an admin client, the receivers' clients (partner `operator`: authz.events.read for the
 # stream, authz.usage.report for orders_api's usage reports), and the client whose tokens get turned off.
@@ -124,36 +125,44 @@ stream_latency() {
 # stream_receivers NAME ROUND RECEIVERS: token rate with 0 and RECEIVERS receivers, alternated twice, then
 # the server's CPU time with 0 and RECEIVERS receivers and no token load; events happen throughout.
 stream_receivers() {
-  local name=$1 round=$2 receivers=$3 pass count i churn ids pid=${S_PID[$1]} ticks machine
+  local name=$1 round=$2 receivers=$3 pass count i churn ids pid=${S_PID[$1]} ticks machine polls
   ids=$(seq 1 "$receivers")
   for pass in 1 2 idle; do
     for count in 0 "$receivers"; do
       if [ "$count" -gt 0 ]; then
         for i in $ids; do stream_start_receiver "$name" "$i"; done
       fi
-      stream_probe_env "$name" PROBE_EVENTS_PER_SEC=$stream_events_per_sec \
-        "$NODE" "$BENCH_DIR/node/revocation-probe.mjs" churn >"$work/churn.out" 2>>"$work/$name/probe.log" &
-      churn=$!
+      churn=""
+      if [ "$stream_events_per_sec" != 0 ]; then
+        stream_probe_env "$name" PROBE_EVENTS_PER_SEC=$stream_events_per_sec \
+          "$NODE" "$BENCH_DIR/node/revocation-probe.mjs" churn >"$work/churn.out" 2>>"$work/$name/probe.log" &
+        churn=$!
+      fi
       # Its admin token is fetched (and audited) before the measured run counts the audit trail.
       sleep 1
       if [ "$pass" = idle ]; then
         log "round $round: server CPU with $count stream receivers, $stream_events_per_sec events/s, no token load, ${duration}s"
         ticks=$(process_ticks "$pid")
         machine=$(machine_busy_ticks)
+        # Polls answered meanwhile, from the server's access log.
+        polls=$(grep -c 'path=/ssf/poll ' "$work/$name/server.log" || true)
         sleep "$duration"
-        jq -nc --argjson round "$round" --argjson receivers "$count" --argjson secs "$duration" \
+        polls=$(($(grep -c 'path=/ssf/poll ' "$work/$name/server.log" || true) - polls))
+        jq -nc --argjson round "$round" --argjson receivers "$count" --argjson secs "$duration" --argjson polls "$polls" \
           --argjson server "$(($(process_ticks "$pid") - ticks))" --argjson machine "$(($(machine_busy_ticks) - machine))" \
           --argjson hz "$clock_ticks" \
-          '{round: $round, receivers: $receivers, server_cpu_ms_per_s: ($server * 1000 / $hz / $secs),
+          '{round: $round, receivers: $receivers, polls_per_s: ($polls / $secs), server_cpu_ms_per_s: ($server * 1000 / $hz / $secs),
             machine_cpu_ms_per_s: ($machine * 1000 / $hz / $secs)}' >>"$work/stream-idle.jsonl"
-        jq -r '"   \(.receivers) receivers, no token load: server \(.server_cpu_ms_per_s) ms of CPU per second, machine \(.machine_cpu_ms_per_s)"' \
+        jq -r '"   \(.receivers) receivers, no token load: server \(.server_cpu_ms_per_s) ms of CPU per second, machine \(.machine_cpu_ms_per_s), \(.polls_per_s) polls/s"' \
           <<<"$(tail -1 "$work/stream-idle.jsonl")" >&2
       else
         log "round $round: tokens at 64 connections with $count stream receivers, $stream_events_per_sec events/s, ${duration}s"
         measure "$round" stream "stream-$count" 64 "$name"
       fi
-      kill -TERM "$churn" 2>/dev/null || true
-      wait "$churn" || failures+=("stream receivers: the event generator failed (see $work/$name/probe.log)")
+      if [ -n "$churn" ]; then
+        kill -TERM "$churn" 2>/dev/null || true
+        wait "$churn" || failures+=("stream receivers: the event generator failed (see $work/$name/probe.log)")
+      fi
       if [ "$count" -gt 0 ]; then
         # shellcheck disable=SC2086
         stream_stop_receivers $ids
