@@ -8,7 +8,7 @@
 #   Reported: p50 / p99 / max of those delays, and the token rate meanwhile.
 # - receivers: the token rate (bench/run's measure) with no receiver and with N orders_api processes
 #   long-polling the stream, each with its own client, alternated twice per round; in both, a client is
-#   disabled or enabled through the admin API twice a second, so that the receivers have events to fetch,
+#   disabled or enabled through the admin API twice a second by default (--stream-events), so that the receivers have events to fetch,
 #   verify and acknowledge. Then the same without token load, for the server's CPU time alone: on a shared
 #   2-core machine req/s moves by more than 1% from run to run, CPU time spent by the stream does not.
 #
