@@ -1,7 +1,8 @@
 // bench/node/revocation-probe.mjs MODE: the revocation stream's side of bench/run (bench/scenarios/stream.sh).
 // Settings come from the environment: PROBE_ISSUER (partnergate's URL), PROBE_SCOPE, PROBE_ADMIN_ID and
 // PROBE_ADMIN_SECRET (an admin client), PROBE_VICTIM_ID and PROBE_VICTIM_SECRET (a client whose tokens are
-// turned off and on).
+// turned off and on), PROBE_CHANGES (the instance where revocations and admin calls go, default PROBE_ISSUER;
+// another instance on the same database). Tokens for the resource server come from PROBE_ISSUER.
 //
 // MODE `latency`: PROBE_ITERATIONS times, with the resource server at PROBE_RESOURCE (orders_api following the
 // stream): a fresh token of the victim is accepted (and so cached as verified) at `GET /whoami`, revoked at
@@ -21,6 +22,7 @@ const env = (name, fallback) => {
   return value;
 };
 const issuer = env('PROBE_ISSUER');
+const changes = env('PROBE_CHANGES', issuer);
 const scope = env('PROBE_SCOPE');
 const admin = { id: env('PROBE_ADMIN_ID'), secret: env('PROBE_ADMIN_SECRET') };
 const victim = { id: env('PROBE_VICTIM_ID'), secret: env('PROBE_VICTIM_SECRET') };
@@ -33,10 +35,10 @@ async function expectStatus(response, status, what) {
   return text;
 }
 
-async function token(client, scopeWanted) {
+async function token(client, scopeWanted, at = issuer) {
   const body = new URLSearchParams({ grant_type: 'client_credentials' });
   if (scopeWanted) body.set('scope', scopeWanted);
-  const response = await fetch(`${issuer}/oauth2/token`, { method: 'POST', headers: { authorization: basic(client) }, body });
+  const response = await fetch(`${at}/oauth2/token`, { method: 'POST', headers: { authorization: basic(client) }, body });
   return JSON.parse(await expectStatus(response, 200, `token for ${client.id}`)).access_token;
 }
 
@@ -45,10 +47,10 @@ let adminToken = null;
 let adminUntil = 0;
 async function adminPost(path) {
   if (performance.now() > adminUntil) {
-    adminToken = await token(admin);
+    adminToken = await token(admin, undefined, changes);
     adminUntil = performance.now() + 60_000;
   }
-  const response = await fetch(`${issuer}/admin/v1${path}`, {
+  const response = await fetch(`${changes}/admin/v1${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
     body: '{}',
@@ -89,7 +91,7 @@ async function latency() {
   const victimAuth = basic(victim);
   for (let i = 0; i < iterations; i++) {
     const revoked = await accepted();
-    const response = await fetch(`${issuer}/oauth2/revoke`, {
+    const response = await fetch(`${changes}/oauth2/revoke`, {
       method: 'POST',
       headers: { authorization: victimAuth },
       body: new URLSearchParams({ token: revoked }),

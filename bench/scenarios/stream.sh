@@ -5,7 +5,8 @@
 #   requests at 64 connections; bench/node/revocation-probe.mjs revokes a token at /oauth2/revoke, and disables
 #   and enables a client through the admin API, each a given number of times, and after each change's 200 asks
 #   the resource server every 5 ms until it refuses (accepts, after an enable) the token it accepted before.
-#   Reported: p50 / p99 / max of those delays, and the token rate meanwhile.
+#   Reported: p50 / p99 / max of those delays, and the token rate meanwhile. Then the same with the changes
+#   made at a second instance on the same database (same issuer and keys), the resource server polling the first.
 # - receivers: the token rate (bench/run's measure) with no receiver and with N orders_api processes
 #   long-polling the stream, each with its own client, alternated twice per round; in both, a client is
 #   disabled or enabled through the admin API twice a second by default (--stream-events), so that the receivers have events to fetch,
@@ -13,7 +14,7 @@
 #   2-core machine req/s moves by more than 1% from run to run, CPU time spent by the stream does not.
 #
 # Uses bench/run's registry (S_*), $work, $NODE, $BIN, $scope, $audience, $threads, $rounds, measure,
-# now_ms, die and log. Results: $stream_result (JSON) for bench/node/report.mjs.
+# free_port, wait_http, now_ms, die and log. Results: $stream_result (JSON) for bench/node/report.mjs.
 
 stream_result=$work/stream.json
 echo null >"$stream_result"
@@ -82,12 +83,28 @@ stream_probe_env() {
     PROBE_VICTIM_SECRET=${STREAM[victim_secret]} "${@:2}"
 }
 
-# stream_latency NAME ITERATIONS: the delays from a change's 200 to the resource server's refusal, under
-# token load.
+# stream_second_instance NAME: another partnergate on NAME's database, with its issuer, keys and settings;
+# sets STREAM[second_url] and STREAM[second_pid].
+stream_second_instance() {
+  local name=$1 dir=$work/$1 port pid
+  port=$(free_port)
+  PARTNERGATE_DATABASE_URL=${S_DB[$name]} PARTNERGATE_BIND=127.0.0.1:$port PARTNERGATE_KEYS_DIR=$dir/keys \
+    PARTNERGATE_ISSUER=${S_URL[$name]} PARTNERGATE_CLIENT_RATE_LIMIT_PER_MINUTE=0 \
+    PARTNERGATE_AUTH_FAILURES_PER_MINUTE_PER_ADDRESS=1000000 "$BIN" serve >"$dir/server-b.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  wait_http "http://127.0.0.1:$port/readyz" "$pid" || { tail -20 "$dir/server-b.log" >&2; die "$name: the second instance did not become ready"; }
+  STREAM[second_url]=http://127.0.0.1:$port
+  STREAM[second_pid]=$pid
+}
+
+# stream_latency NAME ITERATIONS WHERE: the delays from a change's 200 to the resource server's refusal, under
+# token load at NAME; the changes made at NAME (WHERE=same) or at the second instance (WHERE=other).
 stream_latency() {
-  local name=$1 iterations=$2 wrk_out=$work/wrk.stream-latency.txt wrk_pid probe started
+  local name=$1 iterations=$2 where=$3 wrk_out=$work/wrk.stream-latency.txt wrk_pid probe started changes=${S_URL[$1]}
+  [ "$where" = other ] && changes=${STREAM[second_url]}
   stream_start_receiver "$name" 0
-  log "$name: $iterations revocations and $iterations disable/enable pairs, orders_api following the stream, under token load at 64 connections"
+  log "$name: $iterations revocations and $iterations disable/enable pairs at $changes, orders_api following the stream, under token load at 64 connections"
   BENCH_METHOD=POST BENCH_BODY="grant_type=client_credentials&scope=$scope" BENCH_AUTH=${S_AUTH[$name]} \
     BENCH_CONTENT_TYPE=application/x-www-form-urlencoded BENCH_SEND_SECS="" \
     wrk -t"$threads" -c64 -d3600s --timeout 10s -s "$BENCH_DIR/wrk/load.lua" "${S_URL[$name]}${S_TOKEN_PATH[$name]}" \
@@ -96,7 +113,7 @@ stream_latency() {
   transient+=("$wrk_pid")
   sleep 2
   started=$(now_ms)
-  probe=$(stream_probe_env "$name" PROBE_RESOURCE="${STREAM[url_0]}" PROBE_ITERATIONS="$iterations" \
+  probe=$(stream_probe_env "$name" PROBE_RESOURCE="${STREAM[url_0]}" PROBE_ITERATIONS="$iterations" PROBE_CHANGES="$changes" \
     "$NODE" "$BENCH_DIR/node/revocation-probe.mjs" latency 2>"$work/$name/probe.log") ||
     { cat "$work/$name/probe.log" >&2; die "$name: the revocation probe failed"; }
   local elapsed=$(($(now_ms) - started))
@@ -107,19 +124,21 @@ stream_latency() {
   local load
   load=$(sed -n 's/^BENCH_RESULT //p' "$wrk_out")
   [ -n "$load" ] || { cat "$wrk_out" >&2; die "$name: wrk printed no result during the revocation loop"; }
-  jq -n --argjson probe "$probe" --argjson load "$load" --argjson iterations "$iterations" --argjson ms "$elapsed" '
+  local out=$work/stream-latency-$where.json
+  jq -n --argjson probe "$probe" --argjson load "$load" --argjson iterations "$iterations" --argjson ms "$elapsed" \
+    --arg where "$where" '
     def pct(p): sort | .[((length * p / 100) | ceil) - 1];
     def summary: {count: length, p50_ms: pct(50), p99_ms: pct(99), max_ms: max};
-    {iterations: $iterations, loop_ms: $ms, timeouts: $probe.timeouts,
+    {where: $where, iterations: $iterations, loop_ms: $ms, timeouts: $probe.timeouts,
      revoke: ($probe.revoke | summary), disable: ($probe.disable | summary), enable: ($probe.enable | summary),
      refusal: ($probe.revoke + $probe.disable | summary),
      load_rps: ($load.requests / ($load.duration_us / 1000000)), load_p99_ms: ($load.latency_us.p99 / 1000),
      load_errors: ($load.errors.connect + $load.errors.read + $load.errors.write + $load.errors.status + $load.errors.timeout)}' \
-    >"$work/stream-latency.json"
+    >"$out"
   jq -r '"   refused after revoke p50 \(.revoke.p50_ms | floor) ms, p99 \(.revoke.p99_ms | floor) ms, max \(.revoke.max_ms | floor) ms; after disable p50 \(.disable.p50_ms | floor), p99 \(.disable.p99_ms | floor), max \(.disable.max_ms | floor) ms; accepted after enable p99 \(.enable.p99_ms | floor) ms; timeouts \(.timeouts); token load meanwhile \(.load_rps | floor)/s, errors \(.load_errors)"' \
-    "$work/stream-latency.json" >&2
-  [ "$(jq .timeouts "$work/stream-latency.json")" = 0 ] || failures+=("stream latency: $(jq .timeouts "$work/stream-latency.json") changes not seen by the resource server within 10 s")
-  [ "$(jq .load_errors "$work/stream-latency.json")" = 0 ] || failures+=("stream latency: the token load had errors")
+    "$out" >&2
+  [ "$(jq .timeouts "$out")" = 0 ] || failures+=("stream latency ($where): $(jq .timeouts "$out") changes not seen by the resource server within 10 s")
+  [ "$(jq .load_errors "$out")" = 0 ] || failures+=("stream latency ($where): the token load had errors")
 }
 
 # stream_receivers NAME ROUND RECEIVERS: token rate with 0 and RECEIVERS receivers, alternated twice, then
@@ -178,14 +197,26 @@ stream_run() {
   case "$ORDERS_API" in /*) ;; *) ORDERS_API="$ROOT/$ORDERS_API" ;; esac
   [ -x "$ORDERS_API" ] || die "$ORDERS_API does not exist (build it, or drop --skip-build)"
   stream_setup "$name" "$receivers"
-  echo null >"$work/stream-latency.json"
+  echo null >"$work/stream-latency-same.json"
+  echo null >"$work/stream-latency-other.json"
   : >"$work/stream-idle.jsonl"
-  [ "$iterations" -gt 0 ] && stream_latency "$name" "$iterations"
+  if [ "$iterations" -gt 0 ]; then
+    stream_latency "$name" "$iterations" same
+    stream_second_instance "$name"
+    stream_latency "$name" "$iterations" other
+    # Stopped before the receivers' runs: it would follow their changes too.
+    local pid kept=()
+    kill "${STREAM[second_pid]}" 2>/dev/null || true
+    wait "${STREAM[second_pid]}" 2>/dev/null || true
+    for pid in "${pids[@]}"; do [ "$pid" = "${STREAM[second_pid]}" ] || kept+=("$pid"); done
+    pids=("${kept[@]}")
+  fi
   if [ "$receivers" -gt 0 ]; then
     for round in $(seq 1 "$rounds"); do stream_receivers "$name" "$round" "$receivers"; done
   fi
-  jq -n --slurpfile latency "$work/stream-latency.json" --slurpfile idle "$work/stream-idle.jsonl" \
+  jq -n --slurpfile latency "$work/stream-latency-same.json" --slurpfile other "$work/stream-latency-other.json" \
+    --slurpfile idle "$work/stream-idle.jsonl" \
     --argjson receivers "$receivers" --argjson events "$stream_events_per_sec" \
-    '{latency: $latency[0], idle: $idle, receivers: $receivers, events_per_sec: $events}' \
+    '{latency: $latency[0], latency_other: $other[0], idle: $idle, receivers: $receivers, events_per_sec: $events}' \
     >"$stream_result"
 }
