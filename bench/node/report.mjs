@@ -1,14 +1,16 @@
 // Renders bench/run's results as Markdown. Usage: node report.mjs RESULTS.jsonl META.json FAILURES
 // (RESULTS: one JSON object per wrk run; FAILURES: the failed checks, one a line, empty when all passed).
 import { readFileSync } from 'node:fs';
+import { streamReport } from './report-stream.mjs';
 
-const [resultsPath, metaPath, failureText = '', auditPath, prunePath] = process.argv.slice(2);
+const [resultsPath, metaPath, failureText = '', auditPath, prunePath, streamPath] = process.argv.slice(2);
 // The big-audit scenario's first-page latencies (one JSON object per filter) and its prune, when it ran.
 const auditRows = auditPath ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
 const prune = prunePath ? JSON.parse(readFileSync(prunePath, 'utf8')) : null;
 const rows = readFileSync(resultsPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
 const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
 const failures = failureText.split('\n').filter(Boolean);
+const stream = streamReport(rows, streamPath ? JSON.parse(readFileSync(streamPath, 'utf8')) : null);
 
 const int = (n) => Math.round(n).toLocaleString('en-US');
 const ms = (n) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
@@ -20,7 +22,9 @@ const scenarioName = (r) =>
     retention: 'POST /oauth2/token, many clients, during retention',
     jwks: 'GET jwks',
     introspect: 'POST /oauth2/introspect',
-  })[r.scenario] +
+    pkjwt: 'POST /oauth2/token, private_key_jwt',
+  })[r.scenario] ??
+  r.scenario.replace(/^stream-(\d+)$/, 'POST /oauth2/token, $1 stream receivers') +
   ` c${r.connections}`;
 
 const out = [];
@@ -131,6 +135,8 @@ if (auditRows.length) {
   out.push('|---|---|---:|---:|');
   for (const a of auditRows) out.push(`| ${a.filter} | \`${a.query || '-'}\` | ${ms(a.p50_ms)} | ${ms(a.p99_ms)} |`);
 }
+targetLines.push(...stream.targets);
+out.push(...stream.sections);
 if (targetLines.length) {
   out.push('');
   out.push('Targets (2 cores, load generator on the same machine; reported, not checked):');

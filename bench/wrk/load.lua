@@ -7,6 +7,9 @@
 -- ("audit events = responses") could not be exact.
 -- BENCH_AUTH_FILE, with BENCH_SEND_SECS: one Authorization value per line; each request carries one of them
 -- picked at random (the many-clients scenario), each request prebuilt once per thread.
+-- BENCH_BODY_FILE, with BENCH_SEND_SECS and BENCH_THREADS (wrk's -t): one request body per line, each sent
+-- once (the private_key_jwt scenario: every assertion has its own jti). Thread i of n takes lines i, i+n, ...
+-- in order; a thread that has sent all of its share stops sending and is counted in "exhausted".
 -- done() prints one JSON line prefixed with "BENCH_RESULT " for bench/run.
 
 local method = os.getenv("BENCH_METHOD")
@@ -32,7 +35,9 @@ if send_secs then
   end
   local stop_at, req
   local reqs = {}
+  local next_body, bodies = 1, nil
   sent = 0 -- global: done() reads it from each thread
+  exhausted = 0 -- global, likewise: 1 when this thread ran out of bodies
 
   function init(args)
     stop_at = now() + send_secs
@@ -48,6 +53,16 @@ if send_secs then
         reqs[#reqs + 1] = wrk.format(nil, nil, headers)
       end
     end
+    local body_file = os.getenv("BENCH_BODY_FILE")
+    if body_file and body_file ~= "" then
+      -- thread_index: set by setup(), which wrk calls before this thread's init().
+      local count, mine, n = tonumber(os.getenv("BENCH_THREADS")), thread_index, 0
+      bodies = {}
+      for line in io.lines(body_file) do
+        if n % count == mine - 1 then bodies[#bodies + 1] = wrk.format(nil, nil, nil, line) end
+        n = n + 1
+      end
+    end
   end
 
   -- Called for every request: the request built once by wrk.format while sending, then an empty one, which
@@ -55,6 +70,17 @@ if send_secs then
   -- wrk two more epoll_ctl calls and a timer per request.)
   function request()
     if now() < stop_at then
+      if bodies then
+        local body = bodies[next_body]
+        if not body then
+          exhausted = 1
+          return ""
+        end
+        -- wrk's check of the first thread's request before the run sends nothing: that body stays unsent.
+        next_body = next_body + 1
+        sent = sent + 1
+        return body
+      end
       sent = sent + 1
       if #reqs > 0 then return reqs[math.random(#reqs)] end
       return req
@@ -67,6 +93,7 @@ local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("thread_index", #threads)
   -- wrk calls the first thread's request() once before the run, to check the request it returns: that call
   -- sends nothing, so that thread's count starts one lower.
   if send_secs and #threads == 1 then thread:set("sent", -1) end
@@ -75,16 +102,19 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   -- Requests sent but never answered within the run (only known when sending stops early).
-  local total_sent = summary.requests
+  local total_sent, exhausted_threads = summary.requests, 0
   if send_secs then
     total_sent = 0
-    for _, thread in ipairs(threads) do total_sent = total_sent + thread:get("sent") end
+    for _, thread in ipairs(threads) do
+      total_sent = total_sent + thread:get("sent")
+      exhausted_threads = exhausted_threads + thread:get("exhausted")
+    end
   end
   io.write(string.format(
     'BENCH_RESULT {"requests":%d,"sent":%d,"duration_us":%d,"bytes":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
+    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f},"exhausted":%d}\n',
     summary.requests, total_sent, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean, exhausted_threads))
 end
