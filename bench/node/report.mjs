@@ -158,6 +158,11 @@ for (const r of rows.filter((x) => x.scenario === 'ingest')) {
 }
 const verifierPath = join(dirname(resultsPath), 'verifier.json');
 const verifierFigures = existsSync(verifierPath) ? JSON.parse(readFileSync(verifierPath, 'utf8')) : null;
+if (verifierFigures?.reported) {
+  const { served, stored } = verifierFigures.reported;
+  targetLines.push(`- requests served with usage reports on: ${int(served)}; records of them in the request log: ` +
+    `${int(stored)} (the rest dropped from the reporter's full queue)`);
+}
 if (verifierFigures?.visibility) {
   const v = verifierFigures.visibility;
   target(`a reported request is listed by GET /admin/v1/requests within 5 s (${v.probes} probes: p50 ${int(v.p50_ms)} ms, ` +

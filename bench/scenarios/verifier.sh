@@ -33,10 +33,10 @@ scenario_request_ingest() {
 
 # verifier_start_hello MODE: one bench_hello process, registered like a server (its CPU and RSS are measured).
 verifier_start_hello() {
-  local mode=$1 name="hello-$1" port dir="$work/hello-$1"
+  local mode=$1 name="hello-$1" dir="$work/hello-$1" url=""
   mkdir -p "$dir"
-  port=$(free_port)
-  BENCH_HELLO_MODE=$mode BENCH_HELLO_BIND=127.0.0.1:$port PARTNERGATE_ISSUER=$verifier_issuer \
+  # Port 0: the system picks a free one (no race with other programs), which bench_hello prints.
+  BENCH_HELLO_MODE=$mode BENCH_HELLO_BIND=127.0.0.1:0 PARTNERGATE_ISSUER=$verifier_issuer \
     BENCH_HELLO_AUDIENCE=$audience BENCH_HELLO_CLIENT_ID=$verifier_reporter_id \
     BENCH_HELLO_CLIENT_SECRET=$verifier_reporter_secret RUST_LOG=warn \
     "$verifier_hello_bin" >"$dir/server.log" 2>&1 &
@@ -44,15 +44,16 @@ verifier_start_hello() {
   pids+=("$pid")
   local deadline=$(($(now_ms) + 30000))
   # Ready once it admits the token (the middleware's first request also loads the issuer's metadata and keys).
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $verifier_token" \
-    "http://127.0.0.1:$port$VERIFIER_ROUTE" 2>/dev/null)" = 200 ]; do
+  until [ -n "$url" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $verifier_token" \
+    "$url$VERIFIER_ROUTE" 2>/dev/null)" = 200 ]; do
     kill -0 "$pid" 2>/dev/null && [ "$(now_ms)" -lt "$deadline" ] || {
       tail -20 "$dir/server.log" >&2
       die "bench_hello $mode did not answer 200 to the token"
     }
+    url=$(sed -n 's/^bench_hello listening on //p' "$dir/server.log")
     sleep 0.05
   done
-  S_URL[$name]=http://127.0.0.1:$port
+  S_URL[$name]=$url
   S_PID[$name]=$pid
   S_KIND[$name]=hello
   S_BACKEND[$name]=postgres
@@ -68,7 +69,20 @@ verifier_batch_file() {
       latency_ms: (. % 7), client_id: $client, partner_id: $partner, jti: "bench-\(.)"}]}' >"$3"
 }
 
-request_log_rows() { psql "$1" -qAtX -c "SELECT count(*) FROM request_log"; }
+# request_log_rows DATABASE ROUTE: the records of one route in the request log.
+request_log_rows() { psql "$1" -qAtX -c "SELECT count(*) FROM request_log WHERE route = '$2'"; }
+
+# verifier_settle DATABASE: until the reporter's backlog from the hello runs is stored (its records of
+# GET /hello stop growing for 2 s, or 60 s), so that it does not load the ingestion runs.
+verifier_settle() {
+  local last=-1 now_rows deadline=$(($(now_ms) + 60000))
+  while [ "$(now_ms)" -lt "$deadline" ]; do
+    now_rows=$(request_log_rows "$1" "$VERIFIER_ROUTE")
+    [ "$now_rows" = "$last" ] && return
+    last=$now_rows
+    sleep 2
+  done
+}
 
 # verifier_probe: one request on /probe with reports on, then GET /admin/v1/requests until it is listed;
 # prints the milliseconds in between.
@@ -133,15 +147,19 @@ verifier_run() {
   # Records of the bench token's client (its id from its Basic credentials) and partner.
   verifier_batch_file "$(base64 -d <<<"${S_AUTH[$verifier_server]#Basic }" | cut -d: -f1)" benchco "$verifier_batch"
 
-  local round conns before after requests
+  local round conns before after requests reported=0
   for round in $(seq 1 "$rounds"); do
     log "round $round, verifier: GET $VERIFIER_ROUTE at 64 connections, ${duration}s per guard"
-    for mode in "${VERIFIER_MODES[@]}"; do measure "$round" verifier hello 64 "hello-$mode"; done
+    for mode in "${VERIFIER_MODES[@]}"; do
+      measure "$round" verifier hello 64 "hello-$mode"
+      [ "$mode" = verifier-reporter ] && reported=$((reported + $(tail -1 "$results" | jq .requests)))
+    done
+    verifier_settle "$db"
     for conns in "${VERIFIER_INGEST_CONNECTIONS[@]}"; do
       log "round $round, verifier: request-log ingestion, 1000-record batches from $conns connections"
-      before=$(request_log_rows "$db")
+      before=$(request_log_rows "$db" "/bench/ingest/{id}")
       measure "$round" verifier ingest "$conns" "$verifier_server"
-      after=$(request_log_rows "$db")
+      after=$(request_log_rows "$db" "/bench/ingest/{id}")
       requests=$(tail -1 "$results" | jq .requests)
       [ $((after - before)) = $((requests * 1000)) ] ||
         failures+=("ingest c$conns: the request log gained $((after - before)) rows for $requests accepted batches of 1000")
@@ -155,9 +173,13 @@ verifier_run() {
     sleep "0.$(printf '%03d' $((RANDOM % 1000)))"
     times+=("$(verifier_probe)")
   done
-  printf '%s\n' "${times[@]}" | sort -n | jq -Rsc '
+  # Of the requests served with reports on (wrk's count; the readiness and probe requests aside), how many
+  # the request log holds: the reporter drops the oldest records when its queue (100,000) is full.
+  local stored
+  stored=$(request_log_rows "$db" "$VERIFIER_ROUTE")
+  printf '%s\n' "${times[@]}" | sort -n | jq -Rsc --argjson served "$reported" --argjson stored "$stored" '
     split("\n") | map(select(length > 0) | tonumber) as $t
-    | {visibility: {probes: ($t | length), p50_ms: $t[(($t | length) * 0.5 | floor)],
+    | {reported: {served: $served, stored: $stored}, visibility: {probes: ($t | length), p50_ms: $t[(($t | length) * 0.5 | floor)],
        p99_ms: $t[(($t | length) * 0.99 | floor)], max_ms: $t[-1]}}' >"$(dirname "$results")/verifier.json"
   log "verifier: listed after $(jq -c .visibility "$(dirname "$results")/verifier.json")"
 }
