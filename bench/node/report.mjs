@@ -1,6 +1,7 @@
 // Renders bench/run's results as Markdown. Usage: node report.mjs RESULTS.jsonl META.json FAILURES
 // (RESULTS: one JSON object per wrk run; FAILURES: the failed checks, one a line, empty when all passed).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { streamReport } from './report-stream.mjs';
 
 const [resultsPath, metaPath, failureText = '', auditPath, prunePath, streamPath] = process.argv.slice(2);
@@ -23,6 +24,8 @@ const scenarioName = (r) =>
     jwks: 'GET jwks',
     introspect: 'POST /oauth2/introspect',
     pkjwt: 'POST /oauth2/token, private_key_jwt',
+    hello: 'GET /hello (resource server)',
+    ingest: 'POST /admin/v1/requests, 1000-record batches',
   })[r.scenario] ??
   r.scenario.replace(/^stream-(\d+)$/, 'POST /oauth2/token, $1 stream receivers') +
   ` c${r.connections}`;
@@ -122,6 +125,52 @@ for (const r of rows.filter((x) => x.scenario === 'retention')) {
 }
 for (const a of auditRows) {
   target(`audit filter "${a.filter}" first page p99 ≤ 50 ms at the generated trail (${ms(a.p99_ms)} ms)`, a.p99_ms <= 50);
+}
+// Issue 20 (bench/scenarios/verifier.sh): the verifier middleware against the same endpoint without it and
+// against a plain jsonwebtoken decode, the cost of usage reports, request-log ingestion, and how soon a
+// request is listed (verifier.json next to the results).
+const hello = (round, mode) => rows.find((r) => r.round === round && r.scenario === 'hello' && r.server === `hello-${mode}`);
+const cpuPerRequest = (r) => (r.server_cpu_us == null ? '-' : `${r.server_cpu_us.toFixed(1)} µs`);
+for (const bare of rows.filter((r) => r.scenario === 'hello' && r.server === 'hello-bare')) {
+  const round = bare.round;
+  const [warm, cold, plain, reporting] = ['verifier', 'verifier-cold', 'jsonwebtoken', 'verifier-reporter'].map((m) => hello(round, m));
+  if (warm) {
+    target(`round ${round}, verifier middleware with a warm token ≥ 90% of the bare endpoint (${int(warm.rps)} against ` +
+      `${int(bare.rps)} req/s: ${(warm.rps / bare.rps * 100).toFixed(1)}%; server CPU per request ${cpuPerRequest(warm)} ` +
+      `against ${cpuPerRequest(bare)})`, warm.rps >= 0.9 * bare.rps);
+  }
+  if (warm && plain) {
+    target(`round ${round}, verifier faster per request than a plain jsonwebtoken decode (${int(warm.rps)} against ` +
+      `${int(plain.rps)} req/s, server CPU per request ${cpuPerRequest(warm)} against ${cpuPerRequest(plain)})`,
+      warm.rps > plain.rps);
+  }
+  if (cold && plain) {
+    targetLines.push(`- round ${round}, every token seen for the first time (verified-token cache off: one signature ` +
+      `verification per request): ${int(cold.rps)} req/s, server CPU per request ${cpuPerRequest(cold)}; plain ` +
+      `jsonwebtoken decode ${int(plain.rps)} req/s, ${cpuPerRequest(plain)}`);
+  }
+  if (warm && reporting) {
+    target(`round ${round}, usage reports cost the resource server ≤ 5% of its throughput (${int(reporting.rps)} ` +
+      `against ${int(warm.rps)} req/s: ${((1 - reporting.rps / warm.rps) * 100).toFixed(1)}% less; its own CPU per ` +
+      `request ${cpuPerRequest(reporting)} against ${cpuPerRequest(warm)}; the partnergate and PostgreSQL storing the ` +
+      `reports share the same 2 cores)`, reporting.rps >= 0.95 * warm.rps);
+  }
+}
+for (const r of rows.filter((x) => x.scenario === 'ingest')) {
+  target(`round ${r.round}, request-log ingestion on PostgreSQL ≥ 30,000 records/s (${int(r.rps * 1000)} records/s ` +
+    `from ${r.connections} connections, batch p50 ${ms(r.p50_ms)} ms)`, r.rps * 1000 >= 30000);
+}
+const verifierPath = join(dirname(resultsPath), 'verifier.json');
+const verifierFigures = existsSync(verifierPath) ? JSON.parse(readFileSync(verifierPath, 'utf8')) : null;
+if (verifierFigures?.reported) {
+  const { served, stored } = verifierFigures.reported;
+  targetLines.push(`- requests served with usage reports on: ${int(served)}; records of them in the request log: ` +
+    `${int(stored)} (the rest dropped from the reporter's full queue)`);
+}
+if (verifierFigures?.visibility) {
+  const v = verifierFigures.visibility;
+  target(`a reported request is listed by GET /admin/v1/requests within 5 s (${v.probes} probes: p50 ${int(v.p50_ms)} ms, ` +
+    `p99 ${int(v.p99_ms)} ms, max ${int(v.max_ms)} ms)`, v.max_ms <= 5000);
 }
 const sqliteServer = meta.servers.find((s) => s.name === 'partnergate-sqlite');
 if (sqliteServer) target(`ready ≤ 1 s after start on SQLite (${int(sqliteServer.ready_ms)} ms)`, sqliteServer.ready_ms <= 1000);

@@ -1,6 +1,7 @@
 -- wrk script shared by every scenario of bench/run. The request comes from the environment (static, built
 -- once by wrk; with BENCH_SEND_SECS, one Lua call per request returns it):
---   BENCH_METHOD, BENCH_BODY, BENCH_AUTH (an Authorization header value), BENCH_CONTENT_TYPE.
+--   BENCH_METHOD, BENCH_BODY (or BENCH_BODY_BLOB), BENCH_AUTH (an Authorization header value),
+--   BENCH_CONTENT_TYPE.
 -- BENCH_SEND_SECS, when set, stops sending new requests that many seconds after each thread starts and lets
 -- the requests in flight finish before wrk's -d ends. Without it, wrk would cut off up to one request per
 -- connection that the server has already answered (and audited) but wrk never counts, and the audit check
@@ -16,6 +17,13 @@ local method = os.getenv("BENCH_METHOD")
 if method and method ~= "" then wrk.method = method end
 local body = os.getenv("BENCH_BODY")
 if body and body ~= "" then wrk.body = body end
+-- BENCH_BODY_BLOB: the body from a file instead (one too large for an environment variable).
+local blob_file = os.getenv("BENCH_BODY_BLOB")
+if blob_file and blob_file ~= "" then
+  local file = assert(io.open(blob_file, "rb"))
+  wrk.body = file:read("*a")
+  file:close()
+end
 local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 local content_type = os.getenv("BENCH_CONTENT_TYPE")

@@ -39,13 +39,16 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequireTokenMiddleware { service: Rc::new(service), authorizer: self.authorizer.clone() }))
+        let authorizer = Rc::new(self.authorizer.clone());
+        ready(Ok(RequireTokenMiddleware { service: Rc::new(service), authorizer }))
     }
 }
 
 pub struct RequireTokenMiddleware<S> {
     service: Rc<S>,
-    authorizer: Authorizer,
+    /// Per worker thread: a request clones the `Rc`, not the authorizer's shared `Arc`s, whose counts every
+    /// worker would otherwise bounce between cores on every request.
+    authorizer: Rc<Authorizer>,
 }
 
 impl<S, B> Service<ServiceRequest> for RequireTokenMiddleware<S>

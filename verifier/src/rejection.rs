@@ -71,8 +71,21 @@ pub fn bearer_token<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'
 /// RFC 6750 section 2.1's `b64token`.
 fn is_token68(token: &str) -> bool {
     let body = token.trim_end_matches('=');
-    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    !body.is_empty() && body.bytes().all(|b| TOKEN68[usize::from(b)])
 }
+
+/// The bytes of a `b64token` but its trailing `=`, as a table: every request's token goes through it, and a
+/// table lookup per byte costs a fraction of the comparisons it replaces (measured in bench/NOTES.md).
+static TOKEN68: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
