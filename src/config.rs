@@ -282,7 +282,6 @@ impl ConsoleArgs {
                 idle_timeout: chrono::Duration::seconds(self.console_session_idle_secs),
                 secure_cookie: issuer.starts_with("https://"),
             },
-            clock: crate::clock::system(),
         })
     }
 }

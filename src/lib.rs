@@ -294,7 +294,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         },
         readiness: http::Readiness::new(pool.clone(), metrics.clone()),
         stream,
-        console: console_auth::ConsoleAuth::new(pool.clone(), config.console.clone()),
+        console: console_auth::ConsoleAuth::new(pool.clone(), config.console.clone(), config.clock.clone()),
     };
     let body_read_timeout = config.body_read_timeout;
     let trusted_proxies = web::Data::new(config.trusted_proxies.clone());

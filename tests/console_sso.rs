@@ -36,15 +36,12 @@ fn policy(lifetime: Span, idle: Span) -> SessionPolicy {
     SessionPolicy { lifetime, idle_timeout: idle, secure_cookie: false }
 }
 
-/// A server whose console sessions run on `clock`, with `lifetime` and `idle` timeout.
+/// A server (its console sessions included) that runs on `clock`, with `lifetime` and `idle` timeout.
 async fn server_on(clock: &ManualClock, lifetime: Span, idle: Span) -> TestServer {
     let clock = clock.clone();
     TestServer::start_with(move |config| {
-        config.console = ConsoleSettings {
-            sessions: policy(lifetime, idle),
-            clock: std::sync::Arc::new(clock),
-            ..Default::default()
-        };
+        config.console = ConsoleSettings { sessions: policy(lifetime, idle), ..Default::default() };
+        config.clock = std::sync::Arc::new(clock);
     })
     .await
 }
@@ -442,8 +439,8 @@ async fn people_sign_in_to_the_console_through_an_openid_provider() {
             }),
             client_sign_in: false,
             sessions: policy(Span::hours(8), Span::minutes(30)),
-            clock: std::sync::Arc::new(session_clock),
         };
+        config.clock = std::sync::Arc::new(session_clock);
     })
     .await;
     partner_admin_holding(&server, "shopco", &[], &["authz.clients.read", "authz.clients.write"]).await;

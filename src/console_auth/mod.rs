@@ -64,7 +64,6 @@ pub struct ConsoleSettings {
     /// Whether the console offers sign-in with an admin client's id and secret.
     pub client_sign_in: bool,
     pub sessions: SessionPolicy,
-    pub clock: SharedClock,
 }
 
 impl Default for ConsoleSettings {
@@ -77,7 +76,6 @@ impl Default for ConsoleSettings {
                 idle_timeout: Duration::minutes(30),
                 secure_cookie: false,
             },
-            clock: crate::clock::system(),
         }
     }
 }
@@ -329,12 +327,14 @@ pub struct ConsoleAuth {
     pool: DbPool,
     settings: Arc<ConsoleSettings>,
     provider: Option<Arc<oidc::Provider>>,
+    /// The server's clock (`ServerConfig::clock`): sessions expire on the time everything else uses.
+    clock: SharedClock,
 }
 
 impl ConsoleAuth {
-    pub fn new(pool: DbPool, settings: ConsoleSettings) -> Self {
+    pub fn new(pool: DbPool, settings: ConsoleSettings, clock: SharedClock) -> Self {
         let provider = settings.provider.clone().map(|p| Arc::new(oidc::Provider::new(p)));
-        ConsoleAuth { pool, settings: Arc::new(settings), provider }
+        ConsoleAuth { pool, settings: Arc::new(settings), provider, clock }
     }
 
     pub fn settings(&self) -> &ConsoleSettings {
@@ -342,7 +342,7 @@ impl ConsoleAuth {
     }
 
     pub fn clock(&self) -> SharedClock {
-        self.settings.clock.clone()
+        self.clock.clone()
     }
 
     async fn blocking<T, F>(&self, work: F) -> Result<T, SignInError>
@@ -369,7 +369,7 @@ impl ConsoleAuth {
             state: request.state,
             nonce: request.nonce,
             pkce_verifier: request.pkce_verifier,
-            created_at: self.settings.clock.now(),
+            created_at: self.clock.now(),
         };
         self.blocking(move |conn| Ok(rows::insert_sign_in(conn, &row)?)).await?;
         Ok((request.url, state))
