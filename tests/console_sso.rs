@@ -348,6 +348,11 @@ struct OidcProvider {
 
 impl OidcProvider {
     async fn start(redirect_uri: &str) -> OidcProvider {
+        OidcProvider::start_on(free_port(), redirect_uri).await
+    }
+
+    /// The provider on `port`; each start signs with a new key (provider.mjs makes one per process).
+    async fn start_on(port: u16, redirect_uri: &str) -> OidcProvider {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc");
         if !dir.join("node_modules").is_dir() {
             let installed = Command::new("npm")
@@ -357,7 +362,6 @@ impl OidcProvider {
                 .expect("npm is installed");
             assert!(installed.success(), "npm ci in tests/peers/oidc");
         }
-        let port = free_port();
         let process = Command::new("node")
             .process_group(0)
             .arg("provider.mjs")
@@ -425,7 +429,7 @@ async fn people_sign_in_to_the_console_through_an_openid_provider() {
     let redirect_uri = format!("{base}/console/oidc/callback");
     let provider = OidcProvider::start(&redirect_uri).await;
     let clock = ManualClock::at(partnergate::store::now());
-    let (issuer, session_clock) = (provider.issuer.clone(), clock.clone());
+    let (issuer, session_clock, callback) = (provider.issuer.clone(), clock.clone(), redirect_uri.clone());
     let server = TestServer::start_with(move |config| {
         config.bind = format!("127.0.0.1:{port}").parse().unwrap();
         config.console = ConsoleSettings {
@@ -433,7 +437,7 @@ async fn people_sign_in_to_the_console_through_an_openid_provider() {
                 issuer,
                 client_id: CLIENT_ID.into(),
                 client_secret: CLIENT_SECRET.into(),
-                redirect_uri,
+                redirect_uri: callback,
                 operator_groups: vec!["platform-ops".into()],
                 operator_email_domains: vec![],
             }),
@@ -483,6 +487,12 @@ async fn people_sign_in_to_the_console_through_an_openid_provider() {
     browser.wait_for("signed out", "return !document.getElementById('sign-in').hidden").await;
     let (status, _) = with_cookie(&server, reqwest::Method::GET, "/admin/v1/partners", &cookie, None, None).await;
     assert_eq!(status, 401, "the signed-out cookie is refused");
+
+    // The provider restarts with a new signing key (as at a key rotation): the server, which discovered the
+    // old key at the first sign-in, fetches the provider's keys again when an ID token does not verify.
+    let port: u16 = provider.issuer.rsplit(':').next().unwrap().parse().unwrap();
+    drop(provider);
+    let _provider = OidcProvider::start_on(port, &redirect_uri).await;
 
     // The invited partner admin: signs in, sees only its partner.
     sso_sign_in(&browser, &server, "pat@shopco.example").await;
