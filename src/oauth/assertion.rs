@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::error::{AuthFailure, OAuthError};
 use super::remote_keys::RemoteKeys;
+use super::single_use::SingleUse;
 use crate::config::TokenSettings;
 use crate::readmodel::{ClientKeys, ClientSnapshot};
 use crate::registry::client_keys::{key_algorithms, FederatedCredential, ASSERTION_ALGORITHMS};
@@ -212,7 +213,7 @@ fn decode(assertion: &str, key: &DecodingKey, alg: Algorithm) -> Result<Assertio
 
 /// The service: keys from the snapshot or the client's `jwks_uri`, and single use across instances.
 pub struct Assertions {
-    pool: DbPool,
+    single_use: SingleUse,
     remote: RemoteKeys,
     rules: AssertionRules,
 }
@@ -229,13 +230,10 @@ impl From<AuthFailure> for AssertionError {
     }
 }
 
-/// How long a single-use check waits for a pooled connection.
-const CONSUME_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
-
 impl Assertions {
     pub fn new(pool: DbPool, settings: &TokenSettings, allow_private_key_urls: bool) -> Self {
         Assertions {
-            pool,
+            single_use: SingleUse::start(pool),
             remote: RemoteKeys::new(allow_private_key_urls),
             rules: AssertionRules::for_issuer(settings),
         }
@@ -313,13 +311,7 @@ impl Assertions {
         let expires_at = chrono::DateTime::from_timestamp(verified.exp + LEEWAY_SECS, 0)
             .ok_or(AuthFailure::AssertionLifetime)?
             .naive_utc();
-        let pool = self.pool.clone();
-        let fresh = tokio::task::spawn_blocking(move || {
-            crate::store::used_assertions::consume(&mut *pool.get_timeout(CONSUME_WAIT)?, &key, expires_at)
-        })
-        .await
-        .map_err(|err| AssertionError::Store(StoreError::Unavailable(format!("single-use check failed: {err}"))))?
-        .map_err(AssertionError::Store)?;
+        let fresh = self.single_use.consume(key, expires_at).await.map_err(AssertionError::Store)?;
         if fresh {
             Ok(())
         } else {

@@ -9,6 +9,7 @@ pub mod grant;
 pub mod introspection;
 pub mod remote_keys;
 pub mod request;
+pub mod single_use;
 pub mod verify;
 
 use std::sync::Arc;
