@@ -1,8 +1,13 @@
 //! Verified tokens by the SHA-256 of the token, until their `exp`: a token seen before costs a hash and a
 //! lookup, not a signature verification. Bounded: when full, expired entries go first, then the oldest.
+//! In front of it, per thread, [`front_get`]/[`front_insert`]: a token this thread has answered before costs
+//! an FxHash of it and a comparison, with no lock and no memory another thread writes.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
+
+use rustc_hash::FxBuildHasher;
 
 use crate::principal::Principal;
 
@@ -70,6 +75,40 @@ impl TokenCache {
     }
 }
 
+/// Tokens per thread in the front cache; when full it is emptied (the shared cache still has them).
+const FRONT_CAPACITY: usize = 512;
+
+struct FrontEntry {
+    /// Which [`crate::Verifier`] verified it: a thread may serve several, for other issuers or audiences.
+    verifier: u64,
+    /// This thread's own `Arc`, so that its count is not a cache line the other workers write too.
+    principal: Arc<Principal>,
+}
+
+thread_local! {
+    static FRONT: RefCell<HashMap<Box<str>, FrontEntry, FxBuildHasher>> = RefCell::default();
+}
+
+/// What this thread remembers of `token` for `verifier` (the caller still checks `exp`).
+pub(crate) fn front_get(verifier: u64, token: &str) -> Option<Arc<Principal>> {
+    FRONT.with_borrow(|front| {
+        front.get(token).filter(|entry| entry.verifier == verifier).map(|entry| entry.principal.clone())
+    })
+}
+
+pub(crate) fn front_insert(verifier: u64, token: &str, principal: &Principal) {
+    FRONT.with_borrow_mut(|front| {
+        if front.len() >= FRONT_CAPACITY {
+            front.clear();
+        }
+        front.insert(token.into(), FrontEntry { verifier, principal: Arc::new(principal.clone()) });
+    })
+}
+
+pub(crate) fn front_remove(token: &str) {
+    FRONT.with_borrow_mut(|front| front.remove(token));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +142,20 @@ mod tests {
         assert_eq!(cache.len(), 3);
         assert!(cache.get(&digest("t999")).is_some());
         assert!(cache.inner.read().unwrap().order.len() <= 6, "the order queue is bounded too");
+    }
+
+    #[test]
+    fn the_front_answers_only_the_verifier_that_put_a_token_there_and_stays_bounded() {
+        front_insert(1, "t", &principal("j", 100));
+        assert_eq!(front_get(1, "t").map(|p| p.jti.clone()), Some("j".into()));
+        assert!(front_get(2, "t").is_none(), "another verifier's token");
+        assert!(front_get(1, "u").is_none());
+        front_remove("t");
+        assert!(front_get(1, "t").is_none());
+        for n in 0..3 * FRONT_CAPACITY {
+            front_insert(1, &format!("t{n}"), &principal("j", 100));
+        }
+        assert!(FRONT.with_borrow(HashMap::len) <= FRONT_CAPACITY);
     }
 
     #[test]

@@ -85,7 +85,13 @@ pub struct Verifier {
     inner: Arc<Inner>,
 }
 
+/// Numbers the verifiers of a process, for the per-thread front of the token cache.
+static NEXT_VERIFIER_ID: AtomicU64 = AtomicU64::new(1);
+
 struct Inner {
+    id: u64,
+    /// The token cache is on (capacity above 0).
+    caching: bool,
     validation: Validation,
     leeway_secs: u64,
     clock: Arc<dyn Clock>,
@@ -111,6 +117,8 @@ impl Verifier {
         validation.required_spec_claims = HashSet::from(["exp", "iss", "aud"].map(String::from));
         Verifier {
             inner: Arc::new(Inner {
+                id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
+                caching: config.token_cache_capacity > 0,
                 validation,
                 leeway_secs: config.leeway.as_secs(),
                 clock: config.clock,
@@ -141,12 +149,23 @@ impl Verifier {
     async fn verify_uncounted(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
         let inner = &*self.inner;
         let now = inner.clock.now().as_secs();
+        if inner.caching {
+            if let Some(principal) = token_cache::front_get(inner.id, token) {
+                if now < principal.exp + inner.leeway_secs {
+                    inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(principal);
+                }
+                // Expired: the shared cache below drops it too and says so.
+                token_cache::front_remove(token);
+            }
+        }
         let digest = token_cache::digest(token);
         if let Some(principal) = inner.tokens.get(&digest) {
             if now >= principal.exp + inner.leeway_secs {
                 inner.tokens.remove(&digest);
                 return Err(VerifyError::Expired);
             }
+            token_cache::front_insert(inner.id, token, &principal);
             inner.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(principal);
         }
@@ -184,6 +203,9 @@ impl Verifier {
             exp: claims.exp,
             iat: claims.iat.unwrap_or(0),
         });
+        if inner.caching {
+            token_cache::front_insert(inner.id, token, &principal);
+        }
         inner.tokens.insert(digest, principal.clone(), now);
         inner.verified.fetch_add(1, Ordering::Relaxed);
         Ok(principal)
