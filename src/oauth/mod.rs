@@ -10,6 +10,7 @@ pub mod introspection;
 pub mod remote_keys;
 pub mod request;
 pub mod single_use;
+pub mod verified;
 pub mod verify;
 
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct TokenService {
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     assertions: Arc<assertion::Assertions>,
+    /// The revocation stream receivers' tokens, whose signature is checked once rather than on every poll.
+    receiver_tokens: Arc<verified::VerifiedTokens>,
 }
 
 /// Every OAuth request answers within this, the database reachable or not: a registry read and the audit
@@ -79,7 +82,8 @@ impl TokenService {
         metrics: Arc<Metrics>,
         assertions: Arc<assertion::Assertions>,
     ) -> Self {
-        TokenService { read_model, keys, settings, clock, audit, limits, metrics, assertions }
+        let receiver_tokens = Arc::default();
+        TokenService { read_model, keys, settings, clock, audit, limits, metrics, assertions, receiver_tokens }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -137,8 +141,7 @@ impl TokenService {
     /// Returns the receiver's client id.
     pub async fn event_receiver(&self, token: &str) -> Result<Result<String, ReceiverRefusal>, StoreError> {
         let issuer = &self.settings.issuer;
-        let claims = match verify::verify_signature(&self.keys(), &self.settings, token, Some(issuer), self.clock.now())
-        {
+        let claims = match self.receiver_tokens.verify(&self.keys(), &self.settings, token, issuer, self.clock.now()) {
             Ok(claims) => claims,
             Err(rejection) => return Ok(Err(ReceiverRefusal::Invalid(rejection))),
         };
@@ -151,7 +154,7 @@ impl TokenService {
         if !reads_events || !client.allowed_scopes.contains(scopes::EVENTS_READ) {
             return Ok(Err(ReceiverRefusal::InsufficientScope));
         }
-        Ok(Ok(claims.client_id))
+        Ok(Ok(claims.client_id.clone()))
     }
 
     /// The client-credentials grant. Answers only after the request's audit event is committed.

@@ -87,6 +87,12 @@ pub fn verify_signature(
             jsonwebtoken::errors::ErrorKind::InvalidAudience => Rejection::WrongAudience,
             _ => Rejection::BadSignatureOrClaims,
         })?;
+    check_validity(&claims, now)?;
+    Ok(claims)
+}
+
+/// Whether `now` lies within the token's validity (`nbf` to `exp`, with the leeway).
+pub fn check_validity(claims: &AccessTokenClaims, now: chrono::NaiveDateTime) -> Result<(), Rejection> {
     let now = now.and_utc().timestamp();
     let leeway = LEEWAY_SECS as i64;
     if claims.exp < now - leeway {
@@ -95,7 +101,7 @@ pub fn verify_signature(
     if claims.nbf > now + leeway {
         return Err(Rejection::BadSignatureOrClaims);
     }
-    Ok(claims)
+    Ok(())
 }
 
 fn is_access_token_type(typ: &str) -> bool {
