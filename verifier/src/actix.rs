@@ -13,7 +13,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 
-use crate::{bearer_token, Authorizer, Principal, Rejection};
+use crate::{bearer_token, Authorizer, Decision, Principal, Refusal, Rejection, ReportStart};
 
 /// The middleware's factory: `App::new().wrap(RequireToken::new(authorizer))`.
 #[derive(Clone)]
@@ -63,26 +63,59 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let (service, authorizer) = (self.service.clone(), self.authorizer.clone());
         let route = request.match_pattern();
-        let method = request.method().clone();
-        let token = bearer_token(request.headers().get_all(header::AUTHORIZATION).map(HeaderValue::as_bytes))
-            .map(str::to_owned);
-        Box::pin(async move {
-            let forward = |request: ServiceRequest, principal: Option<Arc<Principal>>| async move {
-                if let Some(principal) = principal {
-                    request.extensions_mut().insert(principal);
-                }
-                Ok(service.call(request).await?.map_into_left_body())
-            };
-            let refuse = |request: ServiceRequest, rejection: &Rejection, realm: &str| {
-                request.into_response(rejection_response(rejection, realm)).map_into_right_body()
-            };
-            let token = token.as_deref().map_err(Clone::clone);
-            let status_of = |answer: &Self::Response| answer.status().as_u16();
-            authorizer.handle(method.as_str(), route.as_deref(), token, request, forward, refuse, status_of).await
-        })
+        let started = self.authorizer.start_report();
+        let token = bearer_token(request.headers().get_all(header::AUTHORIZATION).map(HeaderValue::as_bytes));
+        let decision = match self.authorizer.authorize_now(request.method().as_str(), route.as_deref(), token) {
+            Decision::Decided(decision) => decision,
+            // Only a token not verified before waits for its verification; the warm path's future holds no more
+            // than the call to the service.
+            Decision::Verify(token) => {
+                let token = token.to_owned();
+                let (service, authorizer) = (self.service.clone(), self.authorizer.clone());
+                return Box::pin(async move {
+                    let method = request.method().clone();
+                    let decision = authorizer.authorize_verified(method.as_str(), route.as_deref(), &token).await;
+                    answer(service, authorizer, request, route, started, decision).await
+                });
+            }
+        };
+        let (service, authorizer) = (self.service.clone(), self.authorizer.clone());
+        Box::pin(answer(service, authorizer, request, route, started, decision))
     }
+}
+
+/// Passes `request` on with its caller or answers its refusal, then reports it.
+async fn answer<S, B>(
+    service: Rc<S>,
+    authorizer: Rc<Authorizer>,
+    request: ServiceRequest,
+    route: Option<String>,
+    started: Option<ReportStart>,
+    decision: Result<Option<Arc<Principal>>, Refusal>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    let method = started.is_some().then(|| request.method().clone());
+    let (response, principal) = match decision {
+        Ok(principal) => {
+            if let Some(principal) = &principal {
+                request.extensions_mut().insert(principal.clone());
+            }
+            (service.call(request).await?.map_into_left_body(), principal)
+        }
+        Err(refusal) => {
+            let response = rejection_response(&refusal.rejection, authorizer.realm());
+            (request.into_response(response).map_into_right_body(), refusal.principal)
+        }
+    };
+    if let Some(method) = method {
+        let status = response.status().as_u16();
+        authorizer.finish_report(started, method.as_str(), route.as_deref(), status, principal.as_deref());
+    }
+    Ok(response)
 }
 
 /// The RFC 6750 answer to a refused request (no body: the challenge says it all).

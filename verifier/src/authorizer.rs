@@ -26,6 +26,22 @@ impl From<Rejection> for Refusal {
     }
 }
 
+/// What [`Authorizer::authorize_now`] came to.
+#[derive(Debug)]
+pub enum Decision<'t> {
+    /// Decided without waiting.
+    Decided(Result<Option<Arc<Principal>>, Refusal>),
+    /// The token needs a signature verification: [`Authorizer::authorize_verified`].
+    Verify(&'t str),
+}
+
+/// When a reported request arrived: its time for the record and a timer for its latency.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportStart {
+    time: Duration,
+    timer: Instant,
+}
+
 /// The verifier, the route policy and (optionally) the usage reporter of one resource server. Cheap to clone.
 #[derive(Clone)]
 pub struct Authorizer {
@@ -80,14 +96,55 @@ impl Authorizer {
         route: Option<&str>,
         token: Result<&str, Rejection>,
     ) -> Result<Option<Arc<Principal>>, Refusal> {
+        match self.authorize_now(method, route, token) {
+            Decision::Decided(decision) => decision,
+            Decision::Verify(token) => self.authorize_verified(method, route, token).await,
+        }
+    }
+
+    /// As much of [`Authorizer::authorize`] as needs no waiting: a public route, a missing or malformed
+    /// token, a refused start-up, or a token verified before (the warm path, answered without a future).
+    pub fn authorize_now<'t>(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        token: Result<&'t str, Rejection>,
+    ) -> Decision<'t> {
         let requirement = self.policy.requirement(method, route);
         if *requirement == Requirement::Public {
-            return Ok(None);
+            return Decision::Decided(Ok(None));
         }
         if self.revocation.as_ref().is_some_and(|follower| !follower.admits_requests()) {
-            return Err(Rejection::Unavailable.into());
+            return Decision::Decided(Err(Rejection::Unavailable.into()));
         }
-        let principal = self.verifier.verify(token?).await.map_err(|err| match err {
+        let token = match token {
+            Ok(token) => token,
+            Err(rejection) => return Decision::Decided(Err(rejection.into())),
+        };
+        match self.verifier.verify_cached(token) {
+            Some(verified) => Decision::Decided(self.judge(requirement, verified)),
+            None => Decision::Verify(token),
+        }
+    }
+
+    /// The rest of [`Authorizer::authorize`] for a token [`Authorizer::authorize_now`] could not decide.
+    pub async fn authorize_verified(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        token: &str,
+    ) -> Result<Option<Arc<Principal>>, Refusal> {
+        let verified = self.verifier.verify(token).await;
+        self.judge(self.policy.requirement(method, route), verified)
+    }
+
+    /// The verified (or refused) token against the revocation stream and the route's scopes.
+    fn judge(
+        &self,
+        requirement: &Requirement,
+        verified: Result<Arc<Principal>, VerifyError>,
+    ) -> Result<Option<Arc<Principal>>, Refusal> {
+        let principal = verified.map_err(|err| match err {
             VerifyError::KeysUnavailable => Rejection::Unavailable,
             _ => Rejection::InvalidToken,
         })?;
@@ -97,7 +154,7 @@ impl Authorizer {
         }
         let scope = match requirement {
             Requirement::Denied => String::new(),
-            Requirement::Scopes(needed) if !RoutePolicy::missing(requirement, &principal.scopes).is_empty() => {
+            Requirement::Scopes(needed) if !needed.iter().all(|scope| principal.scopes.contains(scope)) => {
                 needed.join(" ")
             }
             _ => return Ok(Some(principal)),
@@ -122,16 +179,33 @@ impl Authorizer {
     where
         Fut: Future<Output = Result<R, E>>,
     {
-        // The clocks are read only for a usage record.
-        let started = self.reporter.as_ref().map(|reporter| (reporter.now(), Instant::now()));
+        let started = self.start_report();
         let (answer, principal) = match self.authorize(method, route, token).await {
             Ok(principal) => (forward(request, principal.clone()).await?, principal),
             Err(refusal) => (refuse(request, &refusal.rejection, &self.realm), refusal.principal),
         };
-        if let Some((time, timer)) = started {
-            self.report(time, method, route, status_of(&answer), timer.elapsed(), principal.as_deref());
-        }
+        self.finish_report(started, method, route, status_of(&answer), principal.as_deref());
         Ok(answer)
+    }
+
+    /// When a request arrived, read only when it will be reported.
+    pub fn start_report(&self) -> Option<ReportStart> {
+        self.reporter.as_ref().map(|reporter| ReportStart { time: reporter.now(), timer: Instant::now() })
+    }
+
+    /// Reports a request begun at `started` (nothing when there is no reporter, no matched route or no
+    /// verified caller).
+    pub fn finish_report(
+        &self,
+        started: Option<ReportStart>,
+        method: &str,
+        route: Option<&str>,
+        status: u16,
+        principal: Option<&Principal>,
+    ) {
+        if let Some(started) = started {
+            self.report(started.time, method, route, status, started.timer.elapsed(), principal);
+        }
     }
 
     fn report(

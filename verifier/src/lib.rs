@@ -24,7 +24,7 @@ pub mod actix;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use authorizer::{Authorizer, Refusal};
+pub use authorizer::{Authorizer, Decision, Refusal, ReportStart};
 pub use discovery::{Discovery, Metadata};
 pub use error::{FetchError, VerifyError};
 pub use jwks::JwksSettings;

@@ -138,37 +138,59 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
-        let result = self.verify_uncounted(token).await;
-        if let Err(err) = &result {
-            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-            log::debug!("token refused: {err}");
-        }
+        let result = match self.verify_cached(token) {
+            Some(answer) => return answer,
+            None => self.verify_signature(token).await,
+        };
+        self.count_refusal(&result);
         result
     }
 
-    async fn verify_uncounted(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
+    /// What can be answered without a signature verification: a token this process has verified before (the
+    /// warm path: no future, no lock on the per-thread front), or one it has seen expire. `None`: the token
+    /// needs [`Verifier::verify`].
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Principal>, VerifyError>> {
+        let result = self.cached(token)?;
+        self.count_refusal(&result);
+        Some(result)
+    }
+
+    fn count_refusal(&self, result: &Result<Arc<Principal>, VerifyError>) {
+        if let Err(err) = result {
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            log::debug!("token refused: {err}");
+        }
+    }
+
+    fn cached(&self, token: &str) -> Option<Result<Arc<Principal>, VerifyError>> {
         let inner = &*self.inner;
+        if !inner.caching {
+            return None;
+        }
         let now = inner.clock.now().as_secs();
-        if inner.caching {
-            if let Some(principal) = token_cache::front_get(inner.id, token) {
-                if now < principal.exp + inner.leeway_secs {
-                    inner.cache_hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(principal);
-                }
-                // Expired: the shared cache below drops it too and says so.
-                token_cache::front_remove(token);
+        if let Some(principal) = token_cache::front_get(inner.id, token) {
+            if now < principal.exp + inner.leeway_secs {
+                inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Some(Ok(principal));
             }
+            // Expired: the shared cache below drops it too and says so.
+            token_cache::front_remove(token);
         }
         let digest = token_cache::digest(token);
-        if let Some(principal) = inner.tokens.get(&digest) {
-            if now >= principal.exp + inner.leeway_secs {
-                inner.tokens.remove(&digest);
-                return Err(VerifyError::Expired);
-            }
-            token_cache::front_insert(inner.id, token, &principal);
-            inner.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(principal);
+        let principal = inner.tokens.get(&digest)?;
+        if now >= principal.exp + inner.leeway_secs {
+            inner.tokens.remove(&digest);
+            return Some(Err(VerifyError::Expired));
         }
+        token_cache::front_insert(inner.id, token, &principal);
+        inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(Ok(principal))
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<Arc<Principal>, VerifyError> {
+        let inner = &*self.inner;
+        let now = inner.clock.now().as_secs();
+        let digest = token_cache::digest(token);
 
         // RFC 9068 section 4: "at+jwt" or "application/at+jwt".
         let claims: AccessClaims =
