@@ -226,8 +226,11 @@ impl StreamService {
         let (owner, at) = (receiver.to_string(), self.clock.now());
         let (position, mut rows) = self
             .blocking(move |conn| {
-                let position = acknowledge(conn, &owner, &acks, at)?;
-                Ok((position, security_events::after(conn, position, i64::from(max) + 1)?))
+                // One transaction, one commit: the poll recorded, the acknowledgements, the events to send.
+                crate::store::write_transaction(conn, |conn| {
+                    let position = acknowledge(conn, &owner, &acks, at)?;
+                    Ok((position, security_events::after(conn, position, i64::from(max) + 1)?))
+                })
             })
             .await?;
         let waits = max > 0 && !request.return_immediately;
@@ -295,23 +298,22 @@ fn acknowledge(
     acks: &BTreeSet<i64>,
     at: NaiveDateTime,
 ) -> Result<i64, StoreError> {
-    let row = security_events::receiver(conn, receiver, at)?;
-    security_events::polled(conn, receiver, at)?;
+    let acked_seq = security_events::receiver_polled(conn, receiver, at)?;
     if acks.is_empty() {
-        return Ok(row.acked_seq);
+        return Ok(acked_seq);
     }
     let mut position = match security_events::first_kept_seq(conn)? {
-        Some(first_kept) => row.acked_seq.max(first_kept - 1),
-        None => row.acked_seq,
+        Some(first_kept) => acked_seq.max(first_kept - 1),
+        None => acked_seq,
     };
     // Only events that exist (committed: the counter moves in their transaction) can be acknowledged.
     let last = security_events::last_seq(conn)?;
     while position < last && acks.contains(&(position + 1)) {
         position += 1;
     }
-    if position > row.acked_seq {
+    if position > acked_seq {
         security_events::acknowledge(conn, receiver, position, at)?;
         return Ok(position);
     }
-    Ok(row.acked_seq)
+    Ok(acked_seq)
 }

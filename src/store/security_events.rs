@@ -111,35 +111,24 @@ pub fn prune(conn: &mut DbConnection, before: NaiveDateTime, batch: i64) -> Resu
     }
 }
 
-/// The receiver `client_id`, registered at `at` on its first poll with nothing acknowledged (it is then sent
-/// every event still kept).
-pub fn receiver(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Result<EventReceiverRow, StoreError> {
-    if let Some(row) = find_receiver(conn, client_id)? {
-        return Ok(row);
+/// Records a poll of the receiver `client_id` at `at` and returns its position (the last sequence number it
+/// acknowledged), in one statement: a receiver unknown so far is registered with nothing acknowledged (it is
+/// then sent every event still kept). Two first polls at once (two instances) meet in the upsert.
+pub fn receiver_polled(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Result<i64, StoreError> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Position {
+        #[diesel(sql_type = BigInt)]
+        acked_seq: i64,
     }
-    let row = EventReceiverRow {
-        client_id: client_id.to_string(),
-        acked_seq: 0,
-        created_at: at,
-        last_poll_at: at,
-        acked_at: None,
-    };
-    // Two first polls at once (two instances): the second insert fails on the key and the row is there.
-    let inserted = crate::store::write_transaction(conn, |conn| {
-        diesel::insert_into(event_receivers::table).values(&row).execute(conn).map_err(StoreError::from)
-    });
-    match inserted {
-        Ok(_) => Ok(row),
-        Err(StoreError::Query(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        ))) => find_receiver(conn, client_id)?.ok_or(StoreError::Query(diesel::result::Error::NotFound)),
-        Err(err) => Err(err),
-    }
-}
-
-fn find_receiver(conn: &mut DbConnection, client_id: &str) -> Result<Option<EventReceiverRow>, StoreError> {
-    Ok(event_receivers::table.find(client_id).select(EventReceiverRow::as_select()).first(conn).optional()?)
+    let position: Position = diesel::sql_query(
+        "INSERT INTO event_receivers (client_id, acked_seq, created_at, last_poll_at) VALUES ($1, 0, $2, $2) \
+         ON CONFLICT (client_id) DO UPDATE SET last_poll_at = excluded.last_poll_at RETURNING acked_seq",
+    )
+    .bind::<Text, _>(client_id)
+    .bind::<Timestamp, _>(at)
+    .get_result(conn)?;
+    Ok(position.acked_seq)
 }
 
 /// Moves a receiver's position forward to `seq` (never back: two polls may acknowledge at once).
@@ -147,12 +136,6 @@ pub fn acknowledge(conn: &mut DbConnection, client_id: &str, seq: i64, at: Naive
     diesel::update(event_receivers::table.find(client_id).filter(event_receivers::acked_seq.lt(seq)))
         .set((event_receivers::acked_seq.eq(seq), event_receivers::acked_at.eq(Some(at))))
         .execute(conn)?;
-    Ok(())
-}
-
-/// Records that a receiver polled at `at`.
-pub fn polled(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Result<(), StoreError> {
-    diesel::update(event_receivers::table.find(client_id)).set(event_receivers::last_poll_at.eq(at)).execute(conn)?;
     Ok(())
 }
 
