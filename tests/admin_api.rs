@@ -1093,6 +1093,8 @@ async fn admin_tokens_must_be_for_the_admin_api_alone_and_current() {
         .post("/clients", json!({"client_id": reused, "partner_id": "current", "name": "first", "scopes": [READ], "audiences": [admin_audience]}))
         .await
         .expect_json(201);
+    // An id of the operator's choosing gets tokens from the second after its registration on.
+    clock.advance(chrono::Duration::seconds(1));
     let old_token =
         fetch_token(&server, AuthType::BasicAuth, reused, created["secret"]["secret"].as_str().unwrap(), &[], None)
             .await

@@ -85,13 +85,15 @@ fn admin_client_with_id(server: &TestServer, id: &str) -> CreatedClient {
 
 #[actix_web::test]
 async fn a_client_id_registered_again_never_accepts_the_old_clients_tokens() {
-    // The server's clock stands at the start of a second, so that the old token, the deletion and the new
-    // registration share it.
+    // The server's clock stands at the start of a second; it moves to the next one after the first
+    // registration (a client id registered again gets tokens only from the second after), so that the old
+    // token, the deletion and the new registration share a second.
     let clock = ManualClock::at(chrono::SubsecRound::trunc_subsecs(manual_clock().now(), 0));
     let server = TestServer::start_on(&clock).await;
     server.seed("reuse-p", &["authz.clients.read", "authz.introspect"], &[], &[], &[]);
     let introspector = server.client("reuse-p", &[], &["authz.introspect"], &[]);
     let old = admin_client_with_id(&server, "pgc_reused_client_id_0001");
+    clock.advance(chrono::Duration::seconds(1));
     let old_token = server.token_for(&old, &[], None).await;
     assert_eq!(admin_status(&server, &old_token).await, 200);
     clients::delete(&mut server.conn(), &server.caller(), &old.client.id).unwrap();
@@ -100,6 +102,7 @@ async fn a_client_id_registered_again_never_accepts_the_old_clients_tokens() {
 
     assert_eq!(admin_status(&server, &old_token).await, 401, "the old client's token at the admin API");
     assert!(!introspects_active(&server, &introspector, &old_token).await, "the old client's token at introspection");
+    clock.advance(chrono::Duration::seconds(1));
     let new_token = server.token_for(&new, &[], None).await;
     assert_eq!(admin_status(&server, &new_token).await, 200, "the new client's own token works");
     assert!(introspects_active(&server, &introspector, &new_token).await);
