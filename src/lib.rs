@@ -209,7 +209,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .expect("server setup panicked")?;
 
     let metrics = metrics::Metrics::new();
-    let local_rates = limits::RateLimits::new(config.client_rate_limit_per_minute);
+    let local_rates = limits::RateLimits::new(config.client_rate_limit_per_minute, clock.clone());
     let rates = match &config.rate_limit_store {
         None => limits::Rates::Local(local_rates),
         Some(store) => {
@@ -220,7 +220,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let limits = Arc::new(limits::Limits {
         rates,
         quota: Arc::new(limits::QuotaBook::default()),
-        throttle: limits::AuthThrottle::new(config.throttle),
+        throttle: limits::AuthThrottle::new(config.throttle, clock.clone()),
     });
     let (audit_writer, audit_thread) = AuditWriter::start(
         pool.clone(),
@@ -254,7 +254,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         audit_writer.clone(),
         limits,
         metrics.clone(),
-        Arc::new(oauth::assertion::Assertions::new(pool.clone(), &config.token, config.allow_private_key_urls)),
+        Arc::new(oauth::assertion::Assertions::new(
+            pool.clone(),
+            &config.token,
+            config.allow_private_key_urls,
+            clock.clone(),
+        )),
     );
     let secret_expiry =
         tokio::spawn(secret_expiry(pool.clone(), clock.clone(), config.secret_expiry_tick, metrics.clone()));

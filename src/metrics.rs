@@ -385,6 +385,7 @@ where
     S::Future: 'static,
     B: 'static,
 {
+    // Latency, measured on real time, not the server's clock.
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let method = method_label(req.method());

@@ -423,7 +423,8 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
 
 #[actix_web::test]
 async fn secret_rotation_overlaps_then_expires_the_old_secret() {
-    let server = TestServer::start().await;
+    let clock = manual_clock();
+    let server = TestServer::start_on(&clock).await;
     let (_, op) = operator(&server).await;
     ensure_catalog_scopes(&server, &["orders.read"]);
     op.post("/partners", json!({"id": "rot-p", "name": "Rotation", "scope_ceiling": ["orders.read"]}))
@@ -478,7 +479,7 @@ async fn secret_rotation_overlaps_then_expires_the_old_secret() {
     expect_token(&server, &id, &second.secret).await;
 
     // After the grace period the old one is refused, the new one still works.
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(3000)).await;
+    clock.advance(chrono::Duration::seconds(3));
     expect_invalid_client(&server, &id, &first.secret).await;
     expect_token(&server, &id, &second.secret).await;
     let listing = op.secrets(&id, &issued).await;
@@ -1050,7 +1051,8 @@ async fn partner_admin_passes_on_only_the_reserved_scopes_it_holds() {
 /// and a token older than its client (a deleted id registered again) is refused.
 #[actix_web::test]
 async fn admin_tokens_must_be_for_the_admin_api_alone_and_current() {
-    let server = TestServer::start().await;
+    let clock = manual_clock();
+    let server = TestServer::start_on(&clock).await;
     let (_, op) = operator(&server).await;
     let (admin_client, admin) = partner_admin(&server, "current", &[], &[READ, WRITE]).await;
     let id = admin_client.client.id.clone();
@@ -1091,13 +1093,15 @@ async fn admin_tokens_must_be_for_the_admin_api_alone_and_current() {
         .post("/clients", json!({"client_id": reused, "partner_id": "current", "name": "first", "scopes": [READ], "audiences": [admin_audience]}))
         .await
         .expect_json(201);
+    // An id of the operator's choosing gets tokens from the second after its registration on.
+    clock.advance(chrono::Duration::seconds(1));
     let old_token =
         fetch_token(&server, AuthType::BasicAuth, reused, created["secret"]["secret"].as_str().unwrap(), &[], None)
             .await
             .unwrap();
     Admin::new(&server, old_token.clone()).get("/clients").await.expect_json(200);
     assert_eq!(op.delete("/clients/current%3Areused").await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    clock.advance(chrono::Duration::milliseconds(1100));
     op.post("/clients", json!({"client_id": reused, "partner_id": "current", "name": "second", "scopes": [READ], "audiences": [admin_audience]}))
         .await
         .expect_json(201);

@@ -212,7 +212,12 @@ fn the_migration_moves_every_existing_event_into_the_partitioned_table() {
     // New events continue the old ids.
     partnergate::audit::record_in(
         &mut conn,
-        partnergate::audit::AuditEvent::new("partner.create", partnergate::audit::Outcome::Success, Default::default()),
+        partnergate::audit::AuditEvent::new(
+            "partner.create",
+            partnergate::audit::Outcome::Success,
+            Default::default(),
+            partnergate::store::now(),
+        ),
     )
     .unwrap();
     assert!(number(&mut conn, "SELECT max(id) AS n FROM audit_events") > 17_001);

@@ -934,7 +934,8 @@ async fn events_of_answered_requests_survive_a_graceful_shutdown_mid_load() {
 #[actix_web::test]
 async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_succeed() {
     capture_logs();
-    let server = TestServer::start().await;
+    let clock = manual_clock();
+    let server = TestServer::start_on(&clock).await;
     let http = reqwest::Client::new();
     let (_, op_token) = server.operator().await;
     let client = server.seed("refuse-p", &["orders.read"], &["orders.read"], &[], &[]);
@@ -948,7 +949,7 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     assert!(used_before.is_some());
     let events_before = raw_rows(&server).len();
     // Past the writer's last-use resolution, so that every request below would move the secret's last use.
-    tokio::time::sleep(partnergate::audit::writer::LAST_USE_RESOLUTION.to_std().unwrap()).await;
+    clock.advance(partnergate::audit::writer::LAST_USE_RESOLUTION);
 
     let postgres = server.db.url.starts_with("postgres");
     // A full disk, as each database words it: an outage (503), not a fault of ours (500, tests/error_boundary.rs).

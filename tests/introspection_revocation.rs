@@ -644,11 +644,12 @@ async fn a_client_revokes_only_its_own_tokens() {
 /// long-expired tokens are pruned: see `a_client_revokes_only_its_own_tokens`.)
 #[actix_web::test]
 async fn pruning_does_not_revive_a_revoked_token_within_the_expiry_leeway() {
-    let server = TestServer::start().await;
+    let clock = manual_clock();
+    let server = TestServer::start_on(&clock).await;
     let rs = resource_server(&server, "leeway-rs");
     let owner = server.seed("leeway-a", &["orders.read"], &["orders.read"], &[], &[]);
     server.backdate_client(&owner.client.id, 3600);
-    let now = chrono::Utc::now().timestamp();
+    let now = partnergate::clock::Clock::now(&clock).and_utc().timestamp();
     let claims = AccessTokenClaims {
         iat: now - 599,
         nbf: now - 599,
@@ -660,12 +661,10 @@ async fn pruning_does_not_revive_a_revoked_token_within_the_expiry_leeway() {
     assert_eq!(revoke_as(&server, &owner, &token).await, 200);
     assert_eq!(revoked_rows(&server), 1);
 
-    // Past exp, well inside the leeway.
-    while chrono::Utc::now().timestamp_millis() < (claims.exp + 1) * 1000 + 300 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Past exp, well inside the leeway, on the server's clock.
+    clock.advance(chrono::Duration::milliseconds(2300));
     assert_eq!(
-        revocation::prune_expired(&mut server.conn(), partnergate::store::now()).unwrap(),
+        revocation::prune_expired(&mut server.conn(), partnergate::clock::Clock::now(&clock)).unwrap(),
         0,
         "pruned inside the leeway"
     );

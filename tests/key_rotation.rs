@@ -162,7 +162,8 @@ async fn the_cli_rotates_safely_and_the_server_hears_of_it() {
 
 #[actix_web::test]
 async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
-    let server = TestServer::start_with(|config| {
+    let clock = manual_clock();
+    let server = TestServer::start_on_with(&clock, |config| {
         config.key_policy = KeyPolicy {
             publish_at_least: chrono::Duration::seconds(1),
             keep_after_retire: chrono::Duration::seconds(2),
@@ -174,20 +175,19 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
     let new = started["published"]["kid"].as_str().unwrap().to_string();
     let old = server.running().keys().current().active().kid().to_string();
     assert!(started["activated"].is_null(), "{started}");
-    let activated = std::cell::RefCell::new(Value::Null);
-    until(Duration::from_secs(10), "rotate activates the key once it is ready", || async {
-        let report = post(&server, &op, "/keys/rotate").await.expect_json(200);
-        *activated.borrow_mut() = report["activated"].clone();
-        !report["activated"].is_null()
-    })
-    .await;
-    let activated = activated.into_inner();
+    // The server's clock moves; each step is taken exactly when its bound has passed, not before.
+    clock.advance(chrono::Duration::milliseconds(999));
+    let early = post(&server, &op, "/keys/rotate").await.expect_json(200);
+    assert!(early["activated"].is_null(), "not ready before its bound: {early}");
+    clock.advance(chrono::Duration::milliseconds(1));
+    let activated = post(&server, &op, "/keys/rotate").await.expect_json(200)["activated"].clone();
     assert_eq!(activated["kid"], new.as_str());
     assert!(kids(&server.jwks().await).contains(&old), "retired, still published");
-    until(Duration::from_secs(10), "prune removes the retired key after its bound", || async {
-        post(&server, &op, "/keys/prune").await.expect_json(200)["removed"] == serde_json::json!([old.as_str()])
-    })
-    .await;
+    clock.advance(chrono::Duration::milliseconds(1999));
+    assert_eq!(post(&server, &op, "/keys/prune").await.expect_json(200)["removed"], serde_json::json!([]));
+    clock.advance(chrono::Duration::milliseconds(1));
+    let removed = post(&server, &op, "/keys/prune").await.expect_json(200)["removed"].clone();
+    assert_eq!(removed, serde_json::json!([old.as_str()]));
     assert!(!kids(&server.jwks().await).contains(&old));
     let sealed: Vec<u8> =
         signing_keys::table.find(&old).select(signing_keys::sealed_private_key).first(&mut *server.conn()).unwrap();
@@ -226,10 +226,28 @@ async fn the_schedule_rotates_on_its_own_on_two_instances_without_doing_anything
         });
         config.key_schedule_tick = Duration::from_millis(200);
     };
-    let first = TestServer::start_with(configure).await;
+    // The schedule ticks on real time (every 200 ms) and decides on the servers' clock, which moves one stage
+    // at a time: each stage is seen done before the clock moves on.
+    let clock = manual_clock();
+    let first = TestServer::start_on_with(&clock, configure).await;
     let second = TestServer::start_beside(&first).await;
     let initial = first.running().keys().current().active().kid().to_string();
-    until(Duration::from_secs(20), "a scheduled rotation removed the first key", || async {
+    let states = || -> Vec<(String, String)> {
+        signing_keys::table.select((signing_keys::kid, signing_keys::state)).load(&mut *first.conn()).unwrap()
+    };
+    // The first key was activated at start: its replacement is announced 2 s before its 3 s are up.
+    clock.advance(chrono::Duration::seconds(1));
+    until(Duration::from_secs(10), "the schedule publishes the next key", || async {
+        states().iter().any(|(_, state)| state == "published")
+    })
+    .await;
+    clock.advance(chrono::Duration::seconds(2));
+    until(Duration::from_secs(10), "the schedule activates it and retires the first key", || async {
+        states().iter().any(|(kid, state)| *kid == initial && state == "retired")
+    })
+    .await;
+    clock.advance(chrono::Duration::seconds(1));
+    until(Duration::from_secs(10), "a scheduled rotation removed the first key", || async {
         let keys = partnergate(&first, &["keys", "list"]);
         keys.as_array().unwrap().iter().any(|k| k["kid"] == initial.as_str() && k["state"] == "removed")
     })
@@ -409,6 +427,8 @@ async fn a_full_rotation_under_load_on_two_instances_fails_no_request_and_no_ver
     };
 
     let admin_token = || async { first.token_for(&operator, &[], None).await };
+    // Real waits in this test: its verifier caches the JWKS for its real max-age and rechecks tokens before
+    // they really expire, so the server's clock must be the real one.
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Publish on the first instance.
     let started = post(&first, &admin_token().await, "/keys/rotate").await.expect_json(200);

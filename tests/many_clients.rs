@@ -100,7 +100,8 @@ async fn a_flood_of_made_up_client_ids_evicts_no_known_client() {
     let known: Vec<_> =
         (0..50).map(|n| server.seed(&format!("known-{n}"), &["k.read"], &["k.read"], &[], &[])).collect();
     let model = server.running().read_model();
-    // The seeding's own change notices (new roles and scopes empty the cache) arrive within the feed's bound.
+    // The seeding's own change notices (new roles and scopes empty the cache) arrive within the feed's bound:
+    // a real wait, the feed polls on real time.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     for client in &known {
         server.token_for(client, &[], None).await;

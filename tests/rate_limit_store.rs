@@ -93,6 +93,7 @@ async fn two_instances_hold_a_client_limit_for_their_sum() {
     // Refused on the other instance too, until the refill.
     limited(&ask(&first, &client).await);
     limited(&ask(&second, &client).await);
+    // A real second: the shared buckets run on Redis' own clock, which no test moves.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     ask(&second, &client).await.expect_json(200);
 

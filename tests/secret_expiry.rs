@@ -160,6 +160,7 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     let expected: Vec<(String, i64)> =
         acme_secrets.iter().map(|id| (id.clone(), 1)).chain([(weekly_secret.clone(), 30)]).collect();
     until(Duration::from_secs(10), "the notices are written", || async { notices(&server).len() >= 4 }).await;
+    // A real wait: the two instances' tasks tick on real time; a few more ticks must write nothing more.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let mut written = notices(&server);
     written.sort();
@@ -184,6 +185,7 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
         .collect();
     assert_eq!(reasons, vec![Some("secret_expired".to_string()); 2], "audited with the real reason");
     until(Duration::from_secs(10), "the 7-day notice is written", || async { notices(&server).len() >= 5 }).await;
+    // A real wait, as above: more ticks, no more notices.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let written = notices(&server);
     assert_eq!(written.len(), 5, "{written:?}");

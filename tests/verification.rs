@@ -11,6 +11,7 @@ use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use partnergate::clock::{Clock, ManualClock};
 use partnergate::registry::clients::{self, CreatedClient, NewClient};
 use partnergate::registry::Caller;
 use reqwest::Method;
@@ -79,26 +80,29 @@ fn admin_client_with_id(server: &TestServer, id: &str) -> CreatedClient {
         audiences: vec![server.settings.admin_audience.clone()],
         ..Default::default()
     };
-    clients::create(&mut server.conn(), &Caller::cli(), &input, LIMITS).expect("create the client")
+    clients::create(&mut server.conn(), &server.caller(), &input, LIMITS).expect("create the client")
 }
 
 #[actix_web::test]
 async fn a_client_id_registered_again_never_accepts_the_old_clients_tokens() {
-    let server = TestServer::start().await;
+    // The server's clock stands at the start of a second; it moves to the next one after the first
+    // registration (a client id registered again gets tokens only from the second after), so that the old
+    // token, the deletion and the new registration share a second.
+    let clock = ManualClock::at(chrono::SubsecRound::trunc_subsecs(manual_clock().now(), 0));
+    let server = TestServer::start_on(&clock).await;
     server.seed("reuse-p", &["authz.clients.read", "authz.introspect"], &[], &[], &[]);
     let introspector = server.client("reuse-p", &[], &["authz.introspect"], &[]);
-    // Start early in a second, so that the old token, the deletion and the new registration share it.
-    let into_second = chrono::Utc::now().timestamp_subsec_millis();
-    tokio::time::sleep(Duration::from_millis(u64::from(1050 - into_second.min(1000)))).await;
     let old = admin_client_with_id(&server, "pgc_reused_client_id_0001");
+    clock.advance(chrono::Duration::seconds(1));
     let old_token = server.token_for(&old, &[], None).await;
     assert_eq!(admin_status(&server, &old_token).await, 200);
-    clients::delete(&mut server.conn(), &Caller::cli(), &old.client.id).unwrap();
+    clients::delete(&mut server.conn(), &server.caller(), &old.client.id).unwrap();
     let new = admin_client_with_id(&server, "pgc_reused_client_id_0001");
     assert_eq!(claims_of(&old_token)["iat"], json!(new.client.created_at.and_utc().timestamp()), "same second");
 
     assert_eq!(admin_status(&server, &old_token).await, 401, "the old client's token at the admin API");
     assert!(!introspects_active(&server, &introspector, &old_token).await, "the old client's token at introspection");
+    clock.advance(chrono::Duration::seconds(1));
     let new_token = server.token_for(&new, &[], None).await;
     assert_eq!(admin_status(&server, &new_token).await, 200, "the new client's own token works");
     assert!(introspects_active(&server, &introspector, &new_token).await);

@@ -49,9 +49,10 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(event_type: &'static str, outcome: Outcome, meta: RequestMeta) -> Self {
+    /// An event that occurred `at`, by the server's clock (never the system's: tests set the server's).
+    pub fn new(event_type: &'static str, outcome: Outcome, meta: RequestMeta, at: NaiveDateTime) -> Self {
         AuditEvent {
-            occurred_at: crate::store::now(),
+            occurred_at: at,
             event_type,
             outcome,
             reason: None,
@@ -130,6 +131,7 @@ mod tests {
                 source_ip: None,
                 user_agent: Some(format!("curl/8 Bearer {jws}")),
             },
+            crate::store::now(),
         );
         event.client_id = Some(format!(" {secret}"));
         let row = event.clone().into_row();
@@ -145,7 +147,7 @@ mod tests {
         assert_eq!(row.request_id.as_deref(), Some("req-1.2:3"));
         assert_eq!(row.user_agent.as_deref(), Some("partner-sync/1.2.3 (linux; pgs_ok)"));
 
-        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());
+        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default(), crate::store::now());
         event.client_id = Some("a\0b".into());
         event.reason = Some(format!("x\0{}", "y".repeat(600)));
         let row = event.into_row();

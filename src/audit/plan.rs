@@ -302,7 +302,8 @@ mod tests {
 
         let mut rows: Vec<NewAuditEventRow> = (0..4)
             .map(|_| {
-                let mut event = AuditEvent::new("token.request", Outcome::Success, RequestMeta::default());
+                let mut event =
+                    AuditEvent::new("token.request", Outcome::Success, RequestMeta::default(), crate::store::now());
                 event.jti = Some("j".into());
                 event.into_row()
             })
@@ -324,7 +325,10 @@ mod tests {
         assert!(decision.corrections.is_empty());
         assert_eq!(decision.counts[0].2, 2);
         let mut rows: Vec<NewAuditEventRow> = (0..2)
-            .map(|_| AuditEvent::new("token.request", Outcome::Success, RequestMeta::default()).into_row())
+            .map(|_| {
+                AuditEvent::new("token.request", Outcome::Success, RequestMeta::default(), crate::store::now())
+                    .into_row()
+            })
             .collect();
         assert_eq!(decision.apply(&mut rows), [Recorded::Stored, Recorded::Stored]);
         assert_eq!(rows[0].details, None);

@@ -128,8 +128,7 @@ fn prune(
     // and finished by the next one.
     let deleted = partitions::prune_before(conn, &partitions::AUDIT_EVENTS, cutoff)?;
     if always || deleted > 0 {
-        let mut event = AuditEvent::new("audit.prune", Outcome::Success, meta);
-        event.occurred_at = now;
+        let mut event = AuditEvent::new("audit.prune", Outcome::Success, meta, now);
         event.actor = Some(actor.to_string());
         event.details = Some(serde_json::json!({
             "older_than_days": days,

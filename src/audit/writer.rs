@@ -113,6 +113,7 @@ impl AuditWriter {
     /// Like `record`, and applies `effects` in the same commit as the event. Gives up after
     /// [`RECORD_DEADLINE`]; a record given up on before the writer took it is not written.
     pub async fn record_with(&self, event: AuditEvent, effects: Vec<Effect>) -> Result<Recorded, AuditError> {
+        // A deadline on real waiting, not the server's clock.
         self.record_until(event, effects, tokio::time::Instant::now() + RECORD_DEADLINE).await
     }
 
@@ -446,8 +447,7 @@ mod tests {
     use crate::registry::{secrets, Caller};
 
     fn pending(occurred_at: NaiveDateTime, secret: &str) -> Pending {
-        let mut event = AuditEvent::new("token.request", Outcome::Success, RequestMeta::default());
-        event.occurred_at = occurred_at;
+        let event = AuditEvent::new("token.request", Outcome::Success, RequestMeta::default(), occurred_at);
         Pending {
             row: event.into_row(),
             effects: vec![Effect::SecretUsed(secret.to_string())],

@@ -85,6 +85,7 @@ fn client_assertion(path: &std::path::Path, kid: &str, client_id: &str, audience
         .map_err(|_| CliError(format!("{} is not a PEM EC P-256, Ed25519 or RSA private key", path.display())))?;
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_string());
+    // The system's time: the CLI signs as a client would, on its own machine's clock, not on a server's.
     let now = chrono::Utc::now().timestamp();
     let claims = serde_json::json!({
         "iss": client_id,

@@ -24,6 +24,7 @@ where
     S::Future: 'static,
     B: 'static,
 {
+    // Latency, measured on real time, not the server's clock.
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.path().to_string();

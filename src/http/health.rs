@@ -72,6 +72,7 @@ impl Readiness {
                     tokio::spawn(async move {
                         let facts = this.probe().await;
                         let mut latest = this.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        // Real time, not the server's clock: it paces real probes of the database.
                         latest.answer = Some((Instant::now(), facts));
                         latest.probing = None;
                         drop(latest);

@@ -124,8 +124,7 @@ fn audit(
     now: NaiveDateTime,
     details: serde_json::Value,
 ) -> RegistryResult<()> {
-    let mut event = AuditEvent::new(event_type, Outcome::Success, caller.meta.clone());
-    event.occurred_at = now;
+    let event = AuditEvent::new(event_type, Outcome::Success, caller.meta.clone(), now);
     Ok(caller.audit_change(conn, event, Change::Keys, details)?)
 }
 

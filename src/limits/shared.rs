@@ -225,6 +225,8 @@ struct Link {
     connecting: AtomicBool,
     /// Between a failure and the next answer: the outage is logged once, at its start and at its end.
     down: AtomicBool,
+    /// On the system's monotonic time, not the server's clock: it paces real connection attempts, which a
+    /// test's standing manual clock must not stop.
     epoch: Instant,
     last_attempt_ms: AtomicU64,
     /// The server's runtime, where the connection's driver task lives.
@@ -321,8 +323,12 @@ mod tests {
         let prefix = format!("pgtest:{}:", crate::registry::credentials::random_base62(12));
         let settings = StoreSettings::parse(&test_redis_url(), &prefix).unwrap();
         let metrics = metrics();
-        let limits =
-            SharedRateLimits::connect(&settings, RateLimits::new(default_client_per_minute), metrics.clone()).await;
+        let limits = SharedRateLimits::connect(
+            &settings,
+            RateLimits::new(default_client_per_minute, crate::clock::system()),
+            metrics.clone(),
+        )
+        .await;
         let limits = limits.unwrap();
         assert_eq!(metrics.up.get(), 1, "Redis must answer at {} for this test", test_redis_url());
         (limits, metrics)
@@ -372,7 +378,9 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let settings = StoreSettings::parse(&format!("redis://127.0.0.1:{port}"), "pg:rl:").unwrap();
         let metrics = metrics();
-        let limits = SharedRateLimits::connect(&settings, RateLimits::new(0), metrics.clone()).await.unwrap();
+        let limits = SharedRateLimits::connect(&settings, RateLimits::new(0, crate::clock::system()), metrics.clone())
+            .await
+            .unwrap();
         assert_eq!(metrics.up.get(), 0);
         let mut client = test_snapshot("pgc_a", "acme", crate::store::now());
         client.rate_limit_per_minute = Some(60);

@@ -25,11 +25,16 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{NaiveDateTime, Timelike};
 
 use super::{Limit, Refusal};
+use crate::clock::SharedClock;
+
+/// A reading of the server clock's monotonic time ([`crate::clock::Clock::monotonic`]), so that a test's manual
+/// clock moves the throttle's windows and blocks.
+type Moment = Duration;
 
 /// How long an address over its budget, or a client id under attack, stays so.
 pub const BLOCK: Duration = Duration::from_secs(60);
@@ -65,7 +70,7 @@ struct Budget<K> {
 #[derive(Clone, Copy)]
 struct Cells {
     /// The theoretical arrival time of the next cell: the budget is used up while it is more than a window ahead.
-    tat: Instant,
+    tat: Moment,
     pending: u32,
 }
 
@@ -82,7 +87,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         (per_minute > 0).then(|| Budget { interval: WINDOW / per_minute, cells: HashMap::new() })
     }
 
-    fn take(&mut self, key: &K, now: Instant) -> Take {
+    fn take(&mut self, key: &K, now: Moment) -> Take {
         let cells = self.cells.entry(key.clone()).or_insert(Cells { tat: now, pending: 0 });
         let tat = cells.tat.max(now);
         if tat + self.interval > now + WINDOW {
@@ -103,7 +108,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         }
     }
 
-    fn sweep(&mut self, now: Instant) {
+    fn sweep(&mut self, now: Moment) {
         self.cells.retain(|_, cells| cells.pending > 0 || cells.tat > now);
     }
 }
@@ -111,15 +116,17 @@ impl<K: Hash + Eq + Clone> Budget<K> {
 /// What one address did for one client id lately.
 #[derive(Default, Clone, Copy)]
 struct Track {
-    last_failure: Option<Instant>,
-    last_success: Option<Instant>,
+    last_failure: Option<Moment>,
+    last_success: Option<Moment>,
 }
 
 impl Track {
     /// Failed for the client id within the memory, and has not authenticated it since.
-    fn suspect(&self, now: Instant) -> bool {
+    fn suspect(&self, now: Moment) -> bool {
         match self.last_failure {
-            Some(failed) => now - failed < FAILURE_MEMORY && self.last_success.is_none_or(|ok| ok < failed),
+            Some(failed) => {
+                now.saturating_sub(failed) < FAILURE_MEMORY && self.last_success.is_none_or(|ok| ok < failed)
+            }
             None => false,
         }
     }
@@ -145,8 +152,8 @@ type RefusalKey = (&'static str, Option<IpAddr>, String, NaiveDateTime);
 struct Marks {
     addresses: Option<Budget<IpAddr>>,
     clients: Option<Budget<String>>,
-    blocked_addresses: HashMap<IpAddr, Instant>,
-    attacked_clients: HashMap<String, Instant>,
+    blocked_addresses: HashMap<IpAddr, Moment>,
+    attacked_clients: HashMap<String, Moment>,
     /// By client id, then address.
     tracks: HashMap<String, HashMap<IpAddr, Track>>,
     refusals: HashMap<RefusalKey, (NaiveDateTime, u64)>,
@@ -172,19 +179,21 @@ pub enum Verdict {
 }
 
 pub struct AuthThrottle {
+    clock: SharedClock,
     enabled: bool,
     marks: Mutex<Marks>,
     admissions: AtomicU64,
 }
 
 impl AuthThrottle {
-    pub fn new(settings: ThrottleSettings) -> Self {
+    pub fn new(settings: ThrottleSettings, clock: SharedClock) -> Self {
         let marks = Marks {
             addresses: Budget::new(settings.address_failures_per_minute),
             clients: Budget::new(settings.client_failures_per_minute),
             ..Marks::default()
         };
         AuthThrottle {
+            clock,
             enabled: marks.addresses.is_some() || marks.clients.is_some(),
             marks: Mutex::new(marks),
             admissions: AtomicU64::new(0),
@@ -198,15 +207,15 @@ impl AuthThrottle {
     /// Before authenticating: refuses a blocked address and a suspect address asking for a client id under
     /// attack, and otherwise takes a cell of the address's and the client id's budgets.
     pub fn admit(&self, address: Option<IpAddr>, client_id: &str) -> Verdict {
-        self.admit_at(address, client_id, Instant::now())
+        self.admit_at(address, client_id, self.clock.monotonic())
     }
 
-    fn admit_at(&self, address: Option<IpAddr>, client_id: &str, now: Instant) -> Verdict {
+    fn admit_at(&self, address: Option<IpAddr>, client_id: &str, now: Moment) -> Verdict {
         let mut admission = Admission::default();
         if !self.enabled {
             return Verdict::Admitted(admission);
         }
-        let refused = |until: Instant| Refusal { limit: Limit::Throttled, retry_after: until - now };
+        let refused = |until: Moment| Refusal { limit: Limit::Throttled, retry_after: until.saturating_sub(now) };
         let busy = Refusal { limit: Limit::Throttled, retry_after: Duration::from_secs(1) };
         let mut marks = self.marks();
         let marks = &mut *marks;
@@ -249,19 +258,19 @@ impl AuthThrottle {
 
     /// An admitted authentication failed: its cells stay taken, and the address is suspect for the client id.
     pub fn failed(&self, admission: Admission, address: Option<IpAddr>, client_id: &str) {
-        self.resolve(admission, address, client_id, Some(true), Instant::now());
+        self.resolve(admission, address, client_id, Some(true), self.clock.monotonic());
     }
 
     /// An authentication succeeded (admitted, or proven past [`Verdict::RefuseUnlessProven`]): its cells are
     /// given back, and the address is no longer suspect for the client id.
     pub fn succeeded(&self, admission: Admission, address: Option<IpAddr>, client_id: &str) {
-        self.resolve(admission, address, client_id, Some(false), Instant::now());
+        self.resolve(admission, address, client_id, Some(false), self.clock.monotonic());
     }
 
     /// An admitted authentication could not be decided (the registry was unavailable): its cells are given
     /// back, and nothing is learnt of the address.
     pub fn abandoned(&self, admission: Admission, address: Option<IpAddr>, client_id: &str) {
-        self.resolve(admission, address, client_id, None, Instant::now());
+        self.resolve(admission, address, client_id, None, self.clock.monotonic());
     }
 
     /// `failed`: whether the authentication failed; `None`, undecided.
@@ -271,7 +280,7 @@ impl AuthThrottle {
         address: Option<IpAddr>,
         client_id: &str,
         failed: Option<bool>,
-        now: Instant,
+        now: Moment,
     ) {
         if !self.enabled {
             return;
@@ -341,11 +350,12 @@ impl AuthThrottle {
     }
 }
 
-fn sweep(marks: &mut Marks, now: Instant) {
+fn sweep(marks: &mut Marks, now: Moment) {
     marks.blocked_addresses.retain(|_, until| *until > now);
     marks.attacked_clients.retain(|_, until| *until > now);
     marks.tracks.retain(|_, by_address| {
-        by_address.retain(|_, track| track.last_failure.is_some_and(|failed| now - failed < FAILURE_MEMORY));
+        by_address
+            .retain(|_, track| track.last_failure.is_some_and(|failed| now.saturating_sub(failed) < FAILURE_MEMORY));
         !by_address.is_empty()
     });
     if let Some(budget) = &mut marks.addresses {
@@ -365,7 +375,8 @@ mod tests {
     }
 
     fn throttle(address: u32, client: u32) -> AuthThrottle {
-        AuthThrottle::new(ThrottleSettings { address_failures_per_minute: address, client_failures_per_minute: client })
+        let settings = ThrottleSettings { address_failures_per_minute: address, client_failures_per_minute: client };
+        AuthThrottle::new(settings, crate::clock::system())
     }
 
     fn refused(verdict: Verdict) -> bool {
@@ -430,7 +441,7 @@ mod tests {
     #[test]
     fn concurrent_lookups_cannot_overshoot_the_budget() {
         let throttle = throttle(30, 0);
-        let now = Instant::now();
+        let now = Duration::from_secs(1);
         // 100 concurrent attempts, none resolved yet: only the budget's worth are let through to a lookup.
         let admissions: Vec<_> = (0..100).filter_map(|_| admitted(throttle.admit_at(ip(1), "pgc_x", now))).collect();
         assert_eq!(admissions.len(), 30);
@@ -444,7 +455,7 @@ mod tests {
     #[test]
     fn successes_give_their_cells_back() {
         let throttle = throttle(3, 3);
-        let now = Instant::now();
+        let now = Duration::from_secs(1);
         for _ in 0..1000 {
             let admission = admitted(throttle.admit_at(ip(1), "pgc_a", now)).expect("cells come back");
             throttle.resolve(admission, ip(1), "pgc_a", Some(false), now);
@@ -452,6 +463,25 @@ mod tests {
         let busy: Vec<_> = (0..4).map(|_| throttle.admit_at(ip(1), "pgc_a", now)).collect();
         assert_eq!(busy[3], Verdict::Refuse(Refusal { limit: Limit::Throttled, retry_after: Duration::from_secs(1) }));
         assert!(throttle.marks().blocked_addresses.is_empty(), "unresolved attempts do not block");
+    }
+
+    #[test]
+    fn a_block_ends_when_the_server_clock_has_moved_past_it() {
+        let clock =
+            crate::clock::ManualClock::at(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc());
+        let throttle = AuthThrottle::new(
+            ThrottleSettings { address_failures_per_minute: 2, client_failures_per_minute: 0 },
+            std::sync::Arc::new(clock.clone()),
+        );
+        fail(&throttle, ip(1), "pgc_a");
+        fail(&throttle, ip(1), "pgc_a");
+        let Verdict::Refuse(refusal) = throttle.admit(ip(1), "pgc_a") else { panic!("not blocked") };
+        assert_eq!(refusal.retry_after, BLOCK, "the clock stands still: the whole block is left");
+        clock.advance(chrono::Duration::seconds(59));
+        let Verdict::Refuse(refusal) = throttle.admit(ip(1), "pgc_a") else { panic!("not blocked") };
+        assert_eq!(refusal.retry_after, Duration::from_secs(1));
+        clock.advance(chrono::Duration::seconds(1));
+        assert!(admitted(throttle.admit(ip(1), "pgc_a")).is_some(), "the block and the window are over");
     }
 
     #[test]

@@ -231,10 +231,16 @@ impl From<AuthFailure> for AssertionError {
 }
 
 impl Assertions {
-    pub fn new(pool: DbPool, settings: &TokenSettings, allow_private_key_urls: bool) -> Self {
+    /// `clock`: the server's, which the remote key sets' cache follows.
+    pub fn new(
+        pool: DbPool,
+        settings: &TokenSettings,
+        allow_private_key_urls: bool,
+        clock: crate::clock::SharedClock,
+    ) -> Self {
         Assertions {
             single_use: SingleUse::start(pool),
-            remote: RemoteKeys::new(allow_private_key_urls),
+            remote: RemoteKeys::new(allow_private_key_urls, clock),
             rules: AssertionRules::for_issuer(settings),
         }
     }

@@ -237,7 +237,7 @@ mod tests {
             credential: presented_secret.expose().to_string(),
             method: AuthMethod::ClientSecretBasic,
         };
-        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());
+        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default(), case.clock.now());
         authenticate(Some(Arc::new(case.client.clone())), &presented, presented_secret, case.clock.now(), &mut event)
             .map_err(|err| match err {
                 OAuthError::InvalidClient { reason, .. } => reason,
@@ -275,7 +275,7 @@ mod tests {
             credential: case.secret.expose().to_string(),
             method: AuthMethod::ClientSecretPost,
         };
-        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default());
+        let mut event = AuditEvent::new("token.request", Outcome::Failure, RequestMeta::default(), case.clock.now());
         let err = authenticate(None, &presented, &case.secret, case.clock.now(), &mut event).unwrap_err();
         assert_eq!(err, OAuthError::InvalidClient { reason: AuthFailure::UnknownClient, basic_challenge: false });
     }

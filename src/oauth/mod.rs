@@ -184,14 +184,14 @@ impl TokenService {
     pub async fn record_throttle_summaries(&self, everything: bool) {
         for summary in self.limits.throttle.take_summaries(self.clock.now(), everything) {
             let meta = RequestMeta { source_ip: summary.address.map(|ip| ip.to_string()), ..RequestMeta::default() };
-            let mut event = AuditEvent::new(summary.kind, Outcome::Failure, meta);
-            event.occurred_at = summary.last;
+            let mut event = AuditEvent::new(summary.kind, Outcome::Failure, meta, summary.last);
             event.client_id = Some(summary.client_id);
             event.reason = Some(Limit::Throttled.as_str().to_string());
             event.details = Some(serde_json::json!({
                 "refusals": summary.refusals,
                 "minute": crate::store::utc::format(&summary.minute),
             }));
+            // Deadlines are on real time, not the server's clock: they bound real waiting.
             let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
             if let Err(err) = self.audit.record_until(event, Vec::new(), deadline).await {
                 log::warn!("cannot record {} throttled refusal(s): {err}", summary.refusals);
@@ -209,8 +209,7 @@ impl TokenService {
     }
 
     fn recording(&self, event_type: &'static str, request: &OAuthRequest) -> Recording {
-        let mut event = AuditEvent::new(event_type, Outcome::Failure, request.meta.clone());
-        event.occurred_at = self.clock.now();
+        let event = AuditEvent::new(event_type, Outcome::Failure, request.meta.clone(), self.clock.now());
         Recording {
             event,
             effects: Vec::new(),

@@ -5,11 +5,17 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
 
 use super::error::AuthFailure;
+use crate::clock::SharedClock;
+
+/// A reading of the server clock's monotonic time ([`crate::clock::Clock::monotonic`]): a cached set's
+/// freshness and the refresh pacing follow the server's clock (a test's manual clock moves them); the fetch's
+/// own timeouts are real time.
+type Moment = Duration;
 
 /// Within `REQUEST_DEADLINE` (1.8 s), leaving room for the audit commit.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -28,30 +34,31 @@ const MAX_ENTRIES: usize = 10_000;
 #[derive(Default)]
 struct Entry {
     keys: Option<Arc<JwkSet>>,
-    fresh_until: Option<Instant>,
+    fresh_until: Option<Moment>,
     /// The last fetch for an unknown `kid` (the first fetch and fetches of an expired set do not count).
-    last_refresh: Option<Instant>,
+    last_refresh: Option<Moment>,
 }
 
 /// The fetched key sets by URL, and identity providers' `jwks_uri` by issuer, shared by every request of an
 /// instance.
 pub struct RemoteKeys {
     allow_private: bool,
+    clock: SharedClock,
     entries: Mutex<HashMap<String, Entry>>,
-    issuers: Mutex<HashMap<String, (String, Instant)>>,
+    issuers: Mutex<HashMap<String, (String, Moment)>>,
 }
 
 impl RemoteKeys {
     /// `allow_private`: the operator's `PARTNERGATE_ALLOW_PRIVATE_KEY_URLS` (private and loopback addresses, and
     /// plain http, for tests and closed networks).
-    pub fn new(allow_private: bool) -> Self {
-        RemoteKeys { allow_private, entries: Mutex::default(), issuers: Mutex::default() }
+    pub fn new(allow_private: bool, clock: SharedClock) -> Self {
+        RemoteKeys { allow_private, clock, entries: Mutex::default(), issuers: Mutex::default() }
     }
 
     /// The `jwks_uri` of an identity provider, from its OpenID discovery document (cached like a key set).
     pub async fn issuer_jwks_uri(&self, issuer: &str) -> Result<String, AuthFailure> {
         if let Some((uri, fresh_until)) = self.issuers.lock().expect("issuers lock").get(issuer) {
-            if *fresh_until > Instant::now() {
+            if *fresh_until > self.clock.monotonic() {
                 return Ok(uri.clone());
             }
         }
@@ -69,13 +76,13 @@ impl RemoteKeys {
         if issuers.len() >= MAX_ENTRIES {
             issuers.clear();
         }
-        issuers.insert(issuer.to_string(), (uri.clone(), Instant::now() + max_age));
+        issuers.insert(issuer.to_string(), (uri.clone(), self.clock.monotonic() + max_age));
         Ok(uri)
     }
 
     /// The key set at `url`, from the cache while fresh. A failed fetch serves the last good set, if any.
     pub async fn keys(&self, url: &str) -> Result<Arc<JwkSet>, AuthFailure> {
-        let now = Instant::now();
+        let now = self.clock.monotonic();
         let stale = {
             let entries = self.entries.lock().expect("remote keys lock");
             match entries.get(url) {
@@ -98,10 +105,11 @@ impl RemoteKeys {
             // Noted before the fetch, so that concurrent requests with unknown kids do not all refetch.
             let mut entries = self.entries.lock().expect("remote keys lock");
             let entry = entries.entry(url.to_string()).or_default();
-            if entry.last_refresh.is_some_and(|at| at.elapsed() < MIN_REFRESH) {
+            let now = self.clock.monotonic();
+            if entry.last_refresh.is_some_and(|at| now.saturating_sub(at) < MIN_REFRESH) {
                 return Ok(None);
             }
-            entry.last_refresh = Some(Instant::now());
+            entry.last_refresh = Some(now);
         }
         self.fetch_and_store(url).await.map(Some)
     }
@@ -118,7 +126,7 @@ impl RemoteKeys {
         }
         let entry = entries.entry(url.to_string()).or_default();
         entry.keys = Some(keys.clone());
-        entry.fresh_until = Some(Instant::now() + max_age);
+        entry.fresh_until = Some(self.clock.monotonic() + max_age);
         Ok(keys)
     }
 }

@@ -94,6 +94,7 @@ fn listen(url: &str) -> Result<PgConnection, StoreError> {
 }
 
 fn listen_postgres(mut conn: PgConnection, url: &str, sink: &dyn ChangeSink, stop: &AtomicBool) {
+    // Real time, not the server's clock: it paces pings of a real connection.
     let mut last_ping = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(POSTGRES_POLL);

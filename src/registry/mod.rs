@@ -211,8 +211,7 @@ impl Caller {
             (None, Some(partner_id)) => Change::Partner(partner_id.to_string()),
             (None, None) => Change::Catalog,
         };
-        let mut event = AuditEvent::new(event_type, Outcome::Success, self.meta.clone());
-        event.occurred_at = self.now();
+        let mut event = AuditEvent::new(event_type, Outcome::Success, self.meta.clone(), self.now());
         event.partner_id = partner_id.map(str::to_string);
         event.client_id = client_id.map(str::to_string);
         self.audit_change(conn, event, change, details)

@@ -236,8 +236,7 @@ pub fn write_notices(conn: &mut DbConnection, caller: &Caller) -> RegistryResult
                     secret_expiry_notices::noticed_at.eq(now),
                 ))
                 .execute(conn)?;
-            let mut event = AuditEvent::new("secret.expiry_notice", Outcome::Success, caller.meta.clone());
-            event.occurred_at = now;
+            let mut event = AuditEvent::new("secret.expiry_notice", Outcome::Success, caller.meta.clone(), now);
             event.partner_id = Some(partner_id.clone());
             event.client_id = Some(client_id.clone());
             event.actor = Some(caller.actor.clone());

@@ -222,6 +222,7 @@ impl StreamService {
             self.stats.set_errors.fetch_add(request.set_errs.len() as u64, Ordering::Relaxed);
         }
         let mut woken = self.signal.wake.subscribe();
+        // Real time, not the server's clock: how long this long poll has really waited.
         let started = tokio::time::Instant::now();
         let (owner, at) = (receiver.to_string(), self.clock.now());
         let (position, mut rows) = self

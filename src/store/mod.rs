@@ -305,6 +305,7 @@ pub fn connect(url: &str, options: &PoolOptions) -> Result<DbPool, StoreError> {
 /// answers one of them "database is locked" at once, whatever the busy timeout (seen 1 in 200 with two
 /// instances started together): it tries again until `timeout`.
 fn set_wal(conn: &mut SqliteConnection, timeout: Duration) -> Result<(), StoreError> {
+    // Real time (a retry bound on real I/O), not the server's clock.
     let started = std::time::Instant::now();
     loop {
         match conn.batch_execute("PRAGMA journal_mode = WAL;") {
@@ -505,7 +506,8 @@ pub fn sqlite_timestamp(at: &NaiveDateTime) -> String {
     at.format("%F %T%.f").to_string()
 }
 
-/// The system clock's time, for code that has no injected [`crate::clock::Clock`] yet.
+/// The system clock's time, for the CLI and tests; the server's paths take the time from its injected
+/// [`crate::clock::Clock`] instead.
 pub fn now() -> NaiveDateTime {
     crate::clock::Clock::now(&crate::clock::SystemClock)
 }
