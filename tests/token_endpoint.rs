@@ -453,7 +453,7 @@ async fn scopes_and_audiences_the_client_may_not_use_are_refused() {
         .audiences(&["https://api.wonka.test"])
         .create();
     // A scope that exists and is in the ceiling, but that the client does not hold.
-    scopes_exist(&server, &["fizzy.drink"]);
+    ensure_catalog_scopes(&server, &["fizzy.drink"]);
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let basic = basic_auth(&id, &secret);
@@ -498,12 +498,6 @@ async fn scopes_and_audiences_the_client_may_not_use_are_refused() {
         assert!(headers.get("www-authenticate").is_none(), "{case}");
     }
     server.stop().await;
-}
-
-fn scopes_exist(server: &TestServer, names: &[&str]) {
-    for name in names {
-        partnergate::registry::scopes::create(&mut server.conn(), &Caller::cli(), name, "test").unwrap();
-    }
 }
 
 #[actix_web::test]
@@ -647,7 +641,7 @@ async fn the_scope_parameter_selects_exactly_what_is_asked_or_fails() {
     assert_eq!(claims["scope"], "net.admin");
 
     // One allowed plus one not allowed: refused, not narrowed.
-    scopes_exist(&server, &["net.delete"]);
+    ensure_catalog_scopes(&server, &["net.delete"]);
     // The description names the refused scopes (the client sent them), not the allowed one.
     for (requested, refused) in
         [("net.read net.delete", "net.delete"), ("net.read unknown.scope other.scope", "other.scope unknown.scope")]
