@@ -33,8 +33,8 @@ const ADMIN: &str = "authz.admin";
 async fn partner_admin_cannot_see_or_touch_another_partners_clients() {
     let server = TestServer::start().await;
     let (a_admin, a) = partner_admin(&server, "iso-a", &["orders.read"], &[READ, WRITE]).await;
-    let a_other = server.client("iso-a", &[], &["orders.read"], &[]);
-    let b = server.seed("iso-b", &["orders.read", "orders.write"], &["orders.read"], &["orders.write"], &[]);
+    let a_other = server.client_of("iso-a").scopes(&["orders.read"]).create();
+    let b = server.seed("iso-b").role(&["orders.read"]).scopes(&["orders.write"]).create();
     let b_id = b.client.id.clone();
     let b_second = secrets::create(
         &mut server.conn(),
@@ -235,7 +235,7 @@ async fn partner_admin_cannot_grant_beyond_its_ceiling() {
     assert_oauth_error(wide, BasicErrorResponseType::InvalidScope);
 
     // authz.clients.read alone reads but does not write.
-    let ro_client = server.client("esc-a", &[], &[READ], &[&server.settings.admin_audience]);
+    let ro_client = server.client_of("esc-a").scopes(&[READ]).audiences(&[&server.settings.admin_audience]).create();
     let ro = Admin::new(&server, server.token_for(&ro_client, &[], None).await);
     assert_eq!(ro.get(&format!("/clients/{feed_id}")).await.expect_json(200)["id"], feed_id.as_str());
     ro.post("/clients", json!({"name": "ro-made"})).await.expect_problem(403, "forbidden");
@@ -375,7 +375,7 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
     rejections.push(expect_unauthorized(&foreign.get("/partners").await));
 
     // A genuine token for the default audience is not an admin token.
-    let p = server.seed("aud-p", &[READ, WRITE], &[], &[READ, WRITE], &[]);
+    let p = server.seed("aud-p").scopes(&[READ, WRITE]).create();
     let two_audiences = json!({"audiences": [server.settings.admin_audience, server.settings.default_audience]});
     op.patch(&format!("/clients/{}", p.client.id), two_audiences).await.expect_json(200);
     let default_token = server.token_for(&p, &[], None).await;
@@ -405,7 +405,7 @@ async fn admin_api_refuses_tokens_that_do_not_stand() {
     pa.get("/clients").await.expect_json(200);
 
     // A deleted client's token.
-    let doomed = server.client("aud-p", &[], &[READ], &[&server.settings.admin_audience]);
+    let doomed = server.client_of("aud-p").scopes(&[READ]).audiences(&[&server.settings.admin_audience]).create();
     let doomed_admin = Admin::new(&server, server.token_for(&doomed, &[], None).await);
     doomed_admin.get("/clients").await.expect_json(200);
     assert_eq!(op.delete(&format!("/clients/{}", doomed.client.id)).await.status, 200);
@@ -737,7 +737,7 @@ async fn client_listing_pages_with_a_cursor() {
 async fn client_ids_with_reserved_characters_are_managed_through_encoded_paths() {
     let server = TestServer::start().await;
     let (_, op) = operator(&server).await;
-    server.seed("victimp", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("victimp").role(&["orders.read"]).create();
     for id in ["a/b?c#d%e", "../partners/victimp/suspend?", "...", "x+y%2F"] {
         let input = NewClient {
             client_id: Some(id.into()),
@@ -874,9 +874,7 @@ fn expect_unauthorized(reply: &Reply) -> String {
 
 /// The operator: `admin bootstrap`, then a token for its client.
 async fn operator(server: &TestServer) -> (CreatedClient, Admin<'_>) {
-    let created = bootstrap::admin_client(&mut server.conn(), &server.settings.admin_audience, LIMITS, false)
-        .expect("admin bootstrap");
-    let token = server.token_for(&created, &[], None).await;
+    let (created, token) = server.operator().await;
     (created, Admin::new(server, token))
 }
 
@@ -888,7 +886,7 @@ async fn partner_admin<'a>(
     business: &[&str],
     admin_scopes: &[&str],
 ) -> (CreatedClient, Admin<'a>) {
-    let (client, token) = partner_admin_holding(server, id, business, admin_scopes).await;
+    let (client, token) = server.partner_admin(id).ceiling(business).holding(admin_scopes).create().await;
     (client, Admin::new(server, token))
 }
 
@@ -955,10 +953,6 @@ fn assert_oauth_error(result: Result<String, TokenError>, expected: BasicErrorRe
     }
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
 /// A leaked secret: revoking it with `?revoke_tokens=true` also kills every token issued so far, here the
 /// partner admin's own admin token; a new token from its other secret works.
 #[actix_web::test]
@@ -996,7 +990,7 @@ async fn admin_writes_succeed_while_tokens_are_being_issued() {
     use futures_util::stream::{self, StreamExt};
     let server = TestServer::start().await;
     let (_, op) = operator(&server).await;
-    let created = server.seed("busy", &["busy.read"], &["busy.read"], &[], &[]);
+    let created = server.seed("busy").role(&["busy.read"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let token_load = stream::iter(0..600)
@@ -1137,7 +1131,7 @@ async fn control_characters_in_the_uri_are_bad_input_not_500() {
 async fn refused_admin_requests_are_audited() {
     let server = TestServer::start().await;
     let (a_client, a_admin) = partner_admin(&server, "probe-a", &[], &[READ]).await;
-    let b = server.seed("probe-b", &["b.read"], &["b.read"], &[], &[]);
+    let b = server.seed("probe-b").role(&["b.read"]).create();
     a_admin.get(&format!("/clients/{}", b.client.id)).await.expect_problem(404, "not_found");
     let wrong_audience = server.token_for(&b, &[], None).await;
     expect_unauthorized(&Admin::new(&server, wrong_audience).get("/clients").await);

@@ -10,15 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use partnergate::audit::event::REDACTED;
 use partnergate::audit::query::{self, AuditFilter, AuditRecord};
-use partnergate::registry::bootstrap;
 use partnergate::registry::clients::{self, CreatedClient};
 use partnergate::registry::credentials::{new_client_id, ClientSecret};
 use partnergate::registry::{revocation, secrets, Caller};
@@ -63,8 +60,8 @@ const KINDS: [Kind; 6] = [
 async fn every_token_request_is_recorded_exactly_once_under_concurrency() {
     const N: usize = 2000;
     let server = TestServer::start().await;
-    let client = server.seed("once-p", &["orders.read", "orders.write"], &["orders.read"], &[], &[]);
-    let disabled = server.client("once-p", &["role-once-p"], &[], &[]);
+    let client = server.seed("once-p").ceiling(&["orders.read", "orders.write"]).role(&["orders.read"]).create();
+    let disabled = server.client_of("once-p").roles(&["role-once-p"]).create();
     clients::set_enabled(&mut server.conn(), &Caller::cli(), &disabled.client.id, false).expect("disable");
     let id = client.client.id.clone();
     let secret = client.secret.secret.expose().to_string();
@@ -260,15 +257,13 @@ async fn no_secret_or_token_leaks_into_events_error_bodies_or_logs() {
         }
     };
 
-    let operator = bootstrap::admin_client(&mut server.conn(), &server.settings.admin_audience, LIMITS, false)
-        .expect("admin bootstrap");
+    let (operator, op_token) = server.operator().await;
     secrets_seen.push(operator.secret.secret.expose().to_string());
-    let op_token = server.token_for(&operator, &[], None).await;
     tokens_seen.push(op_token.clone());
 
-    let partner = server.seed("leak-p", &["orders.read", INTROSPECT], &["orders.read"], &[], &[]);
-    let other = server.client("leak-p", &["role-leak-p"], &[], &[]);
-    let introspector = server.client("leak-p", &[], &[INTROSPECT], &[]);
+    let partner = server.seed("leak-p").ceiling(&["orders.read", INTROSPECT]).role(&["orders.read"]).create();
+    let other = server.client_of("leak-p").roles(&["role-leak-p"]).create();
+    let introspector = server.client_of("leak-p").scopes(&[INTROSPECT]).create();
     for c in [&partner, &other, &introspector] {
         secrets_seen.push(c.secret.secret.expose().to_string());
     }
@@ -501,12 +496,12 @@ async fn audit_query_is_isolated_per_partner_and_pages_with_a_cursor() {
     let (_, op_token) = server.operator().await;
 
     let ceiling = ["orders.read", AUDIT_READ, CLIENTS_READ];
-    let a = server.seed("audit-a", &ceiling, &["orders.read"], &[], &[]);
-    let b = server.seed("audit-b", &ceiling, &["orders.read"], &[], &[]);
+    let a = server.seed("audit-a").ceiling(&ceiling).role(&["orders.read"]).create();
+    let b = server.seed("audit-b").ceiling(&ceiling).role(&["orders.read"]).create();
     let admin_aud = server.settings.admin_audience.clone();
-    let a_reader = server.client("audit-a", &[], &[AUDIT_READ], &[&admin_aud]);
-    let b_reader = server.client("audit-b", &[], &[AUDIT_READ], &[&admin_aud]);
-    let a_clients_only = server.client("audit-a", &[], &[CLIENTS_READ], &[&admin_aud]);
+    let a_reader = server.client_of("audit-a").scopes(&[AUDIT_READ]).audiences(&[&admin_aud]).create();
+    let b_reader = server.client_of("audit-b").scopes(&[AUDIT_READ]).audiences(&[&admin_aud]).create();
+    let a_clients_only = server.client_of("audit-a").scopes(&[CLIENTS_READ]).audiences(&[&admin_aud]).create();
     let a_token = server.token_for(&a_reader, &[], None).await;
     let b_token = server.token_for(&b_reader, &[], None).await;
     let a_clients_token = server.token_for(&a_clients_only, &[], None).await;
@@ -643,7 +638,7 @@ async fn audit_query_is_isolated_per_partner_and_pages_with_a_cursor() {
 async fn request_ids_are_echoed_or_generated_and_stored() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
-    let client = server.seed("reqid-p", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("reqid-p").role(&["orders.read"]).create();
     let (id, secret) = (client.client.id.as_str(), client.secret.secret.expose());
     let token_url = server.url("/oauth2/token");
     let good: &[(&str, &str)] = &[("client_id", id), ("client_secret", secret)];
@@ -721,9 +716,14 @@ async fn admin_actions_record_actor_request_and_before_after() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
     let (operator, op_token) = server.operator().await;
-    server.seed("actions-p", &["orders.read", "orders.write", CLIENTS_WRITE, AUDIT_READ], &["orders.read"], &[], &[]);
+    server
+        .seed("actions-p")
+        .ceiling(&["orders.read", "orders.write", CLIENTS_WRITE, AUDIT_READ])
+        .role(&["orders.read"])
+        .create();
     let admin_aud = server.settings.admin_audience.clone();
-    let partner_admin = server.client("actions-p", &[], &[CLIENTS_WRITE, AUDIT_READ], &[&admin_aud]);
+    let partner_admin =
+        server.client_of("actions-p").scopes(&[CLIENTS_WRITE, AUDIT_READ]).audiences(&[&admin_aud]).create();
     let pa_token = server.token_for(&partner_admin, &[], None).await;
 
     let headers = [("x-request-id", "create-client-req-1"), ("user-agent", "audit-trail-test/5")];
@@ -841,7 +841,7 @@ async fn admin_actions_record_actor_request_and_before_after() {
 async fn events_of_answered_requests_survive_a_graceful_shutdown_mid_load() {
     const TOTAL: usize = 1500;
     let mut server = TestServer::start().await;
-    let client = server.seed("drain-p", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("drain-p").role(&["orders.read"]).create();
     let body = form(&[
         ("grant_type", "client_credentials"),
         ("client_id", &client.client.id),
@@ -938,7 +938,7 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     let server = TestServer::start_on(&clock).await;
     let http = reqwest::Client::new();
     let (_, op_token) = server.operator().await;
-    let client = server.seed("refuse-p", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("refuse-p").role(&["orders.read"]).create();
     let (id, secret) = (client.client.id.as_str(), client.secret.secret.expose());
     let token_url = server.url("/oauth2/token");
     let creds: &[(&str, &str)] = &[("client_id", id), ("client_secret", secret)];
@@ -1111,13 +1111,6 @@ async fn admin(
     send(http, method, &server.url(&format!("/admin/v1{path}")), &all, body).await
 }
 
-/// The `jti` of one of our tokens (the payload is read, not verified: the server issued it in this test).
-fn jti_of(token: &str) -> String {
-    let payload = token.split('.').nth(1).expect("a JWS payload");
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON");
-    claims["jti"].as_str().expect("jti").to_string()
-}
-
 /// A token whose signature no longer matches.
 fn tampered(token: &str) -> String {
     let (rest, signature) = token.rsplit_once('.').unwrap();
@@ -1203,7 +1196,7 @@ fn captured_logs() -> Vec<String> {
 #[actix_web::test]
 async fn a_request_with_a_nul_byte_fails_alone() {
     let server = TestServer::start().await;
-    let created = server.seed("nul", &["nul.read"], &["nul.read"], &[], &[]);
+    let created = server.seed("nul").role(&["nul.read"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let http = reqwest::Client::new();

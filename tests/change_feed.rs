@@ -18,13 +18,9 @@ struct Subject {
 }
 
 async fn subject(server: &TestServer, partner: &str) -> Subject {
-    let client = server.client(partner, &[], &["feed.read"], &[]);
+    let client = server.client_of(partner).scopes(&["feed.read"]).create();
     let token = server.token_for(&client, &[], None).await;
     Subject { client, token }
-}
-
-fn secret_of(client: &CreatedClient) -> &str {
-    client.secret.secret.expose()
 }
 
 async fn gets_a_token(server: &TestServer, client: &CreatedClient) -> bool {
@@ -51,9 +47,9 @@ struct Scene {
 
 async fn scene(a: &TestServer, instances: &[&TestServer], tag: &str) -> Scene {
     let (p, q) = (format!("{tag}-p"), format!("{tag}-q"));
-    a.seed(&p, &["feed.read", "authz.introspect"], &[], &[], &[]);
-    a.seed(&q, &["feed.read"], &[], &[], &[]);
-    let introspector = a.client(&p, &[], &["authz.introspect"], &[]);
+    a.seed(&p).ceiling(&["feed.read", "authz.introspect"]).create();
+    a.seed(&q).ceiling(&["feed.read"]).create();
+    let introspector = a.client_of(&p).scopes(&["authz.introspect"]).create();
     let scene = Scene {
         disabled: subject(a, &p).await,
         secret_revoked: subject(a, &p).await,

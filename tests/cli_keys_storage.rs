@@ -83,7 +83,7 @@ async fn eddsa_and_rs256_keys_sign_tokens_that_verify_against_the_jwks() {
             assert!(!kid.is_empty());
         })
         .await;
-        let created = server.seed(&format!("p-{}", alg.to_lowercase()), &["a.read"], &["a.read"], &[], &[]);
+        let created = server.seed(&format!("p-{}", alg.to_lowercase())).role(&["a.read"]).create();
         let token = server.token_for(&created, &[], None).await;
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(format!("{:?}", header.alg), alg);

@@ -389,7 +389,7 @@ async fn a_closed_pipe_ends_output_quietly() {
 #[actix_web::test]
 async fn printed_times_carry_their_zone() {
     let server = TestServer::start().await;
-    let created = server.seed("zoned", &["orders.read"], &["orders.read"], &[], &[]);
+    let created = server.seed("zoned").role(&["orders.read"]).create();
     let mut token = partnergate_binary();
     token
         .env("PARTNERGATE_URL", &server.base_url)

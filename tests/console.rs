@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::assertions::{assertion_claims, jwks, token_with_assertion, PartnerKey};
 use common::browser::Browser;
 use common::{
-    admin_request, create_client, ensure_catalog_scopes, form, partner_admin_holding, partner_admin_token, post_form,
-    report_requests, request_record, strings, until, usage_reporter, TestServer,
+    admin_request, create_client, ensure_catalog_scopes, form, post_form, report_requests, request_record, strings,
+    until, usage_reporter, TestServer,
 };
 use partnergate::registry::clients::{CreatedClient, NewClient};
 use partnergate::registry::partners::{self, NewPartner};
@@ -527,7 +527,7 @@ async fn operator_runs_partners_clients_catalog_and_keys_in_the_browser() {
 async fn the_clients_list_pages_and_searches_in_the_browser() {
     let browser = Browser::start().await;
     let server = TestServer::start().await;
-    server.seed("many", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("many").role(&["orders.read"]).create();
     for n in 0..54 {
         let input = NewClient { partner_id: Some("many".into()), name: format!("sync {n:02}"), ..Default::default() };
         create_client(&server, &input);
@@ -607,8 +607,9 @@ async fn partner_admin_manages_its_own_clients_in_the_browser() {
     let admin_a = audit_reading_admin(&server, "browser-a", None);
     let token_a = server.token_for(&admin_a, &[], None).await;
     let mut issued_a = 1;
-    let (admin_b, _) = partner_admin_token(&server, "browser-b", &["orders.read"]).await;
-    let (reader, _) = partner_admin_holding(&server, "browser-c", &["orders.read"], &["authz.clients.read"]).await;
+    let (admin_b, _) = server.partner_admin("browser-b").ceiling(&["orders.read"]).create().await;
+    let (reader, _) =
+        server.partner_admin("browser-c").ceiling(&["orders.read"]).holding(&["authz.clients.read"]).create().await;
     roles::create(&mut server.conn(), &Caller::cli(), "orders-reader", "reads orders", &strings(&["orders.read"]))
         .expect("role");
     let console = server.url("/console");
@@ -861,8 +862,8 @@ async fn console_signs_out_when_the_admin_token_expires() {
 async fn disable_in_the_console_does_not_follow_a_client_id_that_reads_as_a_path() {
     let browser = Browser::start().await;
     let server = TestServer::start().await;
-    server.seed("victimp", &["orders.read"], &["orders.read"], &[], &[]);
-    let (attacker, _) = partner_admin_token(&server, "attacker", &["orders.read"]).await;
+    server.seed("victimp").role(&["orders.read"]).create();
+    let (attacker, _) = server.partner_admin("attacker").ceiling(&["orders.read"]).create().await;
     let crafted = "../partners/victimp/suspend?";
     let input = NewClient {
         client_id: Some(crafted.into()),
@@ -991,7 +992,7 @@ async fn the_console_manages_a_client_whose_id_holds_reserved_characters() {
 async fn the_console_sets_the_maximum_secret_age_and_marks_expiring_secrets() {
     let browser = Browser::start().await;
     let server = TestServer::start().await;
-    server.seed("expiry", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("expiry").role(&["orders.read"]).create();
     let (operator, token) = server.operator().await;
     browser.sign_in(&server.url("/console"), &operator.client.id, operator.secret.secret.expose()).await;
     browser.script("location.hash = '#partner/expiry'; return true").await;

@@ -38,7 +38,7 @@ async fn the_operators_own_partner_cannot_be_suspended_or_deleted() {
     admin_request(&server, Method::POST, "/partners/operator/resume", Some(&token), None).await.expect_json(200);
 
     // Another partner is suspended as before.
-    server.seed("plain", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("plain").role(&["orders.read"]).create();
     let suspended = admin_request(&server, Method::POST, "/partners/plain/suspend", Some(&token), None).await;
     assert_eq!(suspended.expect_json(200)["suspended"], true);
     server.stop().await;
@@ -50,8 +50,8 @@ async fn the_operators_own_partner_cannot_be_suspended_or_deleted() {
 async fn a_partner_without_clients_is_deleted_by_the_operator_only() {
     let server = TestServer::start().await;
     let (_operator, token) = server.operator().await;
-    let (_admin, partner_token) = partner_admin_token(&server, "leaving", &["orders.read"]).await;
-    let extra = server.client("leaving", &[], &["orders.read"], &[]);
+    let (_admin, partner_token) = server.partner_admin("leaving").ceiling(&["orders.read"]).create().await;
+    let extra = server.client_of("leaving").scopes(&["orders.read"]).create();
 
     let refused = admin_request(&server, Method::DELETE, "/partners/leaving", Some(&partner_token), None).await;
     refused.expect_problem(403, "forbidden");
@@ -105,8 +105,8 @@ fn environments(page: &Value) -> Vec<(String, Value)> {
 async fn clients_carry_an_environment_label_that_listings_filter_on() {
     let server = TestServer::start().await;
     let (_operator, token) = server.operator().await;
-    let (_admin, partner_token) = partner_admin_token(&server, "envs", &["orders.read"]).await;
-    server.seed("other-envs", &["orders.read"], &["orders.read"], &[], &[]);
+    let (_admin, partner_token) = server.partner_admin("envs").ceiling(&["orders.read"]).create().await;
+    server.seed("other-envs").role(&["orders.read"]).create();
 
     let create = |partner: &'static str, name: &'static str, environment: Value| {
         let body = json!({"partner_id": partner, "name": name, "environment": environment});
@@ -187,8 +187,8 @@ async fn clients_carry_an_environment_label_that_listings_filter_on() {
 async fn the_clients_listing_searches_names_and_ids_across_pages() {
     let server = TestServer::start().await;
     let (_operator, token) = server.operator().await;
-    let (_admin, partner_token) = partner_admin_token(&server, "finds", &["orders.read"]).await;
-    server.seed("other-finds", &["orders.read"], &["orders.read"], &[], &[]);
+    let (_admin, partner_token) = server.partner_admin("finds").ceiling(&["orders.read"]).create().await;
+    server.seed("other-finds").role(&["orders.read"]).create();
     let mut ids = Vec::new();
     for (partner, name) in
         [("finds", "Nightly Sync"), ("finds", "sync 100%"), ("finds", "billing"), ("other-finds", "other SYNC")]

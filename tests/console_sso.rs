@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Duration as Span;
 use common::browser::Browser;
-use common::{admin_request, audit_rows, free_port, partner_admin_holding, partnergate, run_cli, until, TestServer};
+use common::{admin_request, audit_rows, free_port, partnergate, run_cli, until, TestServer};
 use partnergate::clock::{Clock, ManualClock};
 use partnergate::console_auth::{
     map_person, open_session, ConsoleSettings, Grant, OperatorRule, Person, ProviderSettings, SessionPolicy,
@@ -175,9 +175,8 @@ async fn a_callback_is_refused_without_the_sign_in_this_browser_started() {
 async fn invitations_are_given_by_the_operator_and_by_a_partner_admin_within_its_own_scopes() {
     let server = TestServer::start().await;
     let (_, operator) = server.operator().await;
-    let (_, shopco_admin) =
-        partner_admin_holding(&server, "shopco", &[], &["authz.clients.read", "authz.clients.write"]).await;
-    partner_admin_holding(&server, "agency", &[], &["authz.clients.read"]).await;
+    let (_, shopco_admin) = server.partner_admin("shopco").create().await;
+    server.partner_admin("agency").holding(&["authz.clients.read"]).create().await;
     let invite = |token: &str, partner: &str, body: Value| {
         let (token, path) = (token.to_string(), format!("/partners/{partner}/invitations"));
         let server = &server;
@@ -256,7 +255,7 @@ async fn invitations_are_given_by_the_operator_and_by_a_partner_admin_within_its
 #[tokio::test]
 async fn the_operator_invites_lists_and_withdraws_at_the_command_line() {
     let server = TestServer::start().await;
-    partner_admin_holding(&server, "shopco", &[], &["authz.clients.read"]).await;
+    server.partner_admin("shopco").holding(&["authz.clients.read"]).create().await;
     let args = ["partner", "invite", "shopco", "pat@shopco.example", "--scope", "authz.clients.read"];
     let invitation = partnergate(&server, &args);
     assert_eq!(
@@ -277,7 +276,7 @@ async fn the_operator_invites_lists_and_withdraws_at_the_command_line() {
 #[tokio::test]
 async fn the_first_verified_sign_in_takes_an_invitation_and_later_ones_match_the_person() {
     let server = TestServer::start().await;
-    partner_admin_holding(&server, "shopco", &[], &["authz.clients.read"]).await;
+    server.partner_admin("shopco").holding(&["authz.clients.read"]).create().await;
     let invitation = NewInvitation { email: "pat@shopco.example".into(), scopes: vec!["authz.clients.read".into()] };
     invitations::create(&mut server.conn(), &Caller::cli(), "shopco", &invitation).unwrap();
     let rule = OperatorRule { groups: vec!["platform-ops".into()], email_domains: vec!["ops.example".into()] };
@@ -310,7 +309,7 @@ async fn the_first_verified_sign_in_takes_an_invitation_and_later_ones_match_the
 async fn a_suspended_partner_or_a_withdrawn_invitation_stops_its_people() {
     let server = TestServer::start().await;
     let (_, operator) = server.operator().await;
-    partner_admin_holding(&server, "shopco", &[], &["authz.clients.read"]).await;
+    server.partner_admin("shopco").holding(&["authz.clients.read"]).create().await;
     let invitation = NewInvitation { email: "pat@shopco.example".into(), scopes: vec!["authz.clients.read".into()] };
     let created = invitations::create(&mut server.conn(), &Caller::cli(), "shopco", &invitation).unwrap();
     let pat = person("pat-1", "pat@shopco.example", true);
@@ -447,8 +446,8 @@ async fn people_sign_in_to_the_console_through_an_openid_provider() {
         config.clock = std::sync::Arc::new(session_clock);
     })
     .await;
-    partner_admin_holding(&server, "shopco", &[], &["authz.clients.read", "authz.clients.write"]).await;
-    partner_admin_holding(&server, "agency", &[], &["authz.clients.read"]).await;
+    server.partner_admin("shopco").create().await;
+    server.partner_admin("agency").holding(&["authz.clients.read"]).create().await;
     let browser = Browser::start().await;
 
     // The operator, by the group claim. Client sign-in is off: the form is not offered.

@@ -23,14 +23,6 @@ struct Seen {
     jti: Option<String>,
 }
 
-fn jti_of(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims["jti"].as_str().map(str::to_string)
-}
-
 async fn readyz(server: &TestServer) -> (u16, Duration) {
     let started = Instant::now();
     let status = reqwest::get(server.url("/readyz")).await.unwrap().status().as_u16();
@@ -144,7 +136,7 @@ async fn the_token_endpoint_answers_503_during_an_outage_and_recovers_by_itself(
     assert!(on_postgres(), "the outage test cuts a PostgreSQL connection: set PARTNERGATE_TEST_BACKEND=postgres");
     let proxy = Proxy::start(postgres_upstream()).await;
     let server = server_behind(&proxy).await;
-    let client = server.seed("outage", &["o.read"], &["o.read"], &[], &[]);
+    let client = server.seed("outage").role(&["o.read"]).create();
     let authorization = basic_auth(&client.client.id, client.secret.secret.expose());
 
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -172,7 +164,7 @@ async fn the_token_endpoint_answers_503_during_an_outage_and_recovers_by_itself(
                 if status != 200 {
                     assert_eq!(body["error"], "temporarily_unavailable", "{status}: {body}");
                 }
-                let jti = body["access_token"].as_str().and_then(jti_of);
+                let jti = body["access_token"].as_str().map(jti_of);
                 seen.lock().unwrap().push(Seen { sent, latency: sent.elapsed(), status, retry_after, jti });
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -78,7 +78,7 @@ async fn jwks_publishes_public_keys_only_with_kid_alg_and_use() {
     // The set parses as a JWKS for `jsonwebtoken`, and a token signed now names one of its keys.
     let parsed: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).expect("JwkSet");
     assert_eq!(parsed.keys.len(), keys.len());
-    let created = server.seed("jwks-co", &["keys.read"], &["keys.read"], &[], &[]);
+    let created = server.seed("jwks-co").role(&["keys.read"]).create();
     let token = server.token_for(&created, &[], None).await;
     let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
     assert!(kids.contains(&kid), "token kid {kid} is in the JWKS");

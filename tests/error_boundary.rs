@@ -7,12 +7,6 @@ mod common;
 use common::*;
 use diesel::connection::SimpleConnection;
 
-async fn ask(server: &TestServer, client: &partnergate::registry::clients::CreatedClient) -> Reply {
-    let authorization = basic_auth(&client.client.id, client.secret.secret.expose());
-    let headers = [("authorization", authorization.as_str())];
-    Reply::from(post_form(server, "/oauth2/token", "grant_type=client_credentials", &headers).await).await
-}
-
 fn fault(reply: &Reply) {
     reply.expect_oauth_error(500, "server_error");
     assert_eq!(reply.header("cache-control"), "no-store");
@@ -23,19 +17,19 @@ fn fault(reply: &Reply) {
 #[tokio::test]
 async fn a_failing_statement_on_the_token_path_is_500_without_retry_after() {
     let server = TestServer::start().await;
-    let client = server.seed("faulty", &["f.read"], &["f.read"], &[], &[]);
+    let client = server.seed("faulty").role(&["f.read"]).create();
 
     // The registry read fails: a table the snapshot loader reads is not there.
     server.conn().batch_execute("ALTER TABLE client_audiences RENAME TO client_audiences_gone").unwrap();
-    fault(&ask(&server, &client).await);
+    fault(&request_token(&server, &client).await);
     server.conn().batch_execute("ALTER TABLE client_audiences_gone RENAME TO client_audiences").unwrap();
-    ask(&server, &client).await.expect_json(200);
+    request_token(&server, &client).await.expect_json(200);
 
     // The audit writer's insert fails: the table it writes is not there.
     server.conn().batch_execute("ALTER TABLE audit_events RENAME TO audit_events_gone").unwrap();
-    fault(&ask(&server, &client).await);
+    fault(&request_token(&server, &client).await);
     server.conn().batch_execute("ALTER TABLE audit_events_gone RENAME TO audit_events").unwrap();
-    ask(&server, &client).await.expect_json(200);
+    request_token(&server, &client).await.expect_json(200);
 
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("partnergate_token_requests_denied_total{reason=\"server_error\"} 2"), "{metrics}");

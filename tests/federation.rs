@@ -27,7 +27,7 @@ async fn refused(server: &TestServer, client_id: &str, token: &str, reason: &str
 #[tokio::test]
 async fn a_trusted_issuers_token_for_the_registered_subject_authenticates_the_client() {
     let server = TestServer::start().await;
-    server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("acme").role(&["orders.read"]).create();
     let (_, admin) = server.operator().await;
     let provider = LocalIssuer::start().await;
     trust(&server, &admin, "acme", &[&provider.issuer]).await;
@@ -84,10 +84,10 @@ async fn a_trusted_issuers_token_for_the_registered_subject_authenticates_the_cl
 async fn partner_admins_register_federation_only_within_what_the_operator_allowed() {
     let server = TestServer::start().await;
     let (_, admin) = server.operator().await;
-    let (acme_admin_client, acme_admin) = partner_admin_token(&server, "acme", &["orders.read"]).await;
-    server.seed("globex", &["orders.read"], &["orders.read"], &[], &[]);
-    let foreign = server.client("globex", &[], &["orders.read"], &[]);
-    let own = server.client("acme", &[], &["orders.read"], &[]);
+    let (acme_admin_client, acme_admin) = server.partner_admin("acme").ceiling(&["orders.read"]).create().await;
+    server.seed("globex").role(&["orders.read"]).create();
+    let foreign = server.client_of("globex").scopes(&["orders.read"]).create();
+    let own = server.client_of("acme").scopes(&["orders.read"]).create();
     let provider = LocalIssuer::start().await;
     let credential = json!([{"issuer": provider.issuer, "subject": SUBJECT, "audience": server.settings.issuer}]);
     let federate = json!({ "federated_credentials": credential });

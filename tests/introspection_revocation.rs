@@ -19,7 +19,7 @@ use partnergate::oauth::{AccessTokenClaims, Audience};
 use partnergate::registry::clients::{self, CreatedClient};
 use partnergate::registry::credentials::{random_base62, ClientSecret};
 use partnergate::registry::secrets::{self, NewSecret};
-use partnergate::registry::{bootstrap, partners, revocation, Caller};
+use partnergate::registry::{partners, revocation, Caller};
 use partnergate::store::schema::revoked_tokens;
 use serde_json::{json, Value};
 
@@ -48,14 +48,6 @@ fn basic_header(client_id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
 }
 
-fn form_body(pairs: &[(&str, &str)]) -> String {
-    serde_urlencoded::to_string(pairs).unwrap()
-}
-
-fn secret_of(client: &CreatedClient) -> &str {
-    client.secret.secret.expose()
-}
-
 /// `POST path` with `token=<token>`, authenticated by HTTP Basic as `client_id` / `secret`.
 async fn post_token_as(
     server: &TestServer,
@@ -65,7 +57,7 @@ async fn post_token_as(
     token: &str,
 ) -> reqwest::Response {
     let authorization = basic_header(client_id, secret);
-    post_form(server, path, &form_body(&[("token", token)]), &[("authorization", authorization.as_str())]).await
+    post_form(server, path, &form(&[("token", token)]), &[("authorization", authorization.as_str())]).await
 }
 
 /// Introspects `token` as `caller` and returns the JSON answer after checking status and headers.
@@ -169,18 +161,11 @@ fn tamper_signature(token: &str) -> String {
 }
 
 /// The original header and signature over a different payload.
-fn swap_payload(token: &str, claims: &Value) -> String {
+fn swap_payload(token: &str, claims: &serde_json::Map<String, Value>) -> String {
     use base64::Engine;
     let parts: Vec<&str> = token.split('.').collect();
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_string(claims).unwrap());
     format!("{}.{payload}.{}", parts[0], parts[2])
-}
-
-/// The payload of a compact JWS, decoded without verification.
-fn payload_of(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("payload part");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 fn revoked_rows(server: &TestServer) -> i64 {
@@ -191,29 +176,13 @@ fn revoked_rows(server: &TestServer) -> i64 {
 /// The introspection caller of a test: a resource server whose partner's ceiling holds `authz.introspect`
 /// and whose client holds it through its role.
 fn resource_server(server: &TestServer, partner_id: &str) -> CreatedClient {
-    server.seed(partner_id, &[INTROSPECT], &[INTROSPECT], &[], &[])
-}
-
-/// The operator's admin client (bootstrap) and a token for the admin audience.
-async fn operator_token(server: &TestServer) -> String {
-    let admin = bootstrap::admin_client(&mut server.conn(), &server.settings.admin_audience, LIMITS, false)
-        .expect("admin bootstrap");
-    server.token_for(&admin, &[], None).await
+    server.seed(partner_id).role(&[INTROSPECT]).create()
 }
 
 /// `POST /admin/v1{path}` with a bearer token; status and JSON body.
-async fn admin_post(server: &TestServer, bearer: &str, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(server.url(&format!("/admin/v1{path}")))
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .expect("admin request sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: status {status}, not JSON ({err}): {text}"));
-    (status, body)
+async fn admin_post_json(server: &TestServer, bearer: &str, path: &str) -> (u16, Value) {
+    let reply = admin_post(server, bearer, path).await;
+    (reply.status, reply.json())
 }
 
 /// The cut-off an admin revocation answered with (RFC 3339, UTC), parsed.
@@ -233,7 +202,7 @@ async fn introspection_of_a_fresh_token_returns_its_claims() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "fresh-rs");
     let api = "https://api.fresh.test";
-    let owner = server.seed("fresh-a", &["orders.read", "orders.write"], &["orders.read"], &["orders.write"], &[api]);
+    let owner = server.seed("fresh-a").role(&["orders.read"]).scopes(&["orders.write"]).audiences(&[api]).create();
 
     let token = server.token_for(&owner, &[], None).await;
     let claims = server.verify(&token, api).await;
@@ -265,7 +234,7 @@ async fn introspection_of_a_fresh_token_returns_its_claims() {
     assert_eq!(details["token_partner_id"], "fresh-a");
 
     // A narrower token, with the server default audience, introspects with exactly its own scope.
-    let other = server.client("fresh-a", &["role-fresh-a"], &[], &[]);
+    let other = server.client_of("fresh-a").roles(&["role-fresh-a"]).create();
     let narrow = server.token_for(&other, &["orders.read"], None).await;
     let answer = assert_active(&server, &rs, &narrow, "narrow token").await;
     assert_eq!(answer["scope"], "orders.read");
@@ -281,7 +250,7 @@ async fn introspection_rejects_invalid_tokens() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "bad-rs");
     let api = "https://api.bad.test";
-    let owner = server.seed("bad-a", &["orders.read"], &["orders.read"], &[], &[api]);
+    let owner = server.seed("bad-a").role(&["orders.read"]).audiences(&[api]).create();
     server.backdate_client(&owner.client.id, 3600);
     let token = server.token_for(&owner, &[], None).await;
     assert_active(&server, &rs, &token, "the untampered token").await;
@@ -289,7 +258,7 @@ async fn introspection_rejects_invalid_tokens() {
     // One character of the signature changed.
     assert_inactive(&server, &rs, &tamper_signature(&token), "bad signature", "bad_signature_or_claims").await;
     // The original signature over a widened payload.
-    let mut widened = payload_of(&token);
+    let mut widened = claims_of(&token);
     widened["scope"] = json!("orders.read orders.admin");
     assert_inactive(&server, &rs, &swap_payload(&token, &widened), "altered payload", "bad_signature_or_claims").await;
 
@@ -352,7 +321,7 @@ async fn introspection_rejects_invalid_tokens() {
 async fn introspection_follows_each_tokens_current_standing() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "stand-rs");
-    let owner = server.seed("stand-a", &["orders.read"], &["orders.read"], &[], &[]);
+    let owner = server.seed("stand-a").role(&["orders.read"]).create();
     let role = ["role-stand-a"];
 
     // Revoked by its owner.
@@ -365,7 +334,7 @@ async fn introspection_follows_each_tokens_current_standing() {
     assert_active(&server, &rs, &sibling, "sibling of a revoked token").await;
 
     // A disabled client, then enabled again.
-    let disabled = server.client("stand-a", &role, &[], &[]);
+    let disabled = server.client_of("stand-a").roles(&role).create();
     let token = server.token_for(&disabled, &[], None).await;
     assert_active(&server, &rs, &token, "before disabling").await;
     clients::set_enabled(&mut server.conn(), &Caller::cli(), &disabled.client.id, false).unwrap();
@@ -376,7 +345,7 @@ async fn introspection_follows_each_tokens_current_standing() {
     assert_active(&server, &rs, &token, "client enabled again").await;
 
     // A suspended partner, then resumed.
-    let suspended = server.seed("stand-s", &["orders.read"], &["orders.read"], &[], &[]);
+    let suspended = server.seed("stand-s").role(&["orders.read"]).create();
     let token = server.token_for(&suspended, &[], None).await;
     assert_active(&server, &rs, &token, "before suspension").await;
     partners::set_suspended(&mut server.conn(), &Caller::cli(), "stand-s", true).unwrap();
@@ -387,7 +356,7 @@ async fn introspection_follows_each_tokens_current_standing() {
     assert_active(&server, &rs, &token, "partner resumed").await;
 
     // A client's tokens revoked in bulk: earlier ones dead for good, later ones fine.
-    let bulk = server.client("stand-a", &role, &[], &[]);
+    let bulk = server.client_of("stand-a").roles(&role).create();
     let early = server.token_for(&bulk, &[], None).await;
     assert_active(&server, &rs, &early, "before the client's bulk revocation").await;
     revocation::revoke_client_tokens(&mut server.conn(), &Caller::cli(), &bulk.client.id).unwrap();
@@ -401,8 +370,8 @@ async fn introspection_follows_each_tokens_current_standing() {
     assert_inactive(&server, &rs, &early, "bulk-revoked, after disable and enable", "revoked_in_bulk").await;
 
     // A partner's tokens revoked in bulk.
-    let first = server.seed("stand-p", &["orders.read"], &["orders.read"], &[], &[]);
-    let second = server.client("stand-p", &["role-stand-p"], &[], &[]);
+    let first = server.seed("stand-p").role(&["orders.read"]).create();
+    let second = server.client_of("stand-p").roles(&["role-stand-p"]).create();
     let first_early = server.token_for(&first, &[], None).await;
     let second_early = server.token_for(&second, &[], None).await;
     assert_active(&server, &rs, &first_early, "before the partner's bulk revocation").await;
@@ -420,7 +389,7 @@ async fn introspection_follows_each_tokens_current_standing() {
     assert_active(&server, &rs, &second_late, "after resumption").await;
 
     // A deleted client's tokens.
-    let deleted = server.client("stand-a", &role, &[], &[]);
+    let deleted = server.client_of("stand-a").roles(&role).create();
     let token = server.token_for(&deleted, &[], None).await;
     assert_active(&server, &rs, &token, "before deletion").await;
     clients::delete(&mut server.conn(), &Caller::cli(), &deleted.client.id).unwrap();
@@ -435,15 +404,15 @@ async fn introspection_follows_each_tokens_current_standing() {
 #[actix_web::test]
 async fn introspection_requires_an_authenticated_caller_holding_the_scope() {
     let server = TestServer::start().await;
-    let owner = server.seed("acc-a", &["orders.read"], &["orders.read"], &[], &[]);
+    let owner = server.seed("acc-a").role(&["orders.read"]).create();
     let token = server.token_for(&owner, &[], None).await;
     // Holds the scope directly rather than through a role.
-    let direct = server.seed("acc-rs", &[INTROSPECT, "orders.read"], &["orders.read"], &[INTROSPECT], &[]);
+    let direct = server.seed("acc-rs").role(&["orders.read"]).scopes(&[INTROSPECT]).create();
     let answer = assert_active(&server, &direct, &token, "direct scope").await;
     assert_eq!(answer["client_id"], owner.client.id.as_str());
 
     // client_secret_post works as well as Basic.
-    let body = form_body(&[
+    let body = form(&[
         ("token", token.as_str()),
         ("client_id", direct.client.id.as_str()),
         ("client_secret", secret_of(&direct)),
@@ -452,14 +421,14 @@ async fn introspection_requires_an_authenticated_caller_holding_the_scope() {
     assert_eq!(response.status().as_u16(), 200);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["active"], true);
-    assert_eq!(answer["jti"], payload_of(&token)["jti"]);
+    assert_eq!(answer["jti"], claims_of(&token)["jti"]);
 
     // A client without the scope: 403 unauthorized_client, and no token data.
     let check_forbidden = |response: reqwest::Response, case: &'static str| async move {
         let (status, error, _) = oauth_error(response).await;
         assert_eq!((status, error.as_str()), (403, "unauthorized_client"), "{case}");
     };
-    let plain = server.client("acc-rs", &["role-acc-rs"], &[], &[]);
+    let plain = server.client_of("acc-rs").roles(&["role-acc-rs"]).create();
     let response = post_token_as(&server, "/oauth2/introspect", &plain.client.id, secret_of(&plain), &token).await;
     check_forbidden(response, "client without the scope").await;
     let event = last_event(&server, "token.introspect", &plain.client.id);
@@ -474,8 +443,8 @@ async fn introspection_requires_an_authenticated_caller_holding_the_scope() {
     let mut conn = server.conn();
     partnergate::registry::roles::create(&mut conn, &Caller::cli(), "acc-wide", "", &strings(&[INTROSPECT])).unwrap();
     drop(conn);
-    server.seed("acc-capped", &["orders.read"], &["orders.read"], &[], &[]);
-    let capped = server.client("acc-capped", &["acc-wide"], &[], &[]);
+    server.seed("acc-capped").role(&["orders.read"]).create();
+    let capped = server.client_of("acc-capped").roles(&["acc-wide"]).create();
     let response = post_token_as(&server, "/oauth2/introspect", &capped.client.id, secret_of(&capped), &token).await;
     check_forbidden(response, "scope outside the ceiling").await;
 
@@ -486,18 +455,15 @@ async fn introspection_requires_an_authenticated_caller_holding_the_scope() {
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
     assert_eq!(headers.get("www-authenticate").unwrap(), "Basic realm=\"partnergate\"");
     assert_eq!(last_event(&server, "token.introspect", &direct.client.id)["reason"], "wrong_secret");
-    let body = form_body(&[
-        ("token", token.as_str()),
-        ("client_id", direct.client.id.as_str()),
-        ("client_secret", wrong.expose()),
-    ]);
+    let body =
+        form(&[("token", token.as_str()), ("client_id", direct.client.id.as_str()), ("client_secret", wrong.expose())]);
     let (status, error, _) = oauth_error(post_form(&server, "/oauth2/introspect", &body, &[]).await).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
     // Another client's (valid) secret.
     let response = post_token_as(&server, "/oauth2/introspect", &direct.client.id, secret_of(&owner), &token).await;
     assert_eq!(oauth_error(response).await.0, 401);
     // No credentials at all.
-    let response = post_form(&server, "/oauth2/introspect", &form_body(&[("token", &token)]), &[]).await;
+    let response = post_form(&server, "/oauth2/introspect", &form(&[("token", &token)]), &[]).await;
     let (status, error, _) = oauth_error(response).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
     // An unknown client id.
@@ -533,13 +499,13 @@ async fn introspection_requires_an_authenticated_caller_holding_the_scope() {
 async fn a_client_revokes_only_its_own_tokens() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "rev-rs");
-    let owner = server.seed("rev-a", &["orders.read"], &["orders.read"], &[], &[]);
+    let owner = server.seed("rev-a").role(&["orders.read"]).create();
     server.backdate_client(&owner.client.id, 3600);
-    let colleague = server.client("rev-a", &["role-rev-a"], &[], &[]);
-    let stranger = server.seed("rev-b", &["orders.read"], &["orders.read"], &[], &[]);
+    let colleague = server.client_of("rev-a").roles(&["role-rev-a"]).create();
+    let stranger = server.seed("rev-b").role(&["orders.read"]).create();
     let token = server.token_for(&owner, &[], None).await;
-    let jti = payload_of(&token)["jti"].as_str().unwrap().to_string();
-    let exp = payload_of(&token)["exp"].as_i64().unwrap();
+    let jti = claims_of(&token)["jti"].as_str().unwrap().to_string();
+    let exp = claims_of(&token)["exp"].as_i64().unwrap();
     assert_eq!(revoked_rows(&server), 0);
 
     // Other clients, of the same partner or another one, get 200 and change nothing.
@@ -554,7 +520,7 @@ async fn a_client_revokes_only_its_own_tokens() {
     let (status, error, headers) = oauth_error(response).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
     assert_eq!(headers.get("www-authenticate").unwrap(), "Basic realm=\"partnergate\"");
-    let response = post_form(&server, "/oauth2/revoke", &form_body(&[("token", &token)]), &[]).await;
+    let response = post_form(&server, "/oauth2/revoke", &form(&[("token", &token)]), &[]).await;
     assert_eq!(oauth_error(response).await.0, 401, "no credentials");
     assert_active(&server, &rs, &token, "after a revocation with bad credentials").await;
 
@@ -573,7 +539,7 @@ async fn a_client_revokes_only_its_own_tokens() {
 
     // client_secret_post works for revocation too.
     let second = server.token_for(&owner, &[], None).await;
-    let body = form_body(&[
+    let body = form(&[
         ("token", second.as_str()),
         ("client_id", owner.client.id.as_str()),
         ("client_secret", secret_of(&owner)),
@@ -647,7 +613,7 @@ async fn pruning_does_not_revive_a_revoked_token_within_the_expiry_leeway() {
     let clock = manual_clock();
     let server = TestServer::start_on(&clock).await;
     let rs = resource_server(&server, "leeway-rs");
-    let owner = server.seed("leeway-a", &["orders.read"], &["orders.read"], &[], &[]);
+    let owner = server.seed("leeway-a").role(&["orders.read"]).create();
     server.backdate_client(&owner.client.id, 3600);
     let now = partnergate::clock::Clock::now(&clock).and_utc().timestamp();
     let claims = AccessTokenClaims {
@@ -681,10 +647,10 @@ async fn pruning_does_not_revive_a_revoked_token_within_the_expiry_leeway() {
 async fn the_operator_revokes_a_clients_or_a_partners_tokens_through_the_admin_api() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "bulk-rs");
-    let operator = operator_token(&server).await;
-    let first = server.seed("bulk-a", &["orders.read"], &["orders.read"], &[], &[]);
-    let second = server.client("bulk-a", &["role-bulk-a"], &[], &[]);
-    let outsider = server.seed("bulk-b", &["orders.read"], &["orders.read"], &[], &[]);
+    let operator = server.operator().await.1;
+    let first = server.seed("bulk-a").role(&["orders.read"]).create();
+    let second = server.client_of("bulk-a").roles(&["role-bulk-a"]).create();
+    let outsider = server.seed("bulk-b").role(&["orders.read"]).create();
     let first_early = server.token_for(&first, &[], None).await;
     let second_early = server.token_for(&second, &[], None).await;
     let outsider_token = server.token_for(&outsider, &[], None).await;
@@ -692,21 +658,22 @@ async fn the_operator_revokes_a_clients_or_a_partners_tokens_through_the_admin_a
 
     // One client.
     let before = partnergate::store::now();
-    let (status, body) = admin_post(&server, &operator, &format!("/clients/{}/revoke-tokens", first.client.id)).await;
+    let (status, body) =
+        admin_post_json(&server, &operator, &format!("/clients/{}/revoke-tokens", first.client.id)).await;
     assert_eq!(status, 200, "{body}");
     let cutoff = cutoff_of(&body);
     assert!(cutoff >= before && cutoff <= partnergate::store::now(), "cut-off {cutoff} is now");
     assert_inactive(&server, &rs, &first_early, "client revoked by the operator", "revoked_in_bulk").await;
     assert_active(&server, &rs, &second_early, "the partner's other client").await;
     let first_late = server.token_for(&first, &[], None).await;
-    assert!(payload_of(&first_late)["iat"].as_i64().unwrap() > cutoff.and_utc().timestamp());
+    assert!(claims_of(&first_late)["iat"].as_i64().unwrap() > cutoff.and_utc().timestamp());
     assert_active(&server, &rs, &first_late, "new token after the client cut-off").await;
     let event = last_event(&server, "client.revoke_tokens", &first.client.id);
     assert_eq!(event["outcome"], "success");
     assert!(event["actor"].as_str().unwrap().starts_with("client:pgc_"), "{event}");
 
     // The whole partner.
-    let (status, body) = admin_post(&server, &operator, "/partners/bulk-a/revoke-tokens").await;
+    let (status, body) = admin_post_json(&server, &operator, "/partners/bulk-a/revoke-tokens").await;
     assert_eq!(status, 200, "{body}");
     let partner_cutoff = cutoff_of(&body);
     assert!(partner_cutoff >= cutoff);
@@ -719,11 +686,11 @@ async fn the_operator_revokes_a_clients_or_a_partners_tokens_through_the_admin_a
     assert_active(&server, &rs, &first_latest, "new token of the first client").await;
 
     // Unknown ids: 404. No token or a wrong one: 401.
-    let (status, body) = admin_post(&server, &operator, "/clients/pgc_nosuchclient/revoke-tokens").await;
+    let (status, body) = admin_post_json(&server, &operator, "/clients/pgc_nosuchclient/revoke-tokens").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
-    let (status, body) = admin_post(&server, &operator, "/partners/no-such-partner/revoke-tokens").await;
+    let (status, body) = admin_post_json(&server, &operator, "/partners/no-such-partner/revoke-tokens").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
-    let (status, body) = admin_post(&server, &second_late, "/partners/bulk-b/revoke-tokens").await;
+    let (status, body) = admin_post_json(&server, &second_late, "/partners/bulk-b/revoke-tokens").await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_token")), "a token for another audience");
     assert_active(&server, &rs, &outsider_token, "after refused revocations").await;
     server.stop().await;
@@ -733,7 +700,7 @@ async fn the_operator_revokes_a_clients_or_a_partners_tokens_through_the_admin_a
 async fn revoking_a_leaked_secret_can_revoke_its_clients_tokens() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "leak-rs");
-    let leaky = server.seed("leak-a", &["orders.read"], &["orders.read"], &[], &[]);
+    let leaky = server.seed("leak-a").role(&["orders.read"]).create();
     let spare = secrets::create(
         &mut server.conn(),
         &Caller::cli(),
@@ -742,7 +709,7 @@ async fn revoking_a_leaked_secret_can_revoke_its_clients_tokens() {
         LIMITS.secret_policy,
     )
     .unwrap();
-    let bystander = server.client("leak-a", &["role-leak-a"], &[], &[]);
+    let bystander = server.client_of("leak-a").roles(&["role-leak-a"]).create();
     let early = server.token_for(&leaky, &[], None).await;
     let early_spare =
         fetch_token(&server, AuthType::BasicAuth, &leaky.client.id, spare.secret.expose(), &[], None).await.unwrap();
@@ -786,16 +753,16 @@ async fn a_partner_admin_revokes_tokens_of_its_own_partners_clients_only() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "padm-rs");
     let admin_aud = server.settings.admin_audience.clone();
-    let admin =
-        server.seed("padm-a", &["orders.read", CLIENTS_WRITE], &["orders.read"], &[CLIENTS_WRITE], &[&admin_aud]);
+    let admin = server.seed("padm-a").role(&["orders.read"]).scopes(&[CLIENTS_WRITE]).audiences(&[&admin_aud]).create();
     let admin_token = server.token_for(&admin, &[], None).await;
-    assert_eq!(payload_of(&admin_token)["aud"], admin_aud.as_str());
-    let own = server.client("padm-a", &["role-padm-a"], &[], &[]);
-    let foreign = server.seed("padm-b", &["orders.read"], &["orders.read"], &[], &[]);
+    assert_eq!(claims_of(&admin_token)["aud"], admin_aud.as_str());
+    let own = server.client_of("padm-a").roles(&["role-padm-a"]).create();
+    let foreign = server.seed("padm-b").role(&["orders.read"]).create();
     let own_token = server.token_for(&own, &[], None).await;
     let foreign_token = server.token_for(&foreign, &[], None).await;
 
-    let (status, body) = admin_post(&server, &admin_token, &format!("/clients/{}/revoke-tokens", own.client.id)).await;
+    let (status, body) =
+        admin_post_json(&server, &admin_token, &format!("/clients/{}/revoke-tokens", own.client.id)).await;
     assert_eq!(status, 200, "{body}");
     assert_inactive(&server, &rs, &own_token, "revoked by its partner admin", "revoked_in_bulk").await;
     assert_active(&server, &rs, &server.token_for(&own, &[], None).await, "new token after it").await;
@@ -804,30 +771,30 @@ async fn a_partner_admin_revokes_tokens_of_its_own_partners_clients_only() {
 
     // Another partner's client: the same 404 as a client that does not exist, and nothing changes.
     let (status, body) =
-        admin_post(&server, &admin_token, &format!("/clients/{}/revoke-tokens", foreign.client.id)).await;
+        admin_post_json(&server, &admin_token, &format!("/clients/{}/revoke-tokens", foreign.client.id)).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
     assert!(!body.to_string().contains("padm-b"), "{body}");
-    let (status, _) = admin_post(&server, &admin_token, "/clients/pgc_nosuchclient/revoke-tokens").await;
+    let (status, _) = admin_post_json(&server, &admin_token, "/clients/pgc_nosuchclient/revoke-tokens").await;
     assert_eq!(status, 404);
     assert_active(&server, &rs, &foreign_token, "another partner's client after the attempt").await;
     assert!(events(&server, "client.revoke_tokens", &foreign.client.id, 10).is_empty());
 
     // Partner-wide revocation is the operator's, even for the admin's own partner.
     for partner in ["padm-a", "padm-b"] {
-        let (status, body) = admin_post(&server, &admin_token, &format!("/partners/{partner}/revoke-tokens")).await;
+        let (status, body) =
+            admin_post_json(&server, &admin_token, &format!("/partners/{partner}/revoke-tokens")).await;
         assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{partner}: {body}");
     }
     assert_active(&server, &rs, &foreign_token, "after refused partner revocations").await;
     assert_active(&server, &rs, &admin_token, "the admin's own token after its refused revocation").await;
 
     // A read-only partner admin may not revoke at all.
-    let reader =
-        server.seed("padm-r", &["orders.read", CLIENTS_READ], &["orders.read"], &[CLIENTS_READ], &[&admin_aud]);
-    let reader_own = server.client("padm-r", &["role-padm-r"], &[], &[]);
+    let reader = server.seed("padm-r").role(&["orders.read"]).scopes(&[CLIENTS_READ]).audiences(&[&admin_aud]).create();
+    let reader_own = server.client_of("padm-r").roles(&["role-padm-r"]).create();
     let reader_own_token = server.token_for(&reader_own, &[], None).await;
     let reader_token = server.token_for(&reader, &[], None).await;
     let (status, body) =
-        admin_post(&server, &reader_token, &format!("/clients/{}/revoke-tokens", reader_own.client.id)).await;
+        admin_post_json(&server, &reader_token, &format!("/clients/{}/revoke-tokens", reader_own.client.id)).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{body}");
     assert_active(&server, &rs, &reader_own_token, "after a read-only admin's attempt").await;
     server.stop().await;
@@ -841,10 +808,10 @@ async fn a_partner_admin_revokes_tokens_of_its_own_partners_clients_only() {
 async fn introspections_and_revocations_are_audited() {
     let server = TestServer::start().await;
     let rs = resource_server(&server, "aud-rs");
-    let owner = server.seed("aud-a", &["orders.read"], &["orders.read"], &[], &[]);
-    let stranger = server.seed("aud-b", &["orders.read"], &["orders.read"], &[], &[]);
+    let owner = server.seed("aud-a").role(&["orders.read"]).create();
+    let stranger = server.seed("aud-b").role(&["orders.read"]).create();
     let token = server.token_for(&owner, &[], None).await;
-    let jti = payload_of(&token)["jti"].as_str().unwrap().to_string();
+    let jti = claims_of(&token)["jti"].as_str().unwrap().to_string();
 
     // Introspections: active, then inactive once revoked, then expired.
     assert_active(&server, &rs, &token, "active").await;
@@ -919,7 +886,7 @@ async fn introspections_and_revocations_are_audited() {
 async fn a_token_obtained_with_a_secret_after_its_revocation_is_refused_by_every_instance() {
     let stale = TestServer::start().await;
     let reader = resource_server(&stale, "rs");
-    let client = stale.seed("leaky", &["l.read"], &["l.read"], &[], &[]);
+    let client = stale.seed("leaky").role(&["l.read"]).create();
     let id = client.client.id.clone();
     // The stale instance holds the client's snapshot (a load that races with the seeding's own change
     // notices is not cached, so ask until it is).
@@ -946,7 +913,7 @@ async fn a_token_obtained_with_a_secret_after_its_revocation_is_refused_by_every
             .unwrap();
     }
     let after = stale.token_for(&client, &[], None).await;
-    assert_eq!(payload_of(&after)["secret_id"], json!(client.secret.id), "the token names its secret");
+    assert_eq!(claims_of(&after)["secret_id"], json!(client.secret.id), "the token names its secret");
     // What the change feed would deliver a moment later.
     stale.running().changes().apply(&[partnergate::store::changes::Change::Client(id.clone())]);
 

@@ -30,10 +30,6 @@ fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
-async fn post(server: &TestServer, token: &str, path: &str) -> Reply {
-    admin_request(server, Method::POST, path, Some(token), None).await
-}
-
 #[actix_web::test]
 async fn keys_are_stored_sealed_and_every_instance_publishes_the_same_jwks() {
     let first = TestServer::start().await;
@@ -60,7 +56,7 @@ async fn keys_are_stored_sealed_and_every_instance_publishes_the_same_jwks() {
         let kek = first.keys_dir.join("key-encryption-key");
         assert_eq!(std::fs::metadata(&kek).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    let created = first.seed("sealed", &["a.read"], &["a.read"], &[], &[]);
+    let created = first.seed("sealed").role(&["a.read"]).create();
     let token = second.token_for(&created, &[], None).await;
     assert_eq!(&kid_of(&token), kid);
     first.verify(&token, &first.settings.default_audience).await;
@@ -73,10 +69,10 @@ async fn a_published_key_signs_only_after_its_bound_and_every_change_reaches_the
     let first = TestServer::start().await;
     let second = TestServer::start_beside(&first).await;
     let (_, op) = first.operator().await;
-    let client = first.seed("rotating", &["a.read"], &["a.read"], &[], &[]);
+    let client = first.seed("rotating").role(&["a.read"]).create();
     let old = kid_of(&second.token_for(&client, &[], None).await);
 
-    let created = post(&first, &op, "/keys").await.expect_json(201);
+    let created = admin_post(&first, &op, "/keys").await.expect_json(201);
     assert_eq!(created["state"], "published", "{created}");
     let new = created["kid"].as_str().unwrap().to_string();
     until(KEY_PROPAGATION, "the published key in the other instance's JWKS", || async {
@@ -86,12 +82,12 @@ async fn a_published_key_signs_only_after_its_bound_and_every_change_reaches_the
     assert_eq!(kid_of(&second.token_for(&client, &[], None).await), old, "published, not signing");
 
     // Published for less than max(max-age, 10 minutes): refused, unless forced.
-    let refused = post(&first, &op, &format!("/keys/{new}/activate")).await;
+    let refused = admin_post(&first, &op, &format!("/keys/{new}/activate")).await;
     let body = refused.expect_problem(409, "conflict");
     assert!(body["message"].as_str().unwrap().contains("--force"), "{body}");
-    post(&first, &op, &format!("/keys/{old}/retire")).await.expect_problem(409, "conflict");
-    post(&first, &op, "/keys/nope/activate").await.expect_problem(404, "not_found");
-    let activated = post(&first, &op, &format!("/keys/{new}/activate?force=true")).await.expect_json(200);
+    admin_post(&first, &op, &format!("/keys/{old}/retire")).await.expect_problem(409, "conflict");
+    admin_post(&first, &op, "/keys/nope/activate").await.expect_problem(404, "not_found");
+    let activated = admin_post(&first, &op, &format!("/keys/{new}/activate?force=true")).await.expect_json(200);
     assert_eq!(activated["state"], "active");
     assert_eq!(kid_of(&first.token_for(&client, &[], None).await), new, "at once on the instance that changed it");
     until(KEY_PROPAGATION, "the other instance signs with the new key", || async {
@@ -109,12 +105,12 @@ async fn a_published_key_signs_only_after_its_bound_and_every_change_reaches_the
         .collect();
     assert_eq!(states[old.as_str()], "retired");
     assert_eq!(states[new.as_str()], "active");
-    assert_eq!(post(&second, &op, "/keys/prune").await.expect_json(200)["removed"], serde_json::json!([]));
+    assert_eq!(admin_post(&second, &op, "/keys/prune").await.expect_json(200)["removed"], serde_json::json!([]));
     assert!(kids(&second.jwks().await).contains(&old));
 
     // A partner admin may not touch the keys.
-    let (_, partner_admin) = partner_admin_token(&first, "keys-pa", &[]).await;
-    post(&first, &partner_admin, "/keys").await.expect_problem(403, "forbidden");
+    let (_, partner_admin) = first.partner_admin("keys-pa").create().await;
+    admin_post(&first, &partner_admin, "/keys").await.expect_problem(403, "forbidden");
 
     let events: Vec<String> = audit_rows(&first)
         .into_iter()
@@ -137,7 +133,7 @@ async fn the_cli_rotates_safely_and_the_server_hears_of_it() {
         };
     })
     .await;
-    let client = server.seed("cli-rot", &["a.read"], &["a.read"], &[], &[]);
+    let client = server.seed("cli-rot").role(&["a.read"]).create();
     let old = kid_of(&server.token_for(&client, &[], None).await);
     // The command's own bound is the server's default (10 minutes): it publishes and says when to go on.
     let first = partnergate(&server, &["keys", "rotate"]);
@@ -171,22 +167,22 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
     })
     .await;
     let (_, op) = server.operator().await;
-    let started = post(&server, &op, "/keys/rotate").await.expect_json(200);
+    let started = admin_post(&server, &op, "/keys/rotate").await.expect_json(200);
     let new = started["published"]["kid"].as_str().unwrap().to_string();
     let old = server.running().keys().current().active().kid().to_string();
     assert!(started["activated"].is_null(), "{started}");
     // The server's clock moves; each step is taken exactly when its bound has passed, not before.
     clock.advance(chrono::Duration::milliseconds(999));
-    let early = post(&server, &op, "/keys/rotate").await.expect_json(200);
+    let early = admin_post(&server, &op, "/keys/rotate").await.expect_json(200);
     assert!(early["activated"].is_null(), "not ready before its bound: {early}");
     clock.advance(chrono::Duration::milliseconds(1));
-    let activated = post(&server, &op, "/keys/rotate").await.expect_json(200)["activated"].clone();
+    let activated = admin_post(&server, &op, "/keys/rotate").await.expect_json(200)["activated"].clone();
     assert_eq!(activated["kid"], new.as_str());
     assert!(kids(&server.jwks().await).contains(&old), "retired, still published");
     clock.advance(chrono::Duration::milliseconds(1999));
-    assert_eq!(post(&server, &op, "/keys/prune").await.expect_json(200)["removed"], serde_json::json!([]));
+    assert_eq!(admin_post(&server, &op, "/keys/prune").await.expect_json(200)["removed"], serde_json::json!([]));
     clock.advance(chrono::Duration::milliseconds(1));
-    let removed = post(&server, &op, "/keys/prune").await.expect_json(200)["removed"].clone();
+    let removed = admin_post(&server, &op, "/keys/prune").await.expect_json(200)["removed"].clone();
     assert_eq!(removed, serde_json::json!([old.as_str()]));
     assert!(!kids(&server.jwks().await).contains(&old));
     let sealed: Vec<u8> =
@@ -341,7 +337,7 @@ async fn a_full_rotation_under_load_on_two_instances_fails_no_request_and_no_ver
     .await;
     let second = TestServer::start_beside(&first).await;
     let (operator, _) = first.operator().await;
-    let client = first.seed("load", &["a.read"], &["a.read"], &[], &[]);
+    let client = first.seed("load").role(&["a.read"]).create();
     let old = first.running().keys().current().active().kid().to_string();
 
     let tally = Arc::new(Tally::default());
@@ -431,16 +427,16 @@ async fn a_full_rotation_under_load_on_two_instances_fails_no_request_and_no_ver
     // they really expire, so the server's clock must be the real one.
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Publish on the first instance.
-    let started = post(&first, &admin_token().await, "/keys/rotate").await.expect_json(200);
+    let started = admin_post(&first, &admin_token().await, "/keys/rotate").await.expect_json(200);
     let new = started["published"]["kid"].as_str().expect("a key published").to_string();
     // Finish on the second: refused (waiting) until the key has been published long enough.
     until(Duration::from_secs(15), "the second instance activates the key once it is ready", || async {
-        let report = post(&second, &admin_token().await, "/keys/rotate").await.expect_json(200);
+        let report = admin_post(&second, &admin_token().await, "/keys/rotate").await.expect_json(200);
         !report["activated"].is_null()
     })
     .await;
     until(Duration::from_secs(20), "the retired key is pruned after its tokens expired", || async {
-        let removed = post(&first, &admin_token().await, "/keys/prune").await.expect_json(200)["removed"].clone();
+        let removed = admin_post(&first, &admin_token().await, "/keys/prune").await.expect_json(200)["removed"].clone();
         removed == serde_json::json!([old.as_str()])
     })
     .await;

@@ -6,33 +6,7 @@
 mod common;
 
 use common::*;
-use partnergate::registry::clients::CreatedClient;
 use reqwest::Method;
-
-fn secret_of(client: &CreatedClient) -> &str {
-    client.secret.secret.expose()
-}
-
-/// A token request from `address` (sent as `X-Forwarded-For`, believed only behind a trusted proxy).
-async fn token_request(server: &TestServer, client_id: &str, secret: &str, address: Option<&str>) -> Reply {
-    let authorization = basic_auth(client_id, secret);
-    let mut headers = vec![("authorization", authorization.as_str())];
-    if let Some(address) = address {
-        headers.push(("x-forwarded-for", address));
-    }
-    Reply::from(post_form(server, "/oauth2/token", "grant_type=client_credentials", &headers).await).await
-}
-
-async fn ask(server: &TestServer, client: &CreatedClient) -> Reply {
-    token_request(server, &client.client.id, secret_of(client), None).await
-}
-
-/// A `429` in the RFC 6749 shape; its `Retry-After` in seconds.
-fn limited(reply: &Reply) -> u64 {
-    reply.expect_oauth_error(429, "temporarily_unavailable");
-    assert_eq!(reply.header("cache-control"), "no-store");
-    reply.header("retry-after").parse().unwrap_or_else(|_| panic!("Retry-After in seconds: {}", reply.dump()))
-}
 
 /// The client's successful token requests in the audit trail: one per token handed out.
 fn granted_records(server: &TestServer, client_id: &str) -> usize {
@@ -55,7 +29,7 @@ fn audit_reasons(server: &TestServer, client_id: &str) -> Vec<String> {
 async fn a_client_over_its_rate_gets_429_with_the_real_wait_and_then_is_served() {
     let clock = manual_clock();
     let server = TestServer::start_on(&clock).await;
-    let client = server.seed("rate", &["rate.read"], &["rate.read"], &[], &[]);
+    let client = server.seed("rate").role(&["rate.read"]).create();
     let (_, operator) = server.operator().await;
     let path = format!("/clients/{}", client.client.id);
     // 60 a minute: a burst of 10, then one a second.
@@ -64,18 +38,18 @@ async fn a_client_over_its_rate_gets_429_with_the_real_wait_and_then_is_served()
         .expect_json(200);
 
     for _ in 0..10 {
-        ask(&server, &client).await.expect_json(200);
+        request_token(&server, &client).await.expect_json(200);
     }
-    let refused = ask(&server, &client).await;
+    let refused = request_token(&server, &client).await;
     let wait = limited(&refused);
     assert_eq!(wait, 1, "one token a second: {}", refused.dump());
     assert!(refused.json()["error_description"].as_str().unwrap().contains("rate limit"));
 
     // Waiting what Retry-After said is enough, and needed: the server's clock moves by it, in two steps.
     clock.advance(chrono::Duration::seconds(wait as i64) - chrono::Duration::milliseconds(1));
-    limited(&ask(&server, &client).await);
+    limited(&request_token(&server, &client).await);
     clock.advance(chrono::Duration::milliseconds(1));
-    ask(&server, &client).await.expect_json(200);
+    request_token(&server, &client).await.expect_json(200);
     assert!(audit_reasons(&server, &client.client.id).iter().any(|r| r == "client_rate_limited"));
 
     // `null` restores the server's default, which is no limit in this test server.
@@ -83,7 +57,7 @@ async fn a_client_over_its_rate_gets_429_with_the_real_wait_and_then_is_served()
         .await
         .expect_json(200);
     for _ in 0..30 {
-        ask(&server, &client).await.expect_json(200);
+        request_token(&server, &client).await.expect_json(200);
     }
     let bad = admin_json(&server, &operator, Method::PATCH, &path, serde_json::json!({"rate_limit_per_minute": 0}));
     bad.await.expect_problem(400, "invalid_input");
@@ -92,11 +66,11 @@ async fn a_client_over_its_rate_gets_429_with_the_real_wait_and_then_is_served()
 #[tokio::test]
 async fn a_partner_limit_is_shared_by_its_clients_and_the_server_default_applies_to_the_rest() {
     let server = TestServer::start_with(|config| config.client_rate_limit_per_minute = 6).await;
-    let first = server.seed("shared", &["s.read"], &["s.read"], &[], &[]);
-    let second = server.client("shared", &["role-shared"], &[], &[]);
+    let first = server.seed("shared").role(&["s.read"]).create();
+    let second = server.client_of("shared").roles(&["role-shared"]).create();
     // The server default: 6 a minute is a burst of 1 and one every 10 s.
-    ask(&server, &first).await.expect_json(200);
-    let wait = limited(&ask(&server, &first).await);
+    request_token(&server, &first).await.expect_json(200);
+    let wait = limited(&request_token(&server, &first).await);
     assert!((9..=10).contains(&wait), "one every 10 s: {wait}");
 
     // Through the CLI, as an operator would: the partner's limit (12 a minute: a burst of 2) counts both
@@ -104,12 +78,12 @@ async fn a_partner_limit_is_shared_by_its_clients_and_the_server_default_applies
     partnergate(&server, &["partner", "update", "shared", "--rate-limit-per-minute", "12"]);
     partnergate(&server, &["client", "update", &second.client.id, "--rate-limit-per-minute", "600"]);
     until(PROPAGATION_BOUND, "the CLI's limits reach the server", || async {
-        ask(&server, &second).await.status == 200
+        request_token(&server, &second).await.status == 200
     })
     .await;
     let mut served = 1;
     let refusal = loop {
-        let reply = ask(&server, &second).await;
+        let reply = request_token(&server, &second).await;
         if reply.status != 200 {
             break reply;
         }
@@ -133,16 +107,16 @@ fn until_midnight() -> i64 {
 #[tokio::test]
 async fn a_daily_quota_refuses_with_the_reset_time_and_log_only_mode_counts_on() {
     let server = TestServer::start().await;
-    let client = server.seed("quota", &["q.read"], &["q.read"], &[], &[]);
+    let client = server.seed("quota").role(&["q.read"]).create();
     let (_, operator) = server.operator().await;
     admin_json(&server, &operator, Method::PATCH, "/partners/quota", serde_json::json!({"token_quota_per_day": 3}))
         .await
         .expect_json(200);
     for _ in 0..3 {
-        ask(&server, &client).await.expect_json(200);
+        request_token(&server, &client).await.expect_json(200);
     }
     for _ in 0..2 {
-        let refused = ask(&server, &client).await;
+        let refused = request_token(&server, &client).await;
         let wait = limited(&refused) as i64;
         assert!((wait - until_midnight()).abs() <= 2, "resets at UTC midnight: {wait} s");
         assert!(refused.json()["error_description"].as_str().unwrap().contains("quota"));
@@ -158,10 +132,10 @@ async fn a_daily_quota_refuses_with_the_reset_time_and_log_only_mode_counts_on()
     let shown = partnergate(&server, &["partner", "update", "quota", "--quota-log-only", "true"]);
     assert_eq!(shown["quota_log_only"], true);
     until(PROPAGATION_BOUND, "log-only mode reaches the server", || async {
-        ask(&server, &client).await.status == 200
+        request_token(&server, &client).await.status == 200
     })
     .await;
-    ask(&server, &client).await.expect_json(200);
+    request_token(&server, &client).await.expect_json(200);
     let quota = partnergate(&server, &["partner", "quota", "quota"]);
     assert_eq!(quota["tokens"], 5, "{quota}");
     assert_eq!(quota["quota_log_only"], true);
@@ -175,7 +149,7 @@ async fn a_daily_quota_refuses_with_the_reset_time_and_log_only_mode_counts_on()
     assert!(over.iter().all(|d| d.contains("over_quota") && d.contains("log_only")), "{over:?}");
 
     // A partner admin reads its own usage and no other partner's.
-    let (_, partner_admin) = partner_admin_token(&server, "other", &[]).await;
+    let (_, partner_admin) = server.partner_admin("other").create().await;
     admin_request(&server, Method::GET, "/partners/other/usage", Some(&partner_admin), None).await.expect_json(200);
     admin_request(&server, Method::GET, "/partners/quota/usage", Some(&partner_admin), None)
         .await
@@ -186,7 +160,7 @@ async fn a_daily_quota_refuses_with_the_reset_time_and_log_only_mode_counts_on()
 async fn a_quota_holds_across_two_instances_on_one_database() {
     let first = TestServer::start().await;
     let second = TestServer::start_beside(&first).await;
-    let client = first.seed("pooled", &["p.read"], &["p.read"], &[], &[]);
+    let client = first.seed("pooled").role(&["p.read"]).create();
     partnergate(&first, &["partner", "update", "pooled", "--token-quota-per-day", "20"]);
     until(PROPAGATION_BOUND, "both instances know the quota", || async {
         let a = first.running().read_model().client(&client.client.id).await.unwrap();
@@ -199,7 +173,7 @@ async fn a_quota_holds_across_two_instances_on_one_database() {
     let mut requests = Vec::new();
     for server in [&first, &second] {
         for _ in 0..30 {
-            requests.push(ask(server, &client));
+            requests.push(request_token(server, &client));
         }
     }
     let replies = futures_util::future::join_all(requests).await;
@@ -221,11 +195,11 @@ async fn a_quota_holds_across_two_instances_on_one_database() {
 async fn without_a_quota_the_day_count_is_exact_across_two_instances() {
     let first = TestServer::start().await;
     let second = TestServer::start_beside(&first).await;
-    let client = first.seed("uncapped", &["u.read"], &["u.read"], &[], &[]);
+    let client = first.seed("uncapped").role(&["u.read"]).create();
     let mut requests = Vec::new();
     for server in [&first, &second] {
         for _ in 0..40 {
-            requests.push(ask(server, &client));
+            requests.push(request_token(server, &client));
         }
     }
     let replies = futures_util::future::join_all(requests).await;
@@ -239,40 +213,40 @@ async fn without_a_quota_the_day_count_is_exact_across_two_instances() {
 #[tokio::test]
 async fn an_attackers_failures_never_lock_out_the_holder_of_the_secret() {
     let server = throttled_server(5, 10).await;
-    let victim = server.seed("victim", &["v.read"], &["v.read"], &[], &[]);
+    let victim = server.seed("victim").role(&["v.read"]).create();
     let id = victim.client.id.clone();
     let holder = Some("203.0.113.10");
     let wrong = partnergate::registry::credentials::ClientSecret::generate();
 
     // One address guessing: five failures, then refused for a minute, whatever it sends.
     for _ in 0..5 {
-        token_request(&server, &id, wrong.expose(), Some("198.51.100.1"))
+        request_token_as(&server, &id, wrong.expose(), Some("198.51.100.1"))
             .await
             .expect_oauth_error(401, "invalid_client");
     }
-    let blocked = token_request(&server, &id, wrong.expose(), Some("198.51.100.1")).await;
+    let blocked = request_token_as(&server, &id, wrong.expose(), Some("198.51.100.1")).await;
     let wait = limited(&blocked);
     assert!((55..=60).contains(&wait), "blocked for the rest of a minute: {wait}");
-    limited(&token_request(&server, "pgc_someoneelse", wrong.expose(), Some("198.51.100.1")).await);
-    token_request(&server, &id, secret_of(&victim), holder).await.expect_json(200);
+    limited(&request_token_as(&server, "pgc_someoneelse", wrong.expose(), Some("198.51.100.1")).await);
+    request_token_as(&server, &id, secret_of(&victim), holder).await.expect_json(200);
 
     // Many addresses guessing one client id: it is under attack, and every address that failed is refused
     // for it, while the holder, from an address that never failed, is served throughout.
     for n in 1..=20 {
         let attacker = format!("192.0.2.{n}");
-        let reply = token_request(&server, &id, wrong.expose(), Some(&attacker)).await;
+        let reply = request_token_as(&server, &id, wrong.expose(), Some(&attacker)).await;
         assert!(matches!(reply.status, 401 | 429), "{}", reply.dump());
-        token_request(&server, &id, secret_of(&victim), holder).await.expect_json(200);
+        request_token_as(&server, &id, secret_of(&victim), holder).await.expect_json(200);
     }
     for n in 1..=20 {
         let attacker = format!("192.0.2.{n}");
-        limited(&token_request(&server, &id, wrong.expose(), Some(&attacker)).await);
+        limited(&request_token_as(&server, &id, wrong.expose(), Some(&attacker)).await);
     }
     // A fresh address gets one guess, no more.
-    token_request(&server, &id, wrong.expose(), Some("192.0.2.200")).await.expect_oauth_error(401, "invalid_client");
-    limited(&token_request(&server, &id, wrong.expose(), Some("192.0.2.200")).await);
+    request_token_as(&server, &id, wrong.expose(), Some("192.0.2.200")).await.expect_oauth_error(401, "invalid_client");
+    limited(&request_token_as(&server, &id, wrong.expose(), Some("192.0.2.200")).await);
     for _ in 0..5 {
-        token_request(&server, &id, secret_of(&victim), holder).await.expect_json(200);
+        request_token_as(&server, &id, secret_of(&victim), holder).await.expect_json(200);
     }
     // The first refusal of each address for the client id is audited at once.
     let refused_at_once = audit_reasons(&server, &id).iter().filter(|r| *r == "auth_throttled").count();
@@ -315,35 +289,35 @@ async fn throttled_server(address_failures_per_minute: u32, client_failures_per_
 #[tokio::test]
 async fn the_holder_behind_an_address_that_failed_is_served_while_its_client_id_is_under_attack() {
     let server = throttled_server(100, 10).await;
-    let victim = server.seed("victim", &["v.read"], &["v.read"], &[], &[]);
-    let colleague = server.client("victim", &[], &["v.read"], &[]);
+    let victim = server.seed("victim").role(&["v.read"]).create();
+    let colleague = server.client_of("victim").scopes(&["v.read"]).create();
     let id = victim.client.id.clone();
     let shared = Some("203.0.113.10");
     let wrong = partnergate::registry::credentials::ClientSecret::generate();
 
     // A colleague behind the holder's NAT mistypes its own secret; the holder itself fails once (a secret
     // rotated a moment ago on another instance) and then succeeds.
-    token_request(&server, &colleague.client.id, wrong.expose(), shared)
+    request_token_as(&server, &colleague.client.id, wrong.expose(), shared)
         .await
         .expect_oauth_error(401, "invalid_client");
-    token_request(&server, &id, wrong.expose(), shared).await.expect_oauth_error(401, "invalid_client");
-    token_request(&server, &id, secret_of(&victim), shared).await.expect_json(200);
+    request_token_as(&server, &id, wrong.expose(), shared).await.expect_oauth_error(401, "invalid_client");
+    request_token_as(&server, &id, secret_of(&victim), shared).await.expect_json(200);
     // Three addresses guess the holder's secret: its client id is under attack.
     for n in 0..12 {
         let attacker = format!("198.51.100.{}", n % 3 + 1);
-        let reply = token_request(&server, &id, wrong.expose(), Some(&attacker)).await;
+        let reply = request_token_as(&server, &id, wrong.expose(), Some(&attacker)).await;
         assert!(matches!(reply.status, 401 | 429), "{}", reply.dump());
     }
-    limited(&token_request(&server, &id, wrong.expose(), Some("198.51.100.1")).await);
+    limited(&request_token_as(&server, &id, wrong.expose(), Some("198.51.100.1")).await);
     for _ in 0..10 {
-        token_request(&server, &id, secret_of(&victim), shared).await.expect_json(200);
+        request_token_as(&server, &id, secret_of(&victim), shared).await.expect_json(200);
     }
     // An attacker behind the same address fails for the holder's client id: the address is suspect for it
     // again, its wrong guesses are refused, and the holder, who presents the right secret, is still served.
-    token_request(&server, &id, wrong.expose(), shared).await;
-    limited(&token_request(&server, &id, wrong.expose(), shared).await);
+    request_token_as(&server, &id, wrong.expose(), shared).await;
+    limited(&request_token_as(&server, &id, wrong.expose(), shared).await);
     for _ in 0..10 {
-        token_request(&server, &id, secret_of(&victim), shared).await.expect_json(200);
+        request_token_as(&server, &id, secret_of(&victim), shared).await.expect_json(200);
     }
 }
 
@@ -353,11 +327,16 @@ async fn the_holder_behind_an_address_that_failed_is_served_while_its_client_id_
 async fn concurrent_failures_from_one_address_cannot_overshoot_its_budget() {
     let server = throttled_server(30, 0).await;
     let wrong = partnergate::registry::credentials::ClientSecret::generate();
-    let replies = futures_util::future::join_all((0..100).map(|n| {
-        let (server, wrong) = (&server, &wrong);
-        async move { token_request(server, &format!("pgc_madeup{n}"), wrong.expose(), Some("198.51.100.7")).await }
-    }))
-    .await;
+    let replies =
+        futures_util::future::join_all(
+            (0..100).map(|n| {
+                let (server, wrong) = (&server, &wrong);
+                async move {
+                    request_token_as(server, &format!("pgc_madeup{n}"), wrong.expose(), Some("198.51.100.7")).await
+                }
+            }),
+        )
+        .await;
     let looked_up = replies.iter().filter(|reply| reply.status == 401).count();
     assert!(replies.iter().all(|reply| matches!(reply.status, 401 | 429)));
     assert!(looked_up <= 30, "{looked_up} lookups against a budget of 30");
@@ -370,16 +349,16 @@ async fn concurrent_failures_from_one_address_cannot_overshoot_its_budget() {
 #[tokio::test]
 async fn a_blocked_address_is_audited_once_a_minute_with_the_count_and_every_refusal_is_in_the_metrics() {
     let mut server = throttled_server(2, 0).await;
-    let client = server.seed("flooded", &["f.read"], &["f.read"], &[], &[]);
+    let client = server.seed("flooded").role(&["f.read"]).create();
     let id = client.client.id.clone();
     let wrong = partnergate::registry::credentials::ClientSecret::generate();
     let attacker = Some("198.51.100.9");
     for _ in 0..2 {
-        token_request(&server, &id, wrong.expose(), attacker).await.expect_oauth_error(401, "invalid_client");
+        request_token_as(&server, &id, wrong.expose(), attacker).await.expect_oauth_error(401, "invalid_client");
     }
     let started = chrono::Utc::now();
     for _ in 0..300 {
-        limited(&token_request(&server, &id, wrong.expose(), attacker).await);
+        limited(&request_token_as(&server, &id, wrong.expose(), attacker).await);
     }
     let minutes = (chrono::Utc::now().timestamp() / 60 - started.timestamp() / 60 + 1) as usize;
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
@@ -403,16 +382,16 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
             partnergate::limits::ThrottleSettings { address_failures_per_minute: 3, client_failures_per_minute: 0 };
     })
     .await;
-    let client = server.seed("spoof", &["x.read"], &["x.read"], &[], &[]);
+    let client = server.seed("spoof").role(&["x.read"]).create();
     let wrong = partnergate::registry::credentials::ClientSecret::generate();
     // A new made-up address on each try does not buy new guesses: the peer is loopback every time.
     for n in 1..=3 {
         let claimed = format!("198.51.100.{n}");
-        token_request(&server, &client.client.id, wrong.expose(), Some(&claimed))
+        request_token_as(&server, &client.client.id, wrong.expose(), Some(&claimed))
             .await
             .expect_oauth_error(401, "invalid_client");
     }
-    limited(&token_request(&server, &client.client.id, wrong.expose(), Some("198.51.100.99")).await);
+    limited(&request_token_as(&server, &client.client.id, wrong.expose(), Some("198.51.100.99")).await);
     let sources: Vec<_> = audit_rows(&server).into_iter().filter_map(|row| row.source_ip).collect();
     assert!(sources.iter().all(|ip| ip == "127.0.0.1"), "{sources:?}");
 }

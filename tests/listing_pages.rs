@@ -74,7 +74,7 @@ async fn partners_scopes_and_roles_come_a_page_at_a_time() {
     assert_eq!(roles["items"][0]["scopes"], json!(["feed.r4"]), "each role with its own scopes");
 
     // A partner admin's listing holds its own partner only, paginated the same way.
-    let (_admin, partner) = partner_admin_token(&server, "acme", &[]).await;
+    let (_admin, partner) = server.partner_admin("acme").create().await;
     assert_eq!(walk(&server, &partner, "/partners", "id", 1).await, ["acme"]);
 
     // The CLI pages the same way.

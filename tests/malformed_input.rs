@@ -428,7 +428,7 @@ where
 
 async fn setup() -> (TestServer, Known, partnergate::registry::clients::CreatedClient) {
     let server = TestServer::start().await;
-    let client = server.seed("fuzz", &["orders.read", "orders.write"], &["orders.read", "orders.write"], &[], &[]);
+    let client = server.seed("fuzz").role(&["orders.read", "orders.write"]).create();
     let (_, admin_token) = server.operator().await;
     let known =
         Known { client_id: client.client.id.clone(), secret: client.secret.secret.expose().to_string(), admin_token };
@@ -500,7 +500,7 @@ async fn control_characters_in_ids_are_refused_before_any_lookup() {
     use serde_json::json;
     let server = TestServer::start().await;
     let (_operator, token) = server.operator().await;
-    let client = server.seed("ids", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("ids").role(&["orders.read"]).create();
     let (cid, sid) = (client.client.id.clone(), client.secret.id.clone());
     let before = registry_state(&server, &token).await;
 

@@ -36,7 +36,7 @@ async fn with_a_thousand_clients_every_last_use_and_day_count_is_exact() {
             };
             partners::create(&mut conn, &caller, &partner).unwrap();
             for _ in 0..CLIENTS_PER_PARTNER {
-                clients.push(client_on(&mut conn, &partner.id, &["bulk-reader"], &[], &[]));
+                clients.push(Seed::client_of(&partner.id).roles(&["bulk-reader"]).create_on(&mut conn));
             }
         }
     }
@@ -97,8 +97,7 @@ async fn with_a_thousand_clients_every_last_use_and_day_count_is_exact() {
 #[tokio::test]
 async fn a_flood_of_made_up_client_ids_evicts_no_known_client() {
     let server = TestServer::start().await;
-    let known: Vec<_> =
-        (0..50).map(|n| server.seed(&format!("known-{n}"), &["k.read"], &["k.read"], &[], &[])).collect();
+    let known: Vec<_> = (0..50).map(|n| server.seed(&format!("known-{n}")).role(&["k.read"]).create()).collect();
     let model = server.running().read_model();
     // The seeding's own change notices (new roles and scopes empty the cache) arrive within the feed's bound:
     // a real wait, the feed polls on real time.

@@ -6,7 +6,6 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use partnergate::registry::clients::CreatedClient;
 use reqwest::Method;
 
 /// Series (`name{labels}` as printed) to value, after checking every line of the text format.
@@ -83,21 +82,11 @@ fn value(series: &HashMap<String, f64>, key: &str) -> f64 {
     series.get(key).copied().unwrap_or(0.0)
 }
 
-async fn token_request(server: &TestServer, client_id: &str, secret: &str) -> Reply {
-    let authorization = basic_auth(client_id, secret);
-    let headers = [("authorization", authorization.as_str())];
-    Reply::from(post_form(server, "/oauth2/token", "grant_type=client_credentials", &headers).await).await
-}
-
-async fn ask(server: &TestServer, client: &CreatedClient) -> Reply {
-    token_request(server, &client.client.id, client.secret.secret.expose()).await
-}
-
 #[tokio::test]
 async fn counters_move_by_what_the_token_requests_did() {
     let server = TestServer::start().await;
-    let served = server.seed("metrics", &["m.read"], &["m.read"], &[], &[]);
-    let limited = server.client("metrics", &["role-metrics"], &[], &[]);
+    let served = server.seed("metrics").role(&["m.read"]).create();
+    let limited = server.client_of("metrics").roles(&["role-metrics"]).create();
     let (_, operator) = server.operator().await;
     // 6 a minute: a burst of 1, then one every 10 s.
     let path = format!("/clients/{}", limited.client.id);
@@ -106,13 +95,13 @@ async fn counters_move_by_what_the_token_requests_did() {
         .expect_json(200);
 
     let before = scrape(server.url("/metrics")).await;
-    ask(&server, &served).await.expect_json(200);
+    request_token(&server, &served).await.expect_json(200);
     // Another client's secret: well formed, so the reason is the wrong secret.
-    token_request(&server, &served.client.id, limited.secret.secret.expose())
+    request_token_as(&server, &served.client.id, limited.secret.secret.expose(), None)
         .await
         .expect_oauth_error(401, "invalid_client");
-    ask(&server, &limited).await.expect_json(200);
-    ask(&server, &limited).await.expect_oauth_error(429, "temporarily_unavailable");
+    request_token(&server, &limited).await.expect_json(200);
+    request_token(&server, &limited).await.expect_oauth_error(429, "temporarily_unavailable");
     let after = scrape(server.url("/metrics")).await;
 
     let moved = |key: &str| value(&after, key) - value(&before, key);
@@ -182,8 +171,8 @@ async fn the_active_signing_key_age_is_kept_in_memory_from_the_last_key_load() {
 #[tokio::test]
 async fn metrics_can_have_an_address_of_their_own() {
     let server = TestServer::start_with(|config| config.metrics_bind = Some("127.0.0.1:0".parse().unwrap())).await;
-    let client = server.seed("apart", &["a.read"], &["a.read"], &[], &[]);
-    ask(&server, &client).await.expect_json(200);
+    let client = server.seed("apart").role(&["a.read"]).create();
+    request_token(&server, &client).await.expect_json(200);
 
     let on_main = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(on_main.status(), 404, "not on the public address");

@@ -24,7 +24,7 @@ fn assert_clean(what: &str, text: &str, fragments: &[String]) {
 async fn secrets_and_tokens_are_never_stored_echoed_or_logged() {
     let log = CapturedLog::install("debug");
     let server = TestServer::start().await;
-    let victim = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let victim = server.seed("acme").role(&["orders.read"]).create();
     let (_operator, admin) = server.operator().await;
     let secret = victim.secret.secret.expose().to_string();
     let token = server.token_for(&victim, &[], None).await;

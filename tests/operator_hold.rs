@@ -7,10 +7,6 @@ use common::*;
 use reqwest::Method;
 use serde_json::Value;
 
-async fn post(server: &TestServer, token: &str, path: &str) -> Reply {
-    admin_request(server, Method::POST, path, Some(token), None).await
-}
-
 async fn client_state(server: &TestServer, token: &str, id: &str) -> (Value, Value) {
     let listed = admin_request(server, Method::GET, "/clients?partner_id=acme", Some(token), None).await;
     let items = listed.expect_json(200)["items"].as_array().unwrap().clone();
@@ -22,21 +18,21 @@ async fn client_state(server: &TestServer, token: &str, id: &str) -> (Value, Val
 async fn a_partner_admin_cannot_lift_the_operators_hold() {
     let server = TestServer::start().await;
     let (_op, operator) = server.operator().await;
-    let (_admin, partner) = partner_admin_token(&server, "acme", &["orders.read"]).await;
-    let target = server.client("acme", &[], &["orders.read"], &[]);
+    let (_admin, partner) = server.partner_admin("acme").ceiling(&["orders.read"]).create().await;
+    let target = server.client_of("acme").scopes(&["orders.read"]).create();
     let id = target.client.id.clone();
 
     // The partner's own disabling and enabling works, and says so.
-    post(&server, &partner, &format!("/clients/{id}/disable")).await.expect_json(200);
+    admin_post(&server, &partner, &format!("/clients/{id}/disable")).await.expect_json(200);
     assert_eq!(client_state(&server, &partner, &id).await, (false.into(), "partner".into()));
-    post(&server, &partner, &format!("/clients/{id}/enable")).await.expect_json(200);
+    admin_post(&server, &partner, &format!("/clients/{id}/enable")).await.expect_json(200);
     assert_eq!(client_state(&server, &partner, &id).await, (true.into(), Value::Null));
     server.token_for(&target, &[], None).await;
 
     // The operator disables: the partner admin's enable is refused, and the client stays disabled.
-    let reply = post(&server, &operator, &format!("/clients/{id}/disable")).await;
+    let reply = admin_post(&server, &operator, &format!("/clients/{id}/disable")).await;
     assert_eq!(reply.expect_json(200)["disabled_by"], "operator");
-    let refused = post(&server, &partner, &format!("/clients/{id}/enable")).await;
+    let refused = admin_post(&server, &partner, &format!("/clients/{id}/enable")).await;
     refused.expect_problem(403, "forbidden");
     assert!(refused.json()["message"].as_str().unwrap().contains("operator"), "{}", refused.text);
     assert_eq!(client_state(&server, &partner, &id).await, (false.into(), "operator".into()));
@@ -45,18 +41,18 @@ async fn a_partner_admin_cannot_lift_the_operators_hold() {
     assert!(denied.is_err(), "a held client gets no token");
 
     // Disabling it again as the partner does not turn the hold into the partner's.
-    post(&server, &partner, &format!("/clients/{id}/disable")).await.expect_json(200);
+    admin_post(&server, &partner, &format!("/clients/{id}/disable")).await.expect_json(200);
     assert_eq!(client_state(&server, &operator, &id).await, (false.into(), "operator".into()));
-    post(&server, &partner, &format!("/clients/{id}/enable")).await.expect_problem(403, "forbidden");
+    admin_post(&server, &partner, &format!("/clients/{id}/enable")).await.expect_problem(403, "forbidden");
 
     // The operator lifts it; the partner may then manage the client again.
-    post(&server, &operator, &format!("/clients/{id}/enable")).await.expect_json(200);
+    admin_post(&server, &operator, &format!("/clients/{id}/enable")).await.expect_json(200);
     assert_eq!(client_state(&server, &partner, &id).await, (true.into(), Value::Null));
-    post(&server, &partner, &format!("/clients/{id}/disable")).await.expect_json(200);
-    post(&server, &operator, &format!("/clients/{id}/enable")).await.expect_json(200);
+    admin_post(&server, &partner, &format!("/clients/{id}/disable")).await.expect_json(200);
+    admin_post(&server, &operator, &format!("/clients/{id}/enable")).await.expect_json(200);
 
     // A suspended partner shows who holds it, and its admin cannot resume it.
-    post(&server, &operator, "/partners/acme/suspend").await.expect_json(200);
+    admin_post(&server, &operator, "/partners/acme/suspend").await.expect_json(200);
     let shown = admin_request(&server, Method::GET, "/partners/acme", Some(&operator), None).await;
     assert_eq!(shown.expect_json(200)["suspended_by"], "operator");
     server.stop().await;
@@ -66,13 +62,13 @@ async fn a_partner_admin_cannot_lift_the_operators_hold() {
 #[actix_web::test]
 async fn the_cli_disables_as_the_operator() {
     let server = TestServer::start().await;
-    let (_admin, partner) = partner_admin_token(&server, "acme", &["orders.read"]).await;
-    let target = server.client("acme", &[], &["orders.read"], &[]);
+    let (_admin, partner) = server.partner_admin("acme").ceiling(&["orders.read"]).create().await;
+    let target = server.client_of("acme").scopes(&["orders.read"]).create();
     let id = target.client.id.clone();
     let output = run_cli(&server, &["client", "disable", &id]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let output = run_cli(&server, &["client", "show", &id]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("disabled by operator"));
-    post(&server, &partner, &format!("/clients/{id}/enable")).await.expect_problem(403, "forbidden");
+    admin_post(&server, &partner, &format!("/clients/{id}/enable")).await.expect_problem(403, "forbidden");
     server.stop().await;
 }

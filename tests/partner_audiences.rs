@@ -16,7 +16,7 @@ const ELSEWHERE: &str = "https://elsewhere.example.com";
 async fn a_partner_admin_gives_only_audiences_within_its_ceiling() {
     let server = TestServer::start().await;
     let (_op, operator) = server.operator().await;
-    let (_admin, partner) = partner_admin_token(&server, "acme", &["orders.read"]).await;
+    let (_admin, partner) = server.partner_admin("acme").ceiling(&["orders.read"]).create().await;
     let set =
         admin_json(&server, &operator, Method::PATCH, "/partners/acme", json!({"audience_ceiling": [ORDERS]})).await;
     assert_eq!(set.expect_json(200)["audience_ceiling"], json!([ORDERS]));

@@ -13,7 +13,7 @@ use serde_json::json;
 
 /// Partner `acme` with `orders.read` and a key-only client registered with `key`; its id.
 async fn keyed_client(server: &TestServer, key: &PartnerKey) -> String {
-    server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("acme").role(&["orders.read"]).create();
     let (_, admin) = server.operator().await;
     let body = json!({"partner_id": "acme", "name": "library", "scopes": ["orders.read"],
         "token_endpoint_auth_methods": ["private_key_jwt"], "jwks": jwks(&[key])});

@@ -14,7 +14,7 @@ use serde_json::json;
 
 /// Partner `acme` with `orders.read`, and the operator's admin token.
 async fn acme(server: &TestServer) -> String {
-    server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("acme").role(&["orders.read"]).create();
     server.operator().await.1
 }
 
@@ -79,7 +79,7 @@ async fn a_key_only_client_gets_tokens_and_each_assertion_works_once() {
 async fn the_registered_methods_decide_what_a_client_may_use() {
     let server = TestServer::start().await;
     let admin = acme(&server).await;
-    let client = server.client("acme", &[], &["orders.read"], &[]);
+    let client = server.client_of("acme").scopes(&["orders.read"]).create();
     let (id, secret) = (client.client.id.clone(), client.secret.secret.expose().to_string());
     let key = PartnerKey::es256("k1");
     // A secret client has no keys: an assertion is refused.
@@ -273,9 +273,9 @@ async fn an_assertion_is_single_use_across_instances_on_one_database() {
 #[tokio::test]
 async fn a_partner_admin_registers_keys_only_for_its_own_clients() {
     let server = TestServer::start().await;
-    let (_, acme_admin) = partner_admin_token(&server, "acme", &["orders.read"]).await;
-    server.seed("globex", &["orders.read"], &["orders.read"], &[], &[]);
-    let foreign = server.client("globex", &[], &["orders.read"], &[]);
+    let (_, acme_admin) = server.partner_admin("acme").ceiling(&["orders.read"]).create().await;
+    server.seed("globex").role(&["orders.read"]).create();
+    let foreign = server.client_of("globex").scopes(&["orders.read"]).create();
     let key = PartnerKey::es256("k1");
     let keyed = json!({"token_endpoint_auth_methods": ["private_key_jwt"], "jwks": jwks(&[&key])});
 
@@ -297,7 +297,7 @@ async fn a_partner_admin_registers_keys_only_for_its_own_clients() {
 #[tokio::test]
 async fn the_cli_registers_keys_from_a_file_or_a_url() {
     let server = TestServer::start().await;
-    server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("acme").role(&["orders.read"]).create();
     let key = PartnerKey::es256("cli-1");
     let dir = tempfile::tempdir().unwrap();
     let jwks_file = dir.path().join("jwks.json");

@@ -222,7 +222,7 @@ async fn a_reporter_cannot_read_and_a_reader_cannot_report() {
         .await
         .expect_problem(403, "forbidden");
     // A partner admin's token (no permission reports) still reads the catalog as before.
-    let (_, reader) = partner_admin_holding(server, "acme", &[AUDIT_READ], &[AUDIT_READ]).await;
+    let (_, reader) = server.partner_admin("acme").ceiling(&[AUDIT_READ]).holding(&[AUDIT_READ]).create().await;
     get(server, &reader, "/scopes").await.expect_json(200);
     let batch = [record(&now, "GET", "/orders", 500, 1, "pgc_acmeapp", "acme")];
     report_requests(server, &reader, &batch).await.expect_problem(403, "forbidden");
@@ -344,8 +344,8 @@ async fn a_partner_admin_never_sees_another_partners_records() {
     let server = &setup.server;
     let records = mixed_records();
     setup.reported(&records).await;
-    let (_, acme) = partner_admin_holding(server, "acme", &[AUDIT_READ], &[AUDIT_READ]).await;
-    let (_, globex) = partner_admin_holding(server, "globex", &[AUDIT_READ], &[AUDIT_READ]).await;
+    let (_, acme) = server.partner_admin("acme").ceiling(&[AUDIT_READ]).holding(&[AUDIT_READ]).create().await;
+    let (_, globex) = server.partner_admin("globex").ceiling(&[AUDIT_READ]).holding(&[AUDIT_READ]).create().await;
     for (token, partner) in [(&acme, "acme"), (&globex, "globex")] {
         let own = all_pages(server, token, "", 3).await;
         let expected: BTreeSet<String> =
@@ -369,7 +369,7 @@ async fn a_partner_admin_never_sees_another_partners_records() {
         assert_eq!(summary["buckets"], json!([]));
     }
     // A partner admin without authz.audit.read reads nothing at all.
-    let (_, clients_only) = partner_admin_token(server, "initech", &[]).await;
+    let (_, clients_only) = server.partner_admin("initech").create().await;
     get(server, &clients_only, "/requests").await.expect_problem(403, "forbidden");
     // The operator sees both partners.
     assert_eq!(all_pages(server, &setup.operator, "", 100).await.len(), records.len());

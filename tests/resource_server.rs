@@ -79,12 +79,6 @@ async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value
     Answer { status, challenge, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }
 
-fn claims_of(token: &str) -> serde_json::Map<String, Value> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
 /// `token`'s claims changed by `edit`, signed under header `typ` with `pem` (the server's key, or another).
 fn forge(
     token: &str,
@@ -127,9 +121,9 @@ async fn the_orders_api_enforces_scopes_per_route_and_refuses_bad_tokens() {
     let server = issuer_with(|_| {}).await;
     let (api, verifier) = start_orders_api(&server, |_| {}).await;
     let scopes = ["orders.read", "orders.write"];
-    let reader = server.seed("acme", &scopes, &[], &["orders.read"], &[]);
-    let writer = server.client("acme", &[], &scopes, &[]);
-    let other = server.seed("globex", &scopes, &[], &scopes, &[]);
+    let reader = server.seed("acme").ceiling(&scopes).scopes(&["orders.read"]).create();
+    let writer = server.client_of("acme").scopes(&scopes).create();
+    let other = server.seed("globex").ceiling(&scopes).scopes(&scopes).create();
     let reader_token = server.token_for(&reader, &[], None).await;
     let writer_token = server.token_for(&writer, &[], None).await;
     let other_token = server.token_for(&other, &[], None).await;
@@ -231,7 +225,7 @@ async fn a_key_rotation_under_load_fails_no_verification() {
     })
     .await;
     let (_, operator) = first.operator().await;
-    let client = first.seed("load", &["orders.read"], &[], &["orders.read"], &[]);
+    let client = first.seed("load").scopes(&["orders.read"]).create();
     let old = first.running().keys().current().active().kid().to_string();
 
     let load = Arc::new(Load::default());
@@ -303,7 +297,7 @@ async fn with_the_issuer_stopped_verification_goes_on_with_the_cached_keys() {
         config.jwks.min_refresh_interval = Duration::from_secs(1);
     })
     .await;
-    let client = server.seed("acme", &["orders.read"], &[], &["orders.read"], &[]);
+    let client = server.seed("acme").scopes(&["orders.read"]).create();
     let seen = server.token_for(&client, &[], None).await;
     let unseen: Vec<String> = {
         let mut tokens = Vec::new();
@@ -344,8 +338,8 @@ async fn the_axum_app_with_the_tower_layer_enforces_the_same_rules() {
     let authorizer = Authorizer::new(verifier, orders_axum::policy()).with_realm("orders");
     let addr = orders_axum::serve(authorizer, "127.0.0.1:0").await.unwrap();
     let api = format!("http://{addr}");
-    let reader = server.seed("acme", &["orders.read", "orders.write"], &[], &["orders.read"], &[]);
-    let writer_only = server.client("acme", &[], &["orders.write"], &[]);
+    let reader = server.seed("acme").ceiling(&["orders.read", "orders.write"]).scopes(&["orders.read"]).create();
+    let writer_only = server.client_of("acme").scopes(&["orders.write"]).create();
     let reader_token = server.token_for(&reader, &[], None).await;
     let writer_token = server.token_for(&writer_only, &[], None).await;
 
@@ -375,14 +369,12 @@ async fn the_axum_app_with_the_tower_layer_enforces_the_same_rules() {
 async fn usage_reports_reach_the_request_log_within_five_seconds() {
     let server = issuer_with(|_| {}).await;
     let (_, operator) = server.operator().await;
-    let reporter_client = server.seed(
-        "orders-team",
-        &["authz.usage.report"],
-        &[],
-        &["authz.usage.report"],
-        &[&server.settings.admin_audience],
-    );
-    let caller = server.seed("acme", &["orders.read"], &[], &["orders.read"], &[]);
+    let reporter_client = server
+        .seed("orders-team")
+        .scopes(&["authz.usage.report"])
+        .audiences(&[&server.settings.admin_audience])
+        .create();
+    let caller = server.seed("acme").scopes(&["orders.read"]).create();
 
     let settings = settings_for(&server);
     let verifier = Verifier::new(VerifierConfig::new(&settings.issuer, &settings.audience));

@@ -17,8 +17,6 @@ use std::time::Duration;
 use common::*;
 use partnergate::registry::clients::CreatedClient;
 use partnergate_verifier::{FollowerTask, RevocationConfig, RevocationFollower, StartupPolicy, VerifierConfig};
-use reqwest::Method;
-use serde_json::json;
 
 const EVENTS_READ: &str = "authz.events.read";
 
@@ -68,7 +66,7 @@ impl OrdersApi {
 
 /// The API's own client at `server`: `authz.events.read` for the issuer as audience.
 fn receiver(server: &TestServer) -> CreatedClient {
-    server.seed("ordersapi", &[EVENTS_READ], &[], &[EVENTS_READ], &[&server.settings.issuer])
+    server.seed("ordersapi").scopes(&[EVENTS_READ]).audiences(&[&server.settings.issuer]).create()
 }
 
 fn follow(receiver: &CreatedClient, poll_at: &TestServer, state_file: Option<PathBuf>) -> RevocationConfig {
@@ -85,19 +83,15 @@ async fn revoke(server: &TestServer, client: &CreatedClient, token: &str) {
     assert_eq!(response.status(), 200);
 }
 
-async fn admin_post(server: &TestServer, admin: &str, path: &str) {
-    admin_json(server, admin, Method::POST, path, json!({})).await.expect_json(200);
-}
-
 /// Changes at `changes` (admin API, `/oauth2/revoke`; the CLI writes the shared database), the API polling
 /// `poll_at`: each refused within the bound, then accepted again once undone.
 async fn changes_reach_the_api_within_a_second(changes: &TestServer, poll_at: &TestServer) {
     let (_, admin) = changes.operator().await;
     let api = OrdersApi::start(changes, follow(&receiver(changes), poll_at, None)).await;
-    let disabled = changes.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
-    let revoked = changes.client("acme", &["role-acme"], &[], &[]);
-    let suspended = changes.seed("beta", &["orders.read"], &["orders.read"], &[], &[]);
-    let bystander = changes.client("acme", &["role-acme"], &[], &[]);
+    let disabled = changes.seed("acme").role(&["orders.read"]).create();
+    let revoked = changes.client_of("acme").roles(&["role-acme"]).create();
+    let suspended = changes.seed("beta").role(&["orders.read"]).create();
+    let bystander = changes.client_of("acme").roles(&["role-acme"]).create();
     let mut tokens = Vec::new();
     for client in [&disabled, &revoked, &suspended, &bystander] {
         let token = changes.token_for(client, &["orders.read"], None).await;
@@ -107,7 +101,7 @@ async fn changes_reach_the_api_within_a_second(changes: &TestServer, poll_at: &T
     let [disabled_token, revoked_token, suspended_token, bystander_token] = &tokens[..] else { unreachable!() };
 
     let mut took = Vec::new();
-    admin_post(changes, &admin, &format!("/clients/{}/disable", disabled.client.id)).await;
+    admin_post(changes, &admin, &format!("/clients/{}/disable", disabled.client.id)).await.expect_json(200);
     took.push(api.until_status(disabled_token, 401, "the disabled client refused").await);
     partnergate(changes, &["partner", "suspend", "beta"]);
     took.push(api.until_status(suspended_token, 401, "the suspended partner refused").await);
@@ -116,7 +110,7 @@ async fn changes_reach_the_api_within_a_second(changes: &TestServer, poll_at: &T
     assert_eq!(api.status(bystander_token).await, 200, "another client of the partner is unaffected");
     eprintln!("from the change's 200 to the API's refusal: {took:?}");
 
-    admin_post(changes, &admin, &format!("/clients/{}/enable", disabled.client.id)).await;
+    admin_post(changes, &admin, &format!("/clients/{}/enable", disabled.client.id)).await.expect_json(200);
     api.until_status(disabled_token, 200, "the re-enabled client accepted again").await;
     partnergate(changes, &["partner", "resume", "beta"]);
     api.until_status(suspended_token, 200, "the resumed partner accepted again").await;
@@ -152,25 +146,25 @@ async fn a_restarted_resource_server_applies_what_it_missed_before_serving() {
     let state = tempfile::tempdir().unwrap();
     let state_file = state.path().join("revocation.json");
     let rs = receiver(&server);
-    let before = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
-    let disabled = server.client("acme", &["role-acme"], &[], &[]);
-    let revoked = server.client("acme", &["role-acme"], &[], &[]);
-    let suspended = server.seed("beta", &["orders.read"], &["orders.read"], &[], &[]);
-    let bystander = server.client("acme", &["role-acme"], &[], &[]);
+    let before = server.seed("acme").role(&["orders.read"]).create();
+    let disabled = server.client_of("acme").roles(&["role-acme"]).create();
+    let revoked = server.client_of("acme").roles(&["role-acme"]).create();
+    let suspended = server.seed("beta").role(&["orders.read"]).create();
+    let bystander = server.client_of("acme").roles(&["role-acme"]).create();
     let mut tokens = Vec::new();
     for client in [&before, &disabled, &revoked, &suspended, &bystander] {
         tokens.push(server.token_for(client, &["orders.read"], None).await);
     }
 
     let api = OrdersApi::start(&server, follow(&rs, &server, Some(state_file.clone()))).await;
-    admin_post(&server, &admin, &format!("/clients/{}/disable", before.client.id)).await;
+    admin_post(&server, &admin, &format!("/clients/{}/disable", before.client.id)).await.expect_json(200);
     api.until_status(&tokens[0], 401, "disabled while running").await;
     // Acknowledged (so the server will not send it again): the state file is what remembers it.
     let position = || async { receiver_position(&server, &rs) >= 1 };
     until(Duration::from_secs(5), "acknowledged", position).await;
     api.stop().await;
 
-    admin_post(&server, &admin, &format!("/clients/{}/disable", disabled.client.id)).await;
+    admin_post(&server, &admin, &format!("/clients/{}/disable", disabled.client.id)).await.expect_json(200);
     partnergate(&server, &["partner", "suspend", "beta"]);
     revoke(&server, &revoked, &tokens[2]).await;
 

@@ -10,11 +10,12 @@ use partnergate::registry::revocation;
 
 /// A revocation that commits while another one of the same `jti` waits for it: the second sees the row
 /// only through the primary key (PostgreSQL, READ COMMITTED) or after the first's write lock (SQLite), and
-/// must answer "already revoked", not fail.
+/// must answer "already revoked", not fail. On SQLite the second's check always finds the row, so the
+/// primary-key answer is taken by the next test, on both backends.
 #[actix_web::test]
 async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
     let server = TestServer::start().await;
-    let created = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let created = server.seed("acme").role(&["orders.read"]).create();
     let cid = created.client.id.clone();
     let expires = partnergate::store::now() + chrono::Duration::seconds(600);
     let (inserted_tx, inserted) = std::sync::mpsc::channel();
@@ -46,13 +47,53 @@ async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
     server.stop().await;
 }
 
+/// The interleaving the test above meets on PostgreSQL, made to happen on either backend: the row appears
+/// after the check found none and before the insert (a trigger inserts it first, standing in for the other
+/// instance), so the insert fails on the primary key. That is "already revoked", and the caller's transaction
+/// (the audit writer's batch) goes on and commits its other revocations.
+#[actix_web::test]
+async fn a_jti_inserted_between_the_check_and_the_insert_is_already_revoked() {
+    use diesel::connection::SimpleConnection;
+    use partnergate::store::{DbConnection, StoreError};
+    let server = TestServer::start().await;
+    let cid = server.seed("acme").role(&["orders.read"]).create().client.id;
+    let expires = partnergate::store::now() + chrono::Duration::seconds(600);
+    let mut conn = server.pool.get().unwrap();
+    let trigger = match &*conn {
+        DbConnection::Sqlite(_) => {
+            "CREATE TEMP TRIGGER revoked_meanwhile BEFORE INSERT ON revoked_tokens WHEN NEW.jti = 'jti-meanwhile' \
+             BEGIN INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) \
+             VALUES (NEW.jti, NEW.client_id, NEW.expires_at, NEW.revoked_at); END"
+        }
+        DbConnection::Postgresql(_) => {
+            "CREATE FUNCTION revoked_meanwhile() RETURNS trigger AS $$ BEGIN \
+             IF pg_trigger_depth() = 1 AND NEW.jti = 'jti-meanwhile' THEN \
+             INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) \
+             VALUES (NEW.jti, NEW.client_id, NEW.expires_at, NEW.revoked_at); END IF; RETURN NEW; END $$ \
+             LANGUAGE plpgsql; CREATE TRIGGER revoked_meanwhile BEFORE INSERT ON revoked_tokens \
+             FOR EACH ROW EXECUTE FUNCTION revoked_meanwhile()"
+        }
+    };
+    conn.batch_execute(trigger).unwrap();
+    let batch = partnergate::store::write_transaction(&mut conn, |conn| {
+        let now = partnergate::store::now();
+        let meanwhile = revocation::revoke_jti(conn, "jti-meanwhile", &cid, expires, now)?;
+        let next = revocation::revoke_jti(conn, "jti-next", &cid, expires, now)?;
+        Ok::<_, StoreError>((meanwhile, next))
+    });
+    assert_eq!(batch.map_err(|e| e.to_string()), Ok((false, true)), "already revoked, then the next one revoked");
+    assert!(revocation::is_revoked(&mut conn, "jti-next").unwrap(), "the caller's transaction committed");
+    drop(conn);
+    server.stop().await;
+}
+
 /// Two instances on one database, each asked to revoke the same tokens at the same moment: every answer is
 /// 200 and every token ends revoked.
 #[actix_web::test]
 async fn two_instances_revoking_the_same_token_both_answer_200() {
     let first = TestServer::start().await;
     let second = TestServer::start_beside(&first).await;
-    let created = first.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let created = first.seed("acme").role(&["orders.read"]).create();
     let auth = basic_auth(&created.client.id, created.secret.secret.expose());
     for _ in 0..10 {
         let token = first.token_for(&created, &[], None).await;
@@ -127,7 +168,7 @@ async fn audit_prune_is_audited() {
     use diesel::prelude::*;
     use partnergate::store::schema::audit_events;
     let server = TestServer::start().await;
-    server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    server.seed("acme").role(&["orders.read"]).create();
     let old = partnergate::store::now() - chrono::Duration::days(10);
     let aged = diesel::update(audit_events::table).set(audit_events::occurred_at.eq(old)).execute(&mut *server.conn());
     let aged = aged.unwrap();

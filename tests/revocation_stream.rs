@@ -24,7 +24,7 @@ const EVENTS_READ: &str = "authz.events.read";
 /// A resource server's client: holds `authz.events.read`, for the issuer as its only audience.
 async fn receiver(server: &TestServer, partner: &str) -> (CreatedClient, String) {
     let issuer = server.settings.issuer.clone();
-    let client = server.seed(partner, &[EVENTS_READ], &[], &[EVENTS_READ], &[&issuer]);
+    let client = server.seed(partner).scopes(&[EVENTS_READ]).audiences(&[&issuer]).create();
     let token = server.token_for(&client, &[EVENTS_READ], None).await;
     (client, token)
 }
@@ -91,7 +91,7 @@ impl Scene {
         let server = TestServer::start().await;
         let (_, admin) = server.operator().await;
         let (rs, token) = receiver(&server, "rs").await;
-        let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+        let client = server.seed("acme").role(&["orders.read"]).create();
         Scene { server, admin, rs, token, client }
     }
 }
@@ -201,7 +201,7 @@ async fn each_change_produces_exactly_its_event() {
     expect_one(&mut seqs, take(&server, &rs, &token).await, ENABLED, client_subject(&client));
 
     // `/oauth2/revoke` by the token's own client: the jti with its exp; a second revocation is no event.
-    let other = server.client("acme", &["role-acme"], &[], &[]);
+    let other = server.client_of("acme").roles(&["role-acme"]).create();
     let access = server.token_for(&other, &[], None).await;
     let exp = server.verify(&access, &server.settings.default_audience).await["exp"].as_i64().unwrap();
     let jti = server.verify(&access, &server.settings.default_audience).await["jti"].clone();
@@ -261,7 +261,7 @@ async fn acknowledgements_survive_a_restart() {
     let (rs, token) = receiver(&first, "rs").await;
     let (other, other_token) = receiver(&first, "other-rs").await;
     for partner in ["p1", "p2", "p3"] {
-        first.seed(partner, &["orders.read"], &["orders.read"], &[], &[]);
+        first.seed(partner).role(&["orders.read"]).create();
         partnergate::registry::partners::set_suspended(
             &mut first.conn(),
             &partnergate::registry::Caller::cli(),
@@ -304,7 +304,7 @@ async fn acknowledgements_survive_a_restart() {
 async fn answers_are_bounded_by_max_events() {
     let server = TestServer::start().await;
     let (rs, token) = receiver(&server, "rs").await;
-    let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("acme").role(&["orders.read"]).create();
     for _ in 0..3 {
         partnergate::registry::revocation::revoke_client_tokens(
             &mut server.conn(),
@@ -334,7 +334,7 @@ enum ChangedBy {
 async fn long_poll_wakes(changing: &TestServer, waiting: &TestServer, by: ChangedBy) {
     let (_, admin) = changing.operator().await;
     let (rs, token) = receiver(changing, "rs").await;
-    let client = changing.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = changing.seed("acme").role(&["orders.read"]).create();
     let poll = {
         let (url, token) = (waiting.url("/ssf/poll"), token.clone());
         tokio::spawn(async move {
@@ -427,7 +427,7 @@ async fn the_poll_endpoint_refuses_what_it_should() {
     assert!(reply.header("www-authenticate").contains("error=\"invalid_token\""), "{}", reply.dump());
 
     // Without the scope: 403 insufficient_scope, naming it.
-    let plain = server.seed("plain", &["orders.read"], &["orders.read"], &[], &[&issuer]);
+    let plain = server.seed("plain").role(&["orders.read"]).audiences(&[&issuer]).create();
     let plain_token = server.token_for(&plain, &[], None).await;
     let reply = poll(&server, &plain_token, json!({})).await;
     assert_eq!(reply.expect_json(403)["err"], "access_denied");
@@ -437,8 +437,11 @@ async fn the_poll_endpoint_refuses_what_it_should() {
     );
 
     // With the scope but for a resource server's audience: replayed there, it is refused here.
-    let elsewhere =
-        server.seed("elsewhere", &[EVENTS_READ], &[], &[EVENTS_READ], &[&issuer, &server.settings.default_audience]);
+    let elsewhere = server
+        .seed("elsewhere")
+        .scopes(&[EVENTS_READ])
+        .audiences(&[&issuer, &server.settings.default_audience])
+        .create();
     let api_token = server.token_for(&elsewhere, &[], Some(&server.settings.default_audience)).await;
     let reply = poll(&server, &api_token, json!({})).await;
     reply.expect_json(401);
@@ -465,7 +468,7 @@ async fn the_poll_endpoint_refuses_what_it_should() {
     .await;
     assert_eq!(reply.expect_json(400)["err"], "invalid_request");
     // An event, so that the poll with an empty body (every default: a long poll) answers at once.
-    let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("acme").role(&["orders.read"]).create();
     partnergate::registry::clients::set_enabled(
         &mut server.conn(),
         &partnergate::registry::Caller::cli(),
@@ -526,7 +529,7 @@ async fn receivers_positions_and_lag_are_observable() {
     assert!(items[0]["lag_seconds"].as_i64().unwrap() >= 0);
     assert!(items[0]["acked_at"].is_string() && items[0]["last_poll_at"].is_string());
 
-    let (_, partner_admin) = partner_admin_token(&server, "tenant", &[]).await;
+    let (_, partner_admin) = server.partner_admin("tenant").create().await;
     admin_request(&server, Method::GET, "/event-receivers", Some(&partner_admin), None)
         .await
         .expect_problem(403, "forbidden");
@@ -547,7 +550,7 @@ async fn receivers_positions_and_lag_are_observable() {
 #[tokio::test]
 async fn retention_keeps_events_for_the_longest_token_lifetime() {
     let server = TestServer::start().await;
-    let client = server.seed("acme", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("acme").role(&["orders.read"]).create();
     let caller = partnergate::registry::Caller::cli();
     partnergate::registry::clients::set_enabled(&mut server.conn(), &caller, &client.client.id, false).unwrap();
     let max_lifetime = server.config.token.max_lifetime_secs;
@@ -577,7 +580,8 @@ async fn retention_keeps_events_for_the_longest_token_lifetime() {
 #[tokio::test]
 async fn concurrent_changes_arrive_in_sequence_order() {
     let Scene { server, admin, rs, token, .. } = Scene::start().await;
-    let clients: Vec<String> = (0..4).map(|_| server.client("acme", &["role-acme"], &[], &[]).client.id).collect();
+    let clients: Vec<String> =
+        (0..4).map(|_| server.client_of("acme").roles(&["role-acme"]).create().client.id).collect();
     const CHANGES: i64 = 40;
     let changes = (0..CHANGES).map(|i| {
         let (url, admin) =

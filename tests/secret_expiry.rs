@@ -18,12 +18,6 @@ use partnergate::registry::Caller;
 use reqwest::Method;
 use serde_json::json;
 
-/// The value of one series of the text exposition, e.g. `partnergate_client_secrets_expiring{within="7d"}`.
-async fn metric(server: &TestServer, series: &str) -> Option<f64> {
-    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-}
-
 async fn expiring_metric(server: &TestServer) -> (Option<f64>, Option<f64>) {
     (
         metric(server, r#"partnergate_client_secrets_expiring{within="7d"}"#).await,
@@ -75,8 +69,8 @@ async fn secrets_expire_on_schedule_with_notices_listings_and_metric() {
     clock.advance(partnergate::store::now() + chrono::Duration::seconds(5) - clock.now());
     let start = clock.now();
     let (operator_client, operator) = server.operator().await;
-    let (acme_admin, acme_token) = partner_admin_token(&server, "acme", &["orders.read"]).await;
-    let (globex_admin, _) = partner_admin_token(&server, "globex", &["orders.read"]).await;
+    let (acme_admin, acme_token) = server.partner_admin("acme").ceiling(&["orders.read"]).create().await;
+    let (globex_admin, _) = server.partner_admin("globex").ceiling(&["orders.read"]).create().await;
     assert_eq!(acme_admin.secret.expires_at, None, "no maximum yet: no expiry");
 
     // The maximum is the operator's: a partner admin cannot set it, nor apply it.

@@ -23,7 +23,7 @@ fn assert_secure(what: &str, reply: &Reply) {
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let server = TestServer::start().await;
-    let client = server.seed("headers", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = server.seed("headers").role(&["orders.read"]).create();
     let (_, admin) = server.operator().await;
     let basic = basic_auth(&client.client.id, client.secret.secret.expose());
     let http = reqwest::Client::new();

@@ -9,16 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use common::*;
-
-/// The `jti` of a compact JWS, read without verifying (the audit trail is the subject here).
-fn jti_of(token: &str) -> String {
-    let payload = token.split('.').nth(1).expect("JWS payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON claims");
-    claims["jti"].as_str().expect("jti claim").to_string()
-}
 
 /// Token requests in a loop on their own connection pool until `stop`, returning the `jti`s they were given.
 async fn load(url: String, authorization: String, stop: Arc<AtomicBool>) -> Vec<String> {
@@ -44,7 +35,7 @@ async fn load(url: String, authorization: String, stop: Arc<AtomicBool>) -> Vec<
 async fn shutdown_under_load(signal: &str) {
     let db = TestDatabase::new();
     let pool = db.pool();
-    let client = seed_on(&mut pool.get().unwrap(), "shutdown", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = Seed::partner("shutdown").role(&["orders.read"]).create_on(&mut pool.get().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let mut command = partnergate_binary();
     command

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 #[actix_web::test]
 async fn basic_and_post_tokens_verify_against_the_jwks() {
     let server = TestServer::start().await;
-    let created = server.seed("acme", &["orders.read", "orders.write"], &["orders.read"], &["orders.write"], &[]);
+    let created = server.seed("acme").role(&["orders.read"]).scopes(&["orders.write"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
@@ -54,10 +54,6 @@ struct Expected<'a> {
     /// The `aud` claim exactly as serialized: a string for one audience, an array for several.
     aud: Value,
     lifetime: i64,
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// Verifies `token` with the JWKS fetched over HTTP and checks every claim and the header.
@@ -151,7 +147,7 @@ fn with_one_character_changed(secret: &str) -> String {
 #[actix_web::test]
 async fn a_client_id_that_needs_form_encoding_authenticates_with_both_methods() {
     let server = TestServer::start().await;
-    server.seed("acme-eu", &["sync.read", "sync.write"], &["sync.read", "sync.write"], &[], &[]);
+    server.seed("acme-eu").role(&["sync.read", "sync.write"]).create();
     let (id, secret) = client_with_id(&server, "acme-eu", "acme:sync+prod@eu%1", &["role-acme-eu"]);
     let mut jtis = BTreeSet::new();
     for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
@@ -196,7 +192,7 @@ async fn a_client_id_that_needs_form_encoding_authenticates_with_both_methods() 
 #[actix_web::test]
 async fn basic_credentials_are_form_decoded_even_where_no_encoding_was_needed() {
     let server = TestServer::start().await;
-    let created = server.seed("globex", &["orders.read"], &["orders.read"], &[], &[]);
+    let created = server.seed("globex").role(&["orders.read"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     assert!(id.contains('_') && secret.contains('_'));
@@ -243,7 +239,7 @@ async fn basic_credentials_are_form_decoded_even_where_no_encoding_was_needed() 
 #[actix_web::test]
 async fn failed_authentication_is_invalid_client_with_a_challenge_only_for_basic() {
     let server = TestServer::start().await;
-    let created = server.seed("initech", &["tps.read"], &["tps.read"], &[], &[]);
+    let created = server.seed("initech").role(&["tps.read"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     // Sanity: the real credentials work with both methods.
@@ -288,7 +284,7 @@ async fn failed_authentication_is_invalid_client_with_a_challenge_only_for_basic
 #[actix_web::test]
 async fn a_malformed_authorization_header_is_invalid_client() {
     let server = TestServer::start().await;
-    let created = server.seed("hooli", &["mail.read"], &["mail.read"], &[], &[]);
+    let created = server.seed("hooli").role(&["mail.read"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let headers = [
@@ -316,7 +312,7 @@ async fn a_malformed_authorization_header_is_invalid_client() {
 #[actix_web::test]
 async fn malformed_requests_are_invalid_request_or_unsupported_grant_type() {
     let server = TestServer::start().await;
-    let created = server.seed("umbrella", &["labs.read"], &["labs.read"], &[], &[]);
+    let created = server.seed("umbrella").role(&["labs.read"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let basic = basic_auth(&id, &secret);
@@ -400,7 +396,7 @@ async fn malformed_requests_are_invalid_request_or_unsupported_grant_type() {
 #[actix_web::test]
 async fn an_oversized_body_is_400_invalid_request() {
     let server = TestServer::start().await;
-    let created = server.seed("soylent", &["food.read"], &["food.read"], &[], &[]);
+    let created = server.seed("soylent").role(&["food.read"]).create();
     let basic = basic_auth(&created.client.id, created.secret.secret.expose());
     let padding = "x".repeat(16 * 1024);
     let body = form(&[GRANT, ("padding", &padding)]);
@@ -450,10 +446,14 @@ fn chunked_post(addr: &str, authorization: &str, body: &[u8]) -> String {
 #[actix_web::test]
 async fn scopes_and_audiences_the_client_may_not_use_are_refused() {
     let server = TestServer::start().await;
-    let created =
-        server.seed("wonka", &["candy.read", "candy.write"], &["candy.read"], &[], &["https://api.wonka.test"]);
+    let created = server
+        .seed("wonka")
+        .ceiling(&["candy.read", "candy.write"])
+        .role(&["candy.read"])
+        .audiences(&["https://api.wonka.test"])
+        .create();
     // A scope that exists and is in the ceiling, but that the client does not hold.
-    scopes_exist(&server, &["fizzy.drink"]);
+    ensure_catalog_scopes(&server, &["fizzy.drink"]);
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let basic = basic_auth(&id, &secret);
@@ -500,22 +500,15 @@ async fn scopes_and_audiences_the_client_may_not_use_are_refused() {
     server.stop().await;
 }
 
-fn scopes_exist(server: &TestServer, names: &[&str]) {
-    for name in names {
-        partnergate::registry::scopes::create(&mut server.conn(), &Caller::cli(), name, "test").unwrap();
-    }
-}
-
 #[actix_web::test]
 async fn the_oauth2_crate_surfaces_the_server_errors() {
     let server = TestServer::start().await;
-    let created = server.seed(
-        "tyrell",
-        &["replicant.read", "replicant.retire"],
-        &["replicant.read"],
-        &[],
-        &["https://api.tyrell.test"],
-    );
+    let created = server
+        .seed("tyrell")
+        .ceiling(&["replicant.read", "replicant.retire"])
+        .role(&["replicant.read"])
+        .audiences(&["https://api.tyrell.test"])
+        .create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
@@ -562,13 +555,12 @@ async fn allowed_scopes_are_role_and_direct_scopes_within_the_partner_ceiling() 
     let server = TestServer::start().await;
     // The role holds `fleet.admin`, which is outside the ceiling; `fleet.write` is in the ceiling but not
     // granted; `fleet.track` is a direct grant.
-    let created = server.seed(
-        "stark",
-        &["fleet.read", "fleet.track", "fleet.write"],
-        &["fleet.read", "fleet.admin"],
-        &["fleet.track"],
-        &[],
-    );
+    let created = server
+        .seed("stark")
+        .ceiling(&["fleet.read", "fleet.track", "fleet.write"])
+        .role(&["fleet.read", "fleet.admin"])
+        .scopes(&["fleet.track"])
+        .create();
     assert_eq!(created.client.roles, ["role-stark"]);
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
@@ -595,10 +587,10 @@ async fn allowed_scopes_are_role_and_direct_scopes_within_the_partner_ceiling() 
     }
 
     // A second client of the same partner with only a direct grant, and one with only the role.
-    let direct_only = server.client("stark", &[], &["fleet.write"], &[]);
+    let direct_only = server.client_of("stark").scopes(&["fleet.write"]).create();
     let body = token_with(&server, &direct_only.client.id, direct_only.secret.secret.expose(), &[]).await;
     assert_eq!(scope_claim(&server, &body).await, "fleet.write");
-    let role_only = server.client("stark", &["role-stark"], &[], &[]);
+    let role_only = server.client_of("stark").roles(&["role-stark"]).create();
     let body = token_with(&server, &role_only.client.id, role_only.secret.secret.expose(), &[]).await;
     assert_eq!(scope_claim(&server, &body).await, "fleet.read");
 
@@ -614,7 +606,7 @@ async fn allowed_scopes_are_role_and_direct_scopes_within_the_partner_ceiling() 
         },
     )
     .unwrap();
-    let hq = server.client("stark-hq", &["role-stark"], &[], &[]);
+    let hq = server.client_of("stark-hq").roles(&["role-stark"]).create();
     let body = token_with(&server, &hq.client.id, hq.secret.secret.expose(), &[]).await;
     assert_eq!(scope_claim(&server, &body).await, "fleet.admin fleet.read");
     server.stop().await;
@@ -623,13 +615,7 @@ async fn allowed_scopes_are_role_and_direct_scopes_within_the_partner_ceiling() 
 #[actix_web::test]
 async fn the_scope_parameter_selects_exactly_what_is_asked_or_fails() {
     let server = TestServer::start().await;
-    let created = server.seed(
-        "cyberdyne",
-        &["net.read", "net.write", "net.admin"],
-        &["net.read", "net.write"],
-        &["net.admin"],
-        &[],
-    );
+    let created = server.seed("cyberdyne").role(&["net.read", "net.write"]).scopes(&["net.admin"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let all = "net.admin net.read net.write";
@@ -655,7 +641,7 @@ async fn the_scope_parameter_selects_exactly_what_is_asked_or_fails() {
     assert_eq!(claims["scope"], "net.admin");
 
     // One allowed plus one not allowed: refused, not narrowed.
-    scopes_exist(&server, &["net.delete"]);
+    ensure_catalog_scopes(&server, &["net.delete"]);
     // The description names the refused scopes (the client sent them), not the allowed one.
     for (requested, refused) in
         [("net.read net.delete", "net.delete"), ("net.read unknown.scope other.scope", "other.scope unknown.scope")]
@@ -682,13 +668,7 @@ async fn the_scope_parameter_selects_exactly_what_is_asked_or_fails() {
 #[actix_web::test]
 async fn shrinking_the_partner_ceiling_takes_effect_on_the_next_token() {
     let server = TestServer::start().await;
-    let created = server.seed(
-        "weyland",
-        &["ship.read", "ship.write", "crew.read"],
-        &["ship.read", "ship.write"],
-        &["crew.read"],
-        &[],
-    );
+    let created = server.seed("weyland").role(&["ship.read", "ship.write"]).scopes(&["crew.read"]).create();
     let id = created.client.id.clone();
     let secret = created.secret.secret.expose().to_string();
     let body = token_with(&server, &id, &secret, &[]).await;
@@ -747,9 +727,13 @@ async fn shrinking_the_partner_ceiling_takes_effect_on_the_next_token() {
 async fn the_audience_is_the_clients_only_one_or_the_server_default_or_the_requested_one() {
     let server = TestServer::start().await;
     let default = server.settings.default_audience.clone();
-    let one = server.seed("oscorp", &["lab.read"], &["lab.read"], &[], &["https://lab.oscorp.test"]);
-    let none = server.client("oscorp", &["role-oscorp"], &[], &[]);
-    let several = server.client("oscorp", &["role-oscorp"], &[], &["https://a.oscorp.test", "https://b.oscorp.test"]);
+    let one = server.seed("oscorp").role(&["lab.read"]).audiences(&["https://lab.oscorp.test"]).create();
+    let none = server.client_of("oscorp").roles(&["role-oscorp"]).create();
+    let several = server
+        .client_of("oscorp")
+        .roles(&["role-oscorp"])
+        .audiences(&["https://a.oscorp.test", "https://b.oscorp.test"])
+        .create();
 
     let expect =
         |client: &CreatedClient, aud: Value| (client.client.id.clone(), client.secret.secret.expose().to_string(), aud);
@@ -834,7 +818,7 @@ async fn decode_for_audience(
 #[actix_web::test]
 async fn a_client_lifetime_sets_exp_and_expires_in() {
     let server = TestServer::start().await;
-    server.seed("aperture", &["portal.open"], &["portal.open"], &[], &[]);
+    server.seed("aperture").role(&["portal.open"]).create();
     let short = create_client(
         &server,
         &NewClient {
@@ -872,7 +856,7 @@ async fn a_client_lifetime_sets_exp_and_expires_in() {
         .await;
     }
     // A client without its own lifetime gets the server default.
-    let default = server.client("aperture", &["role-aperture"], &[], &[]);
+    let default = server.client_of("aperture").roles(&["role-aperture"]).create();
     let body = token_with(&server, &default.client.id, default.secret.secret.expose(), &[]).await;
     assert_eq!(body["expires_in"], json!(600));
     server.stop().await;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
@@ -15,14 +14,7 @@ use partnergate::clock::{Clock, ManualClock};
 use partnergate::registry::clients::{self, CreatedClient, NewClient};
 use partnergate::registry::Caller;
 use reqwest::Method;
-use serde_json::{json, Value};
-
-/// The claims of one of the server's tokens, as issued.
-fn claims_of(token: &str) -> HashMap<String, Value> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWS");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
+use serde_json::json;
 
 /// `claims` signed with the server's own signing key under header `typ`: the PEM it imported at its first
 /// start from its keys directory (see [`server_with_pem_key`]).
@@ -56,8 +48,9 @@ async fn introspects_active(server: &TestServer, introspector: &CreatedClient, t
 async fn only_tokens_typed_as_access_tokens_are_accepted() {
     let server = server_with_pem_key().await;
     let (_, admin) = server.operator().await;
-    let introspector = server.seed("typ-p", &["authz.introspect", "typ.read"], &[], &["authz.introspect"], &[]);
-    let subject = server.client("typ-p", &[], &["typ.read"], &[]);
+    let introspector =
+        server.seed("typ-p").ceiling(&["authz.introspect", "typ.read"]).scopes(&["authz.introspect"]).create();
+    let subject = server.client_of("typ-p").scopes(&["typ.read"]).create();
     let token = server.token_for(&subject, &[], None).await;
 
     for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"] {
@@ -90,8 +83,8 @@ async fn a_client_id_registered_again_never_accepts_the_old_clients_tokens() {
     // token, the deletion and the new registration share a second.
     let clock = ManualClock::at(chrono::SubsecRound::trunc_subsecs(manual_clock().now(), 0));
     let server = TestServer::start_on(&clock).await;
-    server.seed("reuse-p", &["authz.clients.read", "authz.introspect"], &[], &[], &[]);
-    let introspector = server.client("reuse-p", &[], &["authz.introspect"], &[]);
+    server.seed("reuse-p").ceiling(&["authz.clients.read", "authz.introspect"]).create();
+    let introspector = server.client_of("reuse-p").scopes(&["authz.introspect"]).create();
     let old = admin_client_with_id(&server, "pgc_reused_client_id_0001");
     clock.advance(chrono::Duration::seconds(1));
     let old_token = server.token_for(&old, &[], None).await;
@@ -113,7 +106,7 @@ async fn a_client_id_registered_again_never_accepts_the_old_clients_tokens() {
 async fn a_client_update_does_not_undo_a_concurrent_disable() {
     let server = TestServer::start().await;
     let (_, admin) = server.operator().await;
-    let client = server.seed("race-p", &["race.read"], &[], &["race.read"], &[]);
+    let client = server.seed("race-p").scopes(&["race.read"]).create();
     let id = client.client.id.clone();
 
     // Another transaction disables the client and holds its row until after the update has read it.

@@ -277,20 +277,20 @@ impl TestServer {
         }
     }
 
-    /// Scopes, a role holding them, a partner with a ceiling, and a client with that role.
-    pub fn seed(
-        &self,
-        partner_id: &str,
-        ceiling: &[&str],
-        role_scopes: &[&str],
-        direct: &[&str],
-        audiences: &[&str],
-    ) -> CreatedClient {
-        seed_on(&mut self.conn(), partner_id, ceiling, role_scopes, direct, audiences)
+    /// A new partner and its first client: see [`Seed`]. `server.seed("acme").role(&["orders.read"]).create()`.
+    pub fn seed(&self, partner_id: &str) -> Seed<'_> {
+        Seed { server: Some(self), ..Seed::partner(partner_id) }
     }
 
-    pub fn client(&self, partner_id: &str, roles: &[&str], direct: &[&str], audiences: &[&str]) -> CreatedClient {
-        client_on(&mut self.conn(), partner_id, roles, direct, audiences)
+    /// Another client of a partner that exists: see [`Seed`].
+    /// `server.client_of("acme").roles(&["role-acme"]).create()`.
+    pub fn client_of(&self, partner_id: &str) -> Seed<'_> {
+        Seed { server: Some(self), ..Seed::client_of(partner_id) }
+    }
+
+    /// A partner admin: see [`PartnerAdmin`]. `server.partner_admin("acme").ceiling(&["orders.read"]).create().await`.
+    pub fn partner_admin(&self, id: &str) -> PartnerAdmin<'_> {
+        PartnerAdmin { server: self, id: id.to_string(), business: Vec::new(), holding: strings(&CLIENT_ADMIN_SCOPES) }
     }
 
     /// The operator's admin client (`admin bootstrap`) and an admin token for it.
@@ -334,57 +334,178 @@ impl TestServer {
     }
 }
 
-/// [`TestServer::seed`] on any connection, for a database that a server in another process will use.
-pub fn seed_on(
-    conn: &mut store::DbConnection,
-    partner_id: &str,
-    ceiling: &[&str],
-    role_scopes: &[&str],
-    direct: &[&str],
-    audiences: &[&str],
-) -> CreatedClient {
-    let caller = Caller::cli();
-    let mut all: Vec<&str> = ceiling.iter().chain(role_scopes).chain(direct).copied().collect();
-    all.sort();
-    all.dedup();
-    for scope in all {
-        if scopes::get(conn, scope).is_err() {
-            scopes::create(conn, &caller, scope, "test scope").unwrap();
-        }
-    }
-    let role = format!("role-{partner_id}");
-    roles::create(conn, &caller, &role, "", &strings(role_scopes)).unwrap();
-    partners::create(
-        conn,
-        &caller,
-        &NewPartner {
-            id: partner_id.into(),
-            name: format!("Partner {partner_id}"),
-            scope_ceiling: strings(ceiling),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    client_on(conn, partner_id, &[&role], direct, audiences)
+/// What a test puts in the registry as an operator would (`Caller::cli()`), built up and written by
+/// [`Seed::create`]: either a new partner (`TestServer::seed`, `Seed::partner`) with the scopes it names, a
+/// role `role-<partner>` and a first client holding that role; or one more client of a partner that exists
+/// (`TestServer::client_of`, `Seed::client_of`). Returns the client with its first secret.
+#[must_use = "nothing is written until `create`"]
+pub struct Seed<'a> {
+    server: Option<&'a TestServer>,
+    partner_id: String,
+    new_partner: bool,
+    ceiling: Option<Vec<String>>,
+    role_scopes: Vec<String>,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    name: String,
+    own_role: bool,
 }
 
-/// [`TestServer::client`] on any connection.
-pub fn client_on(
-    conn: &mut store::DbConnection,
-    partner_id: &str,
-    roles: &[&str],
-    direct: &[&str],
-    audiences: &[&str],
-) -> CreatedClient {
-    let input = NewClient {
-        partner_id: Some(partner_id.into()),
-        name: "test client".into(),
-        roles: strings(roles),
-        scopes: strings(direct),
-        audiences: strings(audiences),
-        ..Default::default()
-    };
-    clients::create(conn, &Caller::cli(), &input, LIMITS).unwrap()
+impl Seed<'static> {
+    /// A new partner, for [`Seed::create_on`] (a database no test server of this process serves).
+    pub fn partner(partner_id: &str) -> Self {
+        Seed {
+            server: None,
+            partner_id: partner_id.to_string(),
+            new_partner: true,
+            ceiling: None,
+            role_scopes: Vec::new(),
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+            name: "test client".into(),
+            own_role: true,
+        }
+    }
+
+    /// Another client of partner `partner_id`, for [`Seed::create_on`].
+    pub fn client_of(partner_id: &str) -> Self {
+        Seed { new_partner: false, own_role: false, ..Self::partner(partner_id) }
+    }
+}
+
+impl Seed<'_> {
+    /// The new partner's scope ceiling; without it, every scope the role and the client are given here.
+    pub fn ceiling(mut self, scopes: &[&str]) -> Self {
+        assert!(self.new_partner, "a ceiling is set where the partner is created: TestServer::seed");
+        self.ceiling = Some(strings(scopes));
+        self
+    }
+
+    /// The scopes of the new partner's role `role-<partner>`, which its first client holds (none without it).
+    pub fn role(mut self, scopes: &[&str]) -> Self {
+        assert!(self.new_partner, "the partner's role is made with the partner: TestServer::seed");
+        self.role_scopes = strings(scopes);
+        self
+    }
+
+    /// Roles (by name) the client holds, besides the new partner's own role.
+    pub fn roles(mut self, names: &[&str]) -> Self {
+        self.roles = strings(names);
+        self
+    }
+
+    /// Scopes the client holds directly.
+    pub fn scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = strings(scopes);
+        self
+    }
+
+    /// The client's audiences (none: the server's default audience).
+    pub fn audiences(mut self, audiences: &[&str]) -> Self {
+        self.audiences = strings(audiences);
+        self
+    }
+
+    /// Writes it through the test server's connection, whose changes reach the server's cache at once.
+    pub fn create(self) -> CreatedClient {
+        let server = self.server.expect("Seed::partner and Seed::client_of are written with create_on");
+        self.write(&mut server.conn())
+    }
+
+    /// Writes it on any connection, for a database that a server in another process will use.
+    pub fn create_on(self, conn: &mut store::DbConnection) -> CreatedClient {
+        self.write(conn)
+    }
+
+    /// Every registry call of the seeding.
+    fn write(self, conn: &mut store::DbConnection) -> CreatedClient {
+        let caller = Caller::cli();
+        let mut roles = self.roles;
+        if self.new_partner {
+            let ceiling =
+                self.ceiling.unwrap_or_else(|| self.role_scopes.iter().chain(&self.scopes).cloned().collect());
+            let mut all: Vec<&String> = ceiling.iter().chain(&self.role_scopes).chain(&self.scopes).collect();
+            all.sort();
+            all.dedup();
+            for scope in all {
+                if scopes::get(conn, scope).is_err() {
+                    scopes::create(conn, &caller, scope, "test scope").unwrap();
+                }
+            }
+            if self.own_role {
+                let role = format!("role-{}", self.partner_id);
+                roles::create(conn, &caller, &role, "", &self.role_scopes).unwrap();
+                roles.insert(0, role);
+            }
+            let partner = NewPartner {
+                id: self.partner_id.clone(),
+                name: format!("Partner {}", self.partner_id),
+                scope_ceiling: ceiling,
+                ..Default::default()
+            };
+            partners::create(conn, &caller, &partner).unwrap();
+        }
+        let input = NewClient {
+            partner_id: Some(self.partner_id),
+            name: self.name,
+            roles,
+            scopes: self.scopes,
+            audiences: self.audiences,
+            ..Default::default()
+        };
+        clients::create(conn, &caller, &input, LIMITS).unwrap()
+    }
+}
+
+/// The scopes a partner's admin client holds unless [`PartnerAdmin::holding`] says otherwise.
+pub const CLIENT_ADMIN_SCOPES: [&str; 2] = ["authz.clients.read", "authz.clients.write"];
+
+/// A partner that manages its own clients through the admin API, and its admin client: see
+/// [`TestServer::partner_admin`].
+#[must_use = "nothing is written until `create`"]
+pub struct PartnerAdmin<'a> {
+    server: &'a TestServer,
+    id: String,
+    business: Vec<String>,
+    holding: Vec<String>,
+}
+
+impl PartnerAdmin<'_> {
+    /// The partner's business scopes: its ceiling is these and [`CLIENT_ADMIN_SCOPES`].
+    pub fn ceiling(mut self, business: &[&str]) -> Self {
+        self.business = strings(business);
+        self
+    }
+
+    /// The admin scopes its admin client holds, instead of [`CLIENT_ADMIN_SCOPES`].
+    pub fn holding(mut self, admin_scopes: &[&str]) -> Self {
+        self.holding = strings(admin_scopes);
+        self
+    }
+
+    /// The partner (no role of its own) and its admin client `<id> admin`, whose only audience is the admin
+    /// audience; the client and a token for it, checked to carry exactly the scopes held.
+    pub async fn create(self) -> (CreatedClient, String) {
+        let server = self.server;
+        let mut ceiling = self.business;
+        ceiling.extend(CLIENT_ADMIN_SCOPES.map(String::from));
+        let seed = Seed {
+            server: Some(server),
+            ceiling: Some(ceiling),
+            scopes: self.holding.clone(),
+            audiences: vec![server.settings.admin_audience.clone()],
+            name: format!("{} admin", self.id),
+            own_role: false,
+            ..Seed::partner(&self.id)
+        };
+        let client = seed.create();
+        let token = server.token_for(&client, &[], None).await;
+        let claims = server.verify(&token, &server.settings.admin_audience).await;
+        assert_eq!(claims["scope"], self.holding.join(" "));
+        (client, token)
+    }
 }
 
 pub fn strings(items: &[&str]) -> Vec<String> {
@@ -740,42 +861,6 @@ pub fn ensure_catalog_scopes(server: &TestServer, names: &[&str]) {
     }
 }
 
-/// Partner `id` (ceiling: `business` and the client-admin scopes) and its admin client holding
-/// `authz.clients.read` and `.write` for the admin audience; the client and a token for it.
-pub async fn partner_admin_token(server: &TestServer, id: &str, business: &[&str]) -> (CreatedClient, String) {
-    partner_admin_holding(server, id, business, &["authz.clients.read", "authz.clients.write"]).await
-}
-
-/// Partner `id` (ceiling: `business` and the client-admin scopes) and its admin client holding `admin_scopes`
-/// with the admin audience as its only audience; the client and a verified token for it.
-pub async fn partner_admin_holding(
-    server: &TestServer,
-    id: &str,
-    business: &[&str],
-    admin_scopes: &[&str],
-) -> (CreatedClient, String) {
-    ensure_catalog_scopes(server, business);
-    let mut ceiling = strings(business);
-    ceiling.extend(["authz.clients.read".to_string(), "authz.clients.write".to_string()]);
-    let partner =
-        NewPartner { id: id.into(), name: format!("Partner {id}"), scope_ceiling: ceiling, ..Default::default() };
-    partners::create(&mut server.conn(), &Caller::cli(), &partner).expect("partner");
-    let client = create_client(
-        server,
-        &NewClient {
-            partner_id: Some(id.into()),
-            name: format!("{id} admin"),
-            scopes: strings(admin_scopes),
-            audiences: vec![server.settings.admin_audience.clone()],
-            ..Default::default()
-        },
-    );
-    let token = server.token_for(&client, &[], None).await;
-    let claims = server.verify(&token, &server.settings.admin_audience).await;
-    assert_eq!(claims["scope"], admin_scopes.join(" "));
-    (client, token)
-}
-
 /// An admin API request with a JSON body.
 pub async fn admin_json(
     server: &TestServer,
@@ -1126,4 +1211,65 @@ impl TestServer {
     pub fn caller(&self) -> Caller {
         Caller::cli().with_clock(self.config.clock.clone())
     }
+}
+
+/// The secret a client was created with.
+pub fn secret_of(client: &CreatedClient) -> &str {
+    client.secret.secret.expose()
+}
+
+/// A client-credentials token request with HTTP Basic credentials, kept whole (no checks).
+pub async fn request_token(server: &TestServer, client: &CreatedClient) -> Reply {
+    request_token_as(server, &client.client.id, secret_of(client), None).await
+}
+
+/// [`request_token`] with any credentials, and from `forwarded_for` (an `X-Forwarded-For` header) if given.
+pub async fn request_token_as(
+    server: &TestServer,
+    client_id: &str,
+    secret: &str,
+    forwarded_for: Option<&str>,
+) -> Reply {
+    let authorization = basic_auth(client_id, secret);
+    let mut headers = vec![("authorization", authorization.as_str())];
+    if let Some(address) = forwarded_for {
+        headers.push(("x-forwarded-for", address));
+    }
+    Reply::from(post_form(server, "/oauth2/token", "grant_type=client_credentials", &headers).await).await
+}
+
+/// A rate-limited token request's answer (a 429 `temporarily_unavailable`, not cached); its `Retry-After`
+/// in seconds.
+pub fn limited(reply: &Reply) -> u64 {
+    reply.expect_oauth_error(429, "temporarily_unavailable");
+    reply.header("retry-after").parse().unwrap_or_else(|_| panic!("Retry-After in seconds: {}", reply.dump()))
+}
+
+/// `POST /admin/v1{path}` with a bearer token and no body.
+pub async fn admin_post(server: &TestServer, token: &str, path: &str) -> Reply {
+    admin_request(server, reqwest::Method::POST, path, Some(token), None).await
+}
+
+/// The value of one series on the server's `/metrics` page (`name` or `name{labels}` as printed), if listed.
+pub async fn metric(server: &TestServer, series: &str) -> Option<f64> {
+    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The claims of a compact JWS, decoded without verification.
+pub fn claims_of(token: &str) -> serde_json::Map<String, serde_json::Value> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWS payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// The `jti` of a compact JWS, read without verification.
+pub fn jti_of(token: &str) -> String {
+    claims_of(token)["jti"].as_str().expect("jti claim").to_string()
+}
+
+/// Now, in seconds since the Unix epoch, by the machine's clock.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
