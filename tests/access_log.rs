@@ -39,7 +39,14 @@ fn json_logging(db: &TestDatabase, dir: &std::path::Path) -> std::process::Comma
 async fn one_json_access_line_per_request_without_credentials() {
     let db = TestDatabase::new();
     let pool = db.pool();
-    let client = seed_on(&mut partnergate::store::Tx::new(pool.get().unwrap()), "access-log", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = seed_on(
+        &mut partnergate::store::Tx::new(pool.get().unwrap()),
+        "access-log",
+        &["orders.read"],
+        &["orders.read"],
+        &[],
+        &[],
+    );
     let (client_id, secret) = (client.client.id.clone(), client.secret.secret.expose().to_string());
     let dir = tempfile::tempdir().unwrap();
     let command = json_logging(&db, dir.path());

@@ -34,8 +34,14 @@ async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
     assert!(inserted.recv().unwrap(), "the first revocation inserts");
     let pool = server.pool.clone();
     let second = std::thread::spawn(move || {
-        revocation::revoke_jti(&mut partnergate::store::Tx::new(pool.get().unwrap()), "jti-raced", &cid, expires, partnergate::store::now())
-            .map_err(|e| e.to_string())
+        revocation::revoke_jti(
+            &mut partnergate::store::Tx::new(pool.get().unwrap()),
+            "jti-raced",
+            &cid,
+            expires,
+            partnergate::store::now(),
+        )
+        .map_err(|e| e.to_string())
     });
     // The second cannot finish before the first commits: it waits on the row's key or the write lock.
     std::thread::sleep(Duration::from_millis(300));

@@ -44,7 +44,14 @@ async fn load(url: String, authorization: String, stop: Arc<AtomicBool>) -> Vec<
 async fn shutdown_under_load(signal: &str) {
     let db = TestDatabase::new();
     let pool = db.pool();
-    let client = seed_on(&mut partnergate::store::Tx::new(pool.get().unwrap()), "shutdown", &["orders.read"], &["orders.read"], &[], &[]);
+    let client = seed_on(
+        &mut partnergate::store::Tx::new(pool.get().unwrap()),
+        "shutdown",
+        &["orders.read"],
+        &["orders.read"],
+        &[],
+        &[],
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut command = partnergate_binary();
     command

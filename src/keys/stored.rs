@@ -318,12 +318,7 @@ pub fn retire(conn: &mut Tx, caller: &Caller, kid: &str, now: NaiveDateTime) -> 
 }
 
 /// Removes the retired keys whose tokens have all expired: out of the JWKS, private key erased.
-pub fn prune(
-    conn: &mut Tx,
-    caller: &Caller,
-    policy: &KeyPolicy,
-    now: NaiveDateTime,
-) -> RegistryResult<Vec<String>> {
+pub fn prune(conn: &mut Tx, caller: &Caller, policy: &KeyPolicy, now: NaiveDateTime) -> RegistryResult<Vec<String>> {
     caller.require_operator("signing keys")?;
     key_transaction(conn, |conn| {
         let keys = records(conn)?;

@@ -88,12 +88,7 @@ fn partner_in_reach(conn: &mut DbConnection, caller: &Caller, partner_id: &str) 
     partners::get(conn, caller, partner_id).map(|_| ())
 }
 
-pub fn create(
-    conn: &mut Tx,
-    caller: &Caller,
-    partner_id: &str,
-    input: &NewInvitation,
-) -> RegistryResult<Invitation> {
+pub fn create(conn: &mut Tx, caller: &Caller, partner_id: &str, input: &NewInvitation) -> RegistryResult<Invitation> {
     caller.require(Permission::ClientsWrite)?;
     let email = normalize_email(&input.email);
     check_email(&email)?;

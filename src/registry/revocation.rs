@@ -13,11 +13,7 @@ use crate::store::schema::{clients as clients_table, partners as partners_table,
 use crate::store::{DbConnection, StoreError, Tx};
 
 /// Revokes every token issued to the client until now. New tokens work again from the next second on.
-pub fn revoke_client_tokens(
-    conn: &mut Tx,
-    caller: &Caller,
-    client_id: &str,
-) -> RegistryResult<NaiveDateTime> {
+pub fn revoke_client_tokens(conn: &mut Tx, caller: &Caller, client_id: &str) -> RegistryResult<NaiveDateTime> {
     crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
@@ -43,11 +39,7 @@ pub fn revoke_client_tokens(
 }
 
 /// Revokes every token issued to any client of the partner until now. Operator only.
-pub fn revoke_partner_tokens(
-    conn: &mut Tx,
-    caller: &Caller,
-    partner_id: &str,
-) -> RegistryResult<NaiveDateTime> {
+pub fn revoke_partner_tokens(conn: &mut Tx, caller: &Caller, partner_id: &str) -> RegistryResult<NaiveDateTime> {
     caller.require_operator("partner-wide revocation")?;
     crate::store::write_transaction(conn, |conn| {
         partners::get(conn, caller, partner_id)?;

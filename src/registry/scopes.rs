@@ -106,8 +106,10 @@ pub fn delete(conn: &mut Tx, caller: &Caller, name: &str, cascade: bool) -> Regi
     crate::store::write_transaction(conn, |conn| {
         get(conn, name)?;
         let in_roles: i64 = role_scopes::table.filter(role_scopes::scope.eq(name)).count().get_result(conn.db())?;
-        let in_clients: i64 = client_scopes::table.filter(client_scopes::scope.eq(name)).count().get_result(conn.db())?;
-        let in_ceilings: i64 = partner_scopes::table.filter(partner_scopes::scope.eq(name)).count().get_result(conn.db())?;
+        let in_clients: i64 =
+            client_scopes::table.filter(client_scopes::scope.eq(name)).count().get_result(conn.db())?;
+        let in_ceilings: i64 =
+            partner_scopes::table.filter(partner_scopes::scope.eq(name)).count().get_result(conn.db())?;
         if in_roles + in_clients + in_ceilings > 0 && !cascade {
             return Err(RegistryError::InUse {
                 kind: "scope",

@@ -188,12 +188,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, client_id: &str) -> Regist
 }
 
 /// Revokes one secret now; the client's other secrets keep working.
-pub fn revoke(
-    conn: &mut Tx,
-    caller: &Caller,
-    client_id: &str,
-    secret_id: &str,
-) -> RegistryResult<SecretInfo> {
+pub fn revoke(conn: &mut Tx, caller: &Caller, client_id: &str, secret_id: &str) -> RegistryResult<SecretInfo> {
     crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;

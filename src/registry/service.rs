@@ -73,7 +73,9 @@ impl Registry {
         F: FnOnce(&mut Tx) -> RegistryResult<T> + Send + 'static,
     {
         let registry = self.clone();
-        tokio::task::spawn_blocking(move || registry.run_blocking(work)).await.map_err(|_| RegistryError::Interrupted)?
+        tokio::task::spawn_blocking(move || registry.run_blocking(work))
+            .await
+            .map_err(|_| RegistryError::Interrupted)?
     }
 
     /// Generates a signing key; it is published, not yet signing.
@@ -87,12 +89,7 @@ impl Registry {
     }
 
     /// Makes a published key the signing key (`force`: before it has been published long enough).
-    pub async fn activate_key(
-        &self,
-        caller: Caller,
-        kid: String,
-        force: bool,
-    ) -> RegistryResult<KeyRecord> {
+    pub async fn activate_key(&self, caller: Caller, kid: String, force: bool) -> RegistryResult<KeyRecord> {
         let keys = self.keys.clone();
         self.run(move |tx| {
             let keys = managed(keys)?;
@@ -154,7 +151,6 @@ fn managed(keys: Option<KeyManager>) -> RegistryResult<KeyManager> {
 fn unmanaged() -> RegistryError {
     RegistryError::Keys(crate::keys::KeyError::Kek("this registry does not manage the signing keys".into()))
 }
-
 
 #[cfg(test)]
 mod tests {

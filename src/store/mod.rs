@@ -491,7 +491,9 @@ where
         },
         Err(err) => match Manager::rollback_transaction(conn.db()) {
             // The work's error is the one to report; a failed rollback marks the connection broken for the pool.
-            Err(rollback) if !outermost_sqlite && !matches!(rollback, diesel::result::Error::BrokenTransactionManager) => {
+            Err(rollback)
+                if !outermost_sqlite && !matches!(rollback, diesel::result::Error::BrokenTransactionManager) =>
+            {
                 Err(rollback.into())
             }
             _ => Err(err),

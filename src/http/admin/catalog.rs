@@ -165,7 +165,8 @@ async fn create_role(
     AdminCaller(caller): AdminCaller,
     body: web::Json<NewRole>,
 ) -> Result<HttpResponse, Problem> {
-    let role = state.registry.run(move |tx| roles::create(tx, &caller, &body.name, &body.description, &body.scopes)).await?;
+    let role =
+        state.registry.run(move |tx| roles::create(tx, &caller, &body.name, &body.description, &body.scopes)).await?;
     Ok(HttpResponse::Created().json(role))
 }
 
@@ -221,7 +222,8 @@ async fn update_role(
     name: web::Path<String>,
     body: web::Json<RoleUpdate>,
 ) -> Result<HttpResponse, Problem> {
-    let role = state.registry
+    let role = state
+        .registry
         .run(move |tx| roles::update(tx, &caller, &name, body.description.as_deref(), body.scopes.as_deref()))
         .await?;
     Ok(HttpResponse::Ok().json(role))

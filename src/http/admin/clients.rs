@@ -230,7 +230,8 @@ async fn revoke_secret(
 ) -> Result<HttpResponse, Problem> {
     let (id, secret_id) = path.into_inner();
     let revoke_tokens = query.revoke_tokens;
-    let info = state.registry.run(move |tx| revocation::revoke_secret(tx, &caller, &id, &secret_id, revoke_tokens)).await?;
+    let info =
+        state.registry.run(move |tx| revocation::revoke_secret(tx, &caller, &id, &secret_id, revoke_tokens)).await?;
     Ok(HttpResponse::Ok().json(info))
 }
 

@@ -52,7 +52,8 @@ struct ForceQuery {
     responses((status = 200, body = Listing<KeyRecord>), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
 )]
 async fn list(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
-    let keys = state.registry
+    let keys = state
+        .registry
         .run(move |tx| {
             caller.require_operator("signing keys")?;
             stored::records(tx)
