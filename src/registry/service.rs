@@ -202,10 +202,12 @@ mod tests {
 
         let mut tx = registry.begin().unwrap();
         partners::set_suspended(&mut tx, &caller, "acme", true).unwrap();
-        assert_eq!(tx.published(), [Change::Partner("acme".into())]);
+        // A suspension is also a security event: the stream's receivers hear of it.
+        let suspended = [Change::SecurityEvents, Change::Partner("acme".into())];
+        assert_eq!(tx.published(), suspended);
         assert!(heard.take().is_empty(), "applied when the unit of work ends, not before");
         drop(tx);
-        assert_eq!(heard.take(), [Change::Partner("acme".into())]);
+        assert_eq!(heard.take(), suspended);
     }
 
     /// The async runner hands the work a unit of work on the blocking pool and applies its changes before
