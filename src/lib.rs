@@ -184,7 +184,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             };
             let kek = Arc::new(KeyEncryptionKey::load(&setup.kek, &setup.keys_dir, when_missing)?);
             let pool = store::connect(&setup.database_url, &setup.pool)?;
-            let mut conn = pool.get().map_err(store::StoreError::from)?;
+            // Nothing caches the registry yet: the changes published here need applying nowhere.
+            let mut conn = store::Tx::new(pool.get().map_err(store::StoreError::from)?);
             store::run_migrations(&mut conn)?;
             for key in keys::stored::initialize(&mut conn, &kek, &directory, setup_clock.now())? {
                 log::info!("signing key {} ({}) stored as {}", key.kid, key.alg, key.state.as_str());
@@ -196,7 +197,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 );
             }
             drop(conn);
-            store::changes::take_published();
             let live_keys = LiveKeys::stored(pool.clone(), kek.clone())?;
             let read_model = ReadModel::new(pool.clone(), setup_clock);
             let changes: Arc<dyn store::changes::ChangeSink> =
@@ -238,12 +238,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         clock.clone(),
     ));
     let key_manager = keys::KeyManager { kek, policy: config.key_policy, clock: clock.clone() };
+    let registry = registry::Registry::new(pool.clone()).with_sinks(changes.clone()).with_keys(key_manager);
     let key_schedule = tokio::spawn(keys::schedule::run(
-        pool.clone(),
-        key_manager.clone(),
+        registry.clone(),
         config.key_schedule,
         config.key_schedule_tick,
-        changes.clone(),
         live_keys.clone(),
     ));
     let tokens = TokenService::new(
@@ -262,7 +261,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         )),
     );
     let secret_expiry =
-        tokio::spawn(secret_expiry(pool.clone(), clock.clone(), config.secret_expiry_tick, metrics.clone()));
+        tokio::spawn(secret_expiry(registry.clone(), clock.clone(), config.secret_expiry_tick, metrics.clone()));
     let throttle_summaries = ThrottleSummaries::start(&tokens);
     let stream = secevents::poll::StreamService::new(
         pool.clone(),
@@ -282,11 +281,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         clock,
     });
     let state = AppState {
-        pool: pool.clone(),
+        registry: registry.clone(),
         tokens,
         audit: audit_writer,
-        changes: changes.clone(),
-        keys: key_manager,
         jwks_cache_control: actix_web::http::header::HeaderValue::from_str(&format!(
             "public, max-age={}",
             config.jwks_max_age_secs
@@ -299,7 +296,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         },
         readiness: http::Readiness::new(pool.clone(), metrics.clone()),
         stream,
-        console: console_auth::ConsoleAuth::new(pool.clone(), config.console.clone(), config.clock.clone()),
+        console: console_auth::ConsoleAuth::new(registry.clone(), config.console.clone(), config.clock.clone()),
+        clock: config.clock.clone(),
     };
     let body_read_timeout = config.body_read_timeout;
     let trusted_proxies = web::Data::new(config.trusted_proxies.clone());
@@ -401,7 +399,7 @@ fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -
 /// The secret expiry task of every instance: each tick it refreshes the expiring-secrets metric (two indexed
 /// counts, so a scrape reads no database), and the instance holding the lease writes the notices that are due.
 async fn secret_expiry(
-    pool: store::DbPool,
+    service: registry::Registry,
     clock: clock::SharedClock,
     every: Duration,
     metrics: Arc<metrics::Metrics>,
@@ -411,20 +409,15 @@ async fn secret_expiry(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let (pool, clock, holder) = (pool.clone(), clock.clone(), holder.clone());
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            registry::secret_expiry::tick(&mut conn, &clock, &holder, every)
-        })
-        .await;
+        let (clock, holder) = (clock.clone(), holder.clone());
+        let outcome = service.run(move |tx| registry::secret_expiry::tick(tx, &clock, &holder, every)).await;
         match outcome {
-            Ok(Ok(tick)) => {
+            Ok(tick) => {
                 metrics.secrets_expiring(&tick.expiring);
                 if tick.notices > 0 {
                     log::info!("secret expiry: wrote {} notice(s)", tick.notices);
                 }
             }
-            Ok(Err(err)) => log::warn!("secret expiry task failed: {err}"),
             Err(err) => log::warn!("secret expiry task failed: {err}"),
         }
     }

@@ -39,7 +39,9 @@ fn json_logging(db: &TestDatabase, dir: &std::path::Path) -> std::process::Comma
 async fn one_json_access_line_per_request_without_credentials() {
     let db = TestDatabase::new();
     let pool = db.pool();
-    let client = Seed::partner("access-log").role(&["orders.read"]).create_on(&mut pool.get().unwrap());
+    let client = Seed::partner("access-log")
+        .role(&["orders.read"])
+        .create_on(&mut partnergate::store::Tx::new(pool.get().unwrap()));
     let (client_id, secret) = (client.client.id.clone(), client.secret.secret.expose().to_string());
     let dir = tempfile::tempdir().unwrap();
     let command = json_logging(&db, dir.path());

@@ -23,7 +23,7 @@ async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
     let pool = server.pool.clone();
     let first_cid = cid.clone();
     let first = std::thread::spawn(move || {
-        let mut conn = pool.get().unwrap();
+        let mut conn = partnergate::store::Tx::new(pool.get().unwrap());
         partnergate::store::write_transaction(&mut conn, |conn| {
             let fresh = revocation::revoke_jti(conn, "jti-raced", &first_cid, expires, partnergate::store::now())?;
             inserted_tx.send(fresh).unwrap();
@@ -35,8 +35,14 @@ async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
     assert!(inserted.recv().unwrap(), "the first revocation inserts");
     let pool = server.pool.clone();
     let second = std::thread::spawn(move || {
-        revocation::revoke_jti(&mut pool.get().unwrap(), "jti-raced", &cid, expires, partnergate::store::now())
-            .map_err(|e| e.to_string())
+        revocation::revoke_jti(
+            &mut partnergate::store::Tx::new(pool.get().unwrap()),
+            "jti-raced",
+            &cid,
+            expires,
+            partnergate::store::now(),
+        )
+        .map_err(|e| e.to_string())
     });
     // The second cannot finish before the first commits: it waits on the row's key or the write lock.
     std::thread::sleep(Duration::from_millis(300));
@@ -58,7 +64,7 @@ async fn a_jti_inserted_between_the_check_and_the_insert_is_already_revoked() {
     let server = TestServer::start().await;
     let cid = server.seed("acme").role(&["orders.read"]).create().client.id;
     let expires = partnergate::store::now() + chrono::Duration::seconds(600);
-    let mut conn = server.pool.get().unwrap();
+    let mut conn = partnergate::store::Tx::new(server.pool.get().unwrap());
     let trigger = match &*conn {
         DbConnection::Sqlite(_) => {
             "CREATE TEMP TRIGGER revoked_meanwhile BEFORE INSERT ON revoked_tokens WHEN NEW.jti = 'jti-meanwhile' \

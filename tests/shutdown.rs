@@ -35,7 +35,9 @@ async fn load(url: String, authorization: String, stop: Arc<AtomicBool>) -> Vec<
 async fn shutdown_under_load(signal: &str) {
     let db = TestDatabase::new();
     let pool = db.pool();
-    let client = Seed::partner("shutdown").role(&["orders.read"]).create_on(&mut pool.get().unwrap());
+    let client = Seed::partner("shutdown")
+        .role(&["orders.read"])
+        .create_on(&mut partnergate::store::Tx::new(pool.get().unwrap()));
     let dir = tempfile::tempdir().unwrap();
     let mut command = partnergate_binary();
     command

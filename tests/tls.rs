@@ -45,7 +45,9 @@ fn serve_command(db: &TestDatabase, dir: &Path, cert: &Path, key: &Path) -> std:
 #[actix_web::test]
 async fn serve_speaks_https_to_an_oauth_client_and_a_jwks_verifier() {
     let db = TestDatabase::new();
-    let created = Seed::partner("acme").role(&["orders.read"]).create_on(&mut db.pool().get().unwrap());
+    let created = Seed::partner("acme")
+        .role(&["orders.read"])
+        .create_on(&mut partnergate::store::Tx::new(db.pool().get().unwrap()));
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, ca) = certificate(dir.path());
     let server = ServeProcess::start_https(&serve_command(&db, dir.path(), &cert, &key), dir.path(), ca).await;

@@ -20,10 +20,10 @@ use super::AuditEvent;
 use crate::limits::quota::{QuotaBook, QuotaTerms};
 use crate::metrics::Metrics;
 use crate::registry::{revocation, usage};
-use crate::store::changes::{self, ChangeSink};
+use crate::store::changes::{Change, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 use crate::store::schema::audit_events;
-use crate::store::{DbConnection, DbPool, StoreError};
+use crate::store::{DbConnection, DbPool, StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -164,12 +164,12 @@ fn run(
             continue;
         }
         metrics.audit_batch(batch.len());
-        let (results, counts) = commit(&pool, &batch, &mut last_uses);
+        let (results, counts, published) = commit(&pool, &batch, &mut last_uses);
         for (partner_id, day, counted) in &counts {
             quota.observe(partner_id, day, *counted);
         }
-        // Applied whether or not a write failed: a rolled-back change's note costs only a reload.
-        changes.apply(&changes::take_published());
+        // What the batch committed (its token revocations); a rolled-back write's changes were dropped with it.
+        changes.apply(&published);
         for (pending, result) in batch.drain(..).zip(results) {
             // A waiter that gave up (client disconnected) is no reason to stop.
             let _ = pending.done.send(result);
@@ -197,10 +197,10 @@ fn commit(
     pool: &DbPool,
     batch: &[Pending],
     last_uses: &mut LastUses,
-) -> (Vec<Result<Recorded, BatchFailure>>, Vec<DayCount>) {
-    let failed = |err: &StoreError| (vec![Err(BatchFailure::from(err)); batch.len()], Vec::new());
+) -> (Vec<Result<Recorded, BatchFailure>>, Vec<DayCount>, Vec<Change>) {
+    let failed = |err: &StoreError| (vec![Err(BatchFailure::from(err)); batch.len()], Vec::new(), Vec::new());
     let mut conn = match pool.get_timeout(CONNECTION_WAIT) {
-        Ok(conn) => conn,
+        Ok(conn) => Tx::new(conn),
         Err(err) => {
             let err = StoreError::from(err);
             log::error!("audit batch of {} events failed: {err}", batch.len());
@@ -208,7 +208,7 @@ fn commit(
         }
     };
     match write_batch(&mut conn, batch, last_uses) {
-        Ok(written) => (written.verdicts.into_iter().map(Ok).collect(), written.counts),
+        Ok(written) => (written.verdicts.into_iter().map(Ok).collect(), written.counts, conn.take_published()),
         Err(err @ StoreError::Query(_)) if batch.len() > 1 => {
             log::warn!("audit batch of {} events failed ({err}); writing them one by one", batch.len());
             let mut counts = Vec::new();
@@ -222,7 +222,7 @@ fn commit(
                     Err(err) => Err(BatchFailure::from(&err)),
                 })
                 .collect();
-            (results, counts)
+            (results, counts, conn.take_published())
         }
         Err(err) => {
             log::error!("audit batch of {} events failed: {err}", batch.len());
@@ -256,9 +256,9 @@ impl From<StoreError> for Attempt {
     }
 }
 
-fn write_batch(conn: &mut DbConnection, batch: &[Pending], last_uses: &mut LastUses) -> Result<Written, StoreError> {
+fn write_batch(conn: &mut Tx, batch: &[Pending], last_uses: &mut LastUses) -> Result<Written, StoreError> {
     let plan = BatchPlan::of(batch.iter().map(|p| (p.row.occurred_at, p.effects.as_slice())), last_uses);
-    if let (DbConnection::Postgresql(pg), true) = (&mut *conn, plan.has_nothing_to_decide()) {
+    if let (DbConnection::Postgresql(pg), true) = (conn.db(), plan.has_nothing_to_decide()) {
         // No transaction of its own and nothing to remember: `plan.last_use` is empty.
         return Ok(write_in_one_statement(pg, &plan, batch)?);
     }
@@ -355,7 +355,7 @@ fn write_in_one_statement(
 /// then partner days, each sorted), so that two writers' batches, of this instance or another, never
 /// deadlock; the stream's counter comes first as in every change that writes a security event (an admin's
 /// secret revocation takes it before the secret's row: `store::security_events`).
-fn write(conn: &mut DbConnection, plan: &BatchPlan, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
+fn write(conn: &mut Tx, plan: &BatchPlan, batch: &[Pending], decide_first: bool) -> Result<Written, Attempt> {
     let mut rows: Vec<NewAuditEventRow> = batch.iter().map(|p| p.row.clone()).collect();
     if !decide_first {
         insert_events(conn, &rows)?;
@@ -462,7 +462,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("writer.db").display());
         let pool = crate::store::connect(&url, &Default::default()).unwrap();
-        let mut conn = pool.get().unwrap();
+        let mut conn = crate::store::Tx::new(pool.get().unwrap());
         crate::store::run_migrations(&mut conn).unwrap();
         let partner = NewPartner { id: "writer-p".into(), name: "Writer".into(), ..Default::default() };
         partners::create(&mut conn, &Caller::cli(), &partner).unwrap();
@@ -497,7 +497,7 @@ mod tests {
         let stored: i64 = audit_events::table
             .filter(audit_events::event_type.eq("token.request"))
             .count()
-            .get_result(&mut conn)
+            .get_result(conn.db())
             .unwrap();
         assert_eq!(stored, 5);
     }

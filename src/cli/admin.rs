@@ -30,7 +30,8 @@ pub fn run(ctx: &Context, command: AdminCommand) -> CliResult {
             let settings = token.resolve().map_err(CliError)?;
             let limits =
                 ClientLimits { max_token_lifetime_secs: settings.max_lifetime_secs, secret_policy: secrets.policy() };
-            let created = bootstrap::admin_client(&mut *ctx.conn()?, &settings.admin_audience, limits, force)?;
+            let created =
+                bootstrap::admin_client(&mut ctx.registry()?.begin()?, &settings.admin_audience, limits, force)?;
             ctx.print(&created, |c| {
                 let lines = [
                     ("client_id", c.client.id.clone()),

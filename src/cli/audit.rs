@@ -41,7 +41,7 @@ pub enum AuditAction {
 }
 
 pub fn run(ctx: &Context, args: AuditArgs) -> CliResult {
-    let mut conn = ctx.conn()?;
+    let mut conn = ctx.registry()?.begin()?;
     if let Some(AuditAction::Prune { older_than_days }) = args.action {
         let deleted = query::prune_by(&mut conn, &Caller::cli(), older_than_days)?;
         ctx.print(&serde_json::json!({"deleted": deleted}), |_| format!("deleted {deleted} event(s)"));

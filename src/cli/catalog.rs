@@ -73,7 +73,7 @@ pub enum RoleCommand {
 }
 
 pub fn run_scope(ctx: &Context, command: ScopeCommand) -> CliResult {
-    let mut conn = ctx.conn()?;
+    let mut conn = ctx.registry()?.begin()?;
     let caller = Caller::cli();
     match command {
         ScopeCommand::Create { name, description } => {
@@ -100,7 +100,7 @@ pub fn run_scope(ctx: &Context, command: ScopeCommand) -> CliResult {
 }
 
 pub fn run_role(ctx: &Context, command: RoleCommand) -> CliResult {
-    let mut conn = ctx.conn()?;
+    let mut conn = ctx.registry()?.begin()?;
     let caller = Caller::cli();
     match command {
         RoleCommand::Create { name, description, scopes } => {

@@ -311,7 +311,7 @@ fn time(at: &Option<chrono::NaiveDateTime>) -> String {
 }
 
 pub fn run(ctx: &Context, command: ClientCommand) -> CliResult {
-    let mut conn = ctx.conn()?;
+    let mut conn = ctx.registry()?.begin()?;
     let caller = Caller::cli();
     match command {
         ClientCommand::Create {

@@ -77,8 +77,7 @@ pub fn run(ctx: &Context, group: &KeysGroup, command: KeysCommand) -> CliResult 
     let policy = group.policy.policy();
     let caller = Caller::cli();
     let clock = crate::clock::SystemClock;
-    let pool = ctx.database()?;
-    let mut conn = pool.get().map_err(crate::store::StoreError::from)?;
+    let mut conn = ctx.registry()?.begin()?;
     let kek = || -> Result<KeyEncryptionKey, CliError> {
         let (backend, _) = crate::store::parse_database_url(&group.database.database_url)?;
         let when_missing =

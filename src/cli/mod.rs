@@ -138,8 +138,10 @@ impl Context {
         Ok(pool)
     }
 
-    pub fn conn(&self) -> Result<store::PooledDb, CliError> {
-        Ok(self.database()?.get().map_err(store::StoreError::from)?)
+    /// The registry service on the configured database; the command line caches nothing, so the changes of
+    /// its units of work reach the servers through the change feed only.
+    pub fn registry(&self) -> Result<crate::registry::Registry, CliError> {
+        Ok(crate::registry::Registry::new(self.database()?))
     }
 
     /// JSON when `--json` was given, otherwise the human rendering.

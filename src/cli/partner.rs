@@ -171,7 +171,7 @@ fn state(p: &partners::Partner) -> &'static str {
 }
 
 pub fn run(ctx: &Context, command: PartnerCommand) -> CliResult {
-    let mut conn = ctx.conn()?;
+    let mut conn = ctx.registry()?.begin()?;
     let caller = Caller::cli();
     match command {
         PartnerCommand::Create {

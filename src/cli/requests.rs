@@ -25,7 +25,7 @@ pub struct RequestsArgs {
 }
 
 pub fn run(ctx: &Context, args: RequestsArgs) -> CliResult {
-    let mut conn = ctx.conn()?;
+    let mut conn = ctx.registry()?.begin()?;
     let filter = RequestFilter {
         partner_id: args.filters.partner,
         client_id: args.filters.client,

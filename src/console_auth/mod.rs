@@ -15,9 +15,9 @@ use crate::audit::RequestMeta;
 use crate::clock::SharedClock;
 use crate::registry::credentials::random_base62;
 use crate::registry::invitations::{normalize_email, split_scopes};
-use crate::registry::Caller;
+use crate::registry::{Caller, Registry};
 use crate::store::console::{self as rows, InvitationRow, SessionRow, SignInRow};
-use crate::store::{DbConnection, DbPool, StoreError};
+use crate::store::{DbConnection, StoreError, Tx};
 
 /// Where the provider sends people back, under the server's issuer URL.
 pub const CALLBACK_PATH: &str = "/console/oidc/callback";
@@ -149,7 +149,7 @@ impl From<diesel::result::Error> for SignInError {
 /// Maps a person to a grant: the operator rule first, then an invitation already bound to them, then the
 /// oldest open invitation to their verified email, which this sign-in binds.
 pub fn map_person(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     rule: &OperatorRule,
     person: &Person,
     now: NaiveDateTime,
@@ -324,7 +324,8 @@ pub fn end_session(conn: &mut DbConnection, cookie_value: &str) -> Result<bool, 
 /// The console's sign-in service, shared by the workers.
 #[derive(Clone)]
 pub struct ConsoleAuth {
-    pool: DbPool,
+    /// Sign-ins bind invitations, which changes the registry: its units of work apply that here.
+    registry: Registry,
     settings: Arc<ConsoleSettings>,
     provider: Option<Arc<oidc::Provider>>,
     /// The server's clock (`ServerConfig::clock`): sessions expire on the time everything else uses.
@@ -332,9 +333,9 @@ pub struct ConsoleAuth {
 }
 
 impl ConsoleAuth {
-    pub fn new(pool: DbPool, settings: ConsoleSettings, clock: SharedClock) -> Self {
+    pub fn new(registry: Registry, settings: ConsoleSettings, clock: SharedClock) -> Self {
         let provider = settings.provider.clone().map(|p| Arc::new(oidc::Provider::new(p)));
-        ConsoleAuth { pool, settings: Arc::new(settings), provider, clock }
+        ConsoleAuth { registry, settings: Arc::new(settings), provider, clock }
     }
 
     pub fn settings(&self) -> &ConsoleSettings {
@@ -348,12 +349,12 @@ impl ConsoleAuth {
     async fn blocking<T, F>(&self, work: F) -> Result<T, SignInError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, SignInError> + Send + 'static,
+        F: FnOnce(&mut Tx) -> Result<T, SignInError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let registry = self.registry.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(StoreError::from)?;
-            work(&mut conn)
+            let mut tx = registry.begin()?;
+            work(&mut tx)
         })
         .await
         .map_err(|err| SignInError::Store(StoreError::Unavailable(err.to_string())))?

@@ -17,7 +17,7 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let scopes = state.run(registry::scopes::all).await?;
+    let scopes = state.registry.run(|tx| registry::scopes::all(tx)).await?;
     let settings = state.tokens.settings();
     let issuer = &settings.issuer;
     let algorithms: Vec<&str> = state.tokens.keys().algorithms().iter().map(|a| a.as_str()).collect();

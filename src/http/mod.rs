@@ -25,22 +25,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::oauth::TokenService;
 use crate::registry::clients::ClientLimits;
-use crate::registry::{RegistryError, RegistryResult};
-use crate::store::changes::{self, ChangeSink};
-use crate::store::{DbConnection, DbPool};
+use crate::registry::Registry;
 pub use health::Readiness;
-use problem::Problem;
 
 /// Shared by every worker.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: DbPool,
+    /// The registry service: every admin read and change goes through it.
+    pub registry: Registry,
     pub tokens: TokenService,
     pub audit: crate::audit::AuditWriter,
-    /// Everything on this instance that hears of committed changes (the registry cache, the key ring).
-    pub changes: std::sync::Arc<dyn ChangeSink>,
-    /// What changing the signing keys needs.
-    pub keys: crate::keys::KeyManager,
     /// `public, max-age=<JWKS max-age>`, built once: the JWKS is the busiest response.
     pub jwks_cache_control: actix_web::http::header::HeaderValue,
     pub max_body_bytes: usize,
@@ -51,31 +45,8 @@ pub struct AppState {
     pub stream: crate::secevents::poll::StreamService,
     /// The console's sign-in for people and their sessions.
     pub console: crate::console_auth::ConsoleAuth,
-}
-
-impl AppState {
-    /// Runs a registry function on the blocking pool with a pooled connection. The registry changes it
-    /// committed are applied to this instance's read model before the caller hears of them, so that the next
-    /// request here already sees them (other instances hear through the change feed).
-    pub async fn run<T, F>(&self, work: F) -> Result<T, Problem>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> RegistryResult<T> + Send + 'static,
-    {
-        let (pool, sinks) = (self.pool.clone(), self.changes.clone());
-        let result = web::block(move || {
-            // Notes a panicked or interrupted run may have left on this pooled thread are stale.
-            changes::take_published();
-            let result = pool.get().map_err(RegistryError::from).and_then(|mut conn| work(&mut conn));
-            // Applied here, off the async workers: a key change reloads the key ring from the database. A
-            // failed change rolled back; applying its notes anyway costs only a reload.
-            sinks.apply(&changes::take_published());
-            result
-        })
-        .await
-        .map_err(|_| Problem::internal())?;
-        result.map_err(Problem::from)
-    }
+    /// The server's clock (`ServerConfig::clock`): what the admin API stamps and decides at.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// Every route of the server.

@@ -104,6 +104,7 @@ impl From<RegistryError> for Problem {
                 log::error!("storage error: {cause}");
                 Problem::internal()
             }
+            RegistryError::Interrupted => Problem::internal(),
         }
     }
 }

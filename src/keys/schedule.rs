@@ -7,33 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::live::LiveKeys;
-use super::{stored, KeyManager, RotationSchedule};
-use crate::registry::{Caller, RegistryResult};
-use crate::store::changes::{self, ChangeSink};
-use crate::store::{leases, DbPool};
+use super::RotationSchedule;
+use crate::registry::Registry;
 
-pub async fn run(
-    pool: DbPool,
-    keys: KeyManager,
-    schedule: Option<RotationSchedule>,
-    tick: Duration,
-    sinks: Arc<dyn ChangeSink>,
-    live: Arc<LiveKeys>,
-) {
+pub async fn run(registry: Registry, schedule: Option<RotationSchedule>, tick: Duration, live: Arc<LiveKeys>) {
     let holder = format!("instance-{}", crate::registry::credentials::random_base62(12));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let (pool, keys, holder, sinks, live) =
-            (pool.clone(), keys.clone(), holder.clone(), sinks.clone(), live.clone());
+        let (registry, holder, live) = (registry.clone(), holder.clone(), live.clone());
         let outcome = tokio::task::spawn_blocking(move || {
             live.reload_if_stale();
             let Some(schedule) = schedule else { return Ok(false) };
-            changes::take_published();
-            let result = step(&pool, &keys, &schedule, &holder, tick);
-            sinks.apply(&changes::take_published());
-            result
+            // The unit of work applies what the step changed to this instance's key ring and read model.
+            registry.key_schedule_step(&schedule, &holder, tick)
         })
         .await;
         match outcome {
@@ -43,21 +31,4 @@ pub async fn run(
             Err(err) => log::warn!("key schedule task failed: {err}"),
         }
     }
-}
-
-/// One tick: whether this instance holds the lease, and if so what it changed.
-fn step(
-    pool: &DbPool,
-    keys: &KeyManager,
-    schedule: &RotationSchedule,
-    holder: &str,
-    tick: Duration,
-) -> RegistryResult<bool> {
-    let mut conn = pool.get()?;
-    let now = keys.clock.now();
-    if !leases::hold_for_ticks(&mut conn, leases::KEY_SCHEDULE, holder, now, tick)? {
-        return Ok(false);
-    }
-    let caller = Caller::system(&format!("key-schedule:{holder}"));
-    stored::run_schedule(&mut conn, &caller, &keys.kek, &keys.policy, schedule, now)
 }

@@ -16,7 +16,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::registry::{Caller, RegistryError, RegistryResult};
 use crate::store::changes::Change;
 use crate::store::schema::signing_keys;
-use crate::store::{DbConnection, StoreError};
+use crate::store::{DbConnection, StoreError, Tx};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]
@@ -94,12 +94,9 @@ pub fn load_ring(conn: &mut DbConnection, kek: &KeyEncryptionKey) -> RegistryRes
 }
 
 /// One key-changing transaction: the table locked on PostgreSQL (SQLite's write transaction already is).
-fn key_transaction<T>(
-    conn: &mut DbConnection,
-    work: impl FnOnce(&mut DbConnection) -> RegistryResult<T>,
-) -> RegistryResult<T> {
+fn key_transaction<T>(conn: &mut Tx, work: impl FnOnce(&mut Tx) -> RegistryResult<T>) -> RegistryResult<T> {
     crate::store::write_transaction(conn, |conn| {
-        if let DbConnection::Postgresql(pg) = conn {
+        if let DbConnection::Postgresql(pg) = conn.db() {
             diesel::sql_query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").execute(pg)?;
         }
         work(conn)
@@ -118,7 +115,7 @@ fn find(conn: &mut DbConnection, kid: &str) -> RegistryResult<KeyRecord> {
 }
 
 fn audit(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     event_type: &'static str,
     now: NaiveDateTime,
@@ -183,7 +180,7 @@ fn generated(alg: Algorithm) -> RegistryResult<(Vec<u8>, SigningKey)> {
 /// Generates a key and publishes it. When no key signs yet (nothing has been published, so no verifier can be
 /// caught out) it becomes the active key at once.
 pub fn generate(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     kek: &KeyEncryptionKey,
     alg: Algorithm,
@@ -202,7 +199,7 @@ pub fn generate(
 /// Imports PEM keys (skipping kids already stored) as published keys; when no key signs yet, the one the
 /// directory marks active signs.
 pub fn import(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     kek: &KeyEncryptionKey,
     keys: &[PemKey],
@@ -213,7 +210,7 @@ pub fn import(
 }
 
 fn import_in(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     kek: &KeyEncryptionKey,
     keys: &[PemKey],
@@ -222,7 +219,7 @@ fn import_in(
     let activate = !has_active(conn)?;
     let mut imported = Vec::new();
     for pem in keys {
-        let exists: i64 = signing_keys::table.find(pem.key.kid()).count().get_result(conn)?;
+        let exists: i64 = signing_keys::table.find(pem.key.kid()).count().get_result(conn.db())?;
         if exists > 0 {
             continue;
         }
@@ -244,14 +241,14 @@ fn import_in(
 /// At a server's start: when the database holds no key at all, imports the keys directory's keys (the one it
 /// marks active signs) or, without any, generates an active ES256 key. Returns what it created.
 pub fn initialize(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     kek: &KeyEncryptionKey,
     directory: &[PemKey],
     now: NaiveDateTime,
 ) -> RegistryResult<Vec<KeyRecord>> {
     let caller = Caller::system("serve");
     key_transaction(conn, |conn| {
-        let stored: i64 = signing_keys::table.count().get_result(conn)?;
+        let stored: i64 = signing_keys::table.count().get_result(conn.db())?;
         if stored > 0 {
             return Ok(Vec::new());
         }
@@ -268,7 +265,7 @@ pub fn initialize(
 /// Makes a published key the signing key; the active one retires in the same transaction. Refused for a key
 /// published less than the policy's bound, unless forced.
 pub fn activate(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     policy: &KeyPolicy,
     kid: &str,
@@ -280,7 +277,7 @@ pub fn activate(
 }
 
 fn activate_in(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     policy: &KeyPolicy,
     kid: &str,
@@ -292,40 +289,35 @@ fn activate_in(
     let previous: Option<String> = signing_keys::table
         .filter(signing_keys::state.eq("active"))
         .select(signing_keys::kid)
-        .first(conn)
+        .first(conn.db())
         .optional()?;
     diesel::update(signing_keys::table.filter(signing_keys::state.eq("active")))
         .set((signing_keys::state.eq("retired"), signing_keys::retired_at.eq(Some(now))))
-        .execute(conn)?;
+        .execute(conn.db())?;
     diesel::update(signing_keys::table.find(kid))
         .set((signing_keys::state.eq("active"), signing_keys::activated_at.eq(Some(now))))
-        .execute(conn)?;
+        .execute(conn.db())?;
     let forced = force && now < policy.ready_at(&key);
     audit(conn, caller, "key.activate", now, json!({"kid": kid, "retired": previous, "forced": forced}))?;
     find(conn, kid)
 }
 
 /// Retires a published key (it never signed). The active key retires only by another's activation.
-pub fn retire(conn: &mut DbConnection, caller: &Caller, kid: &str, now: NaiveDateTime) -> RegistryResult<KeyRecord> {
+pub fn retire(conn: &mut Tx, caller: &Caller, kid: &str, now: NaiveDateTime) -> RegistryResult<KeyRecord> {
     caller.require_operator("signing keys")?;
     key_transaction(conn, |conn| {
         let key = find(conn, kid)?;
         policy::check_retirement(&key).map_err(rule)?;
         diesel::update(signing_keys::table.find(kid))
             .set((signing_keys::state.eq("retired"), signing_keys::retired_at.eq(Some(now))))
-            .execute(conn)?;
+            .execute(conn.db())?;
         audit(conn, caller, "key.retire", now, json!({"kid": kid}))?;
         find(conn, kid)
     })
 }
 
 /// Removes the retired keys whose tokens have all expired: out of the JWKS, private key erased.
-pub fn prune(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    policy: &KeyPolicy,
-    now: NaiveDateTime,
-) -> RegistryResult<Vec<String>> {
+pub fn prune(conn: &mut Tx, caller: &Caller, policy: &KeyPolicy, now: NaiveDateTime) -> RegistryResult<Vec<String>> {
     caller.require_operator("signing keys")?;
     key_transaction(conn, |conn| {
         let keys = records(conn)?;
@@ -335,7 +327,7 @@ pub fn prune(
     })
 }
 
-fn remove(conn: &mut DbConnection, caller: &Caller, kids: &[String], now: NaiveDateTime) -> RegistryResult<()> {
+fn remove(conn: &mut Tx, caller: &Caller, kids: &[String], now: NaiveDateTime) -> RegistryResult<()> {
     for kid in kids {
         diesel::update(signing_keys::table.find(kid).filter(signing_keys::state.eq("retired")))
             .set((
@@ -344,7 +336,7 @@ fn remove(conn: &mut DbConnection, caller: &Caller, kids: &[String], now: NaiveD
                 signing_keys::sealed_private_key.eq(Vec::<u8>::new()),
                 signing_keys::nonce.eq(Vec::<u8>::new()),
             ))
-            .execute(conn)?;
+            .execute(conn.db())?;
         audit(conn, caller, "key.remove", now, json!({"kid": kid}))?;
     }
     Ok(())
@@ -366,7 +358,7 @@ pub struct RotationReport {
 /// published key once it has been published long enough (at once with `force`). Run it again after
 /// `ready_at` to finish a rotation it started.
 pub fn rotate(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     kek: &KeyEncryptionKey,
     policy: &KeyPolicy,
@@ -414,7 +406,7 @@ pub fn rotate(
 /// One tick of the automatic schedule (run by the instance holding the schedule's lease); whether it changed
 /// anything.
 pub fn run_schedule(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     kek: &KeyEncryptionKey,
     policy: &KeyPolicy,

@@ -6,7 +6,7 @@ use super::clients::{self, ClientLimits, CreatedClient, NewClient};
 use super::partners::{self, NewPartner};
 use super::{scopes, Caller, RegistryError, RegistryResult};
 use crate::store::schema::client_scopes;
-use crate::store::DbConnection;
+use crate::store::{DbConnection, Tx};
 
 pub use super::partners::OPERATOR_PARTNER;
 
@@ -14,7 +14,7 @@ pub use super::partners::OPERATOR_PARTNER;
 /// whose only audience is the admin audience, so a plain client-credentials request yields an admin token.
 /// Refuses when an admin client exists already, unless `force` (which adds another one, audited).
 pub fn admin_client(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     admin_audience: &str,
     limits: ClientLimits,
     force: bool,

@@ -15,7 +15,7 @@ use crate::store::models::ClientRow;
 use crate::store::schema::{
     client_audiences, client_roles, client_scopes, clients, federated_credentials, role_scopes,
 };
-use crate::store::DbConnection;
+use crate::store::{DbConnection, Tx};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Client {
@@ -369,7 +369,7 @@ fn replace_links(
 
 /// Creates a client that may use a secret method, and its first secret, in one transaction.
 pub fn create(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     input: &NewClient,
     limits: ClientLimits,
@@ -404,7 +404,7 @@ fn checked_keys(
 /// Creates a client in one transaction, with its first secret if it may use a secret method: a client that
 /// authenticates only with its keys never has a secret that could leak.
 pub fn register(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     input: &NewClient,
     limits: ClientLimits,
@@ -445,7 +445,7 @@ pub fn register(
     };
     crate::store::write_transaction(conn, |conn| {
         partners::get(conn, caller, &partner_id)?;
-        if clients::table.find(&client_id).count().get_result::<i64>(conn)? > 0 {
+        if clients::table.find(&client_id).count().get_result::<i64>(conn.db())? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "client", id: client_id.clone() });
         }
         let role_names = roles::require_known(conn, &input.roles)?;
@@ -472,7 +472,7 @@ pub fn register(
             jwks: jwks.clone(),
             jwks_uri: jwks_uri.clone(),
         };
-        diesel::insert_into(clients::table).values(&row).execute(conn)?;
+        diesel::insert_into(clients::table).values(&row).execute(conn.db())?;
         replace_links(conn, &row.id, Some(&role_names), Some(&scope_names), Some(&audiences))?;
         replace_federated(conn, &partner_id, &row.id, &federated)?;
         let uses_secret = methods.list().iter().any(|m| m.uses_secret());
@@ -545,7 +545,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, filter: &ClientFilter) -> 
 }
 
 pub fn update(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     id: &str,
     input: &ClientUpdate,
@@ -613,7 +613,7 @@ pub fn update(
             jwks_uri: jwks_uri.as_deref(),
             updated_at: caller.now(),
         };
-        diesel::update(clients::table.find(id)).set(&edit).execute(conn)?;
+        diesel::update(clients::table.find(id)).set(&edit).execute(conn.db())?;
         replace_links(conn, id, role_names.as_deref(), scope_names.as_deref(), audiences.as_deref())?;
         let updated = get_row(conn, &caller.tenancy, id)?;
         let after = assemble(conn, updated)?;
@@ -672,7 +672,7 @@ impl Holder {
 }
 
 /// Enables or disables a client; takes effect on its very next token request.
-pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: bool) -> RegistryResult<Client> {
+pub fn set_enabled(conn: &mut Tx, caller: &Caller, id: &str, enabled: bool) -> RegistryResult<Client> {
     crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
@@ -702,7 +702,7 @@ pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: 
                 clients::disabled_by.eq(disabled_by),
                 clients::updated_at.eq(caller.now()),
             ))
-            .execute(conn)?;
+            .execute(conn.db())?;
         let event = if enabled { "client.enable" } else { "client.disable" };
         caller.audit(
             conn,
@@ -719,14 +719,14 @@ pub fn set_enabled(conn: &mut DbConnection, caller: &Caller, id: &str, enabled: 
 }
 
 /// Deletes a client with its secrets and grants (the foreign keys cascade).
-pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<()> {
+pub fn delete(conn: &mut Tx, caller: &Caller, id: &str) -> RegistryResult<()> {
     crate::store::write_transaction(conn, |conn| {
         let row = get_row(conn, &caller.tenancy, id)?;
         require_writable(caller, &row)?;
         let before = assemble(conn, row.clone())?;
         let event = SecurityEvent::ClientDeleted { partner_id: row.partner_id.clone(), client_id: id.to_string() };
         secevents::record(conn, event, caller.now())?;
-        diesel::delete(clients::table.find(id)).execute(conn)?;
+        diesel::delete(clients::table.find(id)).execute(conn.db())?;
         caller.audit(conn, "client.delete", Some(&row.partner_id), Some(id), json!({"before": before}))?;
         Ok(())
     })

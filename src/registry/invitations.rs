@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{credentials, not_found, partners, scopes, validate, Caller, Permission, RegistryError, RegistryResult};
 use crate::store::console::{self as rows, InvitationRow};
-use crate::store::DbConnection;
+use crate::store::{DbConnection, Tx};
 
 /// The scopes an invitation may give: a partner admin's, never the operator's `authz.admin`.
 pub const INVITABLE_SCOPES: [&str; 3] = [scopes::CLIENTS_READ, scopes::CLIENTS_WRITE, scopes::AUDIT_READ];
@@ -88,12 +88,7 @@ fn partner_in_reach(conn: &mut DbConnection, caller: &Caller, partner_id: &str) 
     partners::get(conn, caller, partner_id).map(|_| ())
 }
 
-pub fn create(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    partner_id: &str,
-    input: &NewInvitation,
-) -> RegistryResult<Invitation> {
+pub fn create(conn: &mut Tx, caller: &Caller, partner_id: &str, input: &NewInvitation) -> RegistryResult<Invitation> {
     caller.require(Permission::ClientsWrite)?;
     let email = normalize_email(&input.email);
     check_email(&email)?;
@@ -145,7 +140,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, partner_id: &str) -> Regis
 }
 
 /// Withdraws an invitation; the person it was bound to is signed out at once.
-pub fn delete(conn: &mut DbConnection, caller: &Caller, partner_id: &str, id: &str) -> RegistryResult<()> {
+pub fn delete(conn: &mut Tx, caller: &Caller, partner_id: &str, id: &str) -> RegistryResult<()> {
     caller.require(Permission::ClientsWrite)?;
     validate::lookup("invitation", id, |id| id.starts_with("inv_") && id.len() <= 64)?;
     crate::store::write_transaction(conn, |conn| {

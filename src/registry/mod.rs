@@ -1,7 +1,9 @@
 //! Partners, clients, secrets, roles and scopes: the rules (ceilings, rotation, revocation, tenant isolation).
 //!
-//! Functions here are synchronous and take a database connection; the HTTP layer runs them on the blocking
-//! pool and the CLI calls them directly. Every multi-step change runs in one transaction.
+//! Functions here are synchronous. Those that change the registry take a [`Tx`] (a unit of work that collects
+//! the changes it publishes), those that only read take a connection (a `Tx` derefs to one); the
+//! [`Registry`] service opens the units of work, for the HTTP layer on the blocking pool and for the CLI
+//! directly. Every multi-step change runs in one transaction.
 
 pub mod bootstrap;
 pub mod client_keys;
@@ -15,15 +17,18 @@ pub mod roles;
 pub mod scopes;
 pub mod secret_expiry;
 pub mod secrets;
+pub mod service;
 pub mod usage;
 pub(crate) mod validate;
+
+pub use service::Registry;
 
 use chrono::NaiveDateTime;
 
 use crate::audit::{self, AuditEvent, Outcome, RequestMeta};
 use crate::clock::SharedClock;
 use crate::store::changes::{self, Change};
-use crate::store::{DbConnection, StoreError};
+use crate::store::{StoreError, Tx};
 
 /// Whose objects a caller may see: the operator sees everything, a partner admin only its own partner's.
 /// Objects outside the caller's tenancy are reported as `NotFound`, never as forbidden, so that their
@@ -200,7 +205,7 @@ impl Caller {
     /// else the catalog (scopes and roles), which touches every client.
     pub(crate) fn audit(
         &self,
-        conn: &mut DbConnection,
+        conn: &mut Tx,
         event_type: &'static str,
         partner_id: Option<&str>,
         client_id: Option<&str>,
@@ -221,7 +226,7 @@ impl Caller {
     /// the caller's transaction (for changes that are not a client's, a partner's or the catalog's: the keys).
     pub(crate) fn audit_change(
         &self,
-        conn: &mut DbConnection,
+        conn: &mut Tx,
         mut event: AuditEvent,
         change: Change,
         details: serde_json::Value,
@@ -263,6 +268,9 @@ pub enum RegistryError {
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A unit of work that did not complete: its task panicked, or the runtime is shutting down.
+    #[error("the registry's unit of work did not complete")]
+    Interrupted,
 }
 
 impl From<diesel::result::Error> for RegistryError {

@@ -11,7 +11,7 @@ use crate::store::models::PartnerRow;
 use crate::store::schema::{
     client_audiences, clients, partner_audiences, partner_scopes, partner_trusted_issuers, partners,
 };
-use crate::store::DbConnection;
+use crate::store::{DbConnection, Tx};
 
 /// The operator's own partner (`admin bootstrap` creates it): its admin clients are the only way into the admin
 /// API, so it cannot be suspended or deleted, nor lose `authz.admin` from its ceiling, through any entry point.
@@ -228,7 +228,7 @@ fn from_row(conn: &mut DbConnection, row: PartnerRow) -> RegistryResult<Partner>
     })
 }
 
-pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> RegistryResult<Partner> {
+pub fn create(conn: &mut Tx, caller: &Caller, input: &NewPartner) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     validate::partner_id(&input.id)?;
     validate::text("name", &input.name, 1, 200)?;
@@ -238,7 +238,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
     let issuers = check_issuers(&input.trusted_issuers)?;
     crate::store::write_transaction(conn, |conn| {
         let ceiling = scopes::require_known(conn, &input.scope_ceiling)?;
-        if partners::table.find(&input.id).count().get_result::<i64>(conn)? > 0 {
+        if partners::table.find(&input.id).count().get_result::<i64>(conn.db())? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "partner", id: input.id.clone() });
         }
         let at = caller.now();
@@ -254,7 +254,7 @@ pub fn create(conn: &mut DbConnection, caller: &Caller, input: &NewPartner) -> R
             quota_log_only: input.quota_log_only,
             secret_max_age_days: input.secret_max_age_days,
         };
-        diesel::insert_into(partners::table).values(&row).execute(conn)?;
+        diesel::insert_into(partners::table).values(&row).execute(conn.db())?;
         replace_ceiling(conn, &row.id, &ceiling)?;
         replace_audience_ceiling(conn, &row.id, &audiences)?;
         replace_trusted_issuers(conn, &row.id, &issuers)?;
@@ -294,7 +294,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, request: &PageRequest) -> 
     paging::page(query.load(conn)?, size, |r: &PartnerRow| r.id.clone()).try_map(|row| from_row(conn, row))
 }
 
-pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &PartnerUpdate) -> RegistryResult<Partner> {
+pub fn update(conn: &mut Tx, caller: &Caller, id: &str, input: &PartnerUpdate) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     if let Some(name) = &input.name {
         validate::text("name", name, 1, 200)?;
@@ -321,21 +321,21 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
         }
         let target = partners::table.find(id);
         if let Some(name) = &input.name {
-            diesel::update(target).set(partners::name.eq(name)).execute(conn)?;
+            diesel::update(target).set(partners::name.eq(name)).execute(conn.db())?;
         }
         if let Some(rate) = input.rate_limit_per_minute {
-            diesel::update(target).set(partners::rate_limit_per_minute.eq(rate)).execute(conn)?;
+            diesel::update(target).set(partners::rate_limit_per_minute.eq(rate)).execute(conn.db())?;
         }
         if let Some(quota) = input.token_quota_per_day {
-            diesel::update(target).set(partners::token_quota_per_day.eq(quota)).execute(conn)?;
+            diesel::update(target).set(partners::token_quota_per_day.eq(quota)).execute(conn.db())?;
         }
         if let Some(log_only) = input.quota_log_only {
-            diesel::update(target).set(partners::quota_log_only.eq(log_only)).execute(conn)?;
+            diesel::update(target).set(partners::quota_log_only.eq(log_only)).execute(conn.db())?;
         }
         if let Some(max_age) = input.secret_max_age_days {
-            diesel::update(target).set(partners::secret_max_age_days.eq(max_age)).execute(conn)?;
+            diesel::update(target).set(partners::secret_max_age_days.eq(max_age)).execute(conn.db())?;
         }
-        diesel::update(target).set(partners::updated_at.eq(caller.now())).execute(conn)?;
+        diesel::update(target).set(partners::updated_at.eq(caller.now())).execute(conn.db())?;
         let after = get(conn, caller, id)?;
         caller.audit(conn, "partner.update", Some(id), None, json!({"before": before, "after": after}))?;
         Ok(after)
@@ -343,7 +343,7 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, id: &str, input: &Partne
 }
 
 /// Suspends or resumes a partner; takes effect on the very next token request of any of its clients.
-pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
+pub fn set_suspended(conn: &mut Tx, caller: &Caller, id: &str, suspended: bool) -> RegistryResult<Partner> {
     caller.require_operator("partners")?;
     if suspended && id == OPERATOR_PARTNER {
         return Err(protected("suspending"));
@@ -360,7 +360,7 @@ pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspend
         }
         diesel::update(partners::table.find(id))
             .set((partners::suspended.eq(suspended), partners::updated_at.eq(caller.now())))
-            .execute(conn)?;
+            .execute(conn.db())?;
         let event = if suspended { "partner.suspend" } else { "partner.resume" };
         caller.audit(conn, event, Some(id), None, json!({"after": {"suspended": suspended}}))?;
         get(conn, caller, id)
@@ -369,14 +369,14 @@ pub fn set_suspended(conn: &mut DbConnection, caller: &Caller, id: &str, suspend
 
 /// Deletes a partner that has no clients left (its ceilings and usage counts go with it; its audit events stay).
 /// Refused while it has clients, so that no integration stops by a side effect: delete or move them first.
-pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryResult<()> {
+pub fn delete(conn: &mut Tx, caller: &Caller, id: &str) -> RegistryResult<()> {
     caller.require_operator("partners")?;
     if id == OPERATOR_PARTNER {
         return Err(protected("deleting"));
     }
     crate::store::write_transaction(conn, |conn| {
         let before = get(conn, caller, id)?;
-        let count: i64 = clients::table.filter(clients::partner_id.eq(id)).count().get_result(conn)?;
+        let count: i64 = clients::table.filter(clients::partner_id.eq(id)).count().get_result(conn.db())?;
         if count > 0 {
             return Err(RegistryError::InUse {
                 kind: "partner",
@@ -384,7 +384,7 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, id: &str) -> RegistryRes
                 message: format!("it has {count} client(s); delete them before the partner"),
             });
         }
-        diesel::delete(partners::table.find(id)).execute(conn)?;
+        diesel::delete(partners::table.find(id)).execute(conn.db())?;
         caller.audit(conn, "partner.delete", Some(id), None, json!({"before": before}))?;
         Ok(())
     })

@@ -10,14 +10,10 @@ use crate::secevents::{self, SecurityEvent};
 use crate::store::changes::{self, Change};
 use crate::store::models::RevokedTokenRow;
 use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
-use crate::store::{DbConnection, StoreError};
+use crate::store::{DbConnection, StoreError, Tx};
 
 /// Revokes every token issued to the client until now. New tokens work again from the next second on.
-pub fn revoke_client_tokens(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    client_id: &str,
-) -> RegistryResult<NaiveDateTime> {
+pub fn revoke_client_tokens(conn: &mut Tx, caller: &Caller, client_id: &str) -> RegistryResult<NaiveDateTime> {
     crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
@@ -30,7 +26,7 @@ pub fn revoke_client_tokens(
         secevents::record(conn, event, cutoff)?;
         diesel::update(clients_table::table.find(client_id))
             .set(clients_table::tokens_revoked_before.eq(Some(cutoff)))
-            .execute(conn)?;
+            .execute(conn.db())?;
         caller.audit(
             conn,
             "client.revoke_tokens",
@@ -43,11 +39,7 @@ pub fn revoke_client_tokens(
 }
 
 /// Revokes every token issued to any client of the partner until now. Operator only.
-pub fn revoke_partner_tokens(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    partner_id: &str,
-) -> RegistryResult<NaiveDateTime> {
+pub fn revoke_partner_tokens(conn: &mut Tx, caller: &Caller, partner_id: &str) -> RegistryResult<NaiveDateTime> {
     caller.require_operator("partner-wide revocation")?;
     crate::store::write_transaction(conn, |conn| {
         partners::get(conn, caller, partner_id)?;
@@ -56,7 +48,7 @@ pub fn revoke_partner_tokens(
         secevents::record(conn, event, cutoff)?;
         diesel::update(partners_table::table.find(partner_id))
             .set(partners_table::tokens_revoked_before.eq(Some(cutoff)))
-            .execute(conn)?;
+            .execute(conn.db())?;
         caller.audit(conn, "partner.revoke_tokens", Some(partner_id), None, json!({"cutoff": cutoff}))?;
         Ok(cutoff)
     })
@@ -64,7 +56,7 @@ pub fn revoke_partner_tokens(
 
 /// Revokes one secret and, if asked, every token issued to its client so far (a leaked secret), atomically.
 pub fn revoke_secret(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     client_id: &str,
     secret_id: &str,
@@ -106,7 +98,7 @@ pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, StoreError
 /// survives it. The token endpoint's revocations reach here through the audit writer, in the same commit as
 /// their audit event.
 pub fn revoke_jti(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     jti: &str,
     client_id: &str,
     expires_at: NaiveDateTime,
@@ -121,13 +113,13 @@ pub fn revoke_jti(
     }
 }
 
-fn insert_revoked(conn: &mut DbConnection, row: &RevokedTokenRow) -> Result<bool, StoreError> {
+fn insert_revoked(conn: &mut Tx, row: &RevokedTokenRow) -> Result<bool, StoreError> {
     crate::store::write_transaction(conn, |conn| {
         if is_revoked(conn, &row.jti)? {
             return Ok(false);
         }
         let partner_id: Option<String> =
-            clients_table::table.find(&row.client_id).select(clients_table::partner_id).first(conn).optional()?;
+            clients_table::table.find(&row.client_id).select(clients_table::partner_id).first(conn.db()).optional()?;
         let event = SecurityEvent::TokenRevoked {
             partner_id,
             client_id: row.client_id.clone(),
@@ -135,7 +127,7 @@ fn insert_revoked(conn: &mut DbConnection, row: &RevokedTokenRow) -> Result<bool
             expires_at: row.expires_at,
         };
         secevents::record(conn, event, row.revoked_at)?;
-        diesel::insert_into(revoked_tokens::table).values(row).execute(conn)?;
+        diesel::insert_into(revoked_tokens::table).values(row).execute(conn.db())?;
         // Cached snapshots hold the client's revoked token ids.
         changes::publish(conn, Change::Client(row.client_id.clone()), row.revoked_at)?;
         Ok(true)

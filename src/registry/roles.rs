@@ -9,7 +9,7 @@ use super::paging::{self, Page, PageRequest};
 use super::{not_found, scopes, validate, Caller, RegistryError, RegistryResult};
 use crate::store::models::RoleRow;
 use crate::store::schema::{client_roles, role_scopes, roles};
-use crate::store::DbConnection;
+use crate::store::{DbConnection, Tx};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Role {
@@ -31,7 +31,7 @@ fn replace_scopes(conn: &mut DbConnection, role: &str, scope_names: &[String]) -
 }
 
 pub fn create(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     name: &str,
     description: &str,
@@ -42,11 +42,11 @@ pub fn create(
     validate::text("description", description, 0, 500)?;
     crate::store::write_transaction(conn, |conn| {
         let scope_names = scopes::require_known(conn, scope_names)?;
-        if roles::table.find(name).count().get_result::<i64>(conn)? > 0 {
+        if roles::table.find(name).count().get_result::<i64>(conn.db())? > 0 {
             return Err(RegistryError::AlreadyExists { kind: "role", id: name.to_string() });
         }
         let row = RoleRow { name: name.to_string(), description: description.to_string(), created_at: caller.now() };
-        diesel::insert_into(roles::table).values(&row).execute(conn)?;
+        diesel::insert_into(roles::table).values(&row).execute(conn.db())?;
         replace_scopes(conn, name, &scope_names)?;
         let role = get(conn, name)?;
         caller.audit(conn, "role.create", None, None, json!({"after": role}))?;
@@ -91,7 +91,7 @@ pub fn list(conn: &mut DbConnection, request: &PageRequest) -> RegistryResult<Pa
 }
 
 pub fn update(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     name: &str,
     description: Option<&str>,
@@ -104,7 +104,7 @@ pub fn update(
     crate::store::write_transaction(conn, |conn| {
         let before = get(conn, name)?;
         if let Some(description) = description {
-            diesel::update(roles::table.find(name)).set(roles::description.eq(description)).execute(conn)?;
+            diesel::update(roles::table.find(name)).set(roles::description.eq(description)).execute(conn.db())?;
         }
         if let Some(scope_names) = scope_names {
             let scope_names = scopes::require_known(conn, scope_names)?;
@@ -117,11 +117,11 @@ pub fn update(
 }
 
 /// Deletes a role. One still assigned to clients is refused unless `cascade`, which unassigns it.
-pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: bool) -> RegistryResult<()> {
+pub fn delete(conn: &mut Tx, caller: &Caller, name: &str, cascade: bool) -> RegistryResult<()> {
     caller.require_operator("roles")?;
     crate::store::write_transaction(conn, |conn| {
         let before = get(conn, name)?;
-        let holders: i64 = client_roles::table.filter(client_roles::role.eq(name)).count().get_result(conn)?;
+        let holders: i64 = client_roles::table.filter(client_roles::role.eq(name)).count().get_result(conn.db())?;
         if holders > 0 && !cascade {
             return Err(RegistryError::InUse {
                 kind: "role",
@@ -129,9 +129,9 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: boo
                 message: format!("assigned to {holders} client(s); unassign it first or delete with cascade"),
             });
         }
-        diesel::delete(client_roles::table.filter(client_roles::role.eq(name))).execute(conn)?;
-        diesel::delete(role_scopes::table.filter(role_scopes::role.eq(name))).execute(conn)?;
-        diesel::delete(roles::table.find(name)).execute(conn)?;
+        diesel::delete(client_roles::table.filter(client_roles::role.eq(name))).execute(conn.db())?;
+        diesel::delete(role_scopes::table.filter(role_scopes::role.eq(name))).execute(conn.db())?;
+        diesel::delete(roles::table.find(name)).execute(conn.db())?;
         caller.audit(conn, "role.delete", None, None, json!({"before": before, "cascade": cascade}))?;
         Ok(())
     })

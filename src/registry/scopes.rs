@@ -8,7 +8,7 @@ use super::paging::{self, Page, PageRequest};
 use super::{not_found, validate, Caller, RegistryError, RegistryResult};
 use crate::store::models::ScopeRow;
 use crate::store::schema::{client_scopes, partner_scopes, role_scopes, scopes};
-use crate::store::DbConnection;
+use crate::store::{DbConnection, Tx};
 
 /// Scopes that only the operator may grant; they open the admin API and introspection.
 pub const RESERVED_PREFIX: &str = "authz.";
@@ -36,17 +36,17 @@ impl From<ScopeRow> for Scope {
     }
 }
 
-pub fn create(conn: &mut DbConnection, caller: &Caller, name: &str, description: &str) -> RegistryResult<Scope> {
+pub fn create(conn: &mut Tx, caller: &Caller, name: &str, description: &str) -> RegistryResult<Scope> {
     caller.require_operator("the scope catalog")?;
     validate::scope_name(name)?;
     validate::text("description", description, 0, 500)?;
     crate::store::write_transaction(conn, |conn| {
-        let exists = scopes::table.find(name).count().get_result::<i64>(conn)? > 0;
+        let exists = scopes::table.find(name).count().get_result::<i64>(conn.db())? > 0;
         if exists {
             return Err(RegistryError::AlreadyExists { kind: "scope", id: name.to_string() });
         }
         let row = ScopeRow { name: name.to_string(), description: description.to_string(), created_at: caller.now() };
-        diesel::insert_into(scopes::table).values(&row).execute(conn)?;
+        diesel::insert_into(scopes::table).values(&row).execute(conn.db())?;
         caller.audit(conn, "scope.create", None, None, json!({"after": {"name": name, "description": description}}))?;
         Ok(row.into())
     })
@@ -79,12 +79,12 @@ pub fn get(conn: &mut DbConnection, name: &str) -> RegistryResult<Scope> {
         .ok_or_else(|| not_found("scope", name))
 }
 
-pub fn update(conn: &mut DbConnection, caller: &Caller, name: &str, description: &str) -> RegistryResult<Scope> {
+pub fn update(conn: &mut Tx, caller: &Caller, name: &str, description: &str) -> RegistryResult<Scope> {
     caller.require_operator("the scope catalog")?;
     validate::text("description", description, 0, 500)?;
     crate::store::write_transaction(conn, |conn| {
         let before = get(conn, name)?;
-        diesel::update(scopes::table.find(name)).set(scopes::description.eq(description)).execute(conn)?;
+        diesel::update(scopes::table.find(name)).set(scopes::description.eq(description)).execute(conn.db())?;
         caller.audit(
             conn,
             "scope.update",
@@ -98,16 +98,18 @@ pub fn update(conn: &mut DbConnection, caller: &Caller, name: &str, description:
 
 /// Deletes a scope. One still held by a role, a client or a partner ceiling is refused unless `cascade`,
 /// which removes those references in the same transaction.
-pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: bool) -> RegistryResult<()> {
+pub fn delete(conn: &mut Tx, caller: &Caller, name: &str, cascade: bool) -> RegistryResult<()> {
     caller.require_operator("the scope catalog")?;
     if name.starts_with(RESERVED_PREFIX) {
         return Err(RegistryError::Forbidden(format!("{name} is reserved and cannot be deleted")));
     }
     crate::store::write_transaction(conn, |conn| {
         get(conn, name)?;
-        let in_roles: i64 = role_scopes::table.filter(role_scopes::scope.eq(name)).count().get_result(conn)?;
-        let in_clients: i64 = client_scopes::table.filter(client_scopes::scope.eq(name)).count().get_result(conn)?;
-        let in_ceilings: i64 = partner_scopes::table.filter(partner_scopes::scope.eq(name)).count().get_result(conn)?;
+        let in_roles: i64 = role_scopes::table.filter(role_scopes::scope.eq(name)).count().get_result(conn.db())?;
+        let in_clients: i64 =
+            client_scopes::table.filter(client_scopes::scope.eq(name)).count().get_result(conn.db())?;
+        let in_ceilings: i64 =
+            partner_scopes::table.filter(partner_scopes::scope.eq(name)).count().get_result(conn.db())?;
         if in_roles + in_clients + in_ceilings > 0 && !cascade {
             return Err(RegistryError::InUse {
                 kind: "scope",
@@ -118,10 +120,10 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, name: &str, cascade: boo
                 ),
             });
         }
-        diesel::delete(role_scopes::table.filter(role_scopes::scope.eq(name))).execute(conn)?;
-        diesel::delete(client_scopes::table.filter(client_scopes::scope.eq(name))).execute(conn)?;
-        diesel::delete(partner_scopes::table.filter(partner_scopes::scope.eq(name))).execute(conn)?;
-        diesel::delete(scopes::table.find(name)).execute(conn)?;
+        diesel::delete(role_scopes::table.filter(role_scopes::scope.eq(name))).execute(conn.db())?;
+        diesel::delete(client_scopes::table.filter(client_scopes::scope.eq(name))).execute(conn.db())?;
+        diesel::delete(partner_scopes::table.filter(partner_scopes::scope.eq(name))).execute(conn.db())?;
+        diesel::delete(scopes::table.find(name)).execute(conn.db())?;
         caller.audit(conn, "scope.delete", None, None, json!({"scope": name, "cascade": cascade}))?;
         Ok(())
     })

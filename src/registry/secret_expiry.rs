@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{not_found, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 use crate::audit::{AuditEvent, Outcome};
 use crate::store::schema::{client_secrets, clients, partners, secret_expiry_notices};
-use crate::store::{leases, DbConnection};
+use crate::store::{leases, DbConnection, Tx};
 
 /// Ten years: a longer maximum is a typo, and would overflow nothing but help no one.
 pub const MAX_AGE_DAYS: i32 = 3650;
@@ -197,7 +197,7 @@ pub fn notice_due(expires_at: NaiveDateTime, now: NaiveDateTime, noticed: &[i32]
 /// One pass of the expiry notices: for each active secret within 30 days of its expiry, the notice that is
 /// due, written once (a row per secret and threshold, in the same transaction as its audit event). Run by
 /// the instance holding the [`leases::SECRET_EXPIRY`] lease; returns how many it wrote.
-pub fn write_notices(conn: &mut DbConnection, caller: &Caller) -> RegistryResult<usize> {
+pub fn write_notices(conn: &mut Tx, caller: &Caller) -> RegistryResult<usize> {
     let now = caller.now();
     let horizon = now + Duration::days(NOTICE_DAYS.iter().copied().max().unwrap_or(30).into());
     let candidates: Vec<(String, String, NaiveDateTime, String, String)> = client_secrets::table
@@ -211,14 +211,14 @@ pub fn write_notices(conn: &mut DbConnection, caller: &Caller) -> RegistryResult
             clients::partner_id,
         ))
         .order((client_secrets::expires_at, client_secrets::id))
-        .load(conn)?;
+        .load(conn.db())?;
     let ids: Vec<&String> = candidates.iter().map(|c| &c.0).collect();
     let mut noticed: HashMap<String, Vec<i32>> = HashMap::new();
     for chunk in ids.chunks(500) {
         let rows: Vec<(String, i32)> = secret_expiry_notices::table
             .filter(secret_expiry_notices::secret_id.eq_any(chunk))
             .select((secret_expiry_notices::secret_id, secret_expiry_notices::threshold_days))
-            .load(conn)?;
+            .load(conn.db())?;
         for (id, days) in rows {
             noticed.entry(id).or_default().push(days);
         }
@@ -235,7 +235,7 @@ pub fn write_notices(conn: &mut DbConnection, caller: &Caller) -> RegistryResult
                     secret_expiry_notices::threshold_days.eq(days),
                     secret_expiry_notices::noticed_at.eq(now),
                 ))
-                .execute(conn)?;
+                .execute(conn.db())?;
             let mut event = AuditEvent::new("secret.expiry_notice", Outcome::Success, caller.meta.clone(), now);
             event.partner_id = Some(partner_id.clone());
             event.client_id = Some(client_id.clone());
@@ -275,7 +275,7 @@ pub struct AppliedMaxAge {
 /// age counted from its creation, but at least `min_days_left` from now. Secrets that already expire, and
 /// partners without a maximum, are left alone, so running it again changes nothing. Operator only; audited.
 pub fn apply_max_age(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     policy: SecretPolicy,
     input: &ApplyMaxAge,
@@ -291,7 +291,7 @@ pub fn apply_max_age(
     }
     crate::store::write_transaction(conn, |conn| {
         if let Some(partner) = &input.partner_id {
-            if partners::table.find(partner).count().get_result::<i64>(conn)? == 0 {
+            if partners::table.find(partner).count().get_result::<i64>(conn.db())? == 0 {
                 return Err(not_found("partner", partner));
             }
         }
@@ -306,14 +306,14 @@ pub fn apply_max_age(
         if let Some(partner) = &input.partner_id {
             query = query.filter(clients::partner_id.eq(partner.clone()));
         }
-        let rows: Vec<(String, NaiveDateTime, Option<i32>)> = query.load(conn)?;
+        let rows: Vec<(String, NaiveDateTime, Option<i32>)> = query.load(conn.db())?;
         let mut secret_ids = Vec::new();
         for (id, created_at, partner_days) in rows {
             let Some(age) = policy.max_age(partner_days) else { continue };
             let expiry = (created_at + age).max(now + Duration::days(min_days_left));
             diesel::update(client_secrets::table.find(&id))
                 .set(client_secrets::expires_at.eq(Some(expiry)))
-                .execute(conn)?;
+                .execute(conn.db())?;
             secret_ids.push(id);
         }
         caller.audit(
@@ -340,7 +340,7 @@ pub struct Tick {
 /// One tick of the task every instance runs: the counts for the metric (two indexed counts), then, on the
 /// instance that holds the [`leases::SECRET_EXPIRY`] lease, the notices that are due.
 pub fn tick(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     clock: &crate::clock::SharedClock,
     holder: &str,
     every: std::time::Duration,

@@ -12,7 +12,7 @@ use super::{clients, not_found, validate, Caller, Permission, RegistryError, Reg
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientSecretRow;
 use crate::store::schema::client_secrets;
-use crate::store::DbConnection;
+use crate::store::{DbConnection, Tx};
 
 /// A secret as listings show it: never the secret itself.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -127,7 +127,7 @@ pub(crate) fn insert(
 
 /// Creates a secret (rotation). With a grace period, every other active secret of the client expires then.
 pub fn create(
-    conn: &mut DbConnection,
+    conn: &mut Tx,
     caller: &Caller,
     client_id: &str,
     input: &NewSecret,
@@ -143,7 +143,7 @@ pub fn create(
         clients::require_writable(caller, &client)?;
         let at = caller.now();
         let count: i64 =
-            client_secrets::table.filter(client_secrets::client_id.eq(client_id)).count().get_result(conn)?;
+            client_secrets::table.filter(client_secrets::client_id.eq(client_id)).count().get_result(conn.db())?;
         let name = input.name.clone().unwrap_or_else(|| format!("secret-{}", count + 1));
         let issued = insert(conn, client_id, &name, at, lifetime.map(|d| at + d), policy)?;
         let mut expired_others = Vec::new();
@@ -153,12 +153,12 @@ pub fn create(
                 .filter(client_secrets::client_id.eq(client_id))
                 .filter(client_secrets::id.ne(&issued.id))
                 .select(ClientSecretRow::as_select())
-                .load(conn)?;
+                .load(conn.db())?;
             for other in others.iter().filter(|s| is_active(s, at)) {
                 if other.expires_at.is_none_or(|e| e > deadline) {
                     diesel::update(client_secrets::table.find(&other.id))
                         .set(client_secrets::expires_at.eq(Some(deadline)))
-                        .execute(conn)?;
+                        .execute(conn.db())?;
                     expired_others.push(other.id.clone());
                 }
             }
@@ -188,12 +188,7 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, client_id: &str) -> Regist
 }
 
 /// Revokes one secret now; the client's other secrets keep working.
-pub fn revoke(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    client_id: &str,
-    secret_id: &str,
-) -> RegistryResult<SecretInfo> {
+pub fn revoke(conn: &mut Tx, caller: &Caller, client_id: &str, secret_id: &str) -> RegistryResult<SecretInfo> {
     crate::store::write_transaction(conn, |conn| {
         let client = clients::get_row(conn, &caller.tenancy, client_id)?;
         clients::require_writable(caller, &client)?;
@@ -202,7 +197,7 @@ pub fn revoke(
             .find(secret_id)
             .filter(client_secrets::client_id.eq(client_id))
             .select(ClientSecretRow::as_select())
-            .first(conn)
+            .first(conn.db())
             .optional()?
             .ok_or_else(|| not_found("secret", secret_id))?;
         let at = caller.now();
@@ -215,7 +210,7 @@ pub fn revoke(
             secevents::record(conn, event, at)?;
             diesel::update(client_secrets::table.find(secret_id))
                 .set(client_secrets::revoked_at.eq(Some(at)))
-                .execute(conn)?;
+                .execute(conn.db())?;
             caller.audit(
                 conn,
                 "secret.revoke",
@@ -242,7 +237,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("clock.db").display());
         let pool = crate::store::connect(&url, &Default::default()).unwrap();
-        let mut conn = pool.get().unwrap();
+        let mut conn = crate::store::Tx::new(pool.get().unwrap());
         crate::store::run_migrations(&mut conn).unwrap();
         let start = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap().naive_utc();
         let clock = ManualClock::at(start);

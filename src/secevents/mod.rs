@@ -112,7 +112,7 @@ impl SecurityEvent {
 
 /// Stores `event`, which happened at `at`, in the caller's transaction; returns its sequence number. Call it
 /// before the change updates its own rows (the lock order of `store::security_events`).
-pub fn record(conn: &mut DbConnection, event: SecurityEvent, at: NaiveDateTime) -> Result<i64, StoreError> {
+pub fn record(conn: &mut crate::store::Tx, event: SecurityEvent, at: NaiveDateTime) -> Result<i64, StoreError> {
     security_events::append(conn, event.into_row(at))
 }
 

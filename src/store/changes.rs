@@ -7,17 +7,15 @@
 //!   carries the changes that `partnergate` commands make from another process.
 //!
 //! The instance that made a change applies it at once, after the commit: [`publish`] also notes the change on
-//! the calling thread, and whoever ran the transaction collects the notes with [`take_published`] once it has
-//! finished (the admin API's blocking runner, the audit writer) and applies them. Notes of a transaction that
-//! rolled back are applied too: an extra note only costs a cache reload.
-
-use std::cell::RefCell;
+//! the [`Tx`] it was published through, which forgets it if its transaction rolls back; whoever opened the
+//! `Tx` (the registry service, the audit writer, the key schedule) applies the changes it holds once the work
+//! is done.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::registry_changes;
-use super::{DbConnection, StoreError};
+use super::{DbConnection, StoreError, Tx};
 
 /// The NOTIFY channel of the change feed.
 pub const CHANNEL: &str = "partnergate_changes";
@@ -88,12 +86,9 @@ impl ChangeSink for Sinks {
     }
 }
 
-thread_local! {
-    static PUBLISHED: RefCell<Vec<Change>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Records `change` in the current transaction on `conn`, and notes it for [`take_published`].
-pub fn publish(conn: &mut DbConnection, change: Change, at: NaiveDateTime) -> Result<(), StoreError> {
+/// Records `change` in the current transaction on `tx`, and notes it on `tx` (see the module documentation).
+pub fn publish(tx: &mut Tx, change: Change, at: NaiveDateTime) -> Result<(), StoreError> {
+    let conn = tx.db();
     let (kind, target) = change.kind_and_target();
     diesel::insert_into(registry_changes::table)
         .values((
@@ -108,13 +103,8 @@ pub fn publish(conn: &mut DbConnection, change: Change, at: NaiveDateTime) -> Re
             .bind::<diesel::sql_types::Text, _>(change.encode())
             .execute(pg)?;
     }
-    PUBLISHED.with(|published| published.borrow_mut().push(change));
+    tx.note(change);
     Ok(())
-}
-
-/// The changes published on this thread since the last call; see the module documentation.
-pub fn take_published() -> Vec<Change> {
-    PUBLISHED.with(|published| std::mem::take(&mut *published.borrow_mut()))
 }
 
 /// The newest change's sequence number (0 when there is none): where a poller starts.

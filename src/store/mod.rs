@@ -11,7 +11,10 @@ pub mod partitions;
 pub mod request_log;
 pub mod schema;
 pub mod security_events;
+mod tx;
 pub mod used_assertions;
+
+pub use tx::{Transactional, Tx};
 
 use std::time::Duration;
 
@@ -461,37 +464,46 @@ pub mod utc {
 /// `BEGIN IMMEDIATE`, taking the write lock up front: a deferred transaction that reads first and writes
 /// later fails at once with "database is locked" when another connection (the audit writer, say) committed
 /// in between, whatever the busy timeout. PostgreSQL needs nothing of the kind.
-pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+pub fn write_transaction<C, T, E, F>(conn: &mut C, work: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    C: Transactional + ?Sized,
+    F: FnOnce(&mut C) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let outermost_sqlite = match conn {
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    let mark = conn.published_mark();
+    let outermost_sqlite = match conn.db() {
         DbConnection::Sqlite(sqlite) => {
             AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth()?.is_none()
         }
         DbConnection::Postgresql(_) => false,
     };
-    if !outermost_sqlite {
-        return conn.transaction(work);
-    }
-    if let DbConnection::Sqlite(sqlite) = conn {
-        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-    }
-    let result = work(conn);
-    let DbConnection::Sqlite(sqlite) = conn else { unreachable!("the backend of a connection does not change") };
-    match result {
-        Ok(value) => {
-            AnsiTransactionManager::commit_transaction(sqlite)?;
-            Ok(value)
+    match conn.db() {
+        DbConnection::Sqlite(sqlite) if outermost_sqlite => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?
         }
-        Err(err) => {
+        db => Manager::begin_transaction(db)?,
+    }
+    let result = match work(conn) {
+        Ok(value) => match Manager::commit_transaction(conn.db()) {
+            Ok(()) => Ok(value),
+            Err(err) => Err(err.into()),
+        },
+        Err(err) => match Manager::rollback_transaction(conn.db()) {
             // The work's error is the one to report; a failed rollback marks the connection broken for the pool.
-            let _ = AnsiTransactionManager::rollback_transaction(sqlite);
-            Err(err)
-        }
+            Err(rollback)
+                if !outermost_sqlite && !matches!(rollback, diesel::result::Error::BrokenTransactionManager) =>
+            {
+                Err(rollback.into())
+            }
+            _ => Err(err),
+        },
+    };
+    if result.is_err() {
+        conn.roll_back_published(mark);
     }
+    result
 }
 
 /// A round trip to the database.

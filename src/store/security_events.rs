@@ -16,7 +16,7 @@ use diesel::prelude::*;
 
 use super::changes::{self, Change};
 use super::schema::{event_receivers, security_event_sequence, security_events};
-use super::{DbConnection, StoreError};
+use super::{DbConnection, StoreError, Tx};
 
 /// One stored event. `seq` is assigned by [`append`].
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -48,13 +48,13 @@ const COUNTER: i32 = 1;
 
 /// Stores `event` in the caller's transaction with the next sequence number, and notes it on the change feed
 /// (which wakes the long polls of every instance once the transaction commits). Returns the number.
-pub fn append(conn: &mut DbConnection, mut event: SecurityEventRow) -> Result<i64, StoreError> {
+pub fn append(conn: &mut Tx, mut event: SecurityEventRow) -> Result<i64, StoreError> {
     crate::store::write_transaction(conn, |conn| {
         diesel::update(security_event_sequence::table.find(COUNTER))
             .set(security_event_sequence::last_seq.eq(security_event_sequence::last_seq + 1))
-            .execute(conn)?;
+            .execute(conn.db())?;
         event.seq = last_seq(conn)?;
-        diesel::insert_into(security_events::table).values(&event).execute(conn)?;
+        diesel::insert_into(security_events::table).values(&event).execute(conn.db())?;
         changes::publish(conn, Change::SecurityEvents, event.occurred_at)?;
         Ok(event.seq)
     })
@@ -169,7 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("events.db").display());
         let pool = crate::store::connect(&url, &Default::default()).unwrap();
-        let conn = &mut *pool.get().unwrap();
+        let conn = &mut Tx::new(pool.get().unwrap());
         crate::store::run_migrations(conn).unwrap();
         let old = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap().naive_utc();
         let new = old + chrono::Duration::days(2);
@@ -181,11 +181,25 @@ mod tests {
             Err(StoreError::Query(diesel::result::Error::RollbackTransaction))
         });
         assert!(rolled_back.is_err());
+        assert_eq!(conn.published().len(), 25, "the rolled-back append's change is forgotten");
         assert_eq!(append(conn, event(new)).unwrap(), 26, "the rolled-back number is given back");
         assert_eq!(prune(conn, old + chrono::Duration::days(1), 10).unwrap(), 25);
         assert_eq!(first_kept_seq(conn).unwrap(), Some(26));
         assert_eq!(after(conn, 0, 100).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [26]);
         assert_eq!(append(conn, event(new)).unwrap(), 27, "pruning does not restart the sequence");
-        crate::store::changes::take_published();
+        assert_eq!(conn.take_published().len(), 27);
+        // A savepoint that rolls back forgets its own changes only; its transaction's commit keeps the rest.
+        let kept: Result<(), StoreError> = crate::store::write_transaction(conn, |conn| {
+            append(conn, event(new))?;
+            let inner: Result<(), StoreError> = crate::store::write_transaction(conn, |conn| {
+                append(conn, event(new))?;
+                Err(StoreError::Query(diesel::result::Error::RollbackTransaction))
+            });
+            assert!(inner.is_err());
+            append(conn, event(new)).map(drop)
+        });
+        kept.unwrap();
+        assert_eq!(conn.published(), [Change::SecurityEvents, Change::SecurityEvents]);
+        assert_eq!(after(conn, 27, 100).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [28, 29]);
     }
 }

@@ -21,7 +21,7 @@ use partnergate::config::{ServerConfig, TokenSettings};
 use partnergate::registry::clients::{self, ClientLimits, CreatedClient, NewClient};
 use partnergate::registry::partners::{self, NewPartner};
 use partnergate::registry::{roles, scopes, Caller};
-use partnergate::store::changes::{self, Change, ChangeSink};
+use partnergate::store::changes::{Change, ChangeSink};
 use partnergate::store::{self, DbPool, PoolOptions};
 use partnergate::RunningServer;
 
@@ -107,34 +107,6 @@ impl Drop for TestDatabase {
             if let Ok(mut admin) = diesel::PgConnection::establish(&format!("{server}/postgres")) {
                 let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
-        }
-    }
-}
-
-/// A pooled connection whose committed registry changes are applied to the server's cache when it is dropped.
-pub struct ServerConn<'a> {
-    conn: store::PooledDb,
-    server: Option<&'a RunningServer>,
-}
-
-impl std::ops::Deref for ServerConn<'_> {
-    type Target = store::DbConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.conn
-    }
-}
-
-impl std::ops::DerefMut for ServerConn<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn
-    }
-}
-
-impl Drop for ServerConn<'_> {
-    fn drop(&mut self) {
-        let published = changes::take_published();
-        if let Some(server) = self.server {
-            server.changes().apply(&published);
         }
     }
 }
@@ -254,11 +226,15 @@ impl TestServer {
         format!("{}{}", self.base_url, path)
     }
 
-    /// A connection for direct registry calls, as an operator command would make them, except that the
-    /// changes they commit reach this server's registry cache at once (like the admin API's, when the
-    /// connection is dropped), instead of through the change feed within a second.
-    pub fn conn(&self) -> ServerConn<'_> {
-        ServerConn { conn: self.pool.get().expect("test connection"), server: self.server.as_ref() }
+    /// A unit of work for direct registry calls, as an operator command would make them, except that the
+    /// changes it commits reach this server's registry cache at once (like the admin API's, when it is
+    /// dropped), instead of through the change feed within a second.
+    pub fn conn(&self) -> store::Tx {
+        let conn = self.pool.get().expect("test connection");
+        match &self.server {
+            Some(server) => store::Tx::applying_to(conn, server.changes().clone()),
+            None => store::Tx::new(conn),
+        }
     }
 
     pub fn running(&self) -> &RunningServer {
@@ -415,12 +391,12 @@ impl Seed<'_> {
     }
 
     /// Writes it on any connection, for a database that a server in another process will use.
-    pub fn create_on(self, conn: &mut store::DbConnection) -> CreatedClient {
+    pub fn create_on(self, conn: &mut store::Tx) -> CreatedClient {
         self.write(conn)
     }
 
     /// Every registry call of the seeding.
-    fn write(self, conn: &mut store::DbConnection) -> CreatedClient {
+    fn write(self, conn: &mut store::Tx) -> CreatedClient {
         let caller = Caller::cli();
         let mut roles = self.roles;
         if self.new_partner {

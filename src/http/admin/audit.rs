@@ -26,6 +26,6 @@ async fn list(
     AdminCaller(caller): AdminCaller,
     filter: web::Query<AuditFilter>,
 ) -> Result<HttpResponse, Problem> {
-    let page = state.run(move |conn| query::list(conn, &caller, &filter)).await?;
+    let page = state.registry.run(move |tx| query::list(tx, &caller, &filter)).await?;
     Ok(HttpResponse::Ok().json(page))
 }

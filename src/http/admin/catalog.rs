@@ -71,7 +71,7 @@ async fn create_scope(
     AdminCaller(caller): AdminCaller,
     body: web::Json<NewScope>,
 ) -> Result<HttpResponse, Problem> {
-    let scope = state.run(move |conn| scopes::create(conn, &caller, &body.name, &body.description)).await?;
+    let scope = state.registry.run(move |tx| scopes::create(tx, &caller, &body.name, &body.description)).await?;
     Ok(HttpResponse::Created().json(scope))
 }
 
@@ -89,7 +89,7 @@ async fn list_scopes(
     _caller: AdminCaller,
     query: web::Query<PageRequest>,
 ) -> Result<HttpResponse, Problem> {
-    let page = state.run(move |conn| scopes::list(conn, &query)).await?;
+    let page = state.registry.run(move |tx| scopes::list(tx, &query)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -107,7 +107,7 @@ async fn get_scope(
     _caller: AdminCaller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let scope = state.run(move |conn| scopes::get(conn, &name)).await?;
+    let scope = state.registry.run(move |tx| scopes::get(tx, &name)).await?;
     Ok(HttpResponse::Ok().json(scope))
 }
 
@@ -127,7 +127,7 @@ async fn update_scope(
     name: web::Path<String>,
     body: web::Json<ScopeUpdate>,
 ) -> Result<HttpResponse, Problem> {
-    let scope = state.run(move |conn| scopes::update(conn, &caller, &name, &body.description)).await?;
+    let scope = state.registry.run(move |tx| scopes::update(tx, &caller, &name, &body.description)).await?;
     Ok(HttpResponse::Ok().json(scope))
 }
 
@@ -147,7 +147,7 @@ async fn delete_scope(
     query: web::Query<CascadeQuery>,
 ) -> Result<HttpResponse, Problem> {
     let deleted = name.clone();
-    state.run(move |conn| scopes::delete(conn, &caller, &name, query.cascade)).await?;
+    state.registry.run(move |tx| scopes::delete(tx, &caller, &name, query.cascade)).await?;
     Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }
 
@@ -165,7 +165,8 @@ async fn create_role(
     AdminCaller(caller): AdminCaller,
     body: web::Json<NewRole>,
 ) -> Result<HttpResponse, Problem> {
-    let role = state.run(move |conn| roles::create(conn, &caller, &body.name, &body.description, &body.scopes)).await?;
+    let role =
+        state.registry.run(move |tx| roles::create(tx, &caller, &body.name, &body.description, &body.scopes)).await?;
     Ok(HttpResponse::Created().json(role))
 }
 
@@ -183,7 +184,7 @@ async fn list_roles(
     _caller: AdminCaller,
     query: web::Query<PageRequest>,
 ) -> Result<HttpResponse, Problem> {
-    let page = state.run(move |conn| roles::list(conn, &query)).await?;
+    let page = state.registry.run(move |tx| roles::list(tx, &query)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -201,7 +202,7 @@ async fn get_role(
     _caller: AdminCaller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let role = state.run(move |conn| roles::get(conn, &name)).await?;
+    let role = state.registry.run(move |tx| roles::get(tx, &name)).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 
@@ -222,7 +223,8 @@ async fn update_role(
     body: web::Json<RoleUpdate>,
 ) -> Result<HttpResponse, Problem> {
     let role = state
-        .run(move |conn| roles::update(conn, &caller, &name, body.description.as_deref(), body.scopes.as_deref()))
+        .registry
+        .run(move |tx| roles::update(tx, &caller, &name, body.description.as_deref(), body.scopes.as_deref()))
         .await?;
     Ok(HttpResponse::Ok().json(role))
 }
@@ -243,6 +245,6 @@ async fn delete_role(
     query: web::Query<CascadeQuery>,
 ) -> Result<HttpResponse, Problem> {
     let deleted = name.clone();
-    state.run(move |conn| roles::delete(conn, &caller, &name, query.cascade)).await?;
+    state.registry.run(move |tx| roles::delete(tx, &caller, &name, query.cascade)).await?;
     Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }

@@ -41,7 +41,7 @@ async fn create(
     body: web::Json<NewClient>,
 ) -> Result<HttpResponse, Problem> {
     let limits = state.client_limits;
-    let created = state.run(move |conn| clients::register(conn, &caller, &body, limits)).await?;
+    let created = state.registry.run(move |tx| clients::register(tx, &caller, &body, limits)).await?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(created))
 }
 
@@ -59,7 +59,7 @@ async fn list(
     AdminCaller(caller): AdminCaller,
     query: web::Query<ClientFilter>,
 ) -> Result<HttpResponse, Problem> {
-    let page = state.run(move |conn| clients::list(conn, &caller, &query)).await?;
+    let page = state.registry.run(move |tx| clients::list(tx, &caller, &query)).await?;
     Ok(HttpResponse::Ok().json(Listing { items: page.items, next_cursor: page.next_cursor }))
 }
 
@@ -77,7 +77,7 @@ async fn get(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let client = state.run(move |conn| clients::get(conn, &caller, &id)).await?;
+    let client = state.registry.run(move |tx| clients::get(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
@@ -98,7 +98,7 @@ async fn update(
     body: web::Json<ClientUpdate>,
 ) -> Result<HttpResponse, Problem> {
     let limits = state.client_limits;
-    let client = state.run(move |conn| clients::update(conn, &caller, &id, &body, limits)).await?;
+    let client = state.registry.run(move |tx| clients::update(tx, &caller, &id, &body, limits)).await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
@@ -117,7 +117,7 @@ async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let deleted = id.clone();
-    state.run(move |conn| clients::delete(conn, &caller, &id)).await?;
+    state.registry.run(move |tx| clients::delete(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }
 
@@ -135,7 +135,7 @@ async fn enable(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let client = state.run(move |conn| clients::set_enabled(conn, &caller, &id, true)).await?;
+    let client = state.registry.run(move |tx| clients::set_enabled(tx, &caller, &id, true)).await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
@@ -153,7 +153,7 @@ async fn disable(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let client = state.run(move |conn| clients::set_enabled(conn, &caller, &id, false)).await?;
+    let client = state.registry.run(move |tx| clients::set_enabled(tx, &caller, &id, false)).await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
@@ -190,7 +190,8 @@ async fn create_secret(
         NewSecret::default()
     };
     let policy = state.client_limits.secret_policy;
-    let issued = state.run(move |conn| secrets::create(conn, &caller, &id, &input, policy)).await?;
+    let issued =
+        state.registry.run(move |tx| secrets::create(tx, &caller, &id, &input, policy)).await.map_err(Problem::from)?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(issued))
 }
 
@@ -208,7 +209,7 @@ async fn list_secrets(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let items = state.run(move |conn| secrets::list(conn, &caller, &id)).await?;
+    let items = state.registry.run(move |tx| secrets::list(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(Listing::complete(items)))
 }
 
@@ -229,7 +230,8 @@ async fn revoke_secret(
 ) -> Result<HttpResponse, Problem> {
     let (id, secret_id) = path.into_inner();
     let revoke_tokens = query.revoke_tokens;
-    let info = state.run(move |conn| revocation::revoke_secret(conn, &caller, &id, &secret_id, revoke_tokens)).await?;
+    let info =
+        state.registry.run(move |tx| revocation::revoke_secret(tx, &caller, &id, &secret_id, revoke_tokens)).await?;
     Ok(HttpResponse::Ok().json(info))
 }
 

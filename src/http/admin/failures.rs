@@ -39,8 +39,7 @@ where
         }
         let request = response.request();
         let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else { return Ok(response) };
-        let mut event =
-            AuditEvent::new("admin.refused", Outcome::Failure, request_meta(request), state.keys.clock.now());
+        let mut event = AuditEvent::new("admin.refused", Outcome::Failure, request_meta(request), state.clock.now());
         let reason = status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_");
         event.reason = Some(match request.extensions().get::<Rejected>() {
             Some(Rejected(why)) => format!("{reason}: {why}"),

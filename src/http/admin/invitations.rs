@@ -31,7 +31,7 @@ async fn create(
     id: web::Path<String>,
     body: web::Json<NewInvitation>,
 ) -> Result<HttpResponse, Problem> {
-    let invitation = state.run(move |conn| invitations::create(conn, &caller, &id, &body)).await?;
+    let invitation = state.registry.run(move |tx| invitations::create(tx, &caller, &id, &body)).await?;
     Ok(HttpResponse::Created().json(invitation))
 }
 
@@ -49,7 +49,7 @@ async fn list(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let items = state.run(move |conn| invitations::list(conn, &caller, &id)).await?;
+    let items = state.registry.run(move |tx| invitations::list(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(Listing::complete(items)))
 }
 
@@ -69,6 +69,6 @@ async fn delete(
 ) -> Result<HttpResponse, Problem> {
     let (partner_id, invitation_id) = path.into_inner();
     let deleted = invitation_id.clone();
-    state.run(move |conn| invitations::delete(conn, &caller, &partner_id, &invitation_id)).await?;
+    state.registry.run(move |tx| invitations::delete(tx, &caller, &partner_id, &invitation_id)).await?;
     Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }

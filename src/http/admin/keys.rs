@@ -53,9 +53,10 @@ struct ForceQuery {
 )]
 async fn list(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
     let keys = state
-        .run(move |conn| {
+        .registry
+        .run(move |tx| {
             caller.require_operator("signing keys")?;
-            stored::records(conn)
+            stored::records(tx)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Listing::complete(keys)))
@@ -79,8 +80,7 @@ async fn generate(
         Some(alg) => alg.parse().map_err(Problem::bad_input)?,
         None => Algorithm::ES256,
     };
-    let keys = state.keys.clone();
-    let key = state.run(move |conn| stored::generate(conn, &caller, &keys.kek, alg, keys.clock.now())).await?;
+    let key = state.registry.generate_key(caller, alg).await?;
     Ok(HttpResponse::Created().json(key))
 }
 
@@ -99,10 +99,7 @@ async fn activate(
     kid: web::Path<String>,
     query: web::Query<ForceQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let keys = state.keys.clone();
-    let key = state
-        .run(move |conn| stored::activate(conn, &caller, &keys.policy, &kid, query.force, keys.clock.now()))
-        .await?;
+    let key = state.registry.activate_key(caller, kid.into_inner(), query.force).await?;
     Ok(HttpResponse::Ok().json(key))
 }
 
@@ -120,8 +117,7 @@ async fn retire(
     AdminCaller(caller): AdminCaller,
     kid: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let now = state.keys.clock.now();
-    let key = state.run(move |conn| stored::retire(conn, &caller, &kid, now)).await?;
+    let key = state.registry.retire_key(caller, kid.into_inner()).await?;
     Ok(HttpResponse::Ok().json(key))
 }
 
@@ -134,8 +130,7 @@ async fn retire(
     responses((status = 200, body = Pruned), (status = "4XX", description = "a problem: invalid input, token, permission, or not found", body = ProblemBody), (status = 503, description = "the database is unavailable", body = ProblemBody))
 )]
 async fn prune(state: web::Data<AppState>, AdminCaller(caller): AdminCaller) -> Result<HttpResponse, Problem> {
-    let keys = state.keys.clone();
-    let removed = state.run(move |conn| stored::prune(conn, &caller, &keys.policy, keys.clock.now())).await?;
+    let removed = state.registry.prune_keys(caller).await?;
     Ok(HttpResponse::Ok().json(Pruned { removed }))
 }
 
@@ -153,9 +148,6 @@ async fn rotate(
     AdminCaller(caller): AdminCaller,
     query: web::Query<ForceQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let keys = state.keys.clone();
-    let report = state
-        .run(move |conn| stored::rotate(conn, &caller, &keys.kek, &keys.policy, query.force, keys.clock.now()))
-        .await?;
+    let report = state.registry.rotate_keys(caller, query.force).await?;
     Ok(HttpResponse::Ok().json(report))
 }

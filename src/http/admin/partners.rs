@@ -36,7 +36,7 @@ async fn create(
     AdminCaller(caller): AdminCaller,
     body: web::Json<NewPartner>,
 ) -> Result<HttpResponse, Problem> {
-    let partner = state.run(move |conn| partners::create(conn, &caller, &body)).await?;
+    let partner = state.registry.run(move |tx| partners::create(tx, &caller, &body)).await?;
     Ok(HttpResponse::Created().json(partner))
 }
 
@@ -54,7 +54,7 @@ async fn list(
     AdminCaller(caller): AdminCaller,
     query: web::Query<PageRequest>,
 ) -> Result<HttpResponse, Problem> {
-    let page = state.run(move |conn| partners::list(conn, &caller, &query)).await?;
+    let page = state.registry.run(move |tx| partners::list(tx, &caller, &query)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -72,7 +72,7 @@ async fn get(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let partner = state.run(move |conn| partners::get(conn, &caller, &id)).await?;
+    let partner = state.registry.run(move |tx| partners::get(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(partner))
 }
 
@@ -92,7 +92,7 @@ async fn update(
     id: web::Path<String>,
     body: web::Json<PartnerUpdate>,
 ) -> Result<HttpResponse, Problem> {
-    let partner = state.run(move |conn| partners::update(conn, &caller, &id, &body)).await?;
+    let partner = state.registry.run(move |tx| partners::update(tx, &caller, &id, &body)).await?;
     Ok(HttpResponse::Ok().json(partner))
 }
 
@@ -111,7 +111,7 @@ async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let deleted = id.clone();
-    state.run(move |conn| partners::delete(conn, &caller, &id)).await?;
+    state.registry.run(move |tx| partners::delete(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(Deleted { deleted }))
 }
 
@@ -129,7 +129,7 @@ async fn suspend(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let partner = state.run(move |conn| partners::set_suspended(conn, &caller, &id, true)).await?;
+    let partner = state.registry.run(move |tx| partners::set_suspended(tx, &caller, &id, true)).await?;
     Ok(HttpResponse::Ok().json(partner))
 }
 
@@ -147,7 +147,7 @@ async fn resume(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let partner = state.run(move |conn| partners::set_suspended(conn, &caller, &id, false)).await?;
+    let partner = state.registry.run(move |tx| partners::set_suspended(tx, &caller, &id, false)).await?;
     Ok(HttpResponse::Ok().json(partner))
 }
 
@@ -166,6 +166,6 @@ async fn usage(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let usage = state.run(move |conn| partner_usage::today(conn, &caller, &id)).await?;
+    let usage = state.registry.run(move |tx| partner_usage::today(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(usage))
 }

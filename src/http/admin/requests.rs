@@ -91,7 +91,7 @@ async fn report(
     })?;
     let batch: ReportBatch =
         serde_json::from_slice(&body).map_err(|err| Problem::bad_input(format!("invalid JSON body: {err}")))?;
-    let accepted = state.run(move |conn| request_log::ingest(conn, &caller, &batch.records)).await?;
+    let accepted = state.registry.run(move |tx| request_log::ingest(tx, &caller, &batch.records)).await?;
     Ok(HttpResponse::Accepted().json(Accepted { accepted }))
 }
 
@@ -109,7 +109,7 @@ async fn list(
     AdminCaller(caller): AdminCaller,
     filter: web::Query<RequestFilter>,
 ) -> Result<HttpResponse, Problem> {
-    let page = state.run(move |conn| query::list(conn, &caller, &filter)).await?;
+    let page = state.registry.run(move |tx| query::list(tx, &caller, &filter)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -127,6 +127,6 @@ async fn summary(
     AdminCaller(caller): AdminCaller,
     filter: web::Query<SummaryFilter>,
 ) -> Result<HttpResponse, Problem> {
-    let summary = state.run(move |conn| query::summary(conn, &caller, &filter)).await?;
+    let summary = state.registry.run(move |tx| query::summary(tx, &caller, &filter)).await?;
     Ok(HttpResponse::Ok().json(summary))
 }

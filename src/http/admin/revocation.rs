@@ -37,7 +37,7 @@ async fn revoke_client_tokens(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let cutoff = state.run(move |conn| revocation::revoke_client_tokens(conn, &caller, &id)).await?;
+    let cutoff = state.registry.run(move |tx| revocation::revoke_client_tokens(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(TokensRevoked { tokens_revoked_before: crate::store::utc::format(&cutoff) }))
 }
 
@@ -55,7 +55,7 @@ async fn revoke_partner_tokens(
     AdminCaller(caller): AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let cutoff = state.run(move |conn| revocation::revoke_partner_tokens(conn, &caller, &id)).await?;
+    let cutoff = state.registry.run(move |tx| revocation::revoke_partner_tokens(tx, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(TokensRevoked { tokens_revoked_before: crate::store::utc::format(&cutoff) }))
 }
 
@@ -71,6 +71,6 @@ async fn event_receivers(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
 ) -> Result<HttpResponse, Problem> {
-    let receivers = state.run(move |conn| revocation::event_receivers(conn, &caller)).await?;
+    let receivers = state.registry.run(move |tx| revocation::event_receivers(tx, &caller)).await?;
     Ok(HttpResponse::Ok().json(receivers))
 }

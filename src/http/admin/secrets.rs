@@ -26,7 +26,7 @@ async fn expiring(
     AdminCaller(caller): AdminCaller,
     query: web::Query<ExpiringFilter>,
 ) -> Result<HttpResponse, Problem> {
-    let items = state.run(move |conn| secret_expiry::expiring(conn, &caller, &query)).await?;
+    let items = state.registry.run(move |tx| secret_expiry::expiring(tx, &caller, &query)).await?;
     Ok(HttpResponse::Ok().json(Listing::complete(items)))
 }
 
@@ -49,6 +49,6 @@ async fn apply_max_age(
     body: web::Json<ApplyMaxAge>,
 ) -> Result<HttpResponse, Problem> {
     let policy = state.client_limits.secret_policy;
-    let applied = state.run(move |conn| secret_expiry::apply_max_age(conn, &caller, policy, &body)).await?;
+    let applied = state.registry.run(move |tx| secret_expiry::apply_max_age(tx, &caller, policy, &body)).await?;
     Ok(HttpResponse::Ok().json(applied))
 }
