@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console_auth;
+pub mod credentials;
 pub mod http;
 pub mod insecure;
 pub mod keys;
@@ -401,7 +402,7 @@ async fn secret_expiry(
     every: Duration,
     metrics: Arc<metrics::Metrics>,
 ) {
-    let holder = format!("instance-{}", registry::credentials::random_base62(12));
+    let holder = format!("instance-{}", credentials::random_base62(12));
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

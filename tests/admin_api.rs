@@ -12,7 +12,7 @@ use oauth2::{AuthType, RequestTokenError};
 use partnergate::keys::KeyRing;
 use partnergate::oauth::{AccessTokenClaims, Audience};
 use partnergate::registry::clients::{self, ClientFilter, CreatedClient, NewClient};
-use partnergate::registry::credentials::{new_client_id, new_secret_id, random_base62};
+use partnergate::credentials::{new_client_id, new_secret_id, random_base62};
 use partnergate::registry::partners;
 use partnergate::registry::secrets::{self, NewSecret};
 use partnergate::registry::{bootstrap, roles, scopes, Caller, RegistryError};

@@ -20,7 +20,7 @@ use partnergate::audit::event::REDACTED;
 use partnergate::audit::query::{self, AuditFilter, AuditRecord};
 use partnergate::registry::bootstrap;
 use partnergate::registry::clients::{self, CreatedClient};
-use partnergate::registry::credentials::{new_client_id, ClientSecret};
+use partnergate::credentials::{new_client_id, ClientSecret};
 use partnergate::registry::{revocation, secrets, Caller};
 use partnergate::store::models::AuditEventRow;
 use partnergate::store::schema::audit_events;

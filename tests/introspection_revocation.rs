@@ -17,7 +17,7 @@ use partnergate::audit::query::{self as audit_query, AuditFilter};
 use partnergate::keys::{self, Algorithm, KeyRing};
 use partnergate::oauth::{AccessTokenClaims, Audience};
 use partnergate::registry::clients::{self, CreatedClient};
-use partnergate::registry::credentials::{random_base62, ClientSecret};
+use partnergate::credentials::{random_base62, ClientSecret};
 use partnergate::registry::secrets::{self, NewSecret};
 use partnergate::registry::{bootstrap, partners, revocation, Caller};
 use partnergate::store::schema::revoked_tokens;

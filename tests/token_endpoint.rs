@@ -8,7 +8,7 @@ use common::*;
 use oauth2::basic::BasicErrorResponseType;
 use oauth2::{AuthType, RequestTokenError};
 use partnergate::registry::clients::{CreatedClient, NewClient};
-use partnergate::registry::credentials::ClientSecret;
+use partnergate::credentials::ClientSecret;
 use partnergate::registry::partners::{self, PartnerUpdate};
 use partnergate::registry::Caller;
 use serde_json::{json, Value};

@@ -20,7 +20,7 @@ pub async fn run(
     sinks: Arc<dyn ChangeSink>,
     live: Arc<LiveKeys>,
 ) {
-    let holder = format!("instance-{}", crate::registry::credentials::random_base62(12));
+    let holder = format!("instance-{}", crate::credentials::random_base62(12));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -13,7 +13,7 @@ use super::TokenService;
 use crate::audit::AuditEvent;
 use crate::limits::throttle::{Admission, Verdict};
 use crate::readmodel::{Barrier, ClientSnapshot};
-use crate::registry::credentials::ClientSecret;
+use crate::credentials::ClientSecret;
 
 /// A client whose secret or assertion checked out, and which may receive tokens now.
 #[derive(Debug, Clone)]

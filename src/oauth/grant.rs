@@ -17,7 +17,7 @@ use crate::config::TokenSettings;
 use crate::limits::quota::QuotaTerms;
 use crate::limits::Rates;
 use crate::readmodel::ClientSnapshot;
-use crate::registry::credentials::random_bytes;
+use crate::credentials::random_bytes;
 
 /// The successful token response body (RFC 6749 section 5.1).
 #[derive(Clone, Serialize)]

@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::client_keys::{self, AuthMethod, AuthMethods, FederatedCredential};
-use super::credentials::new_client_id;
 use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
+use crate::credentials::new_client_id;
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientRow;
 use crate::store::schema::{

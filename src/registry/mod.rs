@@ -6,7 +6,6 @@
 pub mod bootstrap;
 pub mod client_keys;
 pub mod clients;
-pub mod credentials;
 pub mod invitations;
 pub mod paging;
 pub mod partners;

@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::credentials::{new_secret_id, ClientSecret};
 use super::secret_expiry::{self, SecretPolicy};
 use super::{clients, not_found, validate, Caller, Permission, RegistryError, RegistryResult};
+use crate::credentials::{new_secret_id, ClientSecret};
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientSecretRow;
 use crate::store::schema::client_secrets;
