@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod client_keys;
 pub mod clients;
 pub mod invitations;
+pub mod lookup;
 pub mod paging;
 pub mod partners;
 pub mod revocation;

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::json;
 
-use super::{clients, partners, secrets, Caller, RegistryResult};
+use super::{lookup, partners, secrets, Caller, RegistryResult};
 use crate::secevents::{self, SecurityEvent};
 use crate::store::changes::{self, Change};
 use crate::store::models::RevokedTokenRow;
@@ -19,8 +19,8 @@ pub fn revoke_client_tokens(
     client_id: &str,
 ) -> RegistryResult<NaiveDateTime> {
     crate::store::write_transaction(conn, |conn| {
-        let client = clients::get_row(conn, &caller.tenancy, client_id)?;
-        clients::require_writable(caller, &client)?;
+        let client = lookup::get_row(conn, &caller.tenancy, client_id)?;
+        lookup::require_writable(caller, &client)?;
         let cutoff = caller.now();
         let event = SecurityEvent::TokensCutOff {
             partner_id: client.partner_id.clone(),
