@@ -268,7 +268,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         stream_signal.clone(),
     );
     let stream_observer = tokio::spawn(stream.clone().observe_receivers(Duration::from_secs(10)));
-    let scrape = web::Data::new(metrics::ScrapeSources {
+    let scrape = web::Data::new(http::metrics::ScrapeSources {
         metrics: metrics.clone(),
         audit: audit_writer.clone(),
         pool: pool.clone(),
@@ -313,10 +313,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .wrap_fn(http::request_id::assign)
             .wrap_fn(http::headers::secure)
             .wrap_fn(http::access_log::record)
-            .wrap_fn(move |req, service| metrics::observe(&observed, req, service))
+            .wrap_fn(move |req, service| http::metrics::observe(&observed, req, service))
             .configure(|cfg| {
                 if let Some(scrape) = scrape_here {
-                    cfg.app_data(scrape).route("/metrics", web::get().to(metrics::scrape));
+                    cfg.app_data(scrape).route("/metrics", web::get().to(http::metrics::scrape));
                 }
                 http::routes(cfg)
             })
@@ -380,9 +380,9 @@ impl MetricsServer {
     }
 }
 
-fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -> Result<MetricsServer, StartError> {
+fn metrics_server(bind: SocketAddr, scrape: web::Data<http::metrics::ScrapeSources>) -> Result<MetricsServer, StartError> {
     let server =
-        HttpServer::new(move || App::new().app_data(scrape.clone()).route("/metrics", web::get().to(metrics::scrape)))
+        HttpServer::new(move || App::new().app_data(scrape.clone()).route("/metrics", web::get().to(http::metrics::scrape)))
             .disable_signals()
             .workers(1)
             .bind(bind)

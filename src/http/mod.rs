@@ -12,6 +12,7 @@ pub mod errors;
 mod form;
 pub mod guard;
 pub mod headers;
+pub mod metrics;
 mod health;
 mod home;
 mod oauth_response;

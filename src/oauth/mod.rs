@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod error;
 pub mod grant;
 pub mod introspection;
+pub mod metrics;
 pub mod remote_keys;
 pub mod request;
 pub mod single_use;
@@ -83,6 +84,7 @@ impl TokenService {
         assertions: Arc<assertion::Assertions>,
     ) -> Self {
         let receiver_tokens = Arc::default();
+        metrics.register_token_denials();
         TokenService { read_model, keys, settings, clock, audit, limits, metrics, assertions, receiver_tokens }
     }
 
