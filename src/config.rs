@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::oauth::TokenSettings;
+use crate::request_log::retention::Retention as RequestLogRetention;
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/partnergate.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
@@ -316,16 +319,6 @@ pub struct LimitArgs {
     pub rate_limit_key_prefix: String,
 }
 
-/// Token settings after defaults are resolved.
-#[derive(Debug, Clone)]
-pub struct TokenSettings {
-    pub issuer: String,
-    pub default_audience: String,
-    pub admin_audience: String,
-    pub default_lifetime_secs: i64,
-    pub max_lifetime_secs: i64,
-}
-
 impl TokenArgs {
     /// The settings `serve` would take without flags: from the `PARTNERGATE_*` variables and the defaults.
     /// For commands that do not offer these flags (`token` derives its default URL from the issuer).
@@ -366,20 +359,6 @@ impl TokenArgs {
             default_lifetime_secs: self.default_token_lifetime_secs,
             max_lifetime_secs: self.max_token_lifetime_secs,
         })
-    }
-}
-
-/// Days the request log keeps records, and its per-minute aggregates; 0 keeps them forever
-/// (`request_log::retention` applies it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLogRetention {
-    pub records_days: u32,
-    pub aggregate_days: u32,
-}
-
-impl Default for RequestLogRetention {
-    fn default() -> Self {
-        RequestLogRetention { records_days: 30, aggregate_days: 400 }
     }
 }
 

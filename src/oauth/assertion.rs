@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::error::{AuthFailure, OAuthError};
 use super::remote_keys::RemoteKeys;
 use super::single_use::SingleUse;
-use crate::config::TokenSettings;
+use super::TokenSettings;
 use crate::readmodel::{ClientKeys, ClientSnapshot};
 use crate::registry::client_keys::{key_algorithms, FederatedCredential, ASSERTION_ALGORITHMS};
 use crate::store::{DbPool, StoreError};

@@ -23,7 +23,6 @@ pub use request::{FormParams, OAuthRequest};
 
 use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, Recorded, RequestMeta};
 use crate::clock::SharedClock;
-use crate::config::TokenSettings;
 use crate::keys::live::LiveKeys;
 use crate::keys::KeyRing;
 use crate::limits::{Limit, Limits, Refusal};
@@ -39,6 +38,16 @@ pub enum ReceiverRefusal {
     Invalid(verify::Rejection),
     /// `insufficient_scope`: a good token without `authz.events.read`.
     InsufficientScope,
+}
+
+/// Token settings after defaults are resolved.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub default_audience: String,
+    pub admin_audience: String,
+    pub default_lifetime_secs: i64,
+    pub max_lifetime_secs: i64,
 }
 
 /// The OAuth endpoints over the registry's read model: with a warm cache a request reads nothing from the

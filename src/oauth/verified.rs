@@ -33,7 +33,7 @@ impl VerifiedTokens {
     pub fn verify(
         &self,
         keys: &Arc<KeyRing>,
-        settings: &crate::config::TokenSettings,
+        settings: &super::TokenSettings,
         token: &str,
         audience: &str,
         now: chrono::NaiveDateTime,
@@ -91,7 +91,7 @@ fn token_hash(audience: &str, token: &str) -> TokenHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TokenSettings;
+    use crate::oauth::TokenSettings;
     use crate::keys::{Algorithm, KeyState, SigningKey};
     use crate::oauth::Audience;
 

@@ -8,7 +8,7 @@
 use jsonwebtoken::Validation;
 
 use super::claims::AccessTokenClaims;
-use crate::config::TokenSettings;
+use super::TokenSettings;
 use crate::keys::KeyRing;
 use crate::readmodel::{Barrier, ClientSnapshot};
 
