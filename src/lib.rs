@@ -4,6 +4,7 @@
 //! [`start`] builds and starts the server, for `main` and for the integration tests alike.
 
 pub mod audit;
+pub mod auth_methods;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::problem::Problem;
 use super::AppState;
 use crate::registry;
-use crate::registry::client_keys::{AuthMethod, ASSERTION_ALGORITHMS};
+use crate::auth_methods::{AuthMethod, ASSERTION_ALGORITHMS};
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

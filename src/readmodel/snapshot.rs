@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::registry::client_keys::{AuthMethods, FederatedCredential};
+use crate::auth_methods::{AuthMethods, FederatedCredential};
 use crate::store::models::{ClientRow, ClientSecretRow, PartnerRow};
 use crate::store::schema::{
     client_audiences, client_roles, client_scopes, client_secrets, clients, federated_credentials, partner_scopes,

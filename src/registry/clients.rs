@@ -4,12 +4,13 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client_keys::{self, AuthMethod, AuthMethods, FederatedCredential};
+use super::client_keys;
 use super::paging::{self, PageRequest};
 use super::lookup::{get_row, require_writable};
 use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
+use crate::auth_methods::{AuthMethod, AuthMethods, FederatedCredential};
 use crate::credentials::new_client_id;
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientRow;
