@@ -35,11 +35,11 @@ use audit::{AuditWriter, WriterOptions};
 use config::ServerConfig;
 use http::AppState;
 use keys::kek::{KeyEncryptionKey, WhenMissing};
-use keys::live::LiveKeys;
 use oauth::TokenService;
 use readmodel::listener::FeedListener;
 use readmodel::ReadModel;
 use registry::clients::ClientLimits;
+use registry::live_keys::LiveKeys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -188,7 +188,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             let pool = store::connect(&setup.database_url, &setup.pool)?;
             let mut conn = pool.get().map_err(store::StoreError::from)?;
             store::run_migrations(&mut conn)?;
-            for key in keys::stored::initialize(&mut conn, &kek, &directory, setup_clock.now())? {
+            for key in registry::signing_keys::initialize(&mut conn, &kek, &directory, setup_clock.now())? {
                 log::info!("signing key {} ({}) stored as {}", key.kid, key.alg, key.state.as_str());
             }
             if registry::bootstrap::admin_client_ids(&mut conn)?.is_empty() {
@@ -240,7 +240,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         clock.clone(),
     ));
     let key_manager = keys::KeyManager { kek, policy: config.key_policy, clock: clock.clone() };
-    let key_schedule = tokio::spawn(keys::schedule::run(
+    let key_schedule = tokio::spawn(registry::key_schedule::run(
         pool.clone(),
         key_manager.clone(),
         config.key_schedule,

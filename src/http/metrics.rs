@@ -11,9 +11,9 @@ use prometheus::{Encoder, IntCounter, TextEncoder};
 
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
-use crate::keys::live::LiveKeys;
 use crate::metrics::Metrics;
 use crate::readmodel::ReadModel;
+use crate::registry::live_keys::LiveKeys;
 use crate::secevents::poll::StreamStats;
 use crate::store::DbPool;
 

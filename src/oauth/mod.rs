@@ -23,11 +23,11 @@ pub use request::{FormParams, OAuthRequest};
 
 use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, Recorded, RequestMeta};
 use crate::clock::SharedClock;
-use crate::keys::live::LiveKeys;
 use crate::keys::KeyRing;
 use crate::limits::{Limit, Limits, Refusal};
 use crate::metrics::Metrics;
 use crate::readmodel::ReadModel;
+use crate::registry::live_keys::LiveKeys;
 use crate::registry::{scopes, Caller};
 use crate::store::StoreError;
 

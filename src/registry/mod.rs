@@ -7,6 +7,8 @@ pub mod bootstrap;
 pub mod client_keys;
 pub mod clients;
 pub mod invitations;
+pub mod key_schedule;
+pub mod live_keys;
 pub mod lookup;
 pub mod paging;
 pub mod partners;
@@ -15,6 +17,7 @@ pub mod roles;
 pub mod scopes;
 pub mod secret_expiry;
 pub mod secrets;
+pub mod signing_keys;
 pub mod usage;
 pub(crate) mod validate;
 

@@ -1,14 +1,15 @@
 //! The automatic rotation inside `serve`, run by exactly one instance at a time: each tick, the instance that
 //! takes (or renews) the schedule's lease in the database looks at the keys and does what is due
-//! ([`super::policy::scheduled_steps`]). The lease lasts three ticks, so when its holder stops another instance
+//! ([`crate::keys::policy::scheduled_steps`]). The lease lasts three ticks, so when its holder stops another instance
 //! takes over within that time. Every tick also retries a key ring reload that failed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::live::LiveKeys;
-use super::{stored, KeyManager, RotationSchedule};
-use crate::registry::{Caller, RegistryResult};
+use super::live_keys::LiveKeys;
+use super::signing_keys as stored;
+use super::{Caller, RegistryResult};
+use crate::keys::{KeyManager, RotationSchedule};
 use crate::store::changes::{self, ChangeSink};
 use crate::store::{leases, DbPool};
 
