@@ -23,6 +23,7 @@ pub mod request_log;
 pub mod secevents;
 pub mod shutdown;
 pub mod store;
+pub mod stream;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -72,7 +73,7 @@ pub struct RunningServer {
     keys: Arc<LiveKeys>,
     changes: Arc<dyn store::changes::ChangeSink>,
     metrics_server: Option<MetricsServer>,
-    stream: Arc<secevents::poll::StreamSignal>,
+    stream: Arc<stream::StreamSignal>,
     stream_observer: tokio::task::JoinHandle<()>,
 }
 
@@ -173,7 +174,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let setup = config.clone();
     let clock = config.clock.clone();
     let setup_clock = clock.clone();
-    let stream_signal = secevents::poll::StreamSignal::new();
+    let stream_signal = stream::StreamSignal::new();
     let setup_signal = stream_signal.clone();
     let (pool, live_keys, kek, read_model, changes, feed) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
@@ -261,7 +262,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let secret_expiry =
         tokio::spawn(secret_expiry(pool.clone(), clock.clone(), config.secret_expiry_tick, metrics.clone()));
     let throttle_summaries = ThrottleSummaries::start(&tokens);
-    let stream = secevents::poll::StreamService::new(
+    let stream = stream::StreamService::new(
         pool.clone(),
         live_keys.clone(),
         config.token.issuer.clone(),

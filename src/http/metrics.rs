@@ -14,8 +14,8 @@ use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::readmodel::ReadModel;
 use crate::registry::live_keys::LiveKeys;
-use crate::secevents::poll::StreamStats;
 use crate::store::DbPool;
+use crate::stream::StreamStats;
 
 /// What `/metrics` reads at scrape time.
 #[derive(Clone)]

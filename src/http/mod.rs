@@ -49,7 +49,7 @@ pub struct AppState {
     /// What `/readyz` answers.
     pub readiness: std::sync::Arc<Readiness>,
     /// The revocation stream's poll delivery.
-    pub stream: crate::secevents::poll::StreamService,
+    pub stream: crate::stream::StreamService,
     /// The console's sign-in for people and their sessions.
     pub console: crate::console_auth::ConsoleAuth,
 }

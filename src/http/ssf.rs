@@ -12,7 +12,7 @@ use super::access_log::LoggedClient;
 use super::AppState;
 use crate::oauth::ReceiverRefusal;
 use crate::registry::scopes;
-use crate::secevents::poll::{PollRequest, StreamError};
+use crate::stream::{PollRequest, StreamError};
 use crate::secevents::set;
 
 pub const POLL_PATH: &str = "/ssf/poll";

@@ -85,12 +85,12 @@ pub fn revoke_secret(
 pub struct EventReceivers {
     /// The newest event's sequence number (0 before the first).
     pub last_seq: i64,
-    pub items: Vec<secevents::poll::ReceiverStatus>,
+    pub items: Vec<secevents::receivers::ReceiverStatus>,
 }
 
 pub fn event_receivers(conn: &mut DbConnection, caller: &Caller) -> RegistryResult<EventReceivers> {
     caller.require_operator("the revocation stream's receivers")?;
-    let (last_seq, items) = secevents::poll::statuses(conn, caller.now())?;
+    let (last_seq, items) = secevents::receivers::statuses(conn, caller.now())?;
     Ok(EventReceivers { last_seq, items })
 }
 
