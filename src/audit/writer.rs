@@ -19,7 +19,8 @@ pub use super::plan::{Recorded, LAST_USE_RESOLUTION};
 use super::AuditEvent;
 use crate::limits::quota::{QuotaBook, QuotaTerms};
 use crate::metrics::Metrics;
-use crate::registry::{revocation, usage};
+use crate::registry::usage;
+use crate::secevents::revoked;
 use crate::store::changes::{self, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 use crate::store::schema::audit_events;
@@ -360,7 +361,7 @@ fn write(conn: &mut DbConnection, plan: &BatchPlan, batch: &[Pending], decide_fi
         insert_events(conn, &rows)?;
     }
     for row in &plan.revocations {
-        revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
+        revoked::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
     }
     write_last_uses(conn, &plan.last_use)?;
     // Counted first, decided after: the upsert locks the partners' rows for the day, so the counts before

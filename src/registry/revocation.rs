@@ -7,10 +7,9 @@ use serde_json::json;
 
 use super::{lookup, partners, secrets, Caller, RegistryResult};
 use crate::secevents::{self, SecurityEvent};
-use crate::store::changes::{self, Change};
-use crate::store::models::RevokedTokenRow;
+use crate::secevents::revoked::KEEP_AFTER_EXPIRY_SECS;
 use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
-use crate::store::{DbConnection, StoreError};
+use crate::store::DbConnection;
 
 /// Revokes every token issued to the client until now. New tokens work again from the next second on.
 pub fn revoke_client_tokens(
@@ -93,60 +92,6 @@ pub fn event_receivers(conn: &mut DbConnection, caller: &Caller) -> RegistryResu
     let (last_seq, items) = secevents::receivers::statuses(conn, caller.now())?;
     Ok(EventReceivers { last_seq, items })
 }
-
-/// Whether a token id has been revoked.
-pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, StoreError> {
-    Ok(revoked_tokens::table.find(jti).count().get_result::<i64>(conn)? > 0)
-}
-
-/// Records a revoked `jti` (revoked at `revoked_at`) until `expires_at`; false if it was already. Revoking twice is not an error, also
-/// when two instances revoke the same token at once: on PostgreSQL both may find no row, and the second
-/// insert then fails on the primary key once the first commits. That is "already revoked" too; the insert
-/// runs in its own savepoint (a nested transaction), so the caller's transaction (the audit writer's batch)
-/// survives it. The token endpoint's revocations reach here through the audit writer, in the same commit as
-/// their audit event.
-pub fn revoke_jti(
-    conn: &mut DbConnection,
-    jti: &str,
-    client_id: &str,
-    expires_at: NaiveDateTime,
-    revoked_at: NaiveDateTime,
-) -> Result<bool, StoreError> {
-    use diesel::result::{DatabaseErrorKind, Error};
-    let row = RevokedTokenRow { jti: jti.to_string(), client_id: client_id.to_string(), expires_at, revoked_at };
-    let inserted = insert_revoked(conn, &row);
-    match inserted {
-        Err(StoreError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => Ok(false),
-        other => other,
-    }
-}
-
-fn insert_revoked(conn: &mut DbConnection, row: &RevokedTokenRow) -> Result<bool, StoreError> {
-    crate::store::write_transaction(conn, |conn| {
-        if is_revoked(conn, &row.jti)? {
-            return Ok(false);
-        }
-        let partner_id: Option<String> =
-            clients_table::table.find(&row.client_id).select(clients_table::partner_id).first(conn).optional()?;
-        let event = SecurityEvent::TokenRevoked {
-            partner_id,
-            client_id: row.client_id.clone(),
-            jti: row.jti.clone(),
-            expires_at: row.expires_at,
-        };
-        secevents::record(conn, event, row.revoked_at)?;
-        diesel::insert_into(revoked_tokens::table).values(row).execute(conn)?;
-        // Cached snapshots hold the client's revoked token ids.
-        changes::publish(conn, Change::Client(row.client_id.clone()), row.revoked_at)?;
-        Ok(true)
-    })
-}
-
-/// How long a revoked `jti` outlives its token's `exp`. Verification accepts a token up to
-/// `oauth::verify::LEEWAY_SECS` after `exp` (whole seconds, so up to a second more), and during that time only
-/// this row keeps a revoked token dead; the rest is room for clock skew between instances sharing the database.
-/// (`oauth::verify` asserts at compile time that this exceeds the leeway.)
-pub const KEEP_AFTER_EXPIRY_SECS: i64 = 60;
 
 /// Forgets revoked `jti`s whose tokens had expired at `at` anyway, leeway included; returns how many.
 pub fn prune_expired(conn: &mut DbConnection, at: NaiveDateTime) -> RegistryResult<usize> {

@@ -4,6 +4,7 @@
 //! Tokens (RFC 8417, [`set`]) by poll (RFC 8936, `stream.rs`).
 
 pub mod receivers;
+pub mod revoked;
 pub mod set;
 
 use chrono::NaiveDateTime;
