@@ -454,7 +454,7 @@ async fn maintenance(
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.
-            registry::usage::prune_before(&mut conn, &registry::usage::day_of(now - chrono::Duration::days(2)))
+            store::usage::prune_before(&mut conn, &store::usage::day_of(now - chrono::Duration::days(2)))
                 .map_err(store::StoreError::from)?;
             for table in [&store::partitions::AUDIT_EVENTS, &store::partitions::REQUEST_LOG] {
                 store::partitions::ensure_ahead(&mut conn, table, now.date())?;

@@ -14,7 +14,7 @@ use chrono::NaiveDateTime;
 
 use super::Effect;
 use crate::limits::quota::{self, Admission, QuotaTerms};
-use crate::registry::usage;
+use crate::store::usage;
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 
 /// A secret's `last_used_at` is written at most this often by one instance: under load that is one update a

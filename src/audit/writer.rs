@@ -19,11 +19,11 @@ pub use super::plan::{Recorded, LAST_USE_RESOLUTION};
 use super::AuditEvent;
 use crate::limits::quota::{QuotaBook, QuotaTerms};
 use crate::metrics::Metrics;
-use crate::registry::usage;
 use crate::secevents::revoked;
 use crate::store::changes::{self, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 use crate::store::schema::audit_events;
+use crate::store::usage;
 use crate::store::{DbConnection, DbPool, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use chrono::NaiveDateTime;
 
 use super::{Limit, Refusal};
 use crate::readmodel::ClientSnapshot;
-use crate::registry::usage;
+use crate::store::usage;
 
 /// What the writer decides for one token, given the partner's count before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub mod partitions;
 pub mod request_log;
 pub mod schema;
 pub mod security_events;
+pub mod usage;
 pub mod used_assertions;
 
 use std::time::Duration;
