@@ -460,7 +460,7 @@ async fn maintenance(
                 store::partitions::ensure_ahead(&mut conn, table, now.date())?;
             }
             let events = if audit_retention_days > 0 {
-                audit::query::prune_older_than(&mut conn, audit_retention_days, now)?
+                registry::audit_trail::prune_older_than(&mut conn, audit_retention_days, now)?
             } else {
                 0
             };

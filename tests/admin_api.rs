@@ -1138,10 +1138,10 @@ async fn refused_admin_requests_are_audited() {
     let wrong_audience = server.token_for(&b, &[], None).await;
     expect_unauthorized(&Admin::new(&server, wrong_audience).get("/clients").await);
 
-    let refused = partnergate::audit::query::list(
+    let refused = partnergate::registry::audit_trail::list(
         &mut server.conn(),
         &Caller::cli(),
-        &partnergate::audit::query::AuditFilter { event_type: Some("admin.refused".into()), ..Default::default() },
+        &partnergate::registry::audit_trail::AuditFilter { event_type: Some("admin.refused".into()), ..Default::default() },
     )
     .unwrap()
     .items;

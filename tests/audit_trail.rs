@@ -17,7 +17,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use partnergate::audit::event::REDACTED;
-use partnergate::audit::query::{self, AuditFilter, AuditRecord};
+use partnergate::registry::audit_trail::{self as query, AuditFilter, AuditRecord};
 use partnergate::registry::bootstrap;
 use partnergate::registry::clients::{self, CreatedClient};
 use partnergate::credentials::{new_client_id, ClientSecret};

@@ -13,7 +13,7 @@ use chrono::Timelike;
 use common::*;
 use diesel::prelude::*;
 use oauth2::AuthType;
-use partnergate::audit::query::{self as audit_query, AuditFilter};
+use partnergate::registry::audit_trail::{self as audit_query, AuditFilter};
 use partnergate::keys::{self, Algorithm, KeyRing};
 use partnergate::oauth::{AccessTokenClaims, Audience};
 use partnergate::registry::clients::{self, CreatedClient};

@@ -3,6 +3,7 @@
 //! Functions here are synchronous and take a database connection; the HTTP layer runs them on the blocking
 //! pool and the CLI calls them directly. Every multi-step change runs in one transaction.
 
+pub mod audit_trail;
 pub mod bootstrap;
 pub mod client_keys;
 pub mod clients;
