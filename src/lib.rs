@@ -382,13 +382,17 @@ impl MetricsServer {
     }
 }
 
-fn metrics_server(bind: SocketAddr, scrape: web::Data<http::metrics::ScrapeSources>) -> Result<MetricsServer, StartError> {
-    let server =
-        HttpServer::new(move || App::new().app_data(scrape.clone()).route("/metrics", web::get().to(http::metrics::scrape)))
-            .disable_signals()
-            .workers(1)
-            .bind(bind)
-            .map_err(|source| StartError::Bind { addr: bind, source })?;
+fn metrics_server(
+    bind: SocketAddr,
+    scrape: web::Data<http::metrics::ScrapeSources>,
+) -> Result<MetricsServer, StartError> {
+    let server = HttpServer::new(move || {
+        App::new().app_data(scrape.clone()).route("/metrics", web::get().to(http::metrics::scrape))
+    })
+    .disable_signals()
+    .workers(1)
+    .bind(bind)
+    .map_err(|source| StartError::Bind { addr: bind, source })?;
     let addr = server.addrs()[0];
     let server = server.run();
     let handle = server.handle();

@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use common::*;
 use oauth2::basic::BasicErrorResponseType;
 use oauth2::{AuthType, RequestTokenError};
+use partnergate::credentials::{new_client_id, new_secret_id, random_base62};
 use partnergate::keys::KeyRing;
 use partnergate::oauth::{AccessTokenClaims, Audience};
 use partnergate::registry::clients::{self, ClientFilter, CreatedClient, NewClient};
-use partnergate::credentials::{new_client_id, new_secret_id, random_base62};
 use partnergate::registry::partners;
 use partnergate::registry::secrets::{self, NewSecret};
 use partnergate::registry::{bootstrap, roles, scopes, Caller, RegistryError};
@@ -1141,7 +1141,10 @@ async fn refused_admin_requests_are_audited() {
     let refused = partnergate::registry::audit_trail::list(
         &mut server.conn(),
         &Caller::cli(),
-        &partnergate::registry::audit_trail::AuditFilter { event_type: Some("admin.refused".into()), ..Default::default() },
+        &partnergate::registry::audit_trail::AuditFilter {
+            event_type: Some("admin.refused".into()),
+            ..Default::default()
+        },
     )
     .unwrap()
     .items;

@@ -130,4 +130,3 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
         _ => "other",
     }
 }
-

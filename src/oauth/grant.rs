@@ -13,10 +13,10 @@ use super::error::OAuthError;
 use super::request::{self, OAuthRequest};
 use super::{Recording, TokenService, TokenSettings};
 use crate::audit::Effect;
+use crate::credentials::random_bytes;
 use crate::limits::quota::QuotaTerms;
 use crate::limits::Rates;
 use crate::readmodel::ClientSnapshot;
-use crate::credentials::random_bytes;
 
 /// The successful token response body (RFC 6749 section 5.1).
 #[derive(Clone, Serialize)]

@@ -91,9 +91,9 @@ fn token_hash(audience: &str, token: &str) -> TokenHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::TokenSettings;
     use crate::keys::{Algorithm, KeyState, SigningKey};
     use crate::oauth::Audience;
+    use crate::oauth::TokenSettings;
 
     const NOW: i64 = 1_800_000_000;
 

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::client_keys;
-use super::paging::{self, PageRequest};
 use super::lookup::{get_row, require_writable};
+use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
@@ -748,10 +748,15 @@ mod tests {
 
         clock.advance(chrono::Duration::minutes(5));
         let rotation = NewSecret { grace_period_secs: Some(3600), ..Default::default() };
-        let rotated = secrets::create(&mut conn, &caller, &created.client.id, &rotation, SecretPolicy::default()).unwrap();
+        let rotated =
+            secrets::create(&mut conn, &caller, &created.client.id, &rotation, SecretPolicy::default()).unwrap();
         assert_eq!(rotated.created_at, clock.now());
         let old = |conn: &mut DbConnection| {
-            secrets::list(conn, &caller, &created.client.id).unwrap().into_iter().find(|s| s.id == created.secret.id).unwrap()
+            secrets::list(conn, &caller, &created.client.id)
+                .unwrap()
+                .into_iter()
+                .find(|s| s.id == created.secret.id)
+                .unwrap()
         };
         assert_eq!(old(&mut conn).expires_at, Some(clock.now() + chrono::Duration::hours(1)));
         clock.advance(chrono::Duration::minutes(59));

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::{lookup, partners, secrets, Caller, RegistryResult};
-use crate::secevents::{self, SecurityEvent};
 use crate::secevents::revoked::KEEP_AFTER_EXPIRY_SECS;
+use crate::secevents::{self, SecurityEvent};
 use crate::store::schema::{clients as clients_table, partners as partners_table, revoked_tokens};
 use crate::store::DbConnection;
 
