@@ -4,10 +4,12 @@
 //! [`start`] builds and starts the server, for `main` and for the integration tests alike.
 
 pub mod audit;
+pub mod auth_methods;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console_auth;
+pub mod credentials;
 pub mod http;
 pub mod insecure;
 pub mod keys;
@@ -21,6 +23,7 @@ pub mod request_log;
 pub mod secevents;
 pub mod shutdown;
 pub mod store;
+pub mod stream;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -33,11 +36,11 @@ use audit::{AuditWriter, WriterOptions};
 use config::ServerConfig;
 use http::AppState;
 use keys::kek::{KeyEncryptionKey, WhenMissing};
-use keys::live::LiveKeys;
 use oauth::TokenService;
 use readmodel::listener::FeedListener;
 use readmodel::ReadModel;
 use registry::clients::ClientLimits;
+use registry::live_keys::LiveKeys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -70,7 +73,7 @@ pub struct RunningServer {
     keys: Arc<LiveKeys>,
     changes: Arc<dyn store::changes::ChangeSink>,
     metrics_server: Option<MetricsServer>,
-    stream: Arc<secevents::poll::StreamSignal>,
+    stream: Arc<stream::StreamSignal>,
     stream_observer: tokio::task::JoinHandle<()>,
 }
 
@@ -171,7 +174,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let setup = config.clone();
     let clock = config.clock.clone();
     let setup_clock = clock.clone();
-    let stream_signal = secevents::poll::StreamSignal::new();
+    let stream_signal = stream::StreamSignal::new();
     let setup_signal = stream_signal.clone();
     let (pool, live_keys, kek, read_model, changes, feed) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
@@ -187,7 +190,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             // Nothing caches the registry yet: the changes published here need applying nowhere.
             let mut conn = store::Tx::new(pool.get().map_err(store::StoreError::from)?);
             store::run_migrations(&mut conn)?;
-            for key in keys::stored::initialize(&mut conn, &kek, &directory, setup_clock.now())? {
+            for key in registry::signing_keys::initialize(&mut conn, &kek, &directory, setup_clock.now())? {
                 log::info!("signing key {} ({}) stored as {}", key.kid, key.alg, key.state.as_str());
             }
             if registry::bootstrap::admin_client_ids(&mut conn)?.is_empty() {
@@ -239,7 +242,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     ));
     let key_manager = keys::KeyManager { kek, policy: config.key_policy, clock: clock.clone() };
     let registry = registry::Registry::new(pool.clone()).with_sinks(changes.clone()).with_keys(key_manager);
-    let key_schedule = tokio::spawn(keys::schedule::run(
+    let key_schedule = tokio::spawn(registry::key_schedule::run(
         registry.clone(),
         config.key_schedule,
         config.key_schedule_tick,
@@ -263,7 +266,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let secret_expiry =
         tokio::spawn(secret_expiry(registry.clone(), clock.clone(), config.secret_expiry_tick, metrics.clone()));
     let throttle_summaries = ThrottleSummaries::start(&tokens);
-    let stream = secevents::poll::StreamService::new(
+    let stream = stream::StreamService::new(
         pool.clone(),
         live_keys.clone(),
         config.token.issuer.clone(),
@@ -271,7 +274,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         stream_signal.clone(),
     );
     let stream_observer = tokio::spawn(stream.clone().observe_receivers(Duration::from_secs(10)));
-    let scrape = web::Data::new(metrics::ScrapeSources {
+    let scrape = web::Data::new(http::metrics::ScrapeSources {
         metrics: metrics.clone(),
         audit: audit_writer.clone(),
         pool: pool.clone(),
@@ -315,10 +318,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .wrap_fn(http::request_id::assign)
             .wrap_fn(http::headers::secure)
             .wrap_fn(http::access_log::record)
-            .wrap_fn(move |req, service| metrics::observe(&observed, req, service))
+            .wrap_fn(move |req, service| http::metrics::observe(&observed, req, service))
             .configure(|cfg| {
                 if let Some(scrape) = scrape_here {
-                    cfg.app_data(scrape).route("/metrics", web::get().to(metrics::scrape));
+                    cfg.app_data(scrape).route("/metrics", web::get().to(http::metrics::scrape));
                 }
                 http::routes(cfg)
             })
@@ -382,13 +385,17 @@ impl MetricsServer {
     }
 }
 
-fn metrics_server(bind: SocketAddr, scrape: web::Data<metrics::ScrapeSources>) -> Result<MetricsServer, StartError> {
-    let server =
-        HttpServer::new(move || App::new().app_data(scrape.clone()).route("/metrics", web::get().to(metrics::scrape)))
-            .disable_signals()
-            .workers(1)
-            .bind(bind)
-            .map_err(|source| StartError::Bind { addr: bind, source })?;
+fn metrics_server(
+    bind: SocketAddr,
+    scrape: web::Data<http::metrics::ScrapeSources>,
+) -> Result<MetricsServer, StartError> {
+    let server = HttpServer::new(move || {
+        App::new().app_data(scrape.clone()).route("/metrics", web::get().to(http::metrics::scrape))
+    })
+    .disable_signals()
+    .workers(1)
+    .bind(bind)
+    .map_err(|source| StartError::Bind { addr: bind, source })?;
     let addr = server.addrs()[0];
     let server = server.run();
     let handle = server.handle();
@@ -404,7 +411,7 @@ async fn secret_expiry(
     every: Duration,
     metrics: Arc<metrics::Metrics>,
 ) {
-    let holder = format!("instance-{}", registry::credentials::random_base62(12));
+    let holder = format!("instance-{}", credentials::random_base62(12));
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -449,13 +456,13 @@ async fn maintenance(
             // Every listener has read a change within a second; an hour is room for a stalled poller.
             store::changes::prune(&mut conn, now - chrono::Duration::hours(1))?;
             // Yesterday's count stays readable; older days are in the audit trail.
-            registry::usage::prune_before(&mut conn, &registry::usage::day_of(now - chrono::Duration::days(2)))
+            store::usage::prune_before(&mut conn, &store::usage::day_of(now - chrono::Duration::days(2)))
                 .map_err(store::StoreError::from)?;
             for table in [&store::partitions::AUDIT_EVENTS, &store::partitions::REQUEST_LOG] {
                 store::partitions::ensure_ahead(&mut conn, table, now.date())?;
             }
             let events = if audit_retention_days > 0 {
-                audit::query::prune_older_than(&mut conn, audit_retention_days, now)?
+                registry::audit_trail::prune_older_than(&mut conn, audit_retention_days, now)?
             } else {
                 0
             };

@@ -3,70 +3,49 @@
 //! The hot path only touches prometheus atomics: counters and histograms are looked up by a label from a
 //! bounded set (reason codes, limit names, route patterns), never by anything a caller chooses. Gauges that
 //! describe state (the audit queue, the database pool) are read when scraped, not kept up to date.
+//!
+//! This module holds the counters, so that any layer can count; what the token path counts is in
+//! `oauth/metrics.rs`, and the scrape (reading the gauges from every module, rendering, the middleware) in
+//! `http/metrics.rs`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::{web, HttpResponse};
-use futures_util::future::LocalBoxFuture;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::audit::AuditWriter;
-use crate::clock::SharedClock;
-use crate::keys::live::LiveKeys;
-use crate::limits::{Limit, Refusal};
-use crate::oauth::{AuthFailure, OAuthError};
-use crate::readmodel::ReadModel;
-use crate::secevents::poll::StreamStats;
-use crate::store::DbPool;
+use crate::limits::Limit;
 
 /// One server's metrics. Each server has its own registry, so that two servers in one process (the tests)
 /// count apart.
 pub struct Metrics {
-    registry: Registry,
-    tokens_issued: IntCounter,
-    token_denials: IntCounterVec,
-    limit_refusals: IntCounterVec,
-    request_duration: HistogramVec,
-    audit_batch_size: Histogram,
-    audit_queue_depth: IntGauge,
-    pool_connections: IntGauge,
-    pool_idle: IntGauge,
-    pool_max: IntGauge,
-    signing_key_age: IntGauge,
-    readiness_probes: IntCounter,
-    client_cache_entries: IntGaugeVec,
-    client_cache_lookups: IntCounterVec,
-    client_cache_evictions: IntCounter,
-    rate_limit_store_errors: IntCounter,
-    rate_limit_store_up: IntGauge,
-    security_events_last_seq: IntGauge,
-    security_events_delivered: IntCounter,
-    security_event_errors: IntCounter,
+    pub(crate) registry: Registry,
+    pub(crate) tokens_issued: IntCounter,
+    pub(crate) token_denials: IntCounterVec,
+    pub(crate) limit_refusals: IntCounterVec,
+    pub(crate) request_duration: HistogramVec,
+    pub(crate) audit_batch_size: Histogram,
+    pub(crate) audit_queue_depth: IntGauge,
+    pub(crate) pool_connections: IntGauge,
+    pub(crate) pool_idle: IntGauge,
+    pub(crate) pool_max: IntGauge,
+    pub(crate) signing_key_age: IntGauge,
+    pub(crate) readiness_probes: IntCounter,
+    pub(crate) client_cache_entries: IntGaugeVec,
+    pub(crate) client_cache_lookups: IntCounterVec,
+    pub(crate) client_cache_evictions: IntCounter,
+    pub(crate) rate_limit_store_errors: IntCounter,
+    pub(crate) rate_limit_store_up: IntGauge,
+    pub(crate) security_events_last_seq: IntGauge,
+    pub(crate) security_events_delivered: IntCounter,
+    pub(crate) security_event_errors: IntCounter,
     /// Per receiver (a client holding `authz.events.read`: a set the operator controls, not the callers).
-    receiver_acked_seq: IntGaugeVec,
-    receiver_lag_events: IntGaugeVec,
-    receiver_lag_seconds: IntGaugeVec,
+    pub(crate) receiver_acked_seq: IntGaugeVec,
+    pub(crate) receiver_lag_events: IntGaugeVec,
+    pub(crate) receiver_lag_seconds: IntGaugeVec,
     /// Active client secrets expiring within 7 and 30 days (`within` = `7d`, `30d`), set by the secret expiry
     /// task each tick rather than counted per scrape.
-    secrets_expiring: IntGaugeVec,
-}
-
-/// What `/metrics` reads at scrape time.
-#[derive(Clone)]
-pub struct ScrapeSources {
-    pub metrics: Arc<Metrics>,
-    pub audit: AuditWriter,
-    pub pool: DbPool,
-    pub keys: Arc<LiveKeys>,
-    pub read_model: Arc<ReadModel>,
-    /// The revocation stream's counts and its receivers' positions (read every few seconds by a task).
-    pub stream: Arc<StreamStats>,
-    pub clock: SharedClock,
+    pub(crate) secrets_expiring: IntGaugeVec,
 }
 
 /// A metric's definition is fixed at compile time; a failure here is a programming error.
@@ -120,10 +99,8 @@ impl Metrics {
             .expect("valid"),
         );
         // Every family is present from the first scrape, at zero for each label known in advance: a query or
-        // an alert on a series that does not exist yet sees nothing rather than 0.
-        for err in known_denials() {
-            token_denials.with_label_values(&[denial_reason(&err)]);
-        }
+        // an alert on a series that does not exist yet sees nothing rather than 0 (the token denials' labels
+        // are registered by the token service, which knows them: `oauth/metrics.rs`).
         for limit in Limit::ALL {
             limit_refusals.with_label_values(&[limit.as_str()]);
         }
@@ -258,21 +235,6 @@ impl Metrics {
         }
     }
 
-    /// A token request's final answer, as the caller got it.
-    pub fn token_request<T>(&self, result: &Result<T, OAuthError>) {
-        match result {
-            Ok(_) => self.tokens_issued.inc(),
-            Err(err) => self.token_denials.with_label_values(&[denial_reason(err)]).inc(),
-        }
-    }
-
-    /// Any OAuth request's final answer: counts the ones a limit refused.
-    pub fn oauth_request<T>(&self, result: &Result<T, OAuthError>) {
-        if let Err(OAuthError::Limited(refusal)) = result {
-            self.limit_refusals.with_label_values(&[refusal.limit.as_str()]).inc();
-        }
-    }
-
     /// The secret expiry task's counts: (days, active secrets expiring within them).
     pub fn secrets_expiring(&self, counts: &[(i64, i64)]) {
         for (days, count) in counts {
@@ -288,130 +250,5 @@ impl Metrics {
     /// The audit writer committed (or tried to commit) a batch of this many events.
     pub fn audit_batch(&self, events: usize) {
         self.audit_batch_size.observe(events as f64);
-    }
-
-    /// The revocation stream's figures; receivers that are gone lose their series.
-    fn render_stream(&self, stream: &StreamStats) {
-        use std::sync::atomic::Ordering;
-        catch_up(&self.security_events_delivered, stream.delivered.load(Ordering::Relaxed));
-        catch_up(&self.security_event_errors, stream.set_errors.load(Ordering::Relaxed));
-        self.security_events_last_seq.set(stream.last_seq.load(Ordering::Relaxed));
-        let receivers = stream.receivers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for family in [&self.receiver_acked_seq, &self.receiver_lag_events, &self.receiver_lag_seconds] {
-            family.reset();
-        }
-        for receiver in receivers.iter() {
-            let label = [receiver.client_id.as_str()];
-            self.receiver_acked_seq.with_label_values(&label).set(receiver.acked_seq);
-            self.receiver_lag_events.with_label_values(&label).set(receiver.lag_events);
-            self.receiver_lag_seconds.with_label_values(&label).set(receiver.lag_seconds);
-        }
-    }
-
-    /// The Prometheus text exposition of every metric, with the scrape-time gauges read now, from memory: a
-    /// scrape reads no database (the key age comes from the key ring, reloaded whenever the keys change).
-    pub fn render(&self, sources: &ScrapeSources) -> String {
-        let ScrapeSources { audit, pool, keys, read_model, clock, stream, .. } = sources;
-        let cache = read_model.stats();
-        self.client_cache_entries.with_label_values(&["client"]).set(i64::try_from(cache.clients).unwrap_or(i64::MAX));
-        self.client_cache_entries.with_label_values(&["unknown"]).set(i64::try_from(cache.unknown).unwrap_or(i64::MAX));
-        // Counters kept by the read model, brought up to its totals.
-        catch_up(&self.client_cache_lookups.with_label_values(&["hit"]), cache.hits);
-        catch_up(&self.client_cache_lookups.with_label_values(&["miss"]), cache.misses);
-        catch_up(&self.client_cache_evictions, cache.evictions);
-        self.audit_queue_depth.set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
-        self.render_stream(stream);
-        let since = keys.current().active_since();
-        self.signing_key_age.set(since.map_or(-1, |since| (clock.now() - since).num_seconds().max(0)));
-        let state = pool.state();
-        self.pool_connections.set(i64::from(state.connections));
-        self.pool_idle.set(i64::from(state.idle_connections));
-        self.pool_max.set(i64::from(pool.max_size()));
-        let mut text = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding into a Vec");
-        String::from_utf8(text).expect("the text format is UTF-8")
-    }
-}
-
-/// Brings a counter up to a total kept elsewhere (totals only grow).
-fn catch_up(counter: &IntCounter, total: u64) {
-    counter.inc_by(total.saturating_sub(counter.get()));
-}
-
-/// A bounded label: the audit reason code for authentication failures and limits, else the OAuth error code.
-fn denial_reason(err: &OAuthError) -> &'static str {
-    match err {
-        OAuthError::InvalidClient { reason, .. } => reason.as_str(),
-        OAuthError::Limited(refusal) => refusal.limit.as_str(),
-        other => other.code(),
-    }
-}
-
-/// One error of each kind a token request can be denied with, for the labels known in advance.
-fn known_denials() -> impl Iterator<Item = OAuthError> {
-    let codes = [
-        OAuthError::InvalidRequest(String::new()),
-        OAuthError::UnauthorizedClient(String::new()),
-        OAuthError::UnsupportedGrantType(String::new()),
-        OAuthError::InvalidScope(String::new()),
-        OAuthError::InvalidTarget(String::new()),
-        OAuthError::TemporarilyUnavailable(String::new()),
-        OAuthError::ServerError(String::new()),
-    ];
-    let clients = AuthFailure::ALL.map(|reason| OAuthError::InvalidClient { reason, basic_challenge: false });
-    let limits = Limit::ALL.map(|limit| OAuthError::Limited(Refusal { limit, retry_after: Default::default() }));
-    codes.into_iter().chain(clients).chain(limits)
-}
-
-/// `GET /metrics`.
-pub async fn scrape(sources: web::Data<ScrapeSources>) -> HttpResponse {
-    let sources = sources.into_inner();
-    let text = web::block(move || sources.metrics.render(&sources)).await;
-    match text {
-        Ok(text) => HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text),
-        Err(_) => HttpResponse::InternalServerError().finish(),
-    }
-}
-
-/// Middleware: observes each request's latency under its route pattern (`/admin/v1/clients/{id}`, never the
-/// raw path); requests that match no route share the label `unmatched`.
-pub fn observe<S, B>(
-    metrics: &Arc<Metrics>,
-    req: ServiceRequest,
-    service: &S,
-) -> LocalBoxFuture<'static, Result<ServiceResponse<B>, actix_web::Error>>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    S::Future: 'static,
-    B: 'static,
-{
-    // Latency, measured on real time, not the server's clock.
-    let started = Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
-    let method = method_label(req.method());
-    let metrics = metrics.clone();
-    let response = service.call(req);
-    Box::pin(async move {
-        let response = response.await?;
-        metrics
-            .request_duration
-            .with_label_values(&[route.as_str(), method, response.status().as_str()])
-            .observe(started.elapsed().as_secs_f64());
-        Ok(response)
-    })
-}
-
-/// Methods outside the standard set share one label, so that a caller cannot grow the label set.
-fn method_label(method: &actix_web::http::Method) -> &'static str {
-    use actix_web::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
     }
 }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::registry::credentials::SECRET_PREFIX;
+use crate::credentials::SECRET_PREFIX;
 
 /// What a credential is replaced with.
 pub const REDACTED: &str = "<redacted: looks like a credential>";
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn secrets_and_tokens_are_replaced_where_they_stand() {
-        let secret = crate::registry::credentials::ClientSecret::generate().expose().to_string();
+        let secret = crate::credentials::ClientSecret::generate().expose().to_string();
         assert_eq!(credentials(&format!("secret {secret} not found")), format!("secret {REDACTED} not found"));
         assert_eq!(
             credentials(&format!("/clients/x/secrets/{secret}?a=1")),

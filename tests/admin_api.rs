@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use common::*;
 use oauth2::basic::BasicErrorResponseType;
 use oauth2::{AuthType, RequestTokenError};
+use partnergate::credentials::{new_client_id, new_secret_id, random_base62};
 use partnergate::keys::KeyRing;
 use partnergate::oauth::{AccessTokenClaims, Audience};
 use partnergate::registry::clients::{self, ClientFilter, CreatedClient, NewClient};
-use partnergate::registry::credentials::{new_client_id, new_secret_id, random_base62};
 use partnergate::registry::partners;
 use partnergate::registry::secrets::{self, NewSecret};
 use partnergate::registry::{bootstrap, roles, scopes, Caller, RegistryError};
@@ -1136,10 +1136,13 @@ async fn refused_admin_requests_are_audited() {
     let wrong_audience = server.token_for(&b, &[], None).await;
     expect_unauthorized(&Admin::new(&server, wrong_audience).get("/clients").await);
 
-    let refused = partnergate::audit::query::list(
+    let refused = partnergate::registry::audit_trail::list(
         &mut server.conn(),
         &Caller::cli(),
-        &partnergate::audit::query::AuditFilter { event_type: Some("admin.refused".into()), ..Default::default() },
+        &partnergate::registry::audit_trail::AuditFilter {
+            event_type: Some("admin.refused".into()),
+            ..Default::default()
+        },
     )
     .unwrap()
     .items;

@@ -14,7 +14,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use partnergate::audit::query::{self, AuditFilter};
+use partnergate::registry::audit_trail::{self as query, AuditFilter};
 use partnergate::registry::Caller;
 use partnergate::store::models::AuditEventRow;
 use partnergate::store::partitions::{self, AUDIT_EVENTS, DAYS_AHEAD, DELETE_BATCH};

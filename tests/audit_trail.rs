@@ -15,10 +15,11 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use partnergate::audit::event::REDACTED;
-use partnergate::audit::query::{self, AuditFilter, AuditRecord};
+use partnergate::credentials::{new_client_id, ClientSecret};
+use partnergate::registry::audit_trail::{self as query, AuditFilter, AuditRecord};
 use partnergate::registry::clients::{self, CreatedClient};
-use partnergate::registry::credentials::{new_client_id, ClientSecret};
-use partnergate::registry::{revocation, secrets, Caller};
+use partnergate::registry::{secrets, Caller};
+use partnergate::secevents::revoked;
 use partnergate::store::models::AuditEventRow;
 use partnergate::store::schema::audit_events;
 use reqwest::Method;
@@ -986,7 +987,7 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
         token_request(&http, &server.url("/oauth2/revoke"), &[("token", &t1)], Some(&basic_auth(id, secret))).await;
     revoke.expect_oauth_error(503, "temporarily_unavailable");
     let t1_jti = jti_of(&t1);
-    assert!(!revocation::is_revoked(&mut server.conn(), &t1_jti).unwrap(), "a refused revocation did not happen");
+    assert!(!revoked::is_revoked(&mut server.conn(), &t1_jti).unwrap(), "a refused revocation did not happen");
 
     // An admin change cannot land without its record: the whole change is refused.
     let create = admin(
@@ -1036,7 +1037,7 @@ async fn refused_audit_writes_make_the_token_endpoint_unavailable_until_they_suc
     let revoke =
         token_request(&http, &server.url("/oauth2/revoke"), &[("token", &t1)], Some(&basic_auth(id, secret))).await;
     assert_eq!(revoke.status, 200, "{}", revoke.text);
-    assert!(revocation::is_revoked(&mut server.conn(), &t1_jti).unwrap(), "revoked together with its event");
+    assert!(revoked::is_revoked(&mut server.conn(), &t1_jti).unwrap(), "revoked together with its event");
 
     server.stop().await;
 }

@@ -13,13 +13,14 @@ use chrono::Timelike;
 use common::*;
 use diesel::prelude::*;
 use oauth2::AuthType;
-use partnergate::audit::query::{self as audit_query, AuditFilter};
+use partnergate::credentials::{random_base62, ClientSecret};
 use partnergate::keys::{self, Algorithm, KeyRing};
 use partnergate::oauth::{AccessTokenClaims, Audience};
+use partnergate::registry::audit_trail::{self as audit_query, AuditFilter};
 use partnergate::registry::clients::{self, CreatedClient};
-use partnergate::registry::credentials::{random_base62, ClientSecret};
 use partnergate::registry::secrets::{self, NewSecret};
 use partnergate::registry::{partners, revocation, Caller};
+use partnergate::secevents::revoked;
 use partnergate::store::schema::revoked_tokens;
 use serde_json::{json, Value};
 
@@ -576,7 +577,7 @@ async fn a_client_revokes_only_its_own_tokens() {
     assert_eq!(revocation::prune_expired(&mut server.conn(), partnergate::store::now()).unwrap(), 0);
     assert_eq!(revoked_rows(&server), 2);
     let long_ago = partnergate::store::now() - chrono::Duration::hours(1);
-    assert!(revocation::revoke_jti(
+    assert!(revoked::revoke_jti(
         &mut server.conn(),
         "expired-jti",
         &owner.client.id,
@@ -584,7 +585,7 @@ async fn a_client_revokes_only_its_own_tokens() {
         partnergate::store::now()
     )
     .unwrap());
-    assert!(!revocation::revoke_jti(
+    assert!(!revoked::revoke_jti(
         &mut server.conn(),
         "expired-jti",
         &owner.client.id,

@@ -14,7 +14,7 @@ use partnergate::store::schema::signing_keys;
 
 /// 32 random bytes in base64: a KEK that no key of the test server was sealed with.
 fn another_kek() -> String {
-    base64::engine::general_purpose::STANDARD.encode(partnergate::registry::credentials::random_bytes::<32>())
+    base64::engine::general_purpose::STANDARD.encode(partnergate::credentials::random_bytes::<32>())
 }
 
 fn stored_kids(server: &TestServer) -> Vec<String> {
@@ -57,7 +57,7 @@ async fn an_instance_that_cannot_open_the_active_key_is_not_ready() {
     // A key sealed under another KEK, as an older version let a command with the wrong KEK store one.
     let der = SigningKey::generate_pkcs8(Algorithm::ES256).unwrap();
     let key = SigningKey::from_pkcs8(&der).unwrap();
-    let other = KeyEncryptionKey::from_bytes(&partnergate::registry::credentials::random_bytes::<32>()).unwrap();
+    let other = KeyEncryptionKey::from_bytes(&partnergate::credentials::random_bytes::<32>()).unwrap();
     let (nonce, sealed) = other.seal(key.kid(), &der).unwrap();
     let published = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
     diesel::insert_into(signing_keys::table)

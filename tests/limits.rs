@@ -216,7 +216,7 @@ async fn an_attackers_failures_never_lock_out_the_holder_of_the_secret() {
     let victim = server.seed("victim").role(&["v.read"]).create();
     let id = victim.client.id.clone();
     let holder = Some("203.0.113.10");
-    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    let wrong = partnergate::credentials::ClientSecret::generate();
 
     // One address guessing: five failures, then refused for a minute, whatever it sends.
     for _ in 0..5 {
@@ -293,7 +293,7 @@ async fn the_holder_behind_an_address_that_failed_is_served_while_its_client_id_
     let colleague = server.client_of("victim").scopes(&["v.read"]).create();
     let id = victim.client.id.clone();
     let shared = Some("203.0.113.10");
-    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    let wrong = partnergate::credentials::ClientSecret::generate();
 
     // A colleague behind the holder's NAT mistypes its own secret; the holder itself fails once (a secret
     // rotated a moment ago on another instance) and then succeeds.
@@ -326,7 +326,7 @@ async fn the_holder_behind_an_address_that_failed_is_served_while_its_client_id_
 #[tokio::test]
 async fn concurrent_failures_from_one_address_cannot_overshoot_its_budget() {
     let server = throttled_server(30, 0).await;
-    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    let wrong = partnergate::credentials::ClientSecret::generate();
     let replies =
         futures_util::future::join_all(
             (0..100).map(|n| {
@@ -351,7 +351,7 @@ async fn a_blocked_address_is_audited_once_a_minute_with_the_count_and_every_ref
     let mut server = throttled_server(2, 0).await;
     let client = server.seed("flooded").role(&["f.read"]).create();
     let id = client.client.id.clone();
-    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    let wrong = partnergate::credentials::ClientSecret::generate();
     let attacker = Some("198.51.100.9");
     for _ in 0..2 {
         request_token_as(&server, &id, wrong.expose(), attacker).await.expect_oauth_error(401, "invalid_client");
@@ -383,7 +383,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     })
     .await;
     let client = server.seed("spoof").role(&["x.read"]).create();
-    let wrong = partnergate::registry::credentials::ClientSecret::generate();
+    let wrong = partnergate::credentials::ClientSecret::generate();
     // A new made-up address on each try does not buy new guesses: the peer is loopback every time.
     for n in 1..=3 {
         let claimed = format!("198.51.100.{n}");

@@ -32,7 +32,7 @@ async fn test_store() -> StoreSettings {
         .unwrap_or_else(|err| panic!("{NEEDS_REDIS} at {url} (PARTNERGATE_TEST_REDIS_URL): {err}"));
     let pong: String = redis::cmd("PING").query_async(&mut connection).await.expect("PING");
     assert_eq!(pong, "PONG");
-    let prefix = format!("pgtest:{}:", partnergate::registry::credentials::random_base62(12));
+    let prefix = format!("pgtest:{}:", partnergate::credentials::random_base62(12));
     StoreSettings::parse(&url, &prefix).expect("valid store settings")
 }
 

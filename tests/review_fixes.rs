@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use partnergate::registry::revocation;
+use partnergate::secevents::revoked;
 
 /// A revocation that commits while another one of the same `jti` waits for it: the second sees the row
 /// only through the primary key (PostgreSQL, READ COMMITTED) or after the first's write lock (SQLite), and
@@ -25,7 +25,7 @@ async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
     let first = std::thread::spawn(move || {
         let mut conn = partnergate::store::Tx::new(pool.get().unwrap());
         partnergate::store::write_transaction(&mut conn, |conn| {
-            let fresh = revocation::revoke_jti(conn, "jti-raced", &first_cid, expires, partnergate::store::now())?;
+            let fresh = revoked::revoke_jti(conn, "jti-raced", &first_cid, expires, partnergate::store::now())?;
             inserted_tx.send(fresh).unwrap();
             commit.recv().unwrap();
             Ok::<_, partnergate::store::StoreError>(())
@@ -35,7 +35,7 @@ async fn a_jti_revoked_concurrently_is_already_revoked_not_an_error() {
     assert!(inserted.recv().unwrap(), "the first revocation inserts");
     let pool = server.pool.clone();
     let second = std::thread::spawn(move || {
-        revocation::revoke_jti(
+        revoked::revoke_jti(
             &mut partnergate::store::Tx::new(pool.get().unwrap()),
             "jti-raced",
             &cid,
@@ -83,12 +83,12 @@ async fn a_jti_inserted_between_the_check_and_the_insert_is_already_revoked() {
     conn.batch_execute(trigger).unwrap();
     let batch = partnergate::store::write_transaction(&mut conn, |conn| {
         let now = partnergate::store::now();
-        let meanwhile = revocation::revoke_jti(conn, "jti-meanwhile", &cid, expires, now)?;
-        let next = revocation::revoke_jti(conn, "jti-next", &cid, expires, now)?;
+        let meanwhile = revoked::revoke_jti(conn, "jti-meanwhile", &cid, expires, now)?;
+        let next = revoked::revoke_jti(conn, "jti-next", &cid, expires, now)?;
         Ok::<_, StoreError>((meanwhile, next))
     });
     assert_eq!(batch.map_err(|e| e.to_string()), Ok((false, true)), "already revoked, then the next one revoked");
-    assert!(revocation::is_revoked(&mut conn, "jti-next").unwrap(), "the caller's transaction committed");
+    assert!(revoked::is_revoked(&mut conn, "jti-next").unwrap(), "the caller's transaction committed");
     drop(conn);
     server.stop().await;
 }
@@ -111,7 +111,7 @@ async fn two_instances_revoking_the_same_token_both_answer_200() {
         );
         assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
         let claims = first.verify(&token, &first.settings.default_audience).await;
-        assert!(revocation::is_revoked(&mut first.pool.get().unwrap(), claims["jti"].as_str().unwrap()).unwrap());
+        assert!(revoked::is_revoked(&mut first.pool.get().unwrap(), claims["jti"].as_str().unwrap()).unwrap());
     }
     second.stop().await;
     first.stop().await;

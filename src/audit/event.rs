@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn credentials_are_scrubbed_from_caller_supplied_columns() {
-        let secret = crate::registry::credentials::ClientSecret::generate().expose().to_string();
+        let secret = crate::credentials::ClientSecret::generate().expose().to_string();
         let jws = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
         let mut event = AuditEvent::new(
             "token.request",

@@ -5,7 +5,6 @@
 
 pub mod event;
 pub mod plan;
-pub mod query;
 
 pub mod writer;
 

@@ -14,8 +14,8 @@ use chrono::NaiveDateTime;
 
 use super::Effect;
 use crate::limits::quota::{self, Admission, QuotaTerms};
-use crate::registry::usage;
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
+use crate::store::usage;
 
 /// A secret's `last_used_at` is written at most this often by one instance: under load that is one update a
 /// second instead of one per batch (hundreds a second), and the column is still right to within this.

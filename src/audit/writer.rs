@@ -19,10 +19,11 @@ pub use super::plan::{Recorded, LAST_USE_RESOLUTION};
 use super::AuditEvent;
 use crate::limits::quota::{QuotaBook, QuotaTerms};
 use crate::metrics::Metrics;
-use crate::registry::{revocation, usage};
+use crate::secevents::revoked;
 use crate::store::changes::{Change, ChangeSink};
 use crate::store::models::{NewAuditEventRow, RevokedTokenRow};
 use crate::store::schema::audit_events;
+use crate::store::usage;
 use crate::store::{DbConnection, DbPool, StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
@@ -361,7 +362,7 @@ fn write(conn: &mut Tx, plan: &BatchPlan, batch: &[Pending], decide_first: bool)
         insert_events(conn, &rows)?;
     }
     for row in &plan.revocations {
-        revocation::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
+        revoked::revoke_jti(conn, &row.jti, &row.client_id, row.expires_at, row.revoked_at)?;
     }
     write_last_uses(conn, &plan.last_use)?;
     // Counted first, decided after: the upsert locks the partners' rows for the day, so the counts before
@@ -442,9 +443,7 @@ fn bind_events<'a>(query: PgQuery<'a>, rows: &[&'a NewAuditEventRow]) -> PgQuery
 mod tests {
     use super::*;
     use crate::audit::{Outcome, RequestMeta};
-    use crate::registry::clients::{self, ClientLimits, NewClient};
-    use crate::registry::partners::{self, NewPartner};
-    use crate::registry::{secrets, Caller};
+    use crate::store::schema::{client_secrets, clients, partners};
 
     fn pending(occurred_at: NaiveDateTime, secret: &str) -> Pending {
         let event = AuditEvent::new("token.request", Outcome::Success, RequestMeta::default(), occurred_at);
@@ -464,17 +463,47 @@ mod tests {
         let pool = crate::store::connect(&url, &Default::default()).unwrap();
         let mut conn = crate::store::Tx::new(pool.get().unwrap());
         crate::store::run_migrations(&mut conn).unwrap();
-        let partner = NewPartner { id: "writer-p".into(), name: "Writer".into(), ..Default::default() };
-        partners::create(&mut conn, &Caller::cli(), &partner).unwrap();
-        let input = NewClient { partner_id: Some("writer-p".into()), name: "c".into(), ..Default::default() };
-        let created = clients::create(
-            &mut conn,
-            &Caller::cli(),
-            &input,
-            ClientLimits { max_token_lifetime_secs: 60, secret_policy: Default::default() },
-        )
-        .unwrap();
-        let secret_id = created.secret.id.as_str();
+        // The rows the writer touches, written as storage rows: the registry is a layer above.
+        let created = crate::store::now();
+        diesel::insert_into(partners::table)
+            .values((
+                partners::id.eq("writer-p"),
+                partners::name.eq("Writer"),
+                partners::suspended.eq(false),
+                partners::quota_log_only.eq(false),
+                partners::created_at.eq(created),
+                partners::updated_at.eq(created),
+            ))
+            .execute(conn.db())
+            .unwrap();
+        diesel::insert_into(clients::table)
+            .values((
+                clients::id.eq("pgc_writer"),
+                clients::partner_id.eq("writer-p"),
+                clients::name.eq("c"),
+                clients::description.eq(""),
+                clients::enabled.eq(true),
+                clients::auth_methods.eq("client_secret_basic client_secret_post"),
+                clients::created_at.eq(created),
+                clients::updated_at.eq(created),
+            ))
+            .execute(conn.db())
+            .unwrap();
+        let secret_id = "sec_writer";
+        diesel::insert_into(client_secrets::table)
+            .values((
+                client_secrets::id.eq(secret_id),
+                client_secrets::client_id.eq("pgc_writer"),
+                client_secrets::name.eq("secret-1"),
+                client_secrets::secret_hash.eq("not a digest"),
+                client_secrets::prefix.eq("pgs_test"),
+                client_secrets::created_at.eq(created),
+            ))
+            .execute(conn.db())
+            .unwrap();
+        let last_used = |conn: &mut DbConnection| -> Option<NaiveDateTime> {
+            client_secrets::table.find(secret_id).select(client_secrets::last_used_at).first(conn).unwrap()
+        };
         let later = crate::store::now();
         let earlier = later - chrono::Duration::milliseconds(3);
 
@@ -482,18 +511,15 @@ mod tests {
         let (mut one, mut other) = (LastUses::default(), LastUses::default());
         write_batch(&mut conn, &[pending(earlier, secret_id), pending(later, secret_id)], &mut one).unwrap();
         write_batch(&mut conn, &[pending(earlier, secret_id)], &mut other).unwrap();
-        let listed = secrets::list(&mut conn, &Caller::cli(), &created.client.id).unwrap();
-        assert_eq!(listed[0].last_used_at, Some(later));
+        assert_eq!(last_used(&mut conn), Some(later));
 
         // Within the resolution the column stays; past it, it moves.
         let soon = later + LAST_USE_RESOLUTION - chrono::Duration::milliseconds(1);
         write_batch(&mut conn, &[pending(soon, secret_id)], &mut one).unwrap();
-        let listed = secrets::list(&mut conn, &Caller::cli(), &created.client.id).unwrap();
-        assert_eq!(listed[0].last_used_at, Some(later), "written again within {LAST_USE_RESOLUTION}");
+        assert_eq!(last_used(&mut conn), Some(later), "written again within {LAST_USE_RESOLUTION}");
         let past = later + LAST_USE_RESOLUTION;
         write_batch(&mut conn, &[pending(past, secret_id)], &mut one).unwrap();
-        let listed = secrets::list(&mut conn, &Caller::cli(), &created.client.id).unwrap();
-        assert_eq!(listed[0].last_used_at, Some(past));
+        assert_eq!(last_used(&mut conn), Some(past));
         let stored: i64 = audit_events::table
             .filter(audit_events::event_type.eq("token.request"))
             .count()

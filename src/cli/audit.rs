@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::listing::{self, PartyAndTime};
 use super::{table, CliResult, Context};
-use crate::audit::query::{self, AuditFilter};
+use crate::registry::audit_trail::{self as query, AuditFilter};
 use crate::registry::Caller;
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 
 use super::{facts, joined, table, with_next, CliError, CliResult, Context, SECRET_NOTE};
-use crate::registry::client_keys::{AuthMethod, FederatedCredential};
+use crate::auth_methods::{AuthMethod, FederatedCredential};
 use crate::registry::clients::{self, Client, ClientFilter, ClientLimits, ClientUpdate, NewClient};
 
 use crate::config::SecretPolicyArgs;

@@ -9,7 +9,8 @@ use super::{table, CliError, CliResult, Context};
 use crate::clock::Clock;
 use crate::config::{KeyPolicyArgs, KeysArgs};
 use crate::keys::kek::{KeyEncryptionKey, WhenMissing};
-use crate::keys::{self, stored, Algorithm, KeyRecord};
+use crate::keys::{self, Algorithm, KeyRecord};
+use crate::registry::signing_keys as stored;
 use crate::registry::Caller;
 use crate::store::utc;
 

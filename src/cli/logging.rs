@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn text_fields_keep_numbers_and_redact_text() {
-        let secret = crate::registry::credentials::ClientSecret::generate();
+        let secret = crate::credentials::ClientSecret::generate();
         let path = format!("/admin/v1/clients/{}", secret.expose());
         let fields: [(&str, Value); 3] = [
             ("status", Value::from(401u64)),

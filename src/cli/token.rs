@@ -93,7 +93,7 @@ fn client_assertion(path: &std::path::Path, kid: &str, client_id: &str, audience
         "aud": audience,
         "iat": now,
         "exp": now + 60,
-        "jti": URL_SAFE_NO_PAD.encode(crate::registry::credentials::random_bytes::<16>()),
+        "jti": URL_SAFE_NO_PAD.encode(crate::credentials::random_bytes::<16>()),
     });
     jsonwebtoken::encode(&header, &claims, &key)
         .map_err(|err| CliError(format!("cannot sign with {}: {err}", path.display())))

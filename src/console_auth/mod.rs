@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::audit::RequestMeta;
 use crate::clock::SharedClock;
-use crate::registry::credentials::random_base62;
+use crate::credentials::random_base62;
 use crate::registry::invitations::{normalize_email, split_scopes};
 use crate::registry::{Caller, Registry};
 use crate::store::console::{self as rows, InvitationRow, SessionRow, SignInRow};

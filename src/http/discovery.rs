@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::problem::Problem;
 use super::AppState;
+use crate::auth_methods::{AuthMethod, ASSERTION_ALGORITHMS};
 use crate::registry;
-use crate::registry::client_keys::{AuthMethod, ASSERTION_ALGORITHMS};
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod headers;
 mod health;
 mod home;
+pub mod metrics;
 mod oauth_response;
 pub mod problem;
 pub mod request_id;
@@ -42,7 +43,7 @@ pub struct AppState {
     /// What `/readyz` answers.
     pub readiness: std::sync::Arc<Readiness>,
     /// The revocation stream's poll delivery.
-    pub stream: crate::secevents::poll::StreamService,
+    pub stream: crate::stream::StreamService,
     /// The console's sign-in for people and their sessions.
     pub console: crate::console_auth::ConsoleAuth,
     /// The server's clock (`ServerConfig::clock`): what the admin API stamps and decides at.

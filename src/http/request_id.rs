@@ -7,7 +7,7 @@ use actix_web::{Error, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use crate::audit::RequestMeta;
-use crate::registry::credentials::{base62_digits, random_bytes};
+use crate::credentials::{base62_digits, random_bytes};
 
 pub const HEADER: &str = "x-request-id";
 const MAX_LEN: usize = 128;

@@ -12,8 +12,8 @@ use super::access_log::LoggedClient;
 use super::AppState;
 use crate::oauth::ReceiverRefusal;
 use crate::registry::scopes;
-use crate::secevents::poll::{PollRequest, StreamError};
 use crate::secevents::set;
+use crate::stream::{PollRequest, StreamError};
 
 pub const POLL_PATH: &str = "/ssf/poll";
 /// RFC 8936's delivery method URN.

@@ -1,6 +1,8 @@
-//! Signing keys: the key ring that signs and verifies tokens and renders the JWKS, and the keys' life in the
-//! database, shared by every instance (see [`policy`] for the rules, [`stored`] for the storage, [`live`] for
-//! the ring every instance reloads when the change feed says the keys changed).
+//! Signing keys: the key ring that signs and verifies tokens and renders the JWKS, and the rules of the keys'
+//! life (see [`policy`]). Their life in the database, shared by every instance, is the registry's
+//! (`registry/signing_keys.rs` for the storage, `registry/live_keys.rs` for the ring every instance reloads when
+//! the change feed says the keys changed, `registry/key_schedule.rs` for the automatic rotation): this module
+//! reads no database.
 //!
 //! Tokens are assembled and signed here with `ring` key pairs parsed once at load: every `jsonwebtoken`
 //! version re-parses the private key on each `encode()`, which costs more than the whole rest of a token.
@@ -10,12 +12,9 @@
 //! `keys import`. [`KeyRing::load`] still reads such a directory.
 
 pub mod kek;
-pub mod live;
 mod pem;
 pub mod policy;
-pub mod schedule;
 mod signing_key;
-pub mod stored;
 
 use std::fs;
 use std::io::Write;

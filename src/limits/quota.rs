@@ -1,6 +1,6 @@
 //! Daily token quotas per partner (UTC days), shared by every instance on one database.
 //!
-//! The count is kept by the audit writer in the commit that records the token requests (`registry::usage`),
+//! The count is kept by the audit writer in the commit that records the token requests (`store::usage`),
 //! so it costs no round trip of its own, and the quota is decided there too: in that transaction the
 //! partner's row is locked, so instances count one after the other and the partner never gets more than its
 //! quota, whatever the number of instances. A token over quota is not handed out: its request is recorded as
@@ -17,7 +17,7 @@ use chrono::NaiveDateTime;
 
 use super::{Limit, Refusal};
 use crate::readmodel::ClientSnapshot;
-use crate::registry::usage;
+use crate::store::usage;
 
 /// What the writer decides for one token, given the partner's count before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -320,7 +320,7 @@ mod tests {
     }
 
     async fn shared(default_client_per_minute: u32) -> (SharedRateLimits, StoreMetrics) {
-        let prefix = format!("pgtest:{}:", crate::registry::credentials::random_base62(12));
+        let prefix = format!("pgtest:{}:", crate::credentials::random_base62(12));
         let settings = StoreSettings::parse(&test_redis_url(), &prefix).unwrap();
         let metrics = metrics();
         let limits = SharedRateLimits::connect(

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use super::error::{AuthFailure, OAuthError};
 use super::remote_keys::RemoteKeys;
 use super::single_use::SingleUse;
-use crate::config::TokenSettings;
+use super::TokenSettings;
+use crate::auth_methods::{key_algorithms, FederatedCredential, ASSERTION_ALGORITHMS};
 use crate::readmodel::{ClientKeys, ClientSnapshot};
-use crate::registry::client_keys::{key_algorithms, FederatedCredential, ASSERTION_ALGORITHMS};
 use crate::store::{DbPool, StoreError};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).

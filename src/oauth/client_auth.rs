@@ -11,9 +11,9 @@ use super::error::{AuthFailure, OAuthError};
 use super::request::{AuthMethod, PresentedCredentials};
 use super::TokenService;
 use crate::audit::AuditEvent;
+use crate::credentials::ClientSecret;
 use crate::limits::throttle::{Admission, Verdict};
 use crate::readmodel::{Barrier, ClientSnapshot};
-use crate::registry::credentials::ClientSecret;
 
 /// A client whose secret or assertion checked out, and which may receive tokens now.
 #[derive(Debug, Clone)]

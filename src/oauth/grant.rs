@@ -11,13 +11,12 @@ use serde::Serialize;
 use super::claims::{AccessTokenClaims, Audience};
 use super::error::OAuthError;
 use super::request::{self, OAuthRequest};
-use super::{Recording, TokenService};
+use super::{Recording, TokenService, TokenSettings};
 use crate::audit::Effect;
-use crate::config::TokenSettings;
+use crate::credentials::random_bytes;
 use crate::limits::quota::QuotaTerms;
 use crate::limits::Rates;
 use crate::readmodel::ClientSnapshot;
-use crate::registry::credentials::random_bytes;
 
 /// The successful token response body (RFC 6749 section 5.1).
 #[derive(Clone, Serialize)]

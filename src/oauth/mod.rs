@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod error;
 pub mod grant;
 pub mod introspection;
+pub mod metrics;
 pub mod remote_keys;
 pub mod request;
 pub mod single_use;
@@ -22,12 +23,11 @@ pub use request::{FormParams, OAuthRequest};
 
 use crate::audit::{AuditEvent, AuditWriter, Effect, Outcome, Recorded, RequestMeta};
 use crate::clock::SharedClock;
-use crate::config::TokenSettings;
-use crate::keys::live::LiveKeys;
 use crate::keys::KeyRing;
 use crate::limits::{Limit, Limits, Refusal};
 use crate::metrics::Metrics;
 use crate::readmodel::ReadModel;
+use crate::registry::live_keys::LiveKeys;
 use crate::registry::{scopes, Caller};
 use crate::store::StoreError;
 
@@ -38,6 +38,16 @@ pub enum ReceiverRefusal {
     Invalid(verify::Rejection),
     /// `insufficient_scope`: a good token without `authz.events.read`.
     InsufficientScope,
+}
+
+/// Token settings after defaults are resolved.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub default_audience: String,
+    pub admin_audience: String,
+    pub default_lifetime_secs: i64,
+    pub max_lifetime_secs: i64,
 }
 
 /// The OAuth endpoints over the registry's read model: with a warm cache a request reads nothing from the
@@ -83,6 +93,7 @@ impl TokenService {
         assertions: Arc<assertion::Assertions>,
     ) -> Self {
         let receiver_tokens = Arc::default();
+        metrics.register_token_denials();
         TokenService { read_model, keys, settings, clock, audit, limits, metrics, assertions, receiver_tokens }
     }
 

@@ -6,7 +6,7 @@ use base64::Engine;
 
 use super::error::{AuthFailure, OAuthError};
 
-pub use crate::registry::client_keys::AuthMethod;
+pub use crate::auth_methods::AuthMethod;
 
 /// What the client presented. `credential` (the secret, or for `private_key_jwt` the signed client assertion)
 /// is never printed by `Debug`.

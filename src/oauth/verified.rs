@@ -33,7 +33,7 @@ impl VerifiedTokens {
     pub fn verify(
         &self,
         keys: &Arc<KeyRing>,
-        settings: &crate::config::TokenSettings,
+        settings: &super::TokenSettings,
         token: &str,
         audience: &str,
         now: chrono::NaiveDateTime,
@@ -91,9 +91,9 @@ fn token_hash(audience: &str, token: &str) -> TokenHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TokenSettings;
     use crate::keys::{Algorithm, KeyState, SigningKey};
     use crate::oauth::Audience;
+    use crate::oauth::TokenSettings;
 
     const NOW: i64 = 1_800_000_000;
 

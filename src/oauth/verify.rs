@@ -8,7 +8,7 @@
 use jsonwebtoken::Validation;
 
 use super::claims::AccessTokenClaims;
-use crate::config::TokenSettings;
+use super::TokenSettings;
 use crate::keys::KeyRing;
 use crate::readmodel::{Barrier, ClientSnapshot};
 
@@ -16,7 +16,7 @@ pub const LEEWAY_SECS: u64 = 5;
 
 // A revoked `jti` must be kept until its token no longer verifies: `exp` plus the leeway, plus the second that
 // whole-second timestamps can add.
-const _: () = assert!(crate::registry::revocation::KEEP_AFTER_EXPIRY_SECS > LEEWAY_SECS as i64 + 1);
+const _: () = assert!(crate::secevents::revoked::KEEP_AFTER_EXPIRY_SECS > LEEWAY_SECS as i64 + 1);
 
 /// Why a token is not (or no longer) good. Callers outside see only "invalid" or `active: false`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

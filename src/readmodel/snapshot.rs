@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::registry::client_keys::{AuthMethods, FederatedCredential};
+use crate::auth_methods::{AuthMethods, FederatedCredential};
 use crate::store::models::{ClientRow, ClientSecretRow, PartnerRow};
 use crate::store::schema::{
     client_audiences, client_roles, client_scopes, client_secrets, clients, federated_credentials, partner_scopes,
@@ -134,7 +134,7 @@ pub fn load(conn: &mut DbConnection, client_id: &str, at: NaiveDateTime) -> Resu
             .order(client_audiences::audience)
             .select(client_audiences::audience)
             .load(conn)?;
-        let keep_after = at - chrono::Duration::seconds(crate::registry::revocation::KEEP_AFTER_EXPIRY_SECS);
+        let keep_after = at - chrono::Duration::seconds(crate::secevents::revoked::KEEP_AFTER_EXPIRY_SECS);
         let revoked_jtis: Vec<String> = revoked_tokens::table
             .filter(revoked_tokens::client_id.eq(client_id))
             .filter(revoked_tokens::expires_at.ge(keep_after))

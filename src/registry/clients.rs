@@ -4,12 +4,14 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client_keys::{self, AuthMethod, AuthMethods, FederatedCredential};
-use super::credentials::new_client_id;
+use super::client_keys;
+use super::lookup::{get_row, require_writable};
 use super::paging::{self, PageRequest};
 use super::secrets::{self, IssuedSecret};
 use super::{not_found, partners, roles, scopes, validate, Caller, Permission, RegistryError, RegistryResult, Tenancy};
 
+use crate::auth_methods::{AuthMethod, AuthMethods, FederatedCredential};
+use crate::credentials::new_client_id;
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientRow;
 use crate::store::schema::{
@@ -153,30 +155,6 @@ pub struct ClientLimits {
     pub max_token_lifetime_secs: i64,
     /// The server's default maximum age of new secrets.
     pub secret_policy: super::secret_expiry::SecretPolicy,
-}
-
-/// The client row, if the caller's tenancy may see it; otherwise `NotFound`, exactly as if it did not exist.
-pub(crate) fn get_row(conn: &mut DbConnection, tenancy: &Tenancy, id: &str) -> RegistryResult<ClientRow> {
-    validate::lookup("client", id, validate::is_client_id)?;
-    let row: ClientRow = clients::table
-        .find(id)
-        .select(ClientRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| not_found("client", id))?;
-    if !tenancy.allows_partner(&row.partner_id) {
-        return Err(not_found("client", id));
-    }
-    Ok(row)
-}
-
-/// Changing a client needs `authz.clients.write` (or the operator); tenancy is checked by `get_row`.
-pub(crate) fn require_writable(caller: &Caller, client: &ClientRow) -> RegistryResult<()> {
-    caller.require(Permission::ClientsWrite)?;
-    if !caller.tenancy.allows_partner(&client.partner_id) {
-        return Err(not_found("client", &client.id));
-    }
-    Ok(())
 }
 
 fn assemble(conn: &mut DbConnection, row: ClientRow) -> RegistryResult<Client> {
@@ -730,4 +708,60 @@ pub fn delete(conn: &mut Tx, caller: &Caller, id: &str) -> RegistryResult<()> {
         caller.audit(conn, "client.delete", Some(&row.partner_id), Some(id), json!({"before": before}))?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::registry::partners::NewPartner;
+    use crate::registry::secret_expiry::SecretPolicy;
+    use crate::registry::secrets::{self, NewSecret};
+
+    /// The caller's clock decides creation times and the grace period: an hour passes without waiting.
+    #[test]
+    fn rotation_grace_periods_run_on_the_callers_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("clock.db").display());
+        let pool = crate::store::connect(&url, &Default::default()).unwrap();
+        let mut conn = crate::store::Tx::new(pool.get().unwrap());
+        crate::store::run_migrations(&mut conn).unwrap();
+        let start = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap().naive_utc();
+        let clock = ManualClock::at(start);
+        let caller = Caller::cli().with_clock(std::sync::Arc::new(clock.clone()));
+        partners::create(
+            &mut conn,
+            &caller,
+            &NewPartner { id: "clock".into(), name: "Clock".into(), ..Default::default() },
+        )
+        .unwrap();
+        let input = NewClient { partner_id: Some("clock".into()), name: "c".into(), ..Default::default() };
+        let created = create(
+            &mut conn,
+            &caller,
+            &input,
+            ClientLimits { max_token_lifetime_secs: 60, secret_policy: SecretPolicy::default() },
+        )
+        .unwrap();
+        assert_eq!(created.client.created_at, start);
+        assert_eq!(created.secret.created_at, start);
+
+        clock.advance(chrono::Duration::minutes(5));
+        let rotation = NewSecret { grace_period_secs: Some(3600), ..Default::default() };
+        let rotated =
+            secrets::create(&mut conn, &caller, &created.client.id, &rotation, SecretPolicy::default()).unwrap();
+        assert_eq!(rotated.created_at, clock.now());
+        let old = |conn: &mut DbConnection| {
+            secrets::list(conn, &caller, &created.client.id)
+                .unwrap()
+                .into_iter()
+                .find(|s| s.id == created.secret.id)
+                .unwrap()
+        };
+        assert_eq!(old(&mut conn).expires_at, Some(clock.now() + chrono::Duration::hours(1)));
+        clock.advance(chrono::Duration::minutes(59));
+        assert!(old(&mut conn).active, "within the grace period");
+        clock.advance(chrono::Duration::minutes(1));
+        assert!(!old(&mut conn).active, "expired at the end of the grace period, by the caller's clock");
+    }
 }

@@ -7,7 +7,8 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{credentials, not_found, partners, scopes, validate, Caller, Permission, RegistryError, RegistryResult};
+use super::{not_found, partners, scopes, validate, Caller, Permission, RegistryError, RegistryResult};
+use crate::credentials;
 use crate::store::console::{self as rows, InvitationRow};
 use crate::store::{DbConnection, Tx};
 

@@ -5,11 +5,14 @@
 //! [`Registry`] service opens the units of work, for the HTTP layer on the blocking pool and for the CLI
 //! directly. Every multi-step change runs in one transaction.
 
+pub mod audit_trail;
 pub mod bootstrap;
 pub mod client_keys;
 pub mod clients;
-pub mod credentials;
 pub mod invitations;
+pub mod key_schedule;
+pub mod live_keys;
+pub mod lookup;
 pub mod paging;
 pub mod partners;
 pub mod revocation;
@@ -18,6 +21,7 @@ pub mod scopes;
 pub mod secret_expiry;
 pub mod secrets;
 pub mod service;
+pub mod signing_keys;
 pub mod usage;
 pub(crate) mod validate;
 

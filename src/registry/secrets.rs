@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::credentials::{new_secret_id, ClientSecret};
+use super::lookup;
 use super::secret_expiry::{self, SecretPolicy};
-use super::{clients, not_found, validate, Caller, Permission, RegistryError, RegistryResult};
+use super::{not_found, validate, Caller, Permission, RegistryError, RegistryResult};
+use crate::credentials::{new_secret_id, ClientSecret};
 use crate::secevents::{self, SecurityEvent};
 use crate::store::models::ClientSecretRow;
 use crate::store::schema::client_secrets;
@@ -139,8 +140,8 @@ pub fn create(
     let lifetime = duration_field("expires_in_secs", input.expires_in_secs)?;
     let grace = duration_field("grace_period_secs", input.grace_period_secs)?;
     crate::store::write_transaction(conn, |conn| {
-        let client = clients::get_row(conn, &caller.tenancy, client_id)?;
-        clients::require_writable(caller, &client)?;
+        let client = lookup::get_row(conn, &caller.tenancy, client_id)?;
+        lookup::require_writable(caller, &client)?;
         let at = caller.now();
         let count: i64 =
             client_secrets::table.filter(client_secrets::client_id.eq(client_id)).count().get_result(conn.db())?;
@@ -177,7 +178,7 @@ pub fn create(
 
 pub fn list(conn: &mut DbConnection, caller: &Caller, client_id: &str) -> RegistryResult<Vec<SecretInfo>> {
     caller.require(Permission::ClientsRead)?;
-    clients::get_row(conn, &caller.tenancy, client_id)?;
+    lookup::get_row(conn, &caller.tenancy, client_id)?;
     let at = caller.now();
     let rows: Vec<ClientSecretRow> = client_secrets::table
         .filter(client_secrets::client_id.eq(client_id))
@@ -190,8 +191,8 @@ pub fn list(conn: &mut DbConnection, caller: &Caller, client_id: &str) -> Regist
 /// Revokes one secret now; the client's other secrets keep working.
 pub fn revoke(conn: &mut Tx, caller: &Caller, client_id: &str, secret_id: &str) -> RegistryResult<SecretInfo> {
     crate::store::write_transaction(conn, |conn| {
-        let client = clients::get_row(conn, &caller.tenancy, client_id)?;
-        clients::require_writable(caller, &client)?;
+        let client = lookup::get_row(conn, &caller.tenancy, client_id)?;
+        lookup::require_writable(caller, &client)?;
         validate::lookup("secret", secret_id, validate::is_key)?;
         let row: ClientSecretRow = client_secrets::table
             .find(secret_id)
@@ -222,54 +223,4 @@ pub fn revoke(conn: &mut Tx, caller: &Caller, client_id: &str, secret_id: &str) 
         let row = ClientSecretRow { revoked_at: row.revoked_at.or(Some(at)), ..row };
         Ok(SecretInfo::from_row(row, at))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::{Clock, ManualClock};
-    use crate::registry::clients::{ClientLimits, NewClient};
-    use crate::registry::partners::{self, NewPartner};
-
-    /// The caller's clock decides creation times and the grace period: an hour passes without waiting.
-    #[test]
-    fn rotation_grace_periods_run_on_the_callers_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("clock.db").display());
-        let pool = crate::store::connect(&url, &Default::default()).unwrap();
-        let mut conn = crate::store::Tx::new(pool.get().unwrap());
-        crate::store::run_migrations(&mut conn).unwrap();
-        let start = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap().naive_utc();
-        let clock = ManualClock::at(start);
-        let caller = Caller::cli().with_clock(std::sync::Arc::new(clock.clone()));
-        partners::create(
-            &mut conn,
-            &caller,
-            &NewPartner { id: "clock".into(), name: "Clock".into(), ..Default::default() },
-        )
-        .unwrap();
-        let input = NewClient { partner_id: Some("clock".into()), name: "c".into(), ..Default::default() };
-        let created = clients::create(
-            &mut conn,
-            &caller,
-            &input,
-            ClientLimits { max_token_lifetime_secs: 60, secret_policy: SecretPolicy::default() },
-        )
-        .unwrap();
-        assert_eq!(created.client.created_at, start);
-        assert_eq!(created.secret.created_at, start);
-
-        clock.advance(chrono::Duration::minutes(5));
-        let rotation = NewSecret { grace_period_secs: Some(3600), ..Default::default() };
-        let rotated = create(&mut conn, &caller, &created.client.id, &rotation, SecretPolicy::default()).unwrap();
-        assert_eq!(rotated.created_at, clock.now());
-        let old = |conn: &mut DbConnection| {
-            list(conn, &caller, &created.client.id).unwrap().into_iter().find(|s| s.id == created.secret.id).unwrap()
-        };
-        assert_eq!(old(&mut conn).expires_at, Some(clock.now() + chrono::Duration::hours(1)));
-        clock.advance(chrono::Duration::minutes(59));
-        assert!(old(&mut conn).active, "within the grace period");
-        clock.advance(chrono::Duration::minutes(1));
-        assert!(!old(&mut conn).active, "expired at the end of the grace period, by the caller's clock");
-    }
 }

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
+use super::signing_keys::{self as stored, RotationReport};
 use super::{Caller, RegistryError, RegistryResult};
-use crate::keys::stored::{self, RotationReport};
 use crate::keys::{Algorithm, KeyManager, KeyRecord, RotationSchedule};
 use crate::store::changes::{ChangeSink, Sinks};
 use crate::store::{DbPool, StoreError, Tx};

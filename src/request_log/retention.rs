@@ -3,10 +3,23 @@
 
 use chrono::NaiveDateTime;
 
-pub use crate::config::RequestLogRetention as Retention;
 use crate::registry::RegistryResult;
 use crate::store::request_log as store;
 use crate::store::{partitions, DbConnection};
+
+/// Days the request log keeps records, and its per-minute aggregates; 0 keeps them forever
+/// (`prune` applies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub records_days: u32,
+    pub aggregate_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { records_days: 30, aggregate_days: 400 }
+    }
+}
 
 /// Rows deleted by one batch: each batch is its own statement, so that a large backlog never holds locks (or
 /// SQLite's write lock) for long.

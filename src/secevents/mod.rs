@@ -1,9 +1,10 @@
 //! The revocation stream (DESIGN.md section 8; ARCHITECTURE.md, "The revocation stream"): every change that
 //! makes tokens unacceptable, and its reversal, is a security event, stored in the change's own transaction
 //! ([`record`], called by the registry next to the change) and delivered to resource servers as Security Event
-//! Tokens (RFC 8417, [`set`]) by poll (RFC 8936, [`poll`]).
+//! Tokens (RFC 8417, [`set`]) by poll (RFC 8936, `stream.rs`).
 
-pub mod poll;
+pub mod receivers;
+pub mod revoked;
 pub mod set;
 
 use chrono::NaiveDateTime;

@@ -12,6 +12,7 @@ pub mod request_log;
 pub mod schema;
 pub mod security_events;
 mod tx;
+pub mod usage;
 pub mod used_assertions;
 
 pub use tx::{Transactional, Tx};

@@ -83,7 +83,7 @@ pub fn now() -> i64 {
 
 /// The claims of a fresh assertion of `client_id` for `server`'s token endpoint, valid for a minute.
 pub fn assertion_claims(server: &TestServer, client_id: &str) -> Value {
-    let jti = URL_SAFE_NO_PAD.encode(partnergate::registry::credentials::random_bytes::<16>());
+    let jti = URL_SAFE_NO_PAD.encode(partnergate::credentials::random_bytes::<16>());
     json!({"iss": client_id, "sub": client_id, "aud": format!("{}/oauth2/token", server.settings.issuer),
            "iat": now(), "exp": now() + 60, "jti": jti})
 }
@@ -230,7 +230,7 @@ impl LocalIssuer {
     /// A token for `subject` and `audience`, as the provider issues them (with a `jti` unless `without_jti`).
     pub fn token(&self, subject: &str, audience: &str, without_jti: bool) -> String {
         let mut claims = json!({"iss": self.issuer, "sub": subject, "aud": audience, "iat": now(), "nbf": now(),
-            "exp": now() + 300, "jti": URL_SAFE_NO_PAD.encode(partnergate::registry::credentials::random_bytes::<16>())});
+            "exp": now() + 300, "jti": URL_SAFE_NO_PAD.encode(partnergate::credentials::random_bytes::<16>())});
         if without_jti {
             claims.as_object_mut().unwrap().remove("jti");
         }

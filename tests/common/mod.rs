@@ -17,7 +17,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
-use partnergate::config::{ServerConfig, TokenSettings};
+use partnergate::config::ServerConfig;
+use partnergate::oauth::TokenSettings;
 use partnergate::registry::clients::{self, ClientLimits, CreatedClient, NewClient};
 use partnergate::registry::partners::{self, NewPartner};
 use partnergate::registry::{roles, scopes, Caller};
@@ -38,7 +39,7 @@ pub fn postgres_test_kek() -> &'static str {
     static KEK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     KEK.get_or_init(|| {
         use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(partnergate::registry::credentials::random_bytes::<32>())
+        base64::engine::general_purpose::STANDARD.encode(partnergate::credentials::random_bytes::<32>())
     })
 }
 
@@ -84,7 +85,7 @@ impl TestDatabase {
             "partnergate_test_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst),
-            partnergate::registry::credentials::random_base62(6).to_lowercase()
+            partnergate::credentials::random_base62(6).to_lowercase()
         );
         partnergate::store::prepare_libpq();
         let mut admin = diesel::PgConnection::establish(&format!("{server}/postgres")).unwrap_or_else(|err| {

@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 
 use super::{AdminCaller, RouteTable};
-use crate::audit::query::{self, AuditFilter, AuditPage};
 use crate::http::problem::Problem;
 use crate::http::problem::ProblemBody;
 use crate::http::AppState;
+use crate::registry::audit_trail::{self as query, AuditFilter, AuditPage};
 
 pub fn routes(routes: &mut RouteTable) {
     routes.get("/audit", list);

@@ -8,8 +8,8 @@ use crate::http::problem::Problem;
 use crate::http::problem::ProblemBody;
 use crate::http::AppState;
 use crate::keys::policy::KeyRecord;
-use crate::keys::stored::RotationReport;
-use crate::keys::{stored, Algorithm};
+use crate::keys::Algorithm;
+use crate::registry::signing_keys::{self as stored, RotationReport};
 
 pub fn routes(routes: &mut RouteTable) {
     routes

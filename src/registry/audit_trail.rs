@@ -1,11 +1,12 @@
-//! Reading the audit trail: filters, newest first, cursor pagination, partner isolation; and retention.
+//! Reading the audit trail (written by `audit/`): filters, newest first, cursor pagination, partner isolation;
+//! and retention.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{AuditEvent, Outcome, RequestMeta};
-use crate::registry::{Caller, Permission, RegistryError, RegistryResult, Tenancy};
+use super::{Caller, Permission, RegistryError, RegistryResult, Tenancy};
+use crate::audit::{AuditEvent, Outcome, RequestMeta};
 use crate::store::models::AuditEventRow;
 use crate::store::schema::audit_events;
 use crate::store::{partitions, DbConnection};

@@ -1,5 +1,5 @@
 //! Signing keys in the database, shared by every instance: their states and dates, the public JWK, and the
-//! private key sealed under the key-encryption key ([`super::kek`]). Every change runs in one transaction that
+//! private key sealed under the key-encryption key ([`crate::keys::kek`]). Every change runs in one transaction that
 //! also records its audit event and publishes [`Change::Keys`] on the change feed, so that every instance
 //! reloads its key ring. On PostgreSQL each change first locks the table, so that two instances deciding at
 //! once (two rotations, two first starts) take turns; SQLite's `BEGIN IMMEDIATE` does the same.
@@ -9,11 +9,11 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
-use super::kek::KeyEncryptionKey;
-use super::policy::{self, KeyPolicy, KeyRecord, KeyState, RotationSchedule, RuleError, Step};
-use super::{Algorithm, KeyError, KeyRing, PemKey, SigningKey};
+use super::{Caller, RegistryError, RegistryResult};
 use crate::audit::{AuditEvent, Outcome};
-use crate::registry::{Caller, RegistryError, RegistryResult};
+use crate::keys::kek::KeyEncryptionKey;
+use crate::keys::policy::{self, KeyPolicy, KeyRecord, KeyState, RotationSchedule, RuleError, Step};
+use crate::keys::{Algorithm, KeyError, KeyRing, PemKey, SigningKey};
 use crate::store::changes::Change;
 use crate::store::schema::signing_keys;
 use crate::store::{DbConnection, StoreError, Tx};

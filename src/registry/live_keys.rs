@@ -11,9 +11,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::kek::KeyEncryptionKey;
-use super::{stored, KeyRing};
-use crate::registry::{RegistryError, RegistryResult};
+use super::signing_keys as stored;
+use super::{RegistryError, RegistryResult};
+use crate::keys::kek::KeyEncryptionKey;
+use crate::keys::KeyRing;
 use crate::store::changes::{Change, ChangeSink};
 use crate::store::DbPool;
 

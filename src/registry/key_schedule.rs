@@ -1,17 +1,17 @@
 //! The automatic rotation inside `serve`, run by exactly one instance at a time: each tick, the instance that
 //! takes (or renews) the schedule's lease in the database looks at the keys and does what is due
-//! ([`super::policy::scheduled_steps`]). The lease lasts three ticks, so when its holder stops another instance
+//! ([`crate::keys::policy::scheduled_steps`]). The lease lasts three ticks, so when its holder stops another instance
 //! takes over within that time. Every tick also retries a key ring reload that failed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::live::LiveKeys;
-use super::RotationSchedule;
-use crate::registry::Registry;
+use super::live_keys::LiveKeys;
+use super::Registry;
+use crate::keys::RotationSchedule;
 
 pub async fn run(registry: Registry, schedule: Option<RotationSchedule>, tick: Duration, live: Arc<LiveKeys>) {
-    let holder = format!("instance-{}", crate::registry::credentials::random_base62(12));
+    let holder = format!("instance-{}", crate::credentials::random_base62(12));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
