@@ -175,15 +175,20 @@ mod tests {
         }
     }
 
-    /// The sinks hear what a unit of work committed, once it has ended, and nothing that rolled back.
-    #[test]
-    fn a_unit_of_work_applies_what_it_committed_and_only_that() {
+    /// A registry on a fresh SQLite database, with a sink that keeps what it hears.
+    fn listened_registry() -> (tempfile::TempDir, Registry, Arc<Heard>) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("service.db").display());
         let pool = crate::store::connect(&url, &Default::default()).unwrap();
         crate::store::run_migrations(&mut pool.get().unwrap()).unwrap();
         let heard = Arc::new(Heard::default());
-        let registry = Registry::new(pool).with_sinks(heard.clone());
+        (dir, Registry::new(pool).with_sinks(heard.clone()), heard)
+    }
+
+    /// The sinks hear what a unit of work committed, once it has ended, and nothing that rolled back.
+    #[test]
+    fn a_unit_of_work_applies_what_it_committed_and_only_that() {
+        let (_dir, registry, heard) = listened_registry();
         let caller = Caller::cli();
 
         let acme = NewPartner { id: "acme".into(), name: "Acme".into(), ..Default::default() };
@@ -214,12 +219,7 @@ mod tests {
     /// the caller hears of the result.
     #[tokio::test]
     async fn the_async_runner_applies_before_it_answers() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("service.db").display());
-        let pool = crate::store::connect(&url, &Default::default()).unwrap();
-        crate::store::run_migrations(&mut pool.get().unwrap()).unwrap();
-        let heard = Arc::new(Heard::default());
-        let registry = Registry::new(pool).with_sinks(heard.clone());
+        let (_dir, registry, heard) = listened_registry();
         let acme = NewPartner { id: "acme".into(), name: "Acme".into(), ..Default::default() };
         let created = registry.run(move |tx| partners::create(tx, &Caller::cli(), &acme)).await.unwrap();
         assert_eq!(created.id, "acme");

@@ -171,6 +171,19 @@ fn insert(
     Ok(row.record()?)
 }
 
+/// Stores a key generated for a rotation as published (not yet signing), and audits it.
+fn publish_generated(
+    conn: &mut Tx,
+    caller: &Caller,
+    kek: &KeyEncryptionKey,
+    (der, key): (&[u8], &SigningKey),
+    now: NaiveDateTime,
+) -> RegistryResult<KeyRecord> {
+    let record = insert(conn, kek, der, key, KeyState::Published, now)?;
+    audit(conn, caller, "key.generate", now, json!({"kid": record.kid, "alg": record.alg, "state": "published"}))?;
+    Ok(record)
+}
+
 fn generated(alg: Algorithm) -> RegistryResult<(Vec<u8>, SigningKey)> {
     let der = SigningKey::generate_pkcs8(alg).map_err(KeyError::Generation)?;
     let key = SigningKey::from_pkcs8(&der).map_err(KeyError::Generation)?;
@@ -376,14 +389,7 @@ pub fn rotate(
         let keys = records(conn)?;
         match policy::rotation_step(policy, &keys, force, now) {
             Step::Publish => {
-                let record = insert(conn, kek, &der, &key, KeyState::Published, now)?;
-                audit(
-                    conn,
-                    caller,
-                    "key.generate",
-                    now,
-                    json!({"kid": record.kid, "alg": record.alg, "state": "published"}),
-                )?;
+                let record = publish_generated(conn, caller, kek, (&der, &key), now)?;
                 if force {
                     report.activated = Some(activate_in(conn, caller, policy, &record.kid, true, now)?);
                 } else {
@@ -421,14 +427,7 @@ pub fn run_schedule(
         let changed = !removals.is_empty() || step.is_some();
         match step {
             Some(Step::Publish) => {
-                let record = insert(conn, kek, &der, &key, KeyState::Published, now)?;
-                audit(
-                    conn,
-                    caller,
-                    "key.generate",
-                    now,
-                    json!({"kid": record.kid, "alg": record.alg, "state": "published"}),
-                )?;
+                publish_generated(conn, caller, kek, (&der, &key), now)?;
             }
             Some(Step::Activate(kid)) => {
                 activate_in(conn, caller, policy, &kid, false, now)?;

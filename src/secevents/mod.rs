@@ -1,4 +1,4 @@
-//! The revocation stream (DESIGN.md section 8; ARCHITECTURE.md, "The revocation stream"): every change that
+//! The revocation stream (ARCHITECTURE.md, "The revocation stream"): every change that
 //! makes tokens unacceptable, and its reversal, is a security event, stored in the change's own transaction
 //! ([`record`], called by the registry next to the change) and delivered to resource servers as Security Event
 //! Tokens (RFC 8417, [`set`]) by poll (RFC 8936, `stream.rs`).
