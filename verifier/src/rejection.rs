@@ -82,8 +82,8 @@ fn is_token68(token: &str) -> bool {
 fn is_token68_byte(b: u8) -> bool {
     // Setting bit 5 folds upper case onto lower case and moves no other byte into `a..=z`.
     let folded = b | 0x20;
-    ((folded >= b'a') & (folded <= b'z'))
-        | ((b >= b'0') & (b <= b'9'))
+    folded.is_ascii_lowercase()
+        | b.is_ascii_digit()
         | (b == b'-')
         | (b == b'.')
         | (b == b'_')
